@@ -1,0 +1,43 @@
+"""Checks the ledger's invariants against the database; the CLI and tests run it."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+CHECKS = {
+    "a pool's entries do not sum to zero": """
+        SELECT pool, SUM(amount) FROM entries GROUP BY pool HAVING SUM(amount) <> 0
+    """,
+    "a transfer does not balance within a pool": """
+        SELECT transfer_id, pool, SUM(amount) FROM entries
+        GROUP BY transfer_id, pool HAVING SUM(amount) <> 0
+    """,
+    "a member wallet is negative": """
+        SELECT id, balance FROM accounts WHERE code = 'wallet' AND balance < 0
+    """,
+    "a wallet's balance differs from the sum of its entries": """
+        SELECT a.id, a.balance, COALESCE(SUM(e.amount), 0) FROM accounts a
+        LEFT JOIN entries e ON e.account_id = a.id
+        WHERE a.code = 'wallet' GROUP BY a.id, a.balance
+        HAVING a.balance <> COALESCE(SUM(e.amount), 0)
+    """,
+    "a conversion is not posted in both pools": """
+        SELECT t.id FROM transfers t WHERE t.kind = 'conversion' AND 2 <> (
+            SELECT COUNT(DISTINCT e.pool) FROM entries e WHERE e.transfer_id = t.id)
+    """,
+    "a transfer has no entries": """
+        SELECT t.id FROM transfers t
+        WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)
+    """,
+}
+
+
+async def audit(engine: AsyncEngine) -> list[str]:
+    """Every broken invariant with the rows that break it; empty when the ledger is sound."""
+    problems = []
+    async with engine.connect() as connection:
+        for name, query in CHECKS.items():
+            rows = (await connection.execute(text(query))).all()
+            problems.extend(f"{name}: {tuple(row)}" for row in rows[:20])
+    return problems

@@ -1,0 +1,31 @@
+"""Expected business failures, with the stable codes clients branch on."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    UNKNOWN_PARTNER = "UNKNOWN_PARTNER"
+    UNKNOWN_MEMBER = "UNKNOWN_MEMBER"
+    UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER"
+    AMOUNT_NOT_POSITIVE = "AMOUNT_NOT_POSITIVE"
+    AMOUNT_OUT_OF_BOUNDS = "AMOUNT_OUT_OF_BOUNDS"
+    AMOUNT_TOO_SMALL = "AMOUNT_TOO_SMALL"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    NO_CONVERSION_RULE = "NO_CONVERSION_RULE"
+    SAME_PARTNER = "SAME_PARTNER"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    TRANSFER_ALREADY_REVERSED = "TRANSFER_ALREADY_REVERSED"
+    NOT_REVERSIBLE = "NOT_REVERSIBLE"
+
+
+class DomainError(Exception):
+    """A failure the caller can act on; it changes nothing in the ledger."""
+
+    def __init__(self, code: ErrorCode, message: str, field: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field

@@ -1,0 +1,265 @@
+"""Mutation inputs and payloads, with ``userErrors`` for expected failures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from ..errors import DomainError, ErrorCode
+from ..exchange import Quote
+from ..records import MemberRef, Posting, WalletRecord
+from .context import Info
+from .scalars import decode_id
+from .types import ConversionRule, Member, Money, Partner, Transfer, Wallet, money
+
+UserErrorCode = strawberry.enum(
+    ErrorCode, name="UserErrorCode", description="Stable codes for expected failures; clients branch on these."
+)
+
+IDEMPOTENCY_KEY = (
+    "Your own unique reference for this call, e.g. the receipt or transaction number "
+    "(at most 255 characters). Retrying with the same key returns the first answer and "
+    "posts nothing new; the same key with different input is IDEMPOTENCY_KEY_REUSED. "
+    "Keys are scoped per partner and operation (per member for conversions)."
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@strawberry.type(description="An expected failure: nothing was changed.")
+class UserError:
+    code: UserErrorCode  # type: ignore[valid-type]
+    field: list[str] | None = strawberry.field(description="Path to the input field at fault.")
+    message: str
+
+    @classmethod
+    def of(cls, error: DomainError) -> list[UserError]:
+        path = ["input", *(_camel(part) for part in error.field)] if error.field else None
+        return [cls(code=error.code, field=path, message=error.message)]
+
+
+@strawberry.input(
+    one_of=True,
+    description="A member, by their member id or by the operation's partner's customer id.",
+)
+class MemberReferenceInput:
+    id: strawberry.ID | None = strawberry.UNSET
+    partner_customer_id: str | None = strawberry.UNSET
+
+    def resolve(self, partner: str) -> MemberRef:
+        if self.id is not None and self.id is not strawberry.UNSET:
+            member_id = decode_id(str(self.id), "Member")
+            if member_id is None:
+                raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+            return MemberRef(id=member_id)
+        return MemberRef(partner=partner, customer_id=str(self.partner_customer_id))
+
+
+def member_id_of(value: strawberry.ID, field: str = "member_id") -> str:
+    member_id = decode_id(str(value), "Member")
+    if member_id is None:
+        raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", (field,))
+    return member_id
+
+
+@strawberry.input
+class EnrolMemberInput:
+    partner: str = strawberry.field(description="The enrolling partner's slug.")
+    partner_customer_id: str = strawberry.field(
+        description="The partner's own id for its customer; enrolling the same pair again "
+        "returns the same member."
+    )
+
+
+@strawberry.type
+class EnrolMemberPayload:
+    member: Member | None = None
+    created: bool | None = strawberry.field(
+        default=None, description="False when the pair was already enrolled."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="Give exactly one of `points` and `purchaseAmount`.")
+class EarnPointsInput:
+    partner: str
+    member: MemberReferenceInput
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    points: int | None = strawberry.field(default=None, description="Points to award.")
+    purchase_amount: Decimal | None = strawberry.field(
+        default=None,
+        description="A purchase in the partner's purchase currency; the partner's earn rate "
+        "turns it into points.",
+    )
+    reason: str | None = strawberry.field(default=None, description="Shown in the history.")
+
+
+@strawberry.input
+class RedeemPointsInput:
+    partner: str
+    member: MemberReferenceInput
+    points: int
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    reason: str | None = None
+
+
+@strawberry.type
+class PointsPayload:
+    transfer: Transfer | None = None
+    wallet: Wallet | None = strawberry.field(
+        default=None, description="The member's wallet at the partner as this transfer left it."
+    )
+    idempotent_replay: bool = strawberry.field(
+        default=False, description="True when this answers a retry of an earlier call."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, posting: Posting, pool: str) -> PointsPayload:
+        return cls(
+            transfer=Transfer.of(posting.transfer),
+            wallet=_wallet_after(posting, pool),
+            idempotent_replay=posting.replayed,
+        )
+
+
+@strawberry.type
+class EarnPointsPayload(PointsPayload):
+    pass
+
+
+@strawberry.type
+class RedeemPointsPayload(PointsPayload):
+    pass
+
+
+def _wallet_after(posting: Posting, pool: str) -> Wallet | None:
+    balance = posting.balance_after(pool)
+    member_id = posting.transfer.member_id
+    if balance is None or member_id is None:
+        return None
+    return Wallet(record=WalletRecord(member_id, pool, balance))
+
+
+@strawberry.input
+class QuoteConversionInput:
+    member_id: strawberry.ID
+    from_partner: str
+    to_partner: str
+    points: int = strawberry.field(description="Source points to convert, fee included.")
+
+
+@strawberry.input
+class ConvertPointsInput:
+    member_id: strawberry.ID
+    from_partner: str
+    to_partner: str
+    points: int = strawberry.field(description="Source points to convert, fee included.")
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+
+
+@strawberry.type(description="What a conversion would give now; nothing is posted.")
+class ConversionQuote:
+    quote: strawberry.Private[Quote]
+    source_balance: int = strawberry.field(
+        description="The member's points at the source partner now."
+    )
+
+    @strawberry.field
+    def from_partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.quote.source)
+
+    @strawberry.field
+    def to_partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.quote.target)
+
+    @strawberry.field(description="Source points given, fee included.")
+    def points(self) -> int:
+        return self.quote.points
+
+    @strawberry.field(description="The fee in source points.")
+    def fee(self) -> int:
+        return self.quote.fee
+
+    @strawberry.field(description="Target points per source point.")
+    def rate(self) -> Decimal:
+        return self.quote.rate
+
+    @strawberry.field(description="Target points received: (points - fee) * rate, rounded down.")
+    def received_points(self) -> int:
+        return self.quote.received
+
+    @strawberry.field
+    def rule(self) -> ConversionRule:
+        return ConversionRule(rule=self.quote.rule)
+
+    @strawberry.field
+    def quoted_at(self) -> datetime:
+        return self.quote.at
+
+    @strawberry.field(description="The worth of the points given, in the settlement currency.")
+    def value_given(self, info: Info) -> Money:
+        partner = info.context.service.coalition.partners[self.quote.source]
+        return money(info, partner.point_value * self.quote.points)
+
+    @strawberry.field(description="The worth of the points received.")
+    def value_received(self, info: Info) -> Money:
+        partner = info.context.service.coalition.partners[self.quote.target]
+        return money(info, partner.point_value * self.quote.received)
+
+    @strawberry.field(description="Whether the member holds enough points for it now.")
+    def sufficient_balance(self) -> bool:
+        return self.source_balance >= self.quote.points
+
+
+@strawberry.type
+class QuoteConversionPayload:
+    quote: ConversionQuote | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ConvertPointsPayload:
+    transfer: Transfer | None = None
+    from_wallet: Wallet | None = strawberry.field(
+        default=None, description="The source wallet as this conversion left it."
+    )
+    to_wallet: Wallet | None = strawberry.field(
+        default=None, description="The target wallet as this conversion left it."
+    )
+    idempotent_replay: bool = False
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(
+    description="Reverse a transfer once: in full, or part of an earn or a redeem."
+)
+class ReverseTransferInput:
+    transfer_id: strawberry.ID
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    points: int | None = strawberry.field(
+        default=None, description="Points to reverse; leave out to reverse in full."
+    )
+    reason: str | None = None
+
+
+@strawberry.type
+class ReverseTransferPayload:
+    reversal: Transfer | None = None
+    idempotent_replay: bool = False
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def conversion_payload(posting: Posting) -> ConvertPointsPayload:
+    transfer = posting.transfer
+    return ConvertPointsPayload(
+        transfer=Transfer.of(transfer),
+        from_wallet=_wallet_after(posting, transfer.partner),
+        to_wallet=_wallet_after(posting, transfer.to_partner or ""),
+        idempotent_replay=posting.replayed,
+    )

@@ -1,0 +1,85 @@
+"""Queries: partners, members and conversion quotes."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from ..errors import DomainError
+from ..records import MemberRef
+from .context import Info
+from .payloads import (
+    ConversionQuote,
+    QuoteConversionInput,
+    QuoteConversionPayload,
+    UserError,
+    member_id_of,
+)
+from .scalars import decode_id
+from .types import Member, Partner, Transfer
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
+        try:
+            global_id = relay.GlobalID.from_id(str(id))
+        except Exception:  # noqa: BLE001 - a malformed id names nothing
+            return None
+        kinds: dict[str, type[Partner] | type[Member] | type[Transfer]] = {
+            "Partner": Partner,
+            "Member": Member,
+            "Transfer": Transfer,
+        }
+        kind = kinds.get(global_id.type_name)
+        if kind is None:
+            return None
+        found = await kind.resolve_nodes(info=info, node_ids=[global_id.node_id])
+        return found[0]
+
+    @strawberry.field(description="Every partner brand of the coalition.")
+    def partners(self, info: Info) -> list[Partner]:
+        return [Partner.of(info, slug) for slug in sorted(info.context.service.coalition.partners)]
+
+    @strawberry.field(description="One partner by its slug.")
+    def partner(self, info: Info, slug: str) -> Partner | None:
+        if slug not in info.context.service.coalition.partners:
+            return None
+        return Partner.of(info, slug)
+
+    @strawberry.field(description="A member by their global id.")
+    async def member(self, info: Info, id: strawberry.ID) -> Member | None:
+        member_id = decode_id(str(id), "Member")
+        if member_id is None:
+            return None
+        record = await info.context.loaders.members.load(member_id)
+        return Member.of(record) if record else None
+
+    @strawberry.field(description="A member by a partner's own customer id for them.")
+    async def member_by_enrolment(
+        self, info: Info, partner: str, partner_customer_id: str
+    ) -> Member | None:
+        try:
+            member_id = await info.context.service.resolve_member(
+                MemberRef(partner=partner, customer_id=partner_customer_id)
+            )
+        except DomainError:
+            return None
+        record = await info.context.loaders.members.load(member_id)
+        return Member.of(record) if record else None
+
+    @strawberry.field(
+        description="Exactly what `convertPoints` would give now, with rate and fee; "
+        "posts nothing."
+    )
+    async def quote_conversion(
+        self, info: Info, input: QuoteConversionInput
+    ) -> QuoteConversionPayload:
+        try:
+            quote, balance = await info.context.service.quote(
+                member_id_of(input.member_id), input.from_partner, input.to_partner, input.points
+            )
+        except DomainError as error:
+            return QuoteConversionPayload(user_errors=UserError.of(error))
+        return QuoteConversionPayload(quote=ConversionQuote(quote=quote, source_balance=balance))

@@ -1,0 +1,424 @@
+"""Object types: partners and their rules, members, wallets, transfers and their legs."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+import strawberry
+from strawberry import relay
+
+from partners import config
+
+from ..ledger import AccountCode as DomainAccountCode
+from ..ledger import TransferKind as DomainTransferKind
+from ..records import LegRecord, MemberRecord, TransferRecord, WalletRecord
+from .context import Info
+from .errors import ArgumentError
+
+Rounding = strawberry.enum(config.Rounding, description="How purchase points are rounded.")
+TransferKind = strawberry.enum(DomainTransferKind, description="What a transfer did.")
+AccountCode = strawberry.enum(
+    DomainAccountCode,
+    description=(
+        "The account a leg posted to: a member's WALLET, or a system account of the pool: "
+        "the partner's ISSUANCE and REDEMPTION, the operator's LIQUIDITY and FEES."
+    ),
+)
+
+MAX_PAGE = 100
+
+
+@strawberry.type(description="An amount of money in the settlement currency.")
+class Money:
+    amount: Decimal
+    currency: str
+
+
+CENT = Decimal("0.01")
+
+
+def money(info: Info, amount: Decimal) -> Money:
+    """Exact, with at least two decimals: 10.08, 0.012, 0.00."""
+    exact = amount.normalize()
+    exponent = exact.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        exact = exact.quantize(CENT)
+    return Money(amount=exact, currency=info.context.service.coalition.settlement_currency)
+
+
+@strawberry.type(description="A partner's points currency.")
+class Currency:
+    code: str
+    name: str = strawberry.field(description='What members call the points, e.g. "miles".')
+
+
+@strawberry.type(description="How many points a purchase earns at a partner.")
+class EarnRate:
+    points_per_unit: Decimal = strawberry.field(
+        description="Points per unit of the purchase currency, before rounding."
+    )
+    purchase_currency: str
+    rounding: Rounding  # type: ignore[valid-type]
+
+
+@strawberry.type(
+    description=(
+        "A directed conversion rule: points of `fromPartner` become points of `toPartner`. "
+        "The fee is taken in source points (percentage rounded up, plus a fixed part); the "
+        "rest is multiplied by `rate` and rounded down to whole points."
+    )
+)
+class ConversionRule:
+    rule: strawberry.Private[config.ConversionRule]
+
+    @strawberry.field
+    def from_partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.rule.source)
+
+    @strawberry.field
+    def to_partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.rule.target)
+
+    @strawberry.field(description="Target points per source point.")
+    def rate(self) -> Decimal:
+        return self.rule.rate
+
+    @strawberry.field
+    def fee_percent(self) -> Decimal:
+        return self.rule.fee_percent
+
+    @strawberry.field(description="A fixed fee in source points, added to the percentage.")
+    def fee_fixed(self) -> int:
+        return self.rule.fee_fixed
+
+    @strawberry.field
+    def min_points(self) -> int:
+        return self.rule.min_points
+
+    @strawberry.field
+    def max_points(self) -> int:
+        return self.rule.max_points
+
+    @strawberry.field
+    def effective_from(self) -> datetime:
+        return self.rule.effective_from
+
+    @strawberry.field
+    def effective_until(self) -> datetime | None:
+        return self.rule.effective_until
+
+
+@strawberry.type(description="A partner brand with its own pool of points.")
+class Partner(relay.Node):
+    key: relay.NodeID[str]
+    config: strawberry.Private[config.Partner]
+
+    @classmethod
+    def of(cls, info: Info, slug: str) -> Partner:
+        return cls(key=slug, config=info.context.service.coalition.partners[slug])
+
+    @strawberry.field(
+        description="The partner's short name, used wherever an input asks for a partner."
+    )
+    def slug(self) -> str:
+        return self.key
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Partner | None]:
+        partners = info.context.service.coalition.partners
+        return [cls.of(info, slug) if slug in partners else None for slug in node_ids]
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.config.name
+
+    @strawberry.field
+    def currency(self) -> Currency:
+        return Currency(code=self.config.currency_code, name=self.config.currency_name)
+
+    @strawberry.field(description="What one point is worth in the settlement currency.")
+    def point_value(self, info: Info) -> Money:
+        return money(info, self.config.point_value)
+
+    @strawberry.field
+    def earn_rate(self) -> EarnRate:
+        earn = self.config.earn
+        return EarnRate(
+            points_per_unit=earn.points_per_unit,
+            purchase_currency=earn.purchase_currency,
+            rounding=earn.rounding,
+        )
+
+    @strawberry.field(description="Conversions out of this partner's points in force now.")
+    def conversion_rules(self, info: Info) -> list[ConversionRule]:
+        service = info.context.service
+        rules = service.coalition.rules_in_force(self.key, service.clock())
+        return [ConversionRule(rule=rule) for rule in rules]
+
+
+@strawberry.type(description="A member's points in one partner's pool.")
+class Wallet:
+    record: strawberry.Private[WalletRecord]
+
+    @strawberry.field
+    def partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.record.pool)
+
+    @strawberry.field(description="Points in the wallet, in the partner's currency.")
+    def balance(self) -> int:
+        return self.record.balance
+
+    @strawberry.field(description="The balance's worth in the settlement currency.")
+    def value(self, info: Info) -> Money:
+        point_value = info.context.service.coalition.partners[self.record.pool].point_value
+        return money(info, point_value * self.record.balance)
+
+
+@strawberry.type(description="A partner's own customer id for a member.")
+class Enrolment:
+    partner_slug: strawberry.Private[str]
+    partner_customer_id: str
+    enrolled_at: datetime
+
+    @strawberry.field
+    def partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.partner_slug)
+
+
+@strawberry.type(description="One posting of a transfer to one account.")
+class Leg:
+    record: strawberry.Private[LegRecord]
+
+    @strawberry.field
+    def partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.record.pool)
+
+    @strawberry.field
+    def account(self) -> AccountCode:  # type: ignore[valid-type]
+        return self.record.account
+
+    @strawberry.field(description="Signed points: positive credits the account.")
+    def amount(self) -> int:
+        return self.record.amount
+
+    @strawberry.field(description="The wallet's balance right after this leg (wallet legs).")
+    def balance_after(self) -> int | None:
+        return self.record.balance_after
+
+
+@strawberry.type(
+    description=(
+        "A movement of points. Its legs sum to zero in each pool it touches. Transfers are "
+        "never changed: a mistake is undone by a reversal that points at the original."
+    )
+)
+class Transfer(relay.Node):
+    transfer_id: relay.NodeID[int]
+    record: strawberry.Private[TransferRecord]
+
+    @classmethod
+    def of(cls, record: TransferRecord) -> Transfer:
+        return cls(transfer_id=record.id, record=record)
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Transfer | None]:
+        ids = [int(node_id) if node_id.isdigit() and len(node_id) < 19 else 0
+               for node_id in node_ids]
+        records = await info.context.loaders.transfers.load_many(ids)
+        return [cls.of(record) if record else None for record in records]
+
+    @strawberry.field
+    def kind(self) -> TransferKind:  # type: ignore[valid-type]
+        return self.record.kind
+
+    @strawberry.field(description="The partner the transfer was made at (the source pool).")
+    def partner(self, info: Info) -> Partner:
+        return Partner.of(info, self.record.partner)
+
+    @strawberry.field(description="For conversions: the partner whose points were received.")
+    def to_partner(self, info: Info) -> Partner | None:
+        return Partner.of(info, self.record.to_partner) if self.record.to_partner else None
+
+    @strawberry.field
+    async def member(self, info: Info) -> Member | None:
+        if self.record.member_id is None:
+            return None
+        record = await info.context.loaders.members.load(self.record.member_id)
+        return Member.of(record) if record else None
+
+    @strawberry.field(
+        description="Points earned, redeemed, converted (source points) or reversed."
+    )
+    def points(self) -> int:
+        return self.record.points
+
+    @strawberry.field(description="For conversions: target points received.")
+    def received_points(self) -> int | None:
+        return self.record.received_points
+
+    @strawberry.field(description="The purchase that earned the points, if given.")
+    def purchase_amount(self) -> Decimal | None:
+        return self.record.purchase_amount
+
+    @strawberry.field(description="For conversions: the rate in force when it was posted.")
+    def rate(self) -> Decimal | None:
+        return self.record.rate
+
+    @strawberry.field(description="For conversions: the fee in source points.")
+    def fee(self) -> int | None:
+        return self.record.fee
+
+    @strawberry.field
+    def reason(self) -> str | None:
+        return self.record.reason
+
+    @strawberry.field
+    def idempotency_key(self) -> str:
+        return self.record.idempotency_key
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+    @strawberry.field
+    async def legs(self, info: Info) -> list[Leg]:
+        return [Leg(record=leg) for leg in await info.context.loaders.legs.load(self.record.id)]
+
+    @strawberry.field(description="For a reversal: the transfer it reverses.")
+    async def reverses(self, info: Info) -> Transfer | None:
+        if self.record.reverses_id is None:
+            return None
+        record = await info.context.loaders.transfers.load(self.record.reverses_id)
+        return Transfer.of(record) if record else None
+
+    @strawberry.field(description="The reversal of this transfer, if it has been reversed.")
+    async def reversed_by(self, info: Info) -> Transfer | None:
+        reversal_id = await info.context.loaders.reversals.load(self.record.id)
+        if reversal_id is None:
+            return None
+        record = await info.context.loaders.transfers.load(reversal_id)
+        return Transfer.of(record) if record else None
+
+
+@strawberry.type
+class TransferEdge:
+    cursor: str
+    node: Transfer
+
+
+@strawberry.type(description="A page of transfers, newest first.")
+class TransferConnection:
+    edges: list[TransferEdge]
+    page_info: relay.PageInfo
+
+
+def _cursor(transfer_id: int) -> str:
+    return base64.urlsafe_b64encode(f"transfer:{transfer_id}".encode()).decode()
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix == "transfer" and number.isdigit() and len(number) < 19:
+            return int(number)
+    except (ValueError, UnicodeError):
+        pass
+    raise ArgumentError("`after` is not a cursor from this connection.")
+
+
+@strawberry.type(description="A coalition member, with their wallets at every partner.")
+class Member(relay.Node):
+    member_id: relay.NodeID[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: MemberRecord) -> Member:
+        return cls(member_id=record.id, created_at=record.created_at)
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Member | None]:
+        records = await info.context.loaders.members.load_many(list(node_ids))
+        return [cls.of(record) if record else None for record in records]
+
+    @strawberry.field(description="The partners' own customer ids for this member.")
+    async def enrolments(self, info: Info) -> list[Enrolment]:
+        found = await info.context.loaders.enrolments.load(self.member_id)
+        return [
+            Enrolment(
+                partner_slug=e.partner, partner_customer_id=e.customer_id, enrolled_at=e.created_at
+            )
+            for e in found
+        ]
+
+    async def _wallets(self, info: Info) -> dict[str, WalletRecord]:
+        found = await info.context.loaders.wallets.load(self.member_id)
+        return {wallet.pool: wallet for wallet in found}
+
+    @strawberry.field(description="One wallet per partner, with zero where none was used yet.")
+    async def wallets(self, info: Info) -> list[Wallet]:
+        held = await self._wallets(info)
+        return [
+            Wallet(record=held.get(slug) or WalletRecord(self.member_id, slug, 0))
+            for slug in sorted(info.context.service.coalition.partners)
+        ]
+
+    @strawberry.field(description="The wallet at one partner, or null for an unknown partner.")
+    async def wallet(self, info: Info, partner: str) -> Wallet | None:
+        if partner not in info.context.service.coalition.partners:
+            return None
+        held = await self._wallets(info)
+        return Wallet(record=held.get(partner) or WalletRecord(self.member_id, partner, 0))
+
+    @strawberry.field(description="The worth of all wallets together in the settlement currency.")
+    async def total_value(self, info: Info) -> Money:
+        partners = info.context.service.coalition.partners
+        total = sum(
+            (
+                partners[w.pool].point_value * w.balance
+                for w in (await self._wallets(info)).values()
+                if w.pool in partners
+            ),
+            Decimal(0),
+        )
+        return money(info, total)
+
+    @strawberry.field(
+        description=(
+            "The member's transfers, newest first. `partner` keeps those that touched that "
+            "partner's pool. At most 100 per page."
+        )
+    )
+    async def transfers(
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        partner: str | None = None,
+    ) -> TransferConnection:
+        if not 0 <= first <= MAX_PAGE:
+            raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
+        before = _after(after)
+        records = await info.context.service.history(self.member_id, partner, before, first + 1)
+        page = records[:first]
+        for record in page:
+            info.context.loaders.transfers.prime(record.id, record)
+        edges = [TransferEdge(cursor=_cursor(r.id), node=Transfer.of(r)) for r in page]
+        return TransferConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=len(records) > first,
+                has_previous_page=before is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

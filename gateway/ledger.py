@@ -1,0 +1,115 @@
+"""The double-entry ledger's rules, free of storage: which legs each movement posts.
+
+Every partner has its own pool. A transfer's legs sum to zero within each pool it
+touches. Member wallets are the only accounts whose balances are kept on a row; the
+system accounts (issuance, redemption, the operator's liquidity and fees) are derived
+from their entries, so no posting ever waits on a shared row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from .errors import DomainError, ErrorCode
+from .exchange import Quote
+
+
+class AccountCode(Enum):
+    WALLET = "wallet"  # a member's points in one pool
+    ISSUANCE = "issuance"  # the partner's: points it has issued (negative over time)
+    REDEMPTION = "redemption"  # the partner's: points members spent with it
+    LIQUIDITY = "liquidity"  # the operator's: the side of each pool a conversion passes through
+    FEES = "fees"  # the operator's: conversion fees
+
+
+SYSTEM_ACCOUNTS = tuple(code for code in AccountCode if code is not AccountCode.WALLET)
+
+
+class TransferKind(Enum):
+    EARN = "earn"
+    REDEEM = "redeem"
+    CONVERSION = "conversion"
+    REVERSAL = "reversal"
+
+
+@dataclass(frozen=True)
+class Leg:
+    pool: str
+    account: AccountCode
+    amount: int  # signed: positive credits the account, negative debits it
+
+    @property
+    def is_wallet(self) -> bool:
+        return self.account is AccountCode.WALLET
+
+
+def assert_balanced(legs: Iterable[Leg]) -> None:
+    totals: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if leg.amount == 0:
+            raise ValueError(f"a zero leg in pool {leg.pool}")
+        totals[leg.pool] += leg.amount
+    unbalanced = {pool: total for pool, total in totals.items() if total}
+    if unbalanced:
+        raise ValueError(f"legs do not balance per pool: {unbalanced}")
+
+
+def earn_legs(pool: str, points: int) -> list[Leg]:
+    return [Leg(pool, AccountCode.ISSUANCE, -points), Leg(pool, AccountCode.WALLET, points)]
+
+
+def redeem_legs(pool: str, points: int) -> list[Leg]:
+    return [Leg(pool, AccountCode.WALLET, -points), Leg(pool, AccountCode.REDEMPTION, points)]
+
+
+def conversion_legs(quote: Quote) -> list[Leg]:
+    """The currency-exchange pattern: each pool passes through the operator's liquidity."""
+    legs = [
+        Leg(quote.source, AccountCode.WALLET, -quote.points),
+        Leg(quote.source, AccountCode.LIQUIDITY, quote.net_points),
+        Leg(quote.target, AccountCode.LIQUIDITY, -quote.received),
+        Leg(quote.target, AccountCode.WALLET, quote.received),
+    ]
+    if quote.fee:
+        legs.insert(2, Leg(quote.source, AccountCode.FEES, quote.fee))
+    return legs
+
+
+def reversal_legs(
+    kind: TransferKind, legs: Sequence[Leg], total: int, points: int | None
+) -> list[Leg]:
+    """Legs that undo ``legs`` (a transfer of ``total`` points) in full, or ``points`` of it.
+
+    A conversion is reversed in full only: its two pools moved different amounts
+    and any part of it would need a new rate.
+    """
+    if kind is TransferKind.REVERSAL:
+        raise DomainError(
+            ErrorCode.NOT_REVERSIBLE,
+            "A reversal cannot be reversed; post a new transfer instead.",
+            ("transfer_id",),
+        )
+    if points is None or points == total:
+        return [Leg(leg.pool, leg.account, -leg.amount) for leg in legs]
+    if points <= 0:
+        raise DomainError(
+            ErrorCode.AMOUNT_NOT_POSITIVE, "Points must be a positive whole number.", ("points",)
+        )
+    if kind is TransferKind.CONVERSION:
+        raise DomainError(
+            ErrorCode.NOT_REVERSIBLE,
+            "A conversion can only be reversed in full; leave out points.",
+            ("points",),
+        )
+    if points > total:
+        raise DomainError(
+            ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+            f"At most {total} points of this transfer can be reversed.",
+            ("points",),
+        )
+    sign = 1 if kind is TransferKind.EARN else -1
+    return [Leg(leg.pool, leg.account, -sign * points if leg.is_wallet else sign * points)
+            for leg in legs]

@@ -1,0 +1,114 @@
+"""What the service layer hands to its callers: plain, immutable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .ledger import AccountCode, TransferKind
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EnrolmentRecord:
+    partner: str
+    customer_id: str
+    member_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WalletRecord:
+    member_id: str
+    pool: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    transfer_id: int
+    pool: str
+    account: AccountCode
+    member_id: str | None
+    amount: int
+    balance_after: int | None
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    id: int
+    kind: TransferKind
+    member_id: str | None
+    partner: str
+    to_partner: str | None
+    points: int
+    received_points: int | None
+    purchase_amount: Decimal | None
+    rate: Decimal | None
+    fee: int | None
+    reason: str | None
+    reverses_id: int | None
+    idempotency_key: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> TransferRecord:
+        return cls(
+            id=row.id,
+            kind=TransferKind(row.kind),
+            member_id=row.member_id,
+            partner=row.partner,
+            to_partner=row.to_partner,
+            points=row.points,
+            received_points=row.received_points,
+            purchase_amount=Decimal(row.purchase_amount) if row.purchase_amount else None,
+            rate=Decimal(row.rate) if row.rate else None,
+            fee=row.fee,
+            reason=row.reason,
+            reverses_id=row.reverses_id,
+            idempotency_key=row.idempotency_key,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class Posting:
+    """The answer to a call that moves points; a retry with its key gets it again."""
+
+    transfer: TransferRecord
+    legs: tuple[LegRecord, ...]
+    replayed: bool
+
+    def balance_after(self, pool: str) -> int | None:
+        for leg in self.legs:
+            if leg.account is AccountCode.WALLET and leg.pool == pool:
+                return leg.balance_after
+        return None
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    member: MemberRecord
+    enrolment: EnrolmentRecord
+    created: bool
+
+
+@dataclass(frozen=True)
+class MemberRef:
+    """A member named by their id, or by a partner's own customer id for them."""
+
+    id: str | None = None
+    partner: str | None = None
+    customer_id: str | None = None
+
+    def canonical(self) -> dict[str, str]:
+        if self.id is not None:
+            return {"id": self.id}
+        return {"partner": self.partner or "", "customer_id": self.customer_id or ""}

@@ -1,0 +1,316 @@
+"""SQL for the ledger: the only module that knows the tables' shape.
+
+Functions take an open ``AsyncConnection``; the unit of work decides the transaction.
+Statements are chosen so that PostgreSQL and SQLite give the same behaviour: wallet
+debits are one conditional UPDATE (never a read-then-write), wallet credits one upsert,
+and the idempotency key is claimed by the transfer row's unique index.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .ledger import SYSTEM_ACCOUNTS, AccountCode, Leg
+from .records import (
+    EnrolmentRecord,
+    LegRecord,
+    MemberRecord,
+    TransferRecord,
+    WalletRecord,
+)
+from .tables import accounts, enrolments, entries, members, transfers
+
+
+class Overdraft(Exception):
+    """A wallet debit found fewer points than it needed; the transaction must roll back."""
+
+    def __init__(self, pool: str, needed: int, available: int) -> None:
+        super().__init__(f"{pool}: needed {needed}, available {available}")
+        self.pool = pool
+        self.needed = needed
+        self.available = available
+
+
+def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def ensure_system_accounts(
+    connection: AsyncConnection, pools: Iterable[str]
+) -> dict[tuple[str, AccountCode], int]:
+    rows = [{"pool": pool, "code": code.value, "balance": 0} for pool in pools
+            for code in SYSTEM_ACCOUNTS]
+    if rows:
+        statement = _insert(connection, accounts).on_conflict_do_nothing(
+            index_elements=["pool", "code"], index_where=accounts.c.member_id.is_(None)
+        )
+        await connection.execute(statement, rows)
+    result = await connection.execute(
+        sa.select(accounts.c.id, accounts.c.pool, accounts.c.code).where(
+            accounts.c.member_id.is_(None)
+        )
+    )
+    return {(row.pool, AccountCode(row.code)): row.id for row in result}
+
+
+# Members and enrolments
+
+
+async def insert_member(connection: AsyncConnection, member_id: str, at: datetime) -> None:
+    await connection.execute(sa.insert(members).values(id=member_id, created_at=at))
+
+
+async def claim_enrolment(
+    connection: AsyncConnection, partner: str, customer_id: str, member_id: str, at: datetime
+) -> bool:
+    """Insert the enrolment unless the pair exists; a racing insert waits for the first."""
+    statement = (
+        _insert(connection, enrolments)
+        .values(partner=partner, customer_id=customer_id, member_id=member_id, created_at=at)
+        .on_conflict_do_nothing(index_elements=["partner", "customer_id"])
+        .returning(enrolments.c.member_id)
+    )
+    return (await connection.execute(statement)).first() is not None
+
+
+async def enrolment(
+    connection: AsyncConnection, partner: str, customer_id: str
+) -> EnrolmentRecord | None:
+    row = (
+        await connection.execute(
+            sa.select(enrolments).where(
+                enrolments.c.partner == partner, enrolments.c.customer_id == customer_id
+            )
+        )
+    ).first()
+    return EnrolmentRecord(row.partner, row.customer_id, row.member_id, row.created_at) if row else None
+
+
+async def enrolments_of(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[str, list[EnrolmentRecord]]:
+    found: dict[str, list[EnrolmentRecord]] = defaultdict(list)
+    result = await connection.execute(
+        sa.select(enrolments)
+        .where(enrolments.c.member_id.in_(member_ids))
+        .order_by(enrolments.c.created_at, enrolments.c.partner)
+    )
+    for row in result:
+        found[row.member_id].append(
+            EnrolmentRecord(row.partner, row.customer_id, row.member_id, row.created_at)
+        )
+    return found
+
+
+async def members_by_id(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[str, MemberRecord]:
+    result = await connection.execute(sa.select(members).where(members.c.id.in_(member_ids)))
+    return {row.id: MemberRecord(row.id, row.created_at) for row in result}
+
+
+# Wallets
+
+
+async def wallets_of(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[str, list[WalletRecord]]:
+    found: dict[str, list[WalletRecord]] = defaultdict(list)
+    result = await connection.execute(
+        sa.select(accounts.c.member_id, accounts.c.pool, accounts.c.balance)
+        .where(accounts.c.member_id.in_(member_ids))
+        .order_by(accounts.c.pool)
+    )
+    for row in result:
+        found[row.member_id].append(WalletRecord(row.member_id, row.pool, row.balance))
+    return found
+
+
+async def wallet_balance(connection: AsyncConnection, member_id: str, pool: str) -> int:
+    balance = await connection.scalar(
+        sa.select(accounts.c.balance).where(
+            accounts.c.member_id == member_id, accounts.c.pool == pool
+        )
+    )
+    return int(balance or 0)
+
+
+async def _credit_wallet(
+    connection: AsyncConnection, member_id: str, pool: str, points: int
+) -> tuple[int, int]:
+    statement = _insert(connection, accounts).values(
+        pool=pool, code=AccountCode.WALLET.value, member_id=member_id, balance=points
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["member_id", "pool"],
+        index_where=accounts.c.member_id.isnot(None),
+        set_={"balance": accounts.c.balance + statement.excluded.balance},
+    ).returning(accounts.c.id, accounts.c.balance)
+    row = (await connection.execute(statement)).one()
+    return row.id, row.balance
+
+
+async def _debit_wallet(
+    connection: AsyncConnection, member_id: str, pool: str, points: int
+) -> tuple[int, int]:
+    # One statement: under concurrent debits PostgreSQL re-checks the condition on the
+    # latest row version after the row lock, so a wallet is never overdrawn.
+    statement = (
+        sa.update(accounts)
+        .where(
+            accounts.c.member_id == member_id,
+            accounts.c.pool == pool,
+            accounts.c.balance >= points,
+        )
+        .values(balance=accounts.c.balance - points)
+        .returning(accounts.c.id, accounts.c.balance)
+    )
+    row = (await connection.execute(statement)).first()
+    if row is None:
+        raise Overdraft(pool, points, await wallet_balance(connection, member_id, pool))
+    return row.id, row.balance
+
+
+# Transfers
+
+
+async def claim_transfer(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Insert a transfer; None when its idempotency key is taken (after the taker commits)."""
+    statement = (
+        _insert(connection, transfers)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_scope", "idempotency_key"])
+        .returning(transfers.c.id)
+    )
+    return (await connection.execute(statement)).scalar()
+
+
+async def post_legs(
+    connection: AsyncConnection,
+    transfer_id: int,
+    member_id: str | None,
+    legs: Sequence[Leg],
+    system_accounts: dict[tuple[str, AccountCode], int],
+) -> list[LegRecord]:
+    """Apply the wallet legs (in pool order, so two transfers never deadlock) and insert
+    every leg as an entry. Raises ``Overdraft`` when a debit finds too few points."""
+    wallet_state: dict[str, tuple[int, int]] = {}
+    for leg in sorted((leg for leg in legs if leg.is_wallet), key=lambda leg: leg.pool):
+        assert member_id is not None
+        if leg.amount > 0:
+            wallet_state[leg.pool] = await _credit_wallet(connection, member_id, leg.pool, leg.amount)
+        else:
+            wallet_state[leg.pool] = await _debit_wallet(connection, member_id, leg.pool, -leg.amount)
+    records: list[LegRecord] = []
+    rows: list[dict[str, Any]] = []
+    for leg in legs:
+        if leg.is_wallet:
+            account_id, balance_after = wallet_state[leg.pool]
+            record = LegRecord(transfer_id, leg.pool, leg.account, member_id, leg.amount, balance_after)
+        else:
+            account_id = system_accounts[(leg.pool, leg.account)]
+            record = LegRecord(transfer_id, leg.pool, leg.account, None, leg.amount, None)
+        records.append(record)
+        rows.append(
+            {
+                "transfer_id": transfer_id,
+                "account_id": account_id,
+                "pool": record.pool,
+                "member_id": record.member_id,
+                "amount": record.amount,
+                "balance_after": record.balance_after,
+            }
+        )
+    await connection.execute(sa.insert(entries).values(rows))
+    return records
+
+
+async def transfer_by_key(
+    connection: AsyncConnection, scope: str, key: str
+) -> tuple[TransferRecord, str] | None:
+    row = (
+        await connection.execute(
+            sa.select(transfers).where(
+                transfers.c.idempotency_scope == scope, transfers.c.idempotency_key == key
+            )
+        )
+    ).first()
+    return (TransferRecord.from_row(row), row.request_hash) if row else None
+
+
+async def transfers_by_id(
+    connection: AsyncConnection, transfer_ids: Sequence[int]
+) -> dict[int, TransferRecord]:
+    result = await connection.execute(sa.select(transfers).where(transfers.c.id.in_(transfer_ids)))
+    return {row.id: TransferRecord.from_row(row) for row in result}
+
+
+async def reversals_of(
+    connection: AsyncConnection, transfer_ids: Sequence[int]
+) -> dict[int, int]:
+    result = await connection.execute(
+        sa.select(transfers.c.reverses_id, transfers.c.id).where(
+            transfers.c.reverses_id.in_(transfer_ids)
+        )
+    )
+    return {row.reverses_id: row.id for row in result}
+
+
+async def legs_of(
+    connection: AsyncConnection, transfer_ids: Sequence[int]
+) -> dict[int, list[LegRecord]]:
+    found: dict[int, list[LegRecord]] = defaultdict(list)
+    result = await connection.execute(
+        sa.select(
+            entries.c.transfer_id,
+            entries.c.pool,
+            accounts.c.code,
+            entries.c.member_id,
+            entries.c.amount,
+            entries.c.balance_after,
+        )
+        .join(accounts, accounts.c.id == entries.c.account_id)
+        .where(entries.c.transfer_id.in_(transfer_ids))
+        .order_by(entries.c.id)
+    )
+    for row in result:
+        found[row.transfer_id].append(
+            LegRecord(
+                row.transfer_id,
+                row.pool,
+                AccountCode(row.code),
+                row.member_id,
+                row.amount,
+                row.balance_after,
+            )
+        )
+    return found
+
+
+async def member_history(
+    connection: AsyncConnection,
+    member_id: str,
+    pool: str | None,
+    before: int | None,
+    limit: int,
+) -> list[TransferRecord]:
+    """The member's transfers, newest first, by keyset on the transfer id."""
+    touching = sa.select(entries.c.transfer_id).where(entries.c.member_id == member_id)
+    if pool is not None:
+        touching = touching.where(entries.c.pool == pool)
+    if before is not None:
+        touching = touching.where(entries.c.transfer_id < before)
+    ids = touching.distinct().order_by(entries.c.transfer_id.desc()).limit(limit)
+    result = await connection.execute(
+        sa.select(transfers).where(transfers.c.id.in_(ids)).order_by(transfers.c.id.desc())
+    )
+    return [TransferRecord.from_row(row) for row in result]

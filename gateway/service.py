@@ -1,0 +1,489 @@
+"""The service layer: enrol, earn, redeem, convert, reverse, and the reads behind them.
+
+GraphQL, the CLI and jobs all call these; each call is one unit of work. Moving calls
+carry an idempotency key: a retry returns the first answer and posts nothing new, and
+the same key with a different request is ``IDEMPOTENCY_KEY_REUSED``. A call that fails
+posts nothing, so its key stays free for a corrected retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from partners.config import MAX_POINTS, Coalition, Partner
+
+from . import exchange, repository
+from .errors import DomainError, ErrorCode
+from .ledger import (
+    AccountCode,
+    Leg,
+    TransferKind,
+    assert_balanced,
+    conversion_legs,
+    earn_legs,
+    redeem_legs,
+    reversal_legs,
+)
+from .records import (
+    Enrolled,
+    EnrolmentRecord,
+    LegRecord,
+    MemberRecord,
+    MemberRef,
+    Posting,
+    TransferRecord,
+    WalletRecord,
+)
+from .unit_of_work import UnitOfWork
+
+MAX_KEY_LENGTH = 255
+MAX_REASON_LENGTH = 500
+MAX_CUSTOMER_ID_LENGTH = 128
+MAX_PURCHASE_AMOUNT = Decimal("1000000000")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _invalid(field: str, message: str) -> DomainError:
+    return DomainError(ErrorCode.INVALID_INPUT, message, (field,))
+
+
+def _clean_text(value: str | None, field: str, limit: int, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise _invalid(field, f"{field} is required.")
+        return None
+    if len(value) > limit:
+        raise _invalid(field, f"{field} is longer than {limit} characters.")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise _invalid(field, f"{field} contains control characters.")
+    if required and not value.strip():
+        raise _invalid(field, f"{field} is blank.")
+    return value
+
+
+def _check_points(points: int, field: str = "points") -> int:
+    if points <= 0:
+        raise DomainError(
+            ErrorCode.AMOUNT_NOT_POSITIVE, "Points must be a positive whole number.", (field,)
+        )
+    if points > MAX_POINTS:
+        raise DomainError(
+            ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+            f"At most {MAX_POINTS} points can move in one transfer.",
+            (field,),
+        )
+    return points
+
+
+def _fingerprint(request: dict[str, Any]) -> str:
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _EnrolmentTaken(Exception):
+    pass
+
+
+class LedgerService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        coalition: Coalition,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.coalition = coalition
+        self.clock = clock
+        self.uow = UnitOfWork(engine)
+        self._system_accounts: dict[tuple[str, AccountCode], int] = {}
+
+    async def start(self) -> None:
+        """Create every pool's system accounts (once) and remember their ids."""
+
+        async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
+            return await repository.ensure_system_accounts(connection, self.coalition.partners)
+
+        self._system_accounts = await self.uow.write(work)
+
+    # Configuration
+
+    def partner(self, slug: str, field: str = "partner") -> Partner:
+        partner = self.coalition.partner(slug)
+        if partner is None:
+            raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner '{slug}'.", (field,))
+        return partner
+
+    # Members
+
+    async def enrol(self, partner: str, customer_id: str) -> Enrolled:
+        self.partner(partner)
+        cleaned = _clean_text(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH, True)
+        assert cleaned is not None
+
+        async def work(connection: AsyncConnection) -> Enrolled:
+            existing = await repository.enrolment(connection, partner, cleaned)
+            if existing is not None:
+                members = await repository.members_by_id(connection, [existing.member_id])
+                return Enrolled(members[existing.member_id], existing, created=False)
+            member = MemberRecord(str(uuid.uuid4()), self.clock())
+            await repository.insert_member(connection, member.id, member.created_at)
+            if not await repository.claim_enrolment(
+                connection, partner, cleaned, member.id, member.created_at
+            ):
+                raise _EnrolmentTaken  # a concurrent call enrolled the pair first
+            enrolment = EnrolmentRecord(partner, cleaned, member.id, member.created_at)
+            return Enrolled(member, enrolment, created=True)
+
+        try:
+            return await self.uow.write(work)
+        except _EnrolmentTaken:
+            return await self.uow.write(work)
+
+    async def _resolve(self, connection: AsyncConnection, ref: MemberRef) -> str:
+        if ref.id is not None:
+            if await repository.members_by_id(connection, [ref.id]):
+                return ref.id
+            raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+        assert ref.partner is not None and ref.customer_id is not None
+        enrolment = await repository.enrolment(connection, ref.partner, ref.customer_id)
+        if enrolment is None:
+            raise DomainError(
+                ErrorCode.UNKNOWN_MEMBER,
+                f"No member is enrolled at '{ref.partner}' as '{ref.customer_id}'.",
+                ("member", "partner_customer_id"),
+            )
+        return enrolment.member_id
+
+    async def resolve_member(self, ref: MemberRef) -> str:
+        return await self.uow.read(lambda connection: self._resolve(connection, ref))
+
+    # Moving points
+
+    async def _replay(
+        self, connection: AsyncConnection, scope: str, key: str, fingerprint: str
+    ) -> Posting | None:
+        found = await repository.transfer_by_key(connection, scope, key)
+        if found is None:
+            return None
+        transfer, stored_fingerprint = found
+        if stored_fingerprint != fingerprint:
+            raise DomainError(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "This idempotency key was used for a different request.",
+                ("idempotency_key",),
+            )
+        legs = await repository.legs_of(connection, [transfer.id])
+        return Posting(transfer, tuple(legs[transfer.id]), replayed=True)
+
+    async def _post(
+        self,
+        connection: AsyncConnection,
+        values: dict[str, Any],
+        member_id: str | None,
+        legs: list[Leg],
+    ) -> Posting:
+        assert_balanced(legs)
+        scope, key, fingerprint = (
+            values["idempotency_scope"],
+            values["idempotency_key"],
+            values["request_hash"],
+        )
+        values = {**values, "member_id": member_id, "created_at": self.clock()}
+        transfer_id = await repository.claim_transfer(connection, values)
+        if transfer_id is None:
+            # A concurrent call with this key committed first: answer as it did.
+            replay = await self._replay(connection, scope, key, fingerprint)
+            assert replay is not None
+            return replay
+        try:
+            records = await repository.post_legs(
+                connection, transfer_id, member_id, legs, self._system_accounts
+            )
+        except repository.Overdraft as overdraft:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_POINTS,
+                f"The wallet at '{overdraft.pool}' holds {overdraft.available} points; "
+                f"{overdraft.needed} are needed.",
+                ("points",),
+            ) from None
+        values.pop("request_hash")
+        values.pop("idempotency_scope")
+        transfer = TransferRecord.from_row(_Row(id=transfer_id, **values))
+        return Posting(transfer, tuple(records), replayed=False)
+
+    def _claim(self, scope: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        cleaned = _clean_text(key, "idempotency_key", MAX_KEY_LENGTH, True)
+        return {
+            "idempotency_scope": scope,
+            "idempotency_key": cleaned,
+            "request_hash": _fingerprint(request),
+        }
+
+    async def earn(
+        self,
+        partner: str,
+        member: MemberRef,
+        idempotency_key: str,
+        points: int | None = None,
+        purchase_amount: Decimal | None = None,
+        reason: str | None = None,
+    ) -> Posting:
+        config = self.partner(partner)
+        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        if (points is None) == (purchase_amount is None):
+            raise _invalid("points", "Give either points or purchaseAmount, not both or neither.")
+        if purchase_amount is not None:
+            purchase_amount = self._check_amount(purchase_amount)
+            points = config.earn.points_for(purchase_amount)
+            if points < 1:
+                raise DomainError(
+                    ErrorCode.AMOUNT_TOO_SMALL,
+                    f"A purchase of {purchase_amount} earns no whole point at '{partner}'.",
+                    ("purchase_amount",),
+                )
+        assert points is not None
+        _check_points(points)
+        request = {
+            "member": member.canonical(),
+            "points": points,
+            "purchase_amount": purchase_amount,
+            "reason": reason,
+        }
+        claim = self._claim(f"earn:{partner}", idempotency_key, request)
+
+        async def work(connection: AsyncConnection) -> Posting:
+            replay = await self._replay(connection, *self._key_of(claim))
+            if replay is not None:
+                return replay
+            member_id = await self._resolve(connection, member)
+            values = {
+                **claim,
+                "kind": TransferKind.EARN.value,
+                "partner": partner,
+                "points": points,
+                "purchase_amount": str(purchase_amount) if purchase_amount is not None else None,
+                "reason": reason,
+            }
+            return await self._post(connection, values, member_id, earn_legs(partner, points))
+
+        return await self.uow.write(work)
+
+    async def redeem(
+        self,
+        partner: str,
+        member: MemberRef,
+        points: int,
+        idempotency_key: str,
+        reason: str | None = None,
+    ) -> Posting:
+        self.partner(partner)
+        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        _check_points(points)
+        request = {"member": member.canonical(), "points": points, "reason": reason}
+        claim = self._claim(f"redeem:{partner}", idempotency_key, request)
+
+        async def work(connection: AsyncConnection) -> Posting:
+            replay = await self._replay(connection, *self._key_of(claim))
+            if replay is not None:
+                return replay
+            member_id = await self._resolve(connection, member)
+            values = {
+                **claim,
+                "kind": TransferKind.REDEEM.value,
+                "partner": partner,
+                "points": points,
+                "reason": reason,
+            }
+            return await self._post(connection, values, member_id, redeem_legs(partner, points))
+
+        return await self.uow.write(work)
+
+    async def quote(
+        self, member_id: str, source: str, target: str, points: int
+    ) -> tuple[exchange.Quote, int]:
+        """What converting would give now, and the member's balance at the source."""
+        quote = exchange.quote(self.coalition, source, target, points, self.clock())
+
+        async def work(connection: AsyncConnection) -> int:
+            await self._resolve(connection, MemberRef(id=member_id))
+            return await repository.wallet_balance(connection, member_id, source)
+
+        return quote, await self.uow.read(work)
+
+    async def convert(
+        self, member_id: str, source: str, target: str, points: int, idempotency_key: str
+    ) -> Posting:
+        request = {"member": member_id, "from": source, "to": target, "points": points}
+        claim = self._claim(f"convert:{member_id}", idempotency_key, request)
+
+        async def work(connection: AsyncConnection) -> Posting:
+            replay = await self._replay(connection, *self._key_of(claim))
+            if replay is not None:
+                return replay
+            quote = exchange.quote(self.coalition, source, target, points, self.clock())
+            await self._resolve(connection, MemberRef(id=member_id))
+            values = {
+                **claim,
+                "kind": TransferKind.CONVERSION.value,
+                "partner": source,
+                "to_partner": target,
+                "points": points,
+                "received_points": quote.received,
+                "rate": str(quote.rate),
+                "fee": quote.fee,
+            }
+            return await self._post(connection, values, member_id, conversion_legs(quote))
+
+        return await self.uow.write(work)
+
+    async def reverse(
+        self,
+        transfer_id: int,
+        idempotency_key: str,
+        points: int | None = None,
+        reason: str | None = None,
+    ) -> Posting:
+        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        if points is not None:
+            _check_points(points)
+        request = {"transfer": transfer_id, "points": points, "reason": reason}
+
+        async def work(connection: AsyncConnection) -> Posting:
+            original = (await repository.transfers_by_id(connection, [transfer_id])).get(
+                transfer_id
+            )
+            if original is None:
+                raise DomainError(
+                    ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",)
+                )
+            claim = self._claim(f"reverse:{original.partner}", idempotency_key, request)
+            replay = await self._replay(connection, *self._key_of(claim))
+            if replay is not None:
+                return replay
+            if await repository.reversals_of(connection, [transfer_id]):
+                raise _already_reversed()
+            original_legs = (await repository.legs_of(connection, [transfer_id]))[transfer_id]
+            legs = reversal_legs(
+                original.kind,
+                [Leg(leg.pool, leg.account, leg.amount) for leg in original_legs],
+                original.points,
+                points,
+            )
+            values = {
+                **claim,
+                "kind": TransferKind.REVERSAL.value,
+                "partner": original.partner,
+                "to_partner": original.to_partner,
+                "points": points if points is not None else original.points,
+                "received_points": original.received_points,
+                "rate": str(original.rate) if original.rate is not None else None,
+                "fee": original.fee,
+                "reason": reason,
+                "reverses_id": original.id,
+            }
+            try:
+                return await self._post(connection, values, original.member_id, legs)
+            except IntegrityError as error:
+                if "reverses" in str(error.orig):
+                    raise _already_reversed() from None
+                raise
+
+        return await self.uow.write(work)
+
+    @staticmethod
+    def _key_of(claim: dict[str, Any]) -> tuple[str, str, str]:
+        return claim["idempotency_scope"], claim["idempotency_key"], claim["request_hash"]
+
+    @staticmethod
+    def _check_amount(amount: Decimal) -> Decimal:
+        try:
+            if not amount.is_finite():
+                raise InvalidOperation
+            normalised = amount.normalize()
+        except InvalidOperation:
+            raise _invalid("purchase_amount", "purchaseAmount must be a number.") from None
+        if amount <= 0:
+            raise DomainError(
+                ErrorCode.AMOUNT_NOT_POSITIVE,
+                "purchaseAmount must be greater than zero.",
+                ("purchase_amount",),
+            )
+        if amount > MAX_PURCHASE_AMOUNT:
+            raise DomainError(
+                ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+                f"purchaseAmount can be at most {MAX_PURCHASE_AMOUNT}.",
+                ("purchase_amount",),
+            )
+        exponent = normalised.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -4:
+            raise _invalid("purchase_amount", "purchaseAmount has more than 4 decimal places.")
+        if isinstance(exponent, int) and exponent > 0:
+            normalised = normalised.quantize(Decimal(1))
+        return normalised
+
+    # Reads
+
+    async def members(self, member_ids: Sequence[str]) -> dict[str, MemberRecord]:
+        return await self.uow.read(lambda c: repository.members_by_id(c, member_ids))
+
+    async def wallets(self, member_ids: Sequence[str]) -> dict[str, list[WalletRecord]]:
+        return await self.uow.read(lambda c: repository.wallets_of(c, member_ids))
+
+    async def enrolments(self, member_ids: Sequence[str]) -> dict[str, list[EnrolmentRecord]]:
+        return await self.uow.read(lambda c: repository.enrolments_of(c, member_ids))
+
+    async def transfers(self, transfer_ids: Sequence[int]) -> dict[int, TransferRecord]:
+        return await self.uow.read(lambda c: repository.transfers_by_id(c, transfer_ids))
+
+    async def legs(self, transfer_ids: Sequence[int]) -> dict[int, list[LegRecord]]:
+        return await self.uow.read(lambda c: repository.legs_of(c, transfer_ids))
+
+    async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
+        return await self.uow.read(lambda c: repository.reversals_of(c, transfer_ids))
+
+    async def history(
+        self, member_id: str, pool: str | None, before: int | None, limit: int
+    ) -> list[TransferRecord]:
+        return await self.uow.read(
+            lambda c: repository.member_history(c, member_id, pool, before, limit)
+        )
+
+
+def _already_reversed() -> DomainError:
+    return DomainError(
+        ErrorCode.TRANSFER_ALREADY_REVERSED,
+        "This transfer has already been reversed.",
+        ("transfer_id",),
+    )
+
+
+class _Row:
+    """Adapts the values just inserted to what ``TransferRecord.from_row`` reads."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(
+            {
+                "to_partner": None,
+                "received_points": None,
+                "purchase_amount": None,
+                "rate": None,
+                "fee": None,
+                "reason": None,
+                "reverses_id": None,
+                "member_id": None,
+            }
+        )
+        self.__dict__.update(values)

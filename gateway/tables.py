@@ -1,0 +1,123 @@
+"""The ledger's tables. Alembic migrations in ``gateway/migrations`` create them.
+
+``transfers`` and ``entries`` are append-only: database triggers refuse UPDATE and DELETE.
+Only a member wallet row carries a balance, kept equal to the sum of its entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# BIGINT in PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Moment = sa.DateTime(timezone=True)
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "members"
+
+    id: str = Field(primary_key=True, max_length=36)
+    created_at: datetime = Field(sa_type=Moment)
+
+
+class Enrolment(SQLModel, table=True):
+    """A partner's own customer id for a member. SSO identities get a table of their own."""
+
+    __tablename__ = "enrolments"
+
+    partner: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(primary_key=True, max_length=128)
+    member_id: str = Field(foreign_key="members.id", index=True, max_length=36)
+    created_at: datetime = Field(sa_type=Moment)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        sa.Index(
+            "ux_accounts_wallet",
+            "member_id",
+            "pool",
+            unique=True,
+            postgresql_where=sa.text("member_id IS NOT NULL"),
+            sqlite_where=sa.text("member_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ux_accounts_system",
+            "pool",
+            "code",
+            unique=True,
+            postgresql_where=sa.text("member_id IS NULL"),
+            sqlite_where=sa.text("member_id IS NULL"),
+        ),
+        sa.CheckConstraint("code <> 'wallet' OR balance >= 0", name="ck_wallet_not_negative"),
+        sa.CheckConstraint(
+            "(code = 'wallet') = (member_id IS NOT NULL)", name="ck_wallet_has_member"
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    pool: str = Field(max_length=32)
+    code: str = Field(max_length=16)
+    member_id: str | None = Field(default=None, foreign_key="members.id", max_length=36)
+    balance: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class Transfer(SQLModel, table=True):
+    __tablename__ = "transfers"
+    __table_args__ = (
+        sa.UniqueConstraint("idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"),
+        sa.UniqueConstraint("reverses_id", name="ux_transfers_reverses"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    kind: str = Field(max_length=16)
+    member_id: str | None = Field(default=None, foreign_key="members.id", max_length=36)
+    partner: str = Field(max_length=32)
+    to_partner: str | None = Field(default=None, max_length=32)
+    points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    received_points: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    purchase_amount: str | None = Field(default=None, max_length=40)
+    rate: str | None = Field(default=None, max_length=40)
+    fee: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    reason: str | None = Field(default=None, max_length=500)
+    reverses_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), nullable=True),
+    )
+    idempotency_scope: str = Field(max_length=80)
+    idempotency_key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=Moment)
+
+
+class Entry(SQLModel, table=True):
+    __tablename__ = "entries"
+    __table_args__ = (
+        sa.Index("ix_entries_member_history", "member_id", "transfer_id"),
+        sa.Index("ix_entries_member_pool_history", "member_id", "pool", "transfer_id"),
+        sa.Index("ix_entries_account", "account_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    transfer_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), nullable=False, index=True)
+    )
+    account_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("accounts.id"), nullable=False)
+    )
+    pool: str = Field(max_length=32)
+    member_id: str | None = Field(default=None, max_length=36)
+    amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    balance_after: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+
+
+metadata = SQLModel.metadata
+members = Member.__table__  # type: ignore[attr-defined]
+enrolments = Enrolment.__table__  # type: ignore[attr-defined]
+accounts = Account.__table__  # type: ignore[attr-defined]
+transfers = Transfer.__table__  # type: ignore[attr-defined]
+entries = Entry.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The partner side: partner configuration and point pools."""

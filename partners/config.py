@@ -1,0 +1,366 @@
+"""Partner and conversion configuration, loaded from TOML files an operator edits.
+
+One file per partner (``<slug>.toml``) plus ``coalition.toml`` for the coalition itself.
+Amounts of money and rates are decimal *strings*; a TOML float is refused because it
+cannot hold 0.012 exactly. Every error names the file, the partner and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+SLUG = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+CURRENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,7}$")
+DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+MAX_POINTS = 1_000_000_000
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be loaded; the message names file, partner and field."""
+
+    def __init__(self, file: Path | str, partner: str | None, field: str, problem: str) -> None:
+        self.file = str(file)
+        self.partner = partner
+        self.field = field
+        self.problem = problem
+        where = f"partner '{partner}', " if partner else ""
+        super().__init__(f"{self.file}: {where}field '{field}': {problem}")
+
+
+class Rounding(Enum):
+    DOWN = "down"
+    UP = "up"
+    HALF_UP = "half_up"
+    HALF_EVEN = "half_even"
+
+    @property
+    def decimal_mode(self) -> str:
+        return {
+            Rounding.DOWN: ROUND_FLOOR,
+            Rounding.UP: ROUND_CEILING,
+            Rounding.HALF_UP: ROUND_HALF_UP,
+            Rounding.HALF_EVEN: ROUND_HALF_EVEN,
+        }[self]
+
+
+@dataclass(frozen=True)
+class EarnRule:
+    points_per_unit: Decimal
+    rounding: Rounding
+    purchase_currency: str
+
+    def points_for(self, amount: Decimal) -> int:
+        return int((amount * self.points_per_unit).quantize(Decimal(1), self.rounding.decimal_mode))
+
+
+@dataclass(frozen=True)
+class ConversionRule:
+    """A directed rule: points of ``source`` become points of ``target`` at ``rate``."""
+
+    source: str
+    target: str
+    rate: Decimal
+    fee_percent: Decimal
+    fee_fixed: int
+    min_points: int
+    max_points: int
+    enabled: bool
+    effective_from: datetime
+    effective_until: datetime | None
+
+    def in_force_at(self, moment: datetime) -> bool:
+        if moment < self.effective_from:
+            return False
+        return self.effective_until is None or moment < self.effective_until
+
+    def overlaps(self, other: ConversionRule) -> bool:
+        far = datetime.max.replace(tzinfo=UTC)
+        return self.effective_from < (other.effective_until or far) and other.effective_from < (
+            self.effective_until or far
+        )
+
+
+@dataclass(frozen=True)
+class Partner:
+    slug: str
+    name: str
+    currency_code: str
+    currency_name: str
+    point_value: Decimal
+    earn: EarnRule
+    conversions: tuple[ConversionRule, ...]
+    source_file: str
+
+
+@dataclass(frozen=True)
+class Coalition:
+    name: str
+    settlement_currency: str
+    partners: dict[str, Partner]
+
+    def partner(self, slug: str) -> Partner | None:
+        return self.partners.get(slug)
+
+    def rules(self, source: str, target: str) -> list[ConversionRule]:
+        partner = self.partners.get(source)
+        if partner is None:
+            return []
+        return [rule for rule in partner.conversions if rule.target == target]
+
+    def rule_in_force(self, source: str, target: str, moment: datetime) -> ConversionRule | None:
+        for rule in self.rules(source, target):
+            if rule.enabled and rule.in_force_at(moment):
+                return rule
+        return None
+
+    def rules_in_force(self, source: str, moment: datetime) -> list[ConversionRule]:
+        partner = self.partners.get(source)
+        if partner is None:
+            return []
+        return [r for r in partner.conversions if r.enabled and r.in_force_at(moment)]
+
+
+class _Reader:
+    """Reads typed fields out of one TOML table, naming the field in every error."""
+
+    def __init__(self, file: Path, partner: str | None, table: dict[str, Any], prefix: str = ""):
+        self.file = file
+        self.partner = partner
+        self.table = table
+        self.prefix = prefix
+
+    def fail(self, field: str, problem: str) -> ConfigError:
+        return ConfigError(self.file, self.partner, self.prefix + field, problem)
+
+    def _get(self, field: str, required: bool) -> Any:
+        if field not in self.table:
+            if required:
+                raise self.fail(field, "is required")
+            return None
+        return self.table[field]
+
+    def text(self, field: str, pattern: re.Pattern[str] | None = None, required: bool = True) -> str:
+        value = self._get(field, required)
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(field, f"must be a non-empty string, got {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(field, f"{value!r} does not match {pattern.pattern}")
+        return value
+
+    def decimal(self, field: str, default: str | None = None, positive: bool = True) -> Decimal:
+        value = self._get(field, default is None)
+        if value is None:
+            value = default
+        if isinstance(value, float):
+            raise self.fail(
+                field, f'must be a decimal string such as "{value}", not the float {value}'
+            )
+        if not isinstance(value, str) or not DECIMAL_TEXT.match(value):
+            raise self.fail(field, f"must be a decimal string such as \"0.25\", got {value!r}")
+        number = Decimal(value)
+        if positive and number <= 0:
+            raise self.fail(field, f"must be greater than zero, got {value}")
+        if number < 0:
+            raise self.fail(field, f"must not be negative, got {value}")
+        return number
+
+    def integer(self, field: str, default: int | None = None, minimum: int = 0) -> int:
+        value = self._get(field, default is None)
+        if value is None:
+            assert default is not None
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, f"must be a whole number, got {value!r}")
+        if value < minimum or value > MAX_POINTS:
+            raise self.fail(field, f"must be between {minimum} and {MAX_POINTS}, got {value}")
+        return value
+
+    def boolean(self, field: str, default: bool) -> bool:
+        value = self._get(field, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(field, f"must be true or false, got {value!r}")
+        return value
+
+    def moment(self, field: str, required: bool) -> datetime | None:
+        value = self._get(field, required)
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise self.fail(field, "a date-time needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+            return value.astimezone(UTC)
+        if isinstance(value, date):
+            return datetime.combine(value, time(), tzinfo=UTC)
+        raise self.fail(field, f"must be a TOML date such as 2026-01-01, got {value!r}")
+
+    def table_at(self, field: str) -> _Reader:
+        value = self._get(field, True)
+        if not isinstance(value, dict):
+            raise self.fail(field, "must be a table")
+        return _Reader(self.file, self.partner, value, f"{self.prefix}{field}.")
+
+    def unknown_keys(self, allowed: set[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                raise self.fail(key, "is not a known setting (a typo?)")
+
+
+def _read_rule(reader: _Reader, source: str) -> ConversionRule:
+    reader.unknown_keys(
+        {
+            "to",
+            "rate",
+            "fee_percent",
+            "fee_fixed",
+            "min_points",
+            "max_points",
+            "enabled",
+            "effective_from",
+            "effective_until",
+        }
+    )
+    fee_percent = reader.decimal("fee_percent", default="0", positive=False)
+    if fee_percent >= 100:
+        raise reader.fail("fee_percent", f"must be below 100, got {fee_percent}")
+    min_points = reader.integer("min_points", default=1, minimum=1)
+    max_points = reader.integer("max_points", default=MAX_POINTS, minimum=1)
+    if max_points < min_points:
+        raise reader.fail("max_points", f"{max_points} is below min_points {min_points}")
+    effective_from = reader.moment("effective_from", required=True)
+    assert effective_from is not None
+    effective_until = reader.moment("effective_until", required=False)
+    if effective_until is not None and effective_until <= effective_from:
+        raise reader.fail("effective_until", "must be after effective_from")
+    return ConversionRule(
+        source=source,
+        target=reader.text("to", SLUG),
+        rate=reader.decimal("rate"),
+        fee_percent=fee_percent,
+        fee_fixed=reader.integer("fee_fixed", default=0),
+        min_points=min_points,
+        max_points=max_points,
+        enabled=reader.boolean("enabled", True),
+        effective_from=effective_from,
+        effective_until=effective_until,
+    )
+
+
+def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) -> Partner:
+    slug_value = data.get("slug")
+    partner = slug_value if isinstance(slug_value, str) else None
+    reader = _Reader(file, partner, data)
+    reader.unknown_keys({"slug", "name", "currency", "point_value", "earn", "conversions"})
+    slug = reader.text("slug", SLUG)
+    if file.stem != slug:
+        raise reader.fail("slug", f"must match the file name '{file.stem}'")
+    currency = reader.table_at("currency")
+    currency.unknown_keys({"code", "name"})
+    earn = reader.table_at("earn")
+    earn.unknown_keys({"points_per_unit", "rounding", "purchase_currency"})
+    rounding_text = earn.text("rounding", required=False) or "down"
+    try:
+        rounding = Rounding(rounding_text)
+    except ValueError:
+        choices = ", ".join(r.value for r in Rounding)
+        raise earn.fail("rounding", f"must be one of {choices}, got {rounding_text!r}") from None
+    raw_rules = data.get("conversions", [])
+    if not isinstance(raw_rules, list):
+        raise reader.fail("conversions", "must be an array of tables ([[conversions]])")
+    rules = []
+    for index, raw in enumerate(raw_rules):
+        if not isinstance(raw, dict):
+            raise reader.fail(f"conversions[{index}]", "must be a table")
+        rules.append(_read_rule(_Reader(file, slug, raw, f"conversions[{index}]."), slug))
+    for index, rule in enumerate(rules):
+        if rule.target == slug:
+            raise reader.fail(f"conversions[{index}].to", "a partner cannot convert into itself")
+        for other in rules[:index]:
+            if other.target == rule.target and other.overlaps(rule):
+                raise reader.fail(
+                    f"conversions[{index}].effective_from",
+                    f"overlaps another rule to '{rule.target}'; give the earlier one an "
+                    "effective_until no later than this one's effective_from",
+                )
+    return Partner(
+        slug=slug,
+        name=reader.text("name"),
+        currency_code=currency.text("code", CURRENCY_CODE),
+        currency_name=currency.text("name"),
+        point_value=reader.decimal("point_value"),
+        earn=EarnRule(
+            points_per_unit=earn.decimal("points_per_unit"),
+            rounding=rounding,
+            purchase_currency=earn.text("purchase_currency", CURRENCY_CODE, required=False)
+            or settlement_currency,
+        ),
+        conversions=tuple(rules),
+        source_file=str(file),
+    )
+
+
+def _load_toml(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(file, None, "-", f"is not valid TOML: {error}") from None
+
+
+def load_coalition(directory: Path | str) -> Coalition:
+    """Load ``coalition.toml`` and every other ``*.toml`` in ``directory`` as a partner."""
+    folder = Path(directory)
+    coalition_file = folder / "coalition.toml"
+    if not coalition_file.is_file():
+        raise ConfigError(coalition_file, None, "-", "file not found")
+    top = _Reader(coalition_file, None, _load_toml(coalition_file))
+    top.unknown_keys({"name", "settlement_currency"})
+    settlement_currency = top.text("settlement_currency", CURRENCY_CODE)
+    partners: dict[str, Partner] = {}
+    currencies: dict[str, str] = {}
+    for file in sorted(folder.glob("*.toml")):
+        if file.name == "coalition.toml":
+            continue
+        partner = _read_partner(file, _load_toml(file), settlement_currency)
+        if partner.slug in partners:
+            raise ConfigError(file, partner.slug, "slug", "is used by another partner")
+        if partner.currency_code in currencies:
+            raise ConfigError(
+                file,
+                partner.slug,
+                "currency.code",
+                f"'{partner.currency_code}' is already the currency of '{currencies[partner.currency_code]}'",
+            )
+        if partner.currency_code == settlement_currency:
+            raise ConfigError(
+                file, partner.slug, "currency.code", "must differ from the settlement currency"
+            )
+        partners[partner.slug] = partner
+        currencies[partner.currency_code] = partner.slug
+    if not partners:
+        raise ConfigError(folder, None, "-", "no partner files (*.toml) found")
+    for partner in partners.values():
+        for index, rule in enumerate(partner.conversions):
+            if rule.target not in partners:
+                raise ConfigError(
+                    partner.source_file,
+                    partner.slug,
+                    f"conversions[{index}].to",
+                    f"names unknown partner '{rule.target}'",
+                )
+    return Coalition(
+        name=top.text("name"), settlement_currency=settlement_currency, partners=partners
+    )
+
+
+DEMO_DIRECTORY = Path(__file__).parent / "demo"
