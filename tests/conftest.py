@@ -1,0 +1,161 @@
+"""Fixtures: a gateway per test on SQLite and on PostgreSQL, reached over HTTP.
+
+PostgreSQL is the production database. In CI (``CI=true``) an unreachable server fails
+the run; elsewhere the PostgreSQL half is skipped and the summary says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.audit import audit
+from gateway.service import LedgerService
+from gateway.settings import Settings
+
+PG_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TABLES = ("entries", "transfers", "accounts", "enrolments", "members")
+_pg_state: dict[str, str | None] = {}
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _reset_postgres() -> None:
+    connection = await asyncpg.connect(_plain_dsn(PG_URL), timeout=5)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used, or None; the schema is reset once per run."""
+    if "reason" not in _pg_state:
+        try:
+            asyncio.run(_reset_postgres())
+            _pg_state["reason"] = None
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+            _pg_state["reason"] = f"PostgreSQL at {PG_URL} is unreachable: {error!r}"
+    return _pg_state["reason"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    reason = _pg_state.get("reason")
+    if reason:
+        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED", yellow=True)
+        terminalreporter.write_line(reason)
+        terminalreporter.write_line("Set TEST_DATABASE_URL or start PostgreSQL to run them.")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    return postgres_url()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return postgres_url()
+
+
+def postgres_url() -> str:
+    reason = postgres_unavailable()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI requires PostgreSQL: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return PG_URL
+
+
+async def _truncate(url: str) -> None:
+    connection = await asyncpg.connect(_plain_dsn(url))
+    try:
+        exists = await connection.fetchval("SELECT to_regclass('public.entries') IS NOT NULL")
+        if exists:
+            await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@dataclass
+class Clock:
+    """A clock the tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 6, 1, 12, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Gateway:
+    app: Starlette
+    client: httpx.AsyncClient
+    clock: Clock
+
+    @property
+    def service(self) -> LedgerService:
+        service: LedgerService = self.app.state.service
+        return service
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, **expect: Any
+    ) -> dict[str, Any]:
+        """POST a GraphQL request; assert 200 and no errors unless told otherwise."""
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"accept": "application/graphql-response+json"},
+        )
+        assert response.status_code == expect.get("status", 200), response.text
+        body: dict[str, Any] = response.json()
+        if not expect.get("errors", False):
+            assert "errors" not in body, body
+        return body
+
+    async def audit(self) -> list[str]:
+        return await audit(self.service.engine)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def gateway(database_url: str, clock: Clock) -> AsyncIterator[Gateway]:
+    async for gateway in start_gateway(database_url, clock):
+        yield gateway
+
+
+async def start_gateway(
+    database_url: str, clock: Callable[[], datetime], **settings: Any
+) -> AsyncIterator[Gateway]:
+    if database_url.startswith("postgresql"):
+        await _truncate(database_url)
+    app = create_app(
+        Settings(database_url=database_url, demo_data=False, **settings), clock=clock
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            gateway = Gateway(app, client, clock)  # type: ignore[arg-type]
+            yield gateway
+            assert await gateway.audit() == []
