@@ -35,7 +35,7 @@ CHECKS = {
 
 async def audit(engine: AsyncEngine) -> list[str]:
     """Every broken invariant with the rows that break it; empty when the ledger is sound."""
-    problems = []
+    problems: list[str] = []
     async with engine.connect() as connection:
         for name, query in CHECKS.items():
             rows = (await connection.execute(text(query))).all()

@@ -45,7 +45,8 @@ def quote(coalition: Coalition, source: str, target: str, points: int, at: datet
         raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner '{target}'.", ("to_partner",))
     if source == target:
         raise DomainError(
-            ErrorCode.SAME_PARTNER, "Points can only be converted between two partners.",
+            ErrorCode.SAME_PARTNER,
+            "Points can only be converted between two partners.",
             ("to_partner",),
         )
     if points <= 0:

@@ -128,7 +128,9 @@ class GraphQLEndpoint:
                 raise BadRequest(415, f"Send the request body as {JSON}.")
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise BadRequest(413, f"The request body is larger than {self.max_body_bytes} bytes.")
+                raise BadRequest(
+                    413, f"The request body is larger than {self.max_body_bytes} bytes."
+                )
             body = b""
             async for chunk in request.stream():
                 body += chunk
@@ -138,15 +140,17 @@ class GraphQLEndpoint:
                     )
             raw = self._json(body, "body")
         if not isinstance(raw, dict):
-            raise BadRequest(400, "The request body must be a JSON object (batching is not offered).")
+            raise BadRequest(
+                400, "The request body must be a JSON object (batching is not offered)."
+            )
         query = raw.get("query")
         if not isinstance(query, str) or not query.strip():
             raise BadRequest(400, "The request has no `query` string.")
         for name in ("variables", "extensions"):
             if raw.get(name) is not None and not isinstance(raw[name], dict):
                 raise BadRequest(400, f"`{name}` must be a JSON object.")
-        name = raw.get("operationName")
-        if name is not None and not isinstance(name, str):
+        operation = raw.get("operationName")
+        if operation is not None and not isinstance(operation, str):
             raise BadRequest(400, "`operationName` must be a string.")
         return raw
 

@@ -111,5 +111,7 @@ def reversal_legs(
             ("points",),
         )
     sign = 1 if kind is TransferKind.EARN else -1
-    return [Leg(leg.pool, leg.account, -sign * points if leg.is_wallet else sign * points)
-            for leg in legs]
+    return [
+        Leg(leg.pool, leg.account, -sign * points if leg.is_wallet else sign * points)
+        for leg in legs
+    ]

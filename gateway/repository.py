@@ -47,8 +47,11 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
 async def ensure_system_accounts(
     connection: AsyncConnection, pools: Iterable[str]
 ) -> dict[tuple[str, AccountCode], int]:
-    rows = [{"pool": pool, "code": code.value, "balance": 0} for pool in pools
-            for code in SYSTEM_ACCOUNTS]
+    rows = [
+        {"pool": pool, "code": code.value, "balance": 0}
+        for pool in pools
+        for code in SYSTEM_ACCOUNTS
+    ]
     if rows:
         statement = _insert(connection, accounts).on_conflict_do_nothing(
             index_elements=["pool", "code"], index_where=accounts.c.member_id.is_(None)
@@ -92,7 +95,11 @@ async def enrolment(
             )
         )
     ).first()
-    return EnrolmentRecord(row.partner, row.customer_id, row.member_id, row.created_at) if row else None
+    return (
+        EnrolmentRecord(row.partner, row.customer_id, row.member_id, row.created_at)
+        if row
+        else None
+    )
 
 
 async def enrolments_of(
@@ -207,15 +214,21 @@ async def post_legs(
     for leg in sorted((leg for leg in legs if leg.is_wallet), key=lambda leg: leg.pool):
         assert member_id is not None
         if leg.amount > 0:
-            wallet_state[leg.pool] = await _credit_wallet(connection, member_id, leg.pool, leg.amount)
+            wallet_state[leg.pool] = await _credit_wallet(
+                connection, member_id, leg.pool, leg.amount
+            )
         else:
-            wallet_state[leg.pool] = await _debit_wallet(connection, member_id, leg.pool, -leg.amount)
+            wallet_state[leg.pool] = await _debit_wallet(
+                connection, member_id, leg.pool, -leg.amount
+            )
     records: list[LegRecord] = []
     rows: list[dict[str, Any]] = []
     for leg in legs:
         if leg.is_wallet:
             account_id, balance_after = wallet_state[leg.pool]
-            record = LegRecord(transfer_id, leg.pool, leg.account, member_id, leg.amount, balance_after)
+            record = LegRecord(
+                transfer_id, leg.pool, leg.account, member_id, leg.amount, balance_after
+            )
         else:
             account_id = system_accounts[(leg.pool, leg.account)]
             record = LegRecord(transfer_id, leg.pool, leg.account, None, leg.amount, None)
@@ -254,9 +267,7 @@ async def transfers_by_id(
     return {row.id: TransferRecord.from_row(row) for row in result}
 
 
-async def reversals_of(
-    connection: AsyncConnection, transfer_ids: Sequence[int]
-) -> dict[int, int]:
+async def reversals_of(connection: AsyncConnection, transfer_ids: Sequence[int]) -> dict[int, int]:
     result = await connection.execute(
         sa.select(transfers.c.reverses_id, transfers.c.id).where(
             transfers.c.reverses_id.in_(transfer_ids)

@@ -366,9 +366,7 @@ class LedgerService:
                 transfer_id
             )
             if original is None:
-                raise DomainError(
-                    ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",)
-                )
+                raise DomainError(ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",))
             claim = self._claim(f"reverse:{original.partner}", idempotency_key, request)
             replay = await self._replay(connection, *self._key_of(claim))
             if replay is not None:

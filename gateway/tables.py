@@ -88,7 +88,9 @@ class Account(SQLModel, table=True):
 class Transfer(SQLModel, table=True):
     __tablename__ = "transfers"
     __table_args__ = (
-        sa.UniqueConstraint("idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"),
+        sa.UniqueConstraint(
+            "idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"
+        ),
         sa.UniqueConstraint("reverses_id", name="ux_transfers_reverses"),
     )
 

@@ -146,13 +146,15 @@ class _Reader:
             return None
         return self.table[field]
 
-    def text(self, field: str, pattern: re.Pattern[str] | None = None, required: bool = True) -> str:
+    def text(
+        self, field: str, pattern: re.Pattern[str] | None = None, required: bool = True
+    ) -> str:
         value = self._get(field, required)
         if value is None:
             return ""
         if not isinstance(value, str) or not value.strip():
             raise self.fail(field, f"must be a non-empty string, got {value!r}")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.fail(field, f"{value!r} does not match {pattern.pattern}")
         return value
 
@@ -164,8 +166,8 @@ class _Reader:
             raise self.fail(
                 field, f'must be a decimal string such as "{value}", not the float {value}'
             )
-        if not isinstance(value, str) or not DECIMAL_TEXT.match(value):
-            raise self.fail(field, f"must be a decimal string such as \"0.25\", got {value!r}")
+        if not isinstance(value, str) or not DECIMAL_TEXT.fullmatch(value):
+            raise self.fail(field, f'must be a decimal string such as "0.25", got {value!r}')
         number = Decimal(value)
         if positive and number <= 0:
             raise self.fail(field, f"must be greater than zero, got {value}")
@@ -339,7 +341,8 @@ def load_coalition(directory: Path | str) -> Coalition:
                 file,
                 partner.slug,
                 "currency.code",
-                f"'{partner.currency_code}' is already the currency of '{currencies[partner.currency_code]}'",
+                f"'{partner.currency_code}' is already the currency of "
+                f"'{currencies[partner.currency_code]}'",
             )
         if partner.currency_code == settlement_currency:
             raise ConfigError(

@@ -24,9 +24,7 @@ from gateway.audit import audit
 from gateway.service import LedgerService
 from gateway.settings import Settings
 
-PG_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = ("entries", "transfers", "accounts", "enrolments", "members")
 _pg_state: dict[str, str | None] = {}
@@ -50,7 +48,7 @@ def postgres_unavailable() -> str | None:
         try:
             asyncio.run(_reset_postgres())
             _pg_state["reason"] = None
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             _pg_state["reason"] = f"PostgreSQL at {PG_URL} is unreachable: {error!r}"
     return _pg_state["reason"]
 
@@ -150,9 +148,7 @@ async def start_gateway(
 ) -> AsyncIterator[Gateway]:
     if database_url.startswith("postgresql"):
         await _truncate(database_url)
-    app = create_app(
-        Settings(database_url=database_url, demo_data=False, **settings), clock=clock
-    )
+    app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

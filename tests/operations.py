@@ -20,7 +20,8 @@ mutation($input: EnrolMemberInput!) {{
 EARN = f"""
 mutation($input: EarnPointsInput!) {{
   earnPoints(input: $input) {{
-    transfer {{ {TRANSFER_FIELDS} }} wallet {{ balance partner {{ slug }} value {{ amount currency }} }}
+    transfer {{ {TRANSFER_FIELDS} }}
+    wallet {{ balance partner {{ slug }} value {{ amount currency }} }}
     idempotentReplay {ERRORS}
   }}
 }}"""

@@ -32,8 +32,14 @@ async def earn(gateway: Gateway, member: str, points: int, key: str, partner: st
     return payload(
         await gateway.gql(
             EARN,
-            {"input": {"partner": partner, "member": {"id": member}, "points": points,
-                       "idempotencyKey": key}},
+            {
+                "input": {
+                    "partner": partner,
+                    "member": {"id": member},
+                    "points": points,
+                    "idempotencyKey": key,
+                }
+            },
         )
     )
 
@@ -42,19 +48,38 @@ async def redeem(gateway: Gateway, member: str, points: int, key: str, partner: 
     return payload(
         await gateway.gql(
             REDEEM,
-            {"input": {"partner": partner, "member": {"id": member}, "points": points,
-                       "idempotencyKey": key}},
+            {
+                "input": {
+                    "partner": partner,
+                    "member": {"id": member},
+                    "points": points,
+                    "idempotencyKey": key,
+                }
+            },
         )
     )
 
 
-async def convert(gateway: Gateway, member: str, points: int, key: str,
-                  source: str = "skyway", target: str = "brewbar") -> dict[str, Any]:
+async def convert(
+    gateway: Gateway,
+    member: str,
+    points: int,
+    key: str,
+    source: str = "skyway",
+    target: str = "brewbar",
+) -> dict[str, Any]:
     return payload(
         await gateway.gql(
             CONVERT,
-            {"input": {"memberId": member, "fromPartner": source, "toPartner": target,
-                       "points": points, "idempotencyKey": key}},
+            {
+                "input": {
+                    "memberId": member,
+                    "fromPartner": source,
+                    "toPartner": target,
+                    "points": points,
+                    "idempotencyKey": key,
+                }
+            },
         )
     )
 
@@ -75,7 +100,8 @@ async def test_partners_show_currency_value_earn_rate_and_rules_in_force(gateway
     body = await gateway.gql(
         """{ partners { slug name currency { code name } pointValue { amount currency }
              earnRate { pointsPerUnit purchaseCurrency rounding }
-             conversionRules { toPartner { slug } rate feePercent feeFixed minPoints maxPoints } } }"""
+             conversionRules {
+               toPartner { slug } rate feePercent feeFixed minPoints maxPoints } } }"""
     )
     partners = {p["slug"]: p for p in body["data"]["partners"]}
     assert set(partners) == {"skyway", "brewbar", "freshmart"}
@@ -84,7 +110,9 @@ async def test_partners_show_currency_value_earn_rate_and_rules_in_force(gateway
     assert partners["brewbar"]["pointValue"]["amount"] == "0.04"
     assert partners["freshmart"]["pointValue"]["amount"] == "0.005"
     assert partners["skyway"]["earnRate"] == {
-        "pointsPerUnit": "2", "purchaseCurrency": "EUR", "rounding": "DOWN"
+        "pointsPerUnit": "2",
+        "purchaseCurrency": "EUR",
+        "rounding": "DOWN",
     }
     rules = {r["toPartner"]["slug"]: r for r in partners["skyway"]["conversionRules"]}
     assert set(rules) == {"brewbar", "freshmart"}
@@ -92,13 +120,20 @@ async def test_partners_show_currency_value_earn_rate_and_rules_in_force(gateway
 
 
 async def test_enrol_is_idempotent_on_the_pair_and_resolves_by_customer_id(gateway: Gateway):
-    first = payload(await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "A1"}}))
-    again = payload(await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "A1"}}))
-    other = payload(await gateway.gql(ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": "A1"}}))
+    first = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "A1"}})
+    )
+    again = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "A1"}})
+    )
+    other = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": "A1"}})
+    )
     assert first["created"] is True and again["created"] is False
     assert first["member"]["id"] == again["member"]["id"] != other["member"]["id"]
     body = await gateway.gql(
-        '{ memberByEnrolment(partner: "skyway", partnerCustomerId: "A1") { id enrolments { partner { slug } partnerCustomerId } } }'
+        '{ memberByEnrolment(partner: "skyway", partnerCustomerId: "A1") '
+        "{ id enrolments { partner { slug } partnerCustomerId } } }"
     )
     member = body["data"]["memberByEnrolment"]
     assert member["id"] == first["member"]["id"]
@@ -106,10 +141,19 @@ async def test_enrol_is_idempotent_on_the_pair_and_resolves_by_customer_id(gatew
 
 
 async def test_enrol_refuses_unknown_partner_and_blank_customer(gateway: Gateway):
-    unknown = payload(await gateway.gql(ENROL, {"input": {"partner": "nope", "partnerCustomerId": "A"}}))
-    blank = payload(await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": " "}}))
-    control = payload(await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "a\x00b"}}))
-    assert codes(unknown) == ["UNKNOWN_PARTNER"] and unknown["userErrors"][0]["field"] == ["input", "partner"]
+    unknown = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "nope", "partnerCustomerId": "A"}})
+    )
+    blank = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": " "}})
+    )
+    control = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "a\x00b"}})
+    )
+    assert codes(unknown) == ["UNKNOWN_PARTNER"] and unknown["userErrors"][0]["field"] == [
+        "input",
+        "partner",
+    ]
     assert codes(blank) == ["INVALID_INPUT"]
     assert codes(control) == ["INVALID_INPUT"]
     assert unknown["member"] is None
@@ -122,18 +166,32 @@ async def test_earn_points_shows_transfer_legs_and_wallet(gateway: Gateway):
     transfer = result["transfer"]
     assert transfer["kind"] == "EARN" and transfer["points"] == 500
     assert sorted((leg["account"], leg["amount"]) for leg in transfer["legs"]) == [
-        ("ISSUANCE", -500), ("WALLET", 500)
+        ("ISSUANCE", -500),
+        ("WALLET", 500),
     ]
     assert result["wallet"] == {
-        "balance": 500, "partner": {"slug": "skyway"}, "value": {"amount": "6.00", "currency": "EUR"}
+        "balance": 500,
+        "partner": {"slug": "skyway"},
+        "value": {"amount": "6.00", "currency": "EUR"},
     }
 
 
 async def test_earn_for_a_purchase_uses_the_earn_rate_and_rounding(gateway: Gateway):
     member = await enrol(gateway, "brewbar")
-    result = payload(await gateway.gql(EARN, {"input": {
-        "partner": "brewbar", "member": {"partnerCustomerId": "C-1"},
-        "purchaseAmount": "4.50", "idempotencyKey": "till-7", "reason": "Latte"}}))
+    result = payload(
+        await gateway.gql(
+            EARN,
+            {
+                "input": {
+                    "partner": "brewbar",
+                    "member": {"partnerCustomerId": "C-1"},
+                    "purchaseAmount": "4.50",
+                    "idempotencyKey": "till-7",
+                    "reason": "Latte",
+                }
+            },
+        )
+    )
     assert result["userErrors"] == []
     assert result["transfer"]["points"] == 5  # 4.50 stars, rounded half up
     assert result["transfer"]["purchaseAmount"] == "4.5"
@@ -161,8 +219,12 @@ async def test_earn_user_errors_change_nothing(gateway: Gateway):
         ({"points": 5, "reason": "r" * 501}, "INVALID_INPUT"),
     ]
     for index, (override, code) in enumerate(cases):
-        variables = {"partner": "skyway", "member": {"id": member}, "idempotencyKey": f"E-{index}",
-                     **override}
+        variables = {
+            "partner": "skyway",
+            "member": {"id": member},
+            "idempotencyKey": f"E-{index}",
+            **override,
+        }
         result = payload(await gateway.gql(EARN, {"input": variables}))
         assert codes(result) == [code], (override, result)
         assert result["transfer"] is None
@@ -173,9 +235,16 @@ async def test_a_float_purchase_amount_is_refused_with_a_clear_error(gateway: Ga
     member = await enrol(gateway)
     body = await gateway.gql(
         EARN,
-        {"input": {"partner": "skyway", "member": {"id": member}, "purchaseAmount": 12.5,
-                   "idempotencyKey": "F"}},
-        status=400, errors=True,
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"id": member},
+                "purchaseAmount": 12.5,
+                "idempotencyKey": "F",
+            }
+        },
+        status=400,
+        errors=True,
     )
     assert "data" not in body
     assert "Decimal values are strings" in body["errors"][0]["message"]
@@ -208,8 +277,9 @@ async def test_redeem_spends_and_refuses_overdraft(gateway: Gateway):
     await earn(gateway, member, 100, "E1")
     spent = await redeem(gateway, member, 60, "R1")
     assert spent["userErrors"] == [] and spent["wallet"]["balance"] == 40
-    assert sorted((l["account"], l["amount"]) for l in spent["transfer"]["legs"]) == [
-        ("REDEMPTION", 60), ("WALLET", -60)
+    assert sorted((leg["account"], leg["amount"]) for leg in spent["transfer"]["legs"]) == [
+        ("REDEMPTION", 60),
+        ("WALLET", -60),
     ]
     too_much = await redeem(gateway, member, 41, "R2")
     assert codes(too_much) == ["INSUFFICIENT_POINTS"]
@@ -223,8 +293,19 @@ async def test_redeem_spends_and_refuses_overdraft(gateway: Gateway):
 async def test_quote_then_convert_gives_exactly_the_quote(gateway: Gateway):
     member = await enrol(gateway)
     await earn(gateway, member, 5000, "E1")
-    quote = payload(await gateway.gql(QUOTE, {"input": {
-        "memberId": member, "fromPartner": "skyway", "toPartner": "brewbar", "points": 1000}}))
+    quote = payload(
+        await gateway.gql(
+            QUOTE,
+            {
+                "input": {
+                    "memberId": member,
+                    "fromPartner": "skyway",
+                    "toPartner": "brewbar",
+                    "points": 1000,
+                }
+            },
+        )
+    )
     assert quote["userErrors"] == []
     q = quote["quote"]
     assert (q["points"], q["fee"], q["rate"], q["receivedPoints"]) == (1000, 20, "0.25", 245)
@@ -236,11 +317,20 @@ async def test_quote_then_convert_gives_exactly_the_quote(gateway: Gateway):
     result = await convert(gateway, member, 1000, "C1")
     assert result["userErrors"] == []
     transfer = result["transfer"]
-    assert (transfer["kind"], transfer["points"], transfer["receivedPoints"]) == ("CONVERSION", 1000, 245)
+    assert (transfer["kind"], transfer["points"], transfer["receivedPoints"]) == (
+        "CONVERSION",
+        1000,
+        245,
+    )
     assert (transfer["rate"], transfer["fee"]) == ("0.25", 20)
-    assert sorted((l["partner"]["slug"], l["account"], l["amount"]) for l in transfer["legs"]) == [
-        ("brewbar", "LIQUIDITY", -245), ("brewbar", "WALLET", 245),
-        ("skyway", "FEES", 20), ("skyway", "LIQUIDITY", 980), ("skyway", "WALLET", -1000),
+    assert sorted(
+        (leg["partner"]["slug"], leg["account"], leg["amount"]) for leg in transfer["legs"]
+    ) == [
+        ("brewbar", "LIQUIDITY", -245),
+        ("brewbar", "WALLET", 245),
+        ("skyway", "FEES", 20),
+        ("skyway", "LIQUIDITY", 980),
+        ("skyway", "WALLET", -1000),
     ]
     assert result["fromWallet"]["balance"] == 4000 and result["toWallet"]["balance"] == 245
     assert await balances(gateway, member) == {"brewbar": 245, "freshmart": 0, "skyway": 4000}
@@ -272,12 +362,21 @@ async def test_conversion_user_errors(gateway: Gateway):
         ({"memberId": "TWVtYmVyOng="}, "UNKNOWN_MEMBER"),
     ]
     for index, (override, code) in enumerate(cases):
-        variables = {"memberId": member, "fromPartner": "skyway", "toPartner": "brewbar",
-                     "points": 100, "idempotencyKey": f"C-{index}", **override}
+        variables = {
+            "memberId": member,
+            "fromPartner": "skyway",
+            "toPartner": "brewbar",
+            "points": 100,
+            "idempotencyKey": f"C-{index}",
+            **override,
+        }
         result = payload(await gateway.gql(CONVERT, {"input": variables}))
         assert codes(result) == [code], (override, result)
-        quote = payload(await gateway.gql(QUOTE, {"input": {
-            k: v for k, v in variables.items() if k != "idempotencyKey"}}))
+        quote = payload(
+            await gateway.gql(
+                QUOTE, {"input": {k: v for k, v in variables.items() if k != "idempotencyKey"}}
+            )
+        )
         if code != "INSUFFICIENT_POINTS":
             assert codes(quote) == [code]
         else:
@@ -301,8 +400,10 @@ async def test_reverse_in_full_and_only_once(gateway: Gateway):
     assert replay["idempotentReplay"] is True and replay["reversal"]["id"] == reversal["id"]
     of_reversal = await reverse(gateway, reversal["id"], "V3")
     assert codes(of_reversal) == ["NOT_REVERSIBLE"]
-    body = await gateway.gql("query($id: ID!) { node(id: $id) { ... on Transfer { reversedBy { id } } } }",
-                             {"id": transfer_id})
+    body = await gateway.gql(
+        "query($id: ID!) { node(id: $id) { ... on Transfer { reversedBy { id } } } }",
+        {"id": transfer_id},
+    )
     assert body["data"]["node"]["reversedBy"] == {"id": reversal["id"]}
 
 
@@ -380,9 +481,14 @@ async def test_node_finds_members_partners_and_transfers(gateway: Gateway):
     partner_id = base64.b64encode(b"Partner:brewbar").decode()
     query = """query($ids: [ID!]!) { a: node(id: $ids) { id } }"""
     assert query
-    for node_id, typename in ((member, "Member"), (partner_id, "Partner"),
-                              (earned["transfer"]["id"], "Transfer")):
-        body = await gateway.gql("query($id: ID!) { node(id: $id) { id __typename } }", {"id": node_id})
+    for node_id, typename in (
+        (member, "Member"),
+        (partner_id, "Partner"),
+        (earned["transfer"]["id"], "Transfer"),
+    ):
+        body = await gateway.gql(
+            "query($id: ID!) { node(id: $id) { id __typename } }", {"id": node_id}
+        )
         assert body["data"]["node"] == {"id": node_id, "__typename": typename}
     for missing in ("bm9wZQ==", "TWVtYmVyOm5vcGU=", "", "Tm9kZTox"):
         body = await gateway.gql("query($id: ID!) { node(id: $id) { id } }", {"id": missing})

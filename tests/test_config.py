@@ -50,8 +50,10 @@ def assert_names(error: ConfigError, file: Path, partner_slug: str | None, field
         assert f"partner '{partner_slug}'" in str(error)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_demo_directory_loads_three_partners_with_exact_values() -> None:
@@ -71,10 +73,10 @@ def test_demo_directory_loads_three_partners_with_exact_values() -> None:
 
 
 def test_minimal_tmp_directory_loads(tmp_path: Path) -> None:
-    coalition = load_coalition(pair(tmp_path, RULE))
+    coalition = load_coalition(pair(tmp_path, RULE + 'fee_percent = "99.99"\n'))
     rule = coalition.rules("alpha", "beta")[0]
-    assert rule.rate == Decimal("0.5")
-    assert (rule.fee_percent, rule.fee_fixed, rule.min_points, rule.enabled) == (0, 0, 1, True)
+    assert (rule.rate, rule.fee_percent) == (Decimal("0.5"), Decimal("99.99"))
+    assert (rule.fee_fixed, rule.min_points, rule.enabled) == (0, 1, True)
     assert rule.effective_from == utc(2026, 1, 1)
     assert rule.effective_until is None
 
@@ -110,6 +112,12 @@ def test_duplicate_currency_code_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path)
     assert_names(error, tmp_path / "beta.toml", "beta", "currency.code")
     assert "'ALP'" in error.problem and "'alpha'" in error.problem
+
+
+def test_currency_code_with_trailing_newline_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, {"alpha": partner("alpha", "ALP\\n"), "beta": partner("beta", "ALP")})
+    error = refusal(tmp_path)
+    assert_names(error, tmp_path / "alpha.toml", "alpha", "currency.code")
 
 
 def test_slug_not_matching_file_name_is_refused(tmp_path: Path) -> None:
@@ -168,11 +176,6 @@ def test_max_points_below_min_points_is_refused(tmp_path: Path) -> None:
 def test_fee_percent_of_100_or_more_is_refused(tmp_path: Path, percent: str) -> None:
     error = refusal(pair(tmp_path, RULE + f'fee_percent = "{percent}"\n'))
     assert_names(error, tmp_path / "alpha.toml", "alpha", "conversions[0].fee_percent")
-
-
-def test_fee_percent_just_below_100_loads(tmp_path: Path) -> None:
-    coalition = load_coalition(pair(tmp_path, RULE + 'fee_percent = "99.99"\n'))
-    assert coalition.rules("alpha", "beta")[0].fee_percent == Decimal("99.99")
 
 
 def test_invalid_toml_is_refused(tmp_path: Path) -> None:

@@ -18,6 +18,12 @@ from partners.config import DEMO_DIRECTORY, Coalition, ConversionRule, load_coal
 DEMO = load_coalition(DEMO_DIRECTORY)
 JUNE_2026 = datetime(2026, 6, 1, tzinfo=UTC)
 JUNE_2027 = datetime(2027, 6, 1, tzinfo=UTC)
+DEMO_PAIRS = [
+    ("skyway", "brewbar"),
+    ("skyway", "freshmart"),
+    ("brewbar", "skyway"),
+    ("freshmart", "brewbar"),
+]
 
 
 def rule_of(source: str, target: str, at: datetime = JUNE_2026) -> ConversionRule:
@@ -26,7 +32,9 @@ def rule_of(source: str, target: str, at: datetime = JUNE_2026) -> ConversionRul
     return rule
 
 
-def failure(coalition: Coalition, source: str, target: str, points: int, at: datetime) -> DomainError:
+def failure(
+    coalition: Coalition, source: str, target: str, points: int, at: datetime
+) -> DomainError:
     with pytest.raises(DomainError) as caught:
         quote(coalition, source, target, points, at)
     return caught.value
@@ -106,19 +114,19 @@ def test_rate_changes_at_the_boundary() -> None:
     [("nobody", "brewbar", "from_partner"), ("skyway", "nobody", "to_partner")],
 )
 def test_unknown_partner(source: str, target: str, field: str) -> None:
-    error = failure(DEMO, source, target, 1000, JUNE_2026)
+    error = failure(DEMO, source, target, points=1000, at=JUNE_2026)
     assert (error.code, error.field) == (ErrorCode.UNKNOWN_PARTNER, (field,))
     assert "nobody" in error.message
 
 
 def test_same_partner() -> None:
-    error = failure(DEMO, "skyway", "skyway", 1000, JUNE_2026)
+    error = failure(DEMO, "skyway", "skyway", points=1000, at=JUNE_2026)
     assert (error.code, error.field) == (ErrorCode.SAME_PARTNER, ("to_partner",))
 
 
 @pytest.mark.parametrize("points", [0, -1, -1000])
 def test_amount_not_positive(points: int) -> None:
-    error = failure(DEMO, "skyway", "brewbar", points, JUNE_2026)
+    error = failure(DEMO, "skyway", "brewbar", points=points, at=JUNE_2026)
     assert (error.code, error.field) == (ErrorCode.AMOUNT_NOT_POSITIVE, ("points",))
 
 
@@ -131,13 +139,14 @@ def test_amount_not_positive(points: int) -> None:
     ],
 )
 def test_no_conversion_rule(source: str, target: str, at: datetime) -> None:
-    error = failure(DEMO, source, target, 1000, at)
+    error = failure(DEMO, source, target, points=1000, at=at)
     assert (error.code, error.field) == (ErrorCode.NO_CONVERSION_RULE, ("to_partner",))
 
 
 def test_disabled_rule_offers_no_conversion(tmp_path: Path) -> None:
-    rule = '[[conversions]]\nto = "beta"\nrate = "1"\neffective_from = 2026-01-01\nenabled = false\n'
-    error = failure(small_coalition(tmp_path, rule), "alpha", "beta", 1000, JUNE_2026)
+    rule = '[[conversions]]\nto = "beta"\nrate = "1"\neffective_from = 2026-01-01\n'
+    rule += "enabled = false\n"
+    error = failure(small_coalition(tmp_path, rule), "alpha", "beta", points=1000, at=JUNE_2026)
     assert error.code is ErrorCode.NO_CONVERSION_RULE
 
 
@@ -152,7 +161,7 @@ def test_disabled_rule_offers_no_conversion(tmp_path: Path) -> None:
     ],
 )
 def test_amount_out_of_bounds(source: str, target: str, points: int) -> None:
-    error = failure(DEMO, source, target, points, JUNE_2026)
+    error = failure(DEMO, source, target, points=points, at=JUNE_2026)
     assert (error.code, error.field) == (ErrorCode.AMOUNT_OUT_OF_BOUNDS, ("points",))
 
 
@@ -167,7 +176,7 @@ def test_amount_out_of_bounds(source: str, target: str, points: int) -> None:
 )
 def test_amount_too_small_when_nothing_is_left(tmp_path: Path, rule: str, points: int) -> None:
     text = f'[[conversions]]\nto = "beta"\neffective_from = 2026-01-01\n{rule}'
-    error = failure(small_coalition(tmp_path, text), "alpha", "beta", points, JUNE_2026)
+    error = failure(small_coalition(tmp_path, text), "alpha", "beta", points=points, at=JUNE_2026)
     assert (error.code, error.field) == (ErrorCode.AMOUNT_TOO_SMALL, ("points",))
 
 
@@ -186,8 +195,7 @@ def check(result: Quote, rule: ConversionRule, points: int) -> None:
 
 
 @given(
-    pair=st.sampled_from([("skyway", "brewbar"), ("skyway", "freshmart"), ("brewbar", "skyway"),
-                          ("freshmart", "brewbar")]),
+    pair=st.sampled_from(DEMO_PAIRS),
     at=st.sampled_from([JUNE_2026, JUNE_2027]),
     data=st.data(),
 )
@@ -203,16 +211,13 @@ def test_demo_quotes_follow_the_formula(
     rate=st.decimals(Decimal("0.001"), Decimal("50"), places=3),
     fee_percent=st.decimals(Decimal("0"), Decimal("99.9"), places=1),
     fee_fixed=st.integers(0, 500),
-    points=st.integers(1, 10_000_000),
+    points=st.integers(1, 500_000),
 )
 def test_any_rule_quotes_follow_the_formula(
     rate: Decimal, fee_percent: Decimal, fee_fixed: int, points: int
 ) -> None:
-    rule = replace(
-        rule_of("skyway", "freshmart"),
-        rate=rate, fee_percent=fee_percent, fee_fixed=fee_fixed, min_points=1,
-        max_points=10_000_000,
-    )
+    base = rule_of("skyway", "freshmart")
+    rule = replace(base, rate=rate, fee_percent=fee_percent, fee_fixed=fee_fixed, min_points=1)
     try:
         result = quote(with_rule(rule), "skyway", "freshmart", points, JUNE_2026)
     except DomainError as error:

@@ -16,18 +16,24 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _batch(
-    fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]], default: Callable[[], V]
-) -> Callable[[list[K]], Awaitable[list[V]]]:
-    async def load(keys: list[K]) -> list[V]:
+def _one(
+    fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]],
+) -> Callable[[list[K]], Awaitable[list[V | None]]]:
+    async def load(keys: list[K]) -> list[V | None]:
         found = await fetch(keys)
-        return [found.get(key, default()) for key in keys]
+        return [found.get(key) for key in keys]
 
     return load
 
 
-def _none() -> None:
-    return None
+def _many(
+    fetch: Callable[[Sequence[K]], Awaitable[dict[K, list[V]]]],
+) -> Callable[[list[K]], Awaitable[list[list[V]]]]:
+    async def load(keys: list[K]) -> list[list[V]]:
+        found = await fetch(keys)
+        return [found.get(key, []) for key in keys]
+
+    return load
 
 
 @dataclass
@@ -42,12 +48,12 @@ class Loaders:
     @classmethod
     def for_service(cls, service: LedgerService) -> Loaders:
         return cls(
-            members=DataLoader(_batch(service.members, _none)),
-            wallets=DataLoader(_batch(service.wallets, list)),
-            enrolments=DataLoader(_batch(service.enrolments, list)),
-            transfers=DataLoader(_batch(service.transfers, _none)),
-            legs=DataLoader(_batch(service.legs, list)),
-            reversals=DataLoader(_batch(service.reversals, _none)),
+            members=DataLoader(_one(service.members)),
+            wallets=DataLoader(_many(service.wallets)),
+            enrolments=DataLoader(_many(service.enrolments)),
+            transfers=DataLoader(_one(service.transfers)),
+            legs=DataLoader(_many(service.legs)),
+            reversals=DataLoader(_one(service.reversals)),
         )
 
 

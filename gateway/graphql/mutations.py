@@ -96,9 +96,7 @@ class Mutation:
         try:
             transfer_id = decode_int_id(str(input.transfer_id), "Transfer")
             if transfer_id is None:
-                raise DomainError(
-                    ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",)
-                )
+                raise DomainError(ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",))
             posting = await info.context.service.reverse(
                 transfer_id, input.idempotency_key, points=input.points, reason=input.reason
             )

@@ -15,7 +15,9 @@ from .scalars import decode_id
 from .types import ConversionRule, Member, Money, Partner, Transfer, Wallet, money
 
 UserErrorCode = strawberry.enum(
-    ErrorCode, name="UserErrorCode", description="Stable codes for expected failures; clients branch on these."
+    ErrorCode,
+    name="UserErrorCode",
+    description="Stable codes for expected failures; clients branch on these.",
 )
 
 IDEMPOTENCY_KEY = (
@@ -236,9 +238,7 @@ class ConvertPointsPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-@strawberry.input(
-    description="Reverse a transfer once: in full, or part of an earn or a redeem."
-)
+@strawberry.input(description="Reverse a transfer once: in full, or part of an earn or a redeem.")
 class ReverseTransferInput:
     transfer_id: strawberry.ID
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)

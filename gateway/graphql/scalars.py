@@ -18,7 +18,7 @@ def _parse_decimal(value: object) -> Decimal:
             f'Decimal values are strings such as "12.50", got {value!r}: a number in JSON '
             "or GraphQL may not hold a decimal fraction exactly."
         )
-    if not DECIMAL_TEXT.match(value):
+    if not DECIMAL_TEXT.fullmatch(value):
         raise StrawberryInputCoercionError(f'"{value}" is not a decimal such as "12.50".')
     return Decimal(value)
 
@@ -41,7 +41,7 @@ def decode_id(value: str, type_name: str) -> str | None:
     """The node id inside a global id of ``type_name``; None for anything else."""
     try:
         global_id = relay.GlobalID.from_id(value)
-    except Exception:  # noqa: BLE001 - any malformed id is simply not found
+    except Exception:
         return None
     if global_id.type_name != type_name or not global_id.node_id:
         return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -19,9 +22,21 @@ from .mutations import Mutation
 from .queries import Query
 from .scalars import DecimalScalar
 
+log = logging.getLogger("gateway.graphql")
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log what the server got wrong; a client's bad query is only worth a debug line."""
+        for error in errors:
+            if should_mask(error):
+                log.error("unexpected error", exc_info=error.original_error)
+            else:
+                log.debug("request error: %s", error.message)
+
 
 def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         scalar_overrides={Decimal: DecimalScalar},

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+
 import strawberry
 from strawberry import relay
 
@@ -126,7 +127,7 @@ class Partner(relay.Node):
         return self.key
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Partner | None]:
         partners = info.context.service.coalition.partners
@@ -225,11 +226,12 @@ class Transfer(relay.Node):
         return cls(transfer_id=record.id, record=record)
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Transfer | None]:
-        ids = [int(node_id) if node_id.isdigit() and len(node_id) < 19 else 0
-               for node_id in node_ids]
+        ids = [
+            int(node_id) if node_id.isdigit() and len(node_id) < 19 else 0 for node_id in node_ids
+        ]
         records = await info.context.loaders.transfers.load_many(ids)
         return [cls.of(record) if record else None for record in records]
 
@@ -252,9 +254,7 @@ class Transfer(relay.Node):
         record = await info.context.loaders.members.load(self.record.member_id)
         return Member.of(record) if record else None
 
-    @strawberry.field(
-        description="Points earned, redeemed, converted (source points) or reversed."
-    )
+    @strawberry.field(description="Points earned, redeemed, converted (source points) or reversed.")
     def points(self) -> int:
         return self.record.points
 
@@ -344,7 +344,7 @@ class Member(relay.Node):
         return cls(member_id=record.id, created_at=record.created_at)
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Member | None]:
         records = await info.context.loaders.members.load_many(list(node_ids))

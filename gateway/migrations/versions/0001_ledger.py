@@ -40,7 +40,8 @@ def _immutable_triggers() -> None:
             for action in ("UPDATE", "DELETE"):
                 op.execute(
                     f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'ledger rows are immutable: {action} on {table}'); END"
+                    "BEGIN SELECT RAISE(ABORT, "
+                    f"'ledger rows are immutable: {action} on {table}'); END"
                 )
 
 

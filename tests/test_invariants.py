@@ -1,0 +1,212 @@
+"""Random sequences of enrol / earn / redeem / convert / reverse / retry, on both databases.
+
+After every step: the ledger audit finds nothing (pools and transfers balance, no wallet
+is negative, each wallet equals the sum of its entries, conversions touch both pools),
+and every wallet equals what a simple model of the same calls expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from gateway import exchange
+from gateway.audit import audit
+from gateway.database import create_engine, migrate
+from gateway.errors import DomainError, ErrorCode
+from gateway.records import MemberRef, Posting
+from gateway.service import LedgerService
+from partners.config import DEMO_DIRECTORY, load_coalition
+from tests.conftest import Clock, _truncate
+
+COALITION = load_coalition(DEMO_DIRECTORY)
+PARTNERS = sorted(COALITION.partners)
+partners = st.sampled_from(PARTNERS)
+points = st.integers(min_value=1, max_value=3000)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    members = Bundle("members")
+    transfers = Bundle("transfers")
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.clock = Clock()
+        self.keys = itertools.count()
+        self.model: dict[tuple[str, str], int] = defaultdict(int)
+        self.calls: list[tuple[str, dict[str, Any], Posting]] = []
+        self.reversed: set[int] = set()
+        self.service = self.run(self._start(url))
+
+    def run(self, awaitable: Any) -> Any:
+        return self.loop.run_until_complete(awaitable)
+
+    async def _start(self, url: str) -> LedgerService:
+        if url.startswith("postgresql"):
+            await _truncate(url)
+        engine = create_engine(url)
+        await migrate(engine)
+        service = LedgerService(engine, COALITION, self.clock)
+        await service.start()
+        return service
+
+    def teardown(self) -> None:
+        self.run(self.service.engine.dispose())
+        self.loop.close()
+
+    def call(self, name: str, **arguments: Any) -> Posting | DomainError:
+        try:
+            posting: Posting = self.run(getattr(self.service, name)(**arguments))
+        except DomainError as error:
+            return error
+        self.calls.append((name, arguments, posting))
+        return posting
+
+    def key(self) -> str:
+        return f"k{next(self.keys)}"
+
+    @rule(target=members, partner=partners, customer=st.integers(0, 5))
+    def enrol(self, partner: str, customer: int) -> str:
+        enrolled = self.run(self.service.enrol(partner, f"c{customer}"))
+        return enrolled.member.id
+
+    @rule(target=transfers, member=members, partner=partners, amount=points)
+    def earn_points(self, member: str, partner: str, amount: int) -> Any:
+        result = self.call(
+            "earn",
+            partner=partner,
+            member=MemberRef(id=member),
+            idempotency_key=self.key(),
+            points=amount,
+        )
+        assert isinstance(result, Posting)
+        self.model[(member, partner)] += amount
+        return result.transfer.id
+
+    @rule(target=transfers, member=members, partner=partners, amount=points)
+    def redeem(self, member: str, partner: str, amount: int) -> Any:
+        result = self.call(
+            "redeem",
+            partner=partner,
+            member=MemberRef(id=member),
+            points=amount,
+            idempotency_key=self.key(),
+        )
+        if self.model[(member, partner)] < amount:
+            assert isinstance(result, DomainError) and result.code is ErrorCode.INSUFFICIENT_POINTS
+            return 0
+        assert isinstance(result, Posting)
+        self.model[(member, partner)] -= amount
+        return result.transfer.id
+
+    @rule(target=transfers, member=members, source=partners, target_partner=partners, amount=points)
+    def convert(self, member: str, source: str, target_partner: str, amount: int) -> Any:
+        result = self.call(
+            "convert",
+            member_id=member,
+            source=source,
+            target=target_partner,
+            points=amount,
+            idempotency_key=self.key(),
+        )
+        try:
+            quote = exchange.quote(COALITION, source, target_partner, amount, self.clock())
+        except DomainError as expected:
+            assert isinstance(result, DomainError) and result.code is expected.code
+            return 0
+        if self.model[(member, source)] < amount:
+            assert isinstance(result, DomainError) and result.code is ErrorCode.INSUFFICIENT_POINTS
+            return 0
+        assert isinstance(result, Posting), result
+        assert result.transfer.received_points == quote.received
+        self.model[(member, source)] -= amount
+        self.model[(member, target_partner)] += quote.received
+        return result.transfer.id
+
+    @rule(transfer=consumes(transfers), part=st.one_of(st.none(), points))
+    def reverse(self, transfer: int, part: int | None) -> None:
+        if transfer == 0:
+            return
+        original = self.run(self.service.transfers([transfer]))[transfer]
+        legs = self.run(self.service.legs([transfer]))[transfer]
+        result = self.call("reverse", transfer_id=transfer, idempotency_key=self.key(), points=part)
+        if isinstance(result, DomainError):
+            allowed = {
+                ErrorCode.INSUFFICIENT_POINTS,
+                ErrorCode.NOT_REVERSIBLE,
+                ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+                ErrorCode.TRANSFER_ALREADY_REVERSED,
+            }
+            assert result.code in allowed, result
+            if result.code is ErrorCode.TRANSFER_ALREADY_REVERSED:
+                assert transfer in self.reversed
+            return
+        assert transfer not in self.reversed
+        self.reversed.add(transfer)
+        member = original.member_id
+        assert member is not None
+        for leg in result.legs:
+            if leg.member_id is not None:
+                self.model[(member, leg.pool)] += leg.amount
+        assert all(self.model[(member, leg.pool)] >= 0 for leg in legs)
+
+    @rule(data=st.data())
+    def retry(self, data: st.DataObject) -> None:
+        if not self.calls:
+            return
+        name, arguments, first = data.draw(st.sampled_from(self.calls))
+        again: Posting = self.run(getattr(self.service, name)(**arguments))
+        assert again.replayed and again.transfer == first.transfer
+        assert again.legs == first.legs
+
+    @rule()
+    def rates_move_on(self) -> None:
+        self.clock.now = self.clock.now.replace(year=2027)
+
+    @invariant()
+    def ledger_is_sound(self) -> None:
+        assert self.run(audit(self.service.engine)) == []
+        members = sorted({member for member, _ in self.model})
+        wallets = self.run(self.service.wallets(members)) if members else {}
+        actual = {(m, w.pool): w.balance for m, found in wallets.items() for w in found}
+        expected = {
+            pair: balance for pair, balance in self.model.items() if pair in actual or balance
+        }
+        assert actual == expected
+
+
+def test_random_sequences_keep_the_invariants(database_url: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        counter = itertools.count()
+
+        def machine() -> LedgerMachine:
+            url = database_url
+            if url.startswith("sqlite"):
+                url = f"sqlite+aiosqlite:///{Path(folder) / f'm{next(counter)}.db'}"
+            return LedgerMachine(url)
+
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=20,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
