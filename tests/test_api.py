@@ -494,3 +494,32 @@ async def test_node_finds_members_partners_and_transfers(gateway: Gateway):
         body = await gateway.gql("query($id: ID!) { node(id: $id) { id } }", {"id": missing})
         assert body["data"]["node"] is None
     assert (await gateway.gql('{ member(id: "xyz") { id } }'))["data"]["member"] is None
+
+
+async def test_nested_fields_are_batched_not_one_query_per_row(gateway: Gateway):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    query = """query($id: ID!, $first: Int) { member(id: $id) {
+      wallets { balance } totalValue { amount }
+      transfers(first: $first) { edges { node {
+        id legs { amount partner { slug } } member { id } reverses { id } reversedBy { id }
+      } } } } }"""
+    member = await enrol(gateway)
+    for index in range(30):
+        await earn(gateway, member, 10, f"E{index}")
+    engine = gateway.service.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await gateway.gql(query, {"id": member, "first": 3})
+        few = len(statements)
+        statements.clear()
+        body = await gateway.gql(query, {"id": member, "first": 30})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(body["data"]["member"]["transfers"]["edges"]) == 30
+    assert len(statements) == few <= 8, statements
