@@ -40,11 +40,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ctypes
 import hashlib
 import json
 import math
 import os
 import random
+import signal
 import socket
 import sys
 import tempfile
@@ -57,7 +59,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # ships no type information
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,11 +288,12 @@ async def drive(
     return latencies, failures
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by all cores outside idle and iowait since boot."""
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds since boot, all cores: busy (not idle, iowait or steal), and stolen."""
     with open("/proc/stat") as stat:
         ticks = [int(value) for value in stat.readline().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    idle, iowait, steal = ticks[3], ticks[4], ticks[7]
+    return (sum(ticks) - idle - iowait - steal) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -302,6 +305,7 @@ def process_cpu_seconds(pid: int) -> float:
 class Sample:
     at: float
     machine: float
+    steal: float
     bench: float
     gateway: float
     sessions: int
@@ -312,6 +316,7 @@ class Usage:
     """Cores busy on average over a scenario, and database sessions opened during it."""
 
     machine: float
+    steal: float
     gateway: float
     bench: float
     sessions: int
@@ -334,9 +339,9 @@ class Monitor:
             "SELECT sessions FROM pg_stat_database WHERE datname = $1", self.database
         )
         gateway = process_cpu_seconds(self.gateway_pid) if self.gateway_pid else 0.0
+        machine, steal = machine_cpu_seconds()
         return Sample(
-            time.perf_counter(), machine_busy_seconds(), time.process_time(), gateway,
-            int(sessions or 0),
+            time.perf_counter(), machine, steal, time.process_time(), gateway, int(sessions or 0)
         )
 
     @staticmethod
@@ -344,6 +349,7 @@ class Monitor:
         span = after.at - before.at
         return Usage(
             machine=(after.machine - before.machine) / span,
+            steal=(after.steal - before.steal) / span,
             gateway=(after.gateway - before.gateway) / span,
             bench=(after.bench - before.bench) / span,
             sessions=after.sessions - before.sessions,
@@ -432,6 +438,12 @@ def open_log(directory: str) -> IO[bytes]:
     return open(Path(directory) / "gateway.log", "wb")  # closed by the caller
 
 
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the bench dies, even by SIGKILL (Linux)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -475,6 +487,7 @@ async def running_gateway(database: Database, log_dir: str) -> AsyncIterator[Gat
             str(coalition_command()), "serve", "--port", str(port),
             "--no-access-log", "--log-level", "warning",
             cwd=ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         try:
             gateway = Gateway(f"http://127.0.0.1:{port}", process.pid, Path(log.name))
@@ -683,13 +696,13 @@ def ratios_table(results: dict[str, Result]) -> list[str]:
 
 def usage_table(results: dict[str, Result], cores: int) -> list[str]:
     lines = [f"{'cores busy (of ' + str(cores) + ')':<20}{'machine':>8}{'gateway':>9}"
-             f"{'bench':>7}{'other':>7}{'new db sessions':>17}"]
+             f"{'bench':>7}{'other':>7}{'stolen':>8}{'new db sessions':>17}"]
     for result in results.values():
         use = result.usage
         lines.append(f"{result.name:<20}{use.machine:>8.2f}{use.gateway:>9.2f}"
-                     f"{use.bench:>7.2f}{use.other:>7.2f}{use.sessions:>17}")
-    lines.append("(other = machine - gateway - bench, mostly PostgreSQL; "
-                 "sessions from pg_stat_database)")
+                     f"{use.bench:>7.2f}{use.other:>7.2f}{use.steal:>8.2f}{use.sessions:>17}")
+    lines.append("(other = machine - gateway - bench, mostly PostgreSQL; stolen by the "
+                 "hypervisor; sessions from pg_stat_database)")
     return lines
 
 
@@ -759,8 +772,16 @@ async def direct_scenarios(
     return results
 
 
+def cancel_on_sigterm() -> None:
+    """SIGTERM cancels the run like Ctrl-C does, so the gateway is stopped on the way out."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 async def run(options: Options) -> int:
     started = time.perf_counter()
+    cancel_on_sigterm()
     database = Database.from_env()
     rng = random.Random(options.seed)
     await prepare_database(database)
@@ -807,7 +828,12 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(run(parse_options(argv)))
+    options = parse_options(argv)
+    try:
+        return asyncio.run(run(options))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; the gateway was stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,15 +18,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    workers = args.workers or settings.workers
+    if workers > 1 and settings.is_sqlite:
+        raise SettingsError("more than one worker needs PostgreSQL: SQLite allows one writer")
     print(f"Coalition gateway: GraphiQL at http://{args.host}:{args.port}/graphql")
     print(f"Database: {settings.database_url}")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=not args.no_access_log,
-    )
+    options: dict[str, object] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": not args.no_access_log,
+    }
+    if workers > 1:
+        # Each worker process builds its own app from the same environment.
+        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     return 0
 
 
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument("--workers", type=int, default=None, help="processes (PostgreSQL only)")
     commands.add_parser("migrate", help="apply database migrations")
     check = commands.add_parser("check-config", help="load and validate partner configuration")
     check.add_argument("directory", nargs="?")
@@ -102,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("path", nargs="?", default="schema.graphql")
     commands.add_parser("audit", help="check the ledger's invariants; exits 1 on a problem")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = getattr(args, "log_level", "info").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
         if args.command == "serve":

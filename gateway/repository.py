@@ -44,6 +44,60 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+class _Statements:
+    """The posting path's statements, built once per dialect and bound per call."""
+
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.claim_transfer = (
+            insert(transfers)
+            .on_conflict_do_nothing(index_elements=["idempotency_scope", "idempotency_key"])
+            .returning(transfers.c.id)
+        )
+        credit = insert(accounts).values(
+            pool=sa.bindparam("pool"),
+            code=AccountCode.WALLET.value,
+            member_id=sa.bindparam("member_id"),
+            balance=sa.bindparam("points"),
+        )
+        self.credit_wallet = credit.on_conflict_do_update(
+            index_elements=["member_id", "pool"],
+            index_where=accounts.c.member_id.isnot(None),
+            set_={"balance": accounts.c.balance + credit.excluded.balance},
+        ).returning(accounts.c.id, accounts.c.balance)
+        # One statement: under concurrent debits PostgreSQL re-checks the condition on the
+        # latest row version after the row lock, so a wallet is never overdrawn.
+        self.debit_wallet = (
+            sa.update(accounts)
+            .where(
+                accounts.c.member_id == sa.bindparam("member"),
+                accounts.c.pool == sa.bindparam("wallet_pool"),
+                accounts.c.balance >= sa.bindparam("points"),
+            )
+            .values(balance=accounts.c.balance - sa.bindparam("points"))
+            .returning(accounts.c.id, accounts.c.balance)
+        )
+        self.insert_entries = sa.insert(entries)
+        self.transfer_by_key = sa.select(transfers).where(
+            transfers.c.idempotency_scope == sa.bindparam("scope"),
+            transfers.c.idempotency_key == sa.bindparam("key"),
+        )
+        self.enrolment = sa.select(enrolments).where(
+            enrolments.c.partner == sa.bindparam("partner"),
+            enrolments.c.customer_id == sa.bindparam("customer_id"),
+        )
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(connection: AsyncConnection) -> _Statements:
+    name = connection.dialect.name
+    if name not in _STATEMENTS:
+        _STATEMENTS[name] = _Statements(name)
+    return _STATEMENTS[name]
+
+
 async def ensure_system_accounts(
     connection: AsyncConnection, pools: Iterable[str]
 ) -> dict[tuple[str, AccountCode], int]:
@@ -90,9 +144,7 @@ async def enrolment(
 ) -> EnrolmentRecord | None:
     row = (
         await connection.execute(
-            sa.select(enrolments).where(
-                enrolments.c.partner == partner, enrolments.c.customer_id == customer_id
-            )
+            _statements(connection).enrolment, {"partner": partner, "customer_id": customer_id}
         )
     ).first()
     return (
@@ -154,34 +206,16 @@ async def wallet_balance(connection: AsyncConnection, member_id: str, pool: str)
 async def _credit_wallet(
     connection: AsyncConnection, member_id: str, pool: str, points: int
 ) -> tuple[int, int]:
-    statement = _insert(connection, accounts).values(
-        pool=pool, code=AccountCode.WALLET.value, member_id=member_id, balance=points
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["member_id", "pool"],
-        index_where=accounts.c.member_id.isnot(None),
-        set_={"balance": accounts.c.balance + statement.excluded.balance},
-    ).returning(accounts.c.id, accounts.c.balance)
-    row = (await connection.execute(statement)).one()
+    parameters = {"pool": pool, "member_id": member_id, "points": points}
+    row = (await connection.execute(_statements(connection).credit_wallet, parameters)).one()
     return row.id, row.balance
 
 
 async def _debit_wallet(
     connection: AsyncConnection, member_id: str, pool: str, points: int
 ) -> tuple[int, int]:
-    # One statement: under concurrent debits PostgreSQL re-checks the condition on the
-    # latest row version after the row lock, so a wallet is never overdrawn.
-    statement = (
-        sa.update(accounts)
-        .where(
-            accounts.c.member_id == member_id,
-            accounts.c.pool == pool,
-            accounts.c.balance >= points,
-        )
-        .values(balance=accounts.c.balance - points)
-        .returning(accounts.c.id, accounts.c.balance)
-    )
-    row = (await connection.execute(statement)).first()
+    parameters = {"member": member_id, "wallet_pool": pool, "points": points}
+    row = (await connection.execute(_statements(connection).debit_wallet, parameters)).first()
     if row is None:
         raise Overdraft(pool, points, await wallet_balance(connection, member_id, pool))
     return row.id, row.balance
@@ -192,13 +226,10 @@ async def _debit_wallet(
 
 async def claim_transfer(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
     """Insert a transfer; None when its idempotency key is taken (after the taker commits)."""
-    statement = (
-        _insert(connection, transfers)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["idempotency_scope", "idempotency_key"])
-        .returning(transfers.c.id)
-    )
-    return (await connection.execute(statement)).scalar()
+    transfer_id = (
+        await connection.execute(_statements(connection).claim_transfer, values)
+    ).scalar()
+    return None if transfer_id is None else int(transfer_id)
 
 
 async def post_legs(
@@ -243,20 +274,15 @@ async def post_legs(
                 "balance_after": record.balance_after,
             }
         )
-    await connection.execute(sa.insert(entries).values(rows))
+    await connection.execute(_statements(connection).insert_entries, rows)
     return records
 
 
 async def transfer_by_key(
     connection: AsyncConnection, scope: str, key: str
 ) -> tuple[TransferRecord, str] | None:
-    row = (
-        await connection.execute(
-            sa.select(transfers).where(
-                transfers.c.idempotency_scope == scope, transfers.c.idempotency_key == key
-            )
-        )
-    ).first()
+    statement = _statements(connection).transfer_by_key
+    row = (await connection.execute(statement, {"scope": scope, "key": key})).first()
     return (TransferRecord.from_row(row), row.request_hash) if row else None
 
 

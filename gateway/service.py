@@ -202,7 +202,16 @@ class LedgerService:
             values["request_hash"],
         )
         values = {**values, "member_id": member_id, "created_at": self.clock()}
-        transfer_id = await repository.claim_transfer(connection, values)
+        try:
+            transfer_id = await repository.claim_transfer(connection, values)
+        except IntegrityError as error:
+            # Earns and redeems name a member by id without reading it first: the
+            # transfer's foreign key is the check.
+            if _is_foreign_key_violation(error):
+                raise DomainError(
+                    ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id")
+                ) from None
+            raise
         if transfer_id is None:
             # A concurrent call with this key committed first: answer as it did.
             replay = await self._replay(connection, scope, key, fingerprint)
@@ -258,17 +267,16 @@ class LedgerService:
         _check_points(points)
         request = {
             "member": member.canonical(),
-            "points": points,
+            "points": None if purchase_amount is not None else points,
             "purchase_amount": purchase_amount,
             "reason": reason,
         }
         claim = self._claim(f"earn:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
-            replay = await self._replay(connection, *self._key_of(claim))
-            if replay is not None:
-                return replay
-            member_id = await self._resolve(connection, member)
+            # No read of the key first: the transfer insert claims it, and a taken key
+            # answers with the first posting.
+            member_id = member.id or await self._resolve(connection, member)
             values = {
                 **claim,
                 "kind": TransferKind.EARN.value,
@@ -296,10 +304,7 @@ class LedgerService:
         claim = self._claim(f"redeem:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
-            replay = await self._replay(connection, *self._key_of(claim))
-            if replay is not None:
-                return replay
-            member_id = await self._resolve(connection, member)
+            member_id = member.id or await self._resolve(connection, member)
             values = {
                 **claim,
                 "kind": TransferKind.REDEEM.value,
@@ -458,6 +463,11 @@ class LedgerService:
         return await self.uow.read(
             lambda c: repository.member_history(c, member_id, pool, before, limit)
         )
+
+
+def _is_foreign_key_violation(error: IntegrityError) -> bool:
+    text = str(error.orig).lower()
+    return "foreign key" in text
 
 
 def _already_reversed() -> DomainError:

@@ -56,7 +56,8 @@ class Settings:
     demo_data: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
-    db_pool_size: int = 10
+    db_pool_size: int = 20
+    workers: int = 1
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_body_bytes: int = 256 * 1024
@@ -75,7 +76,8 @@ class Settings:
             demo_data=_flag(environ, "COALITION_DEMO_DATA", True),
             host=environ.get("HOST", "127.0.0.1"),
             port=_number(environ, "PORT", 8000),
-            db_pool_size=_number(environ, "DB_POOL_SIZE", 10),
+            db_pool_size=_number(environ, "DB_POOL_SIZE", 20),
+            workers=_number(environ, "WEB_CONCURRENCY", 1),
             max_query_depth=_number(environ, "GRAPHQL_MAX_DEPTH", 12),
             max_query_tokens=_number(environ, "GRAPHQL_MAX_TOKENS", 2000),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -36,15 +37,20 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Schema:
+    # Built once: the validation cache keys on the rule classes, and new classes per
+    # request would make every request miss it.
+    rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=30).validation_rules,
+    ]
     return Schema(
         query=Query,
         mutation=Mutation,
         scalar_overrides={Decimal: DecimalScalar},
         extensions=[
             lambda: MaskErrors(should_mask_error=should_mask),
-            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
         ],
