@@ -24,7 +24,8 @@ IDEMPOTENCY_KEY = (
     "Your own unique reference for this call, e.g. the receipt or transaction number "
     "(at most 255 characters). Retrying with the same key returns the first answer and "
     "posts nothing new; the same key with different input is IDEMPOTENCY_KEY_REUSED. "
-    "Keys are scoped per partner and operation (per member for conversions)."
+    "Keys are scoped per partner and operation (per member for conversions, per the "
+    "original transfer's partner for reversals)."
 )
 
 
@@ -50,8 +51,13 @@ class UserError:
     description="A member, by their member id or by the operation's partner's customer id.",
 )
 class MemberReferenceInput:
-    id: strawberry.ID | None = strawberry.UNSET
-    partner_customer_id: str | None = strawberry.UNSET
+    id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The member's global id (`Member.id`)."
+    )
+    partner_customer_id: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The customer id the operation's partner enrolled the member with.",
+    )
 
     def resolve(self, partner: str) -> MemberRef:
         if self.id is not None and self.id is not strawberry.UNSET:
@@ -89,8 +95,10 @@ class EnrolMemberPayload:
 
 @strawberry.input(description="Give exactly one of `points` and `purchaseAmount`.")
 class EarnPointsInput:
-    partner: str
-    member: MemberReferenceInput
+    partner: str = strawberry.field(
+        description="The partner's slug (see `partners`): its pool is the one posted to."
+    )
+    member: MemberReferenceInput = strawberry.field(description="Who earns.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
     points: int | None = strawberry.field(default=None, description="Points to award.")
     purchase_amount: Decimal | None = strawberry.field(
@@ -103,11 +111,13 @@ class EarnPointsInput:
 
 @strawberry.input
 class RedeemPointsInput:
-    partner: str
-    member: MemberReferenceInput
-    points: int
+    partner: str = strawberry.field(
+        description="The partner's slug (see `partners`): its pool is the one posted to."
+    )
+    member: MemberReferenceInput = strawberry.field(description="Who spends.")
+    points: int = strawberry.field(description="Points to take from the member's wallet.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    reason: str | None = None
+    reason: str | None = strawberry.field(default=None, description="Shown in the history.")
 
 
 @strawberry.type
@@ -150,17 +160,17 @@ def _wallet_after(posting: Posting, pool: str) -> Wallet | None:
 
 @strawberry.input
 class QuoteConversionInput:
-    member_id: strawberry.ID
-    from_partner: str
-    to_partner: str
+    member_id: strawberry.ID = strawberry.field(description="The member's global id.")
+    from_partner: str = strawberry.field(description="Slug of the partner whose points are given.")
+    to_partner: str = strawberry.field(description="Slug of the partner whose points are received.")
     points: int = strawberry.field(description="Source points to convert, fee included.")
 
 
 @strawberry.input
 class ConvertPointsInput:
-    member_id: strawberry.ID
-    from_partner: str
-    to_partner: str
+    member_id: strawberry.ID = strawberry.field(description="The member's global id.")
+    from_partner: str = strawberry.field(description="Slug of the partner whose points are given.")
+    to_partner: str = strawberry.field(description="Slug of the partner whose points are received.")
     points: int = strawberry.field(description="Source points to convert, fee included.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
 
@@ -240,12 +250,12 @@ class ConvertPointsPayload:
 
 @strawberry.input(description="Reverse a transfer once: in full, or part of an earn or a redeem.")
 class ReverseTransferInput:
-    transfer_id: strawberry.ID
+    transfer_id: strawberry.ID = strawberry.field(description="The global id of the transfer.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
     points: int | None = strawberry.field(
         default=None, description="Points to reverse; leave out to reverse in full."
     )
-    reason: str | None = None
+    reason: str | None = strawberry.field(default=None, description="Why: shown in the history.")
 
 
 @strawberry.type
