@@ -21,6 +21,11 @@ class ErrorCode(Enum):
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A caller's value quoted in a message, cut short so a message stays a message."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 class DomainError(Exception):
     """A failure the caller can act on; it changes nothing in the ledger."""
 

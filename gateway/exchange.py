@@ -8,7 +8,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from partners.config import Coalition, ConversionRule
 
-from .errors import DomainError, ErrorCode
+from .errors import DomainError, ErrorCode, shown
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,13 @@ def fee_for(rule: ConversionRule, points: int) -> int:
 
 def quote(coalition: Coalition, source: str, target: str, points: int, at: datetime) -> Quote:
     if coalition.partner(source) is None:
-        raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner '{source}'.", ("from_partner",))
+        raise DomainError(
+            ErrorCode.UNKNOWN_PARTNER, f"No partner {shown(source)}.", ("from_partner",)
+        )
     if coalition.partner(target) is None:
-        raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner '{target}'.", ("to_partner",))
+        raise DomainError(
+            ErrorCode.UNKNOWN_PARTNER, f"No partner {shown(target)}.", ("to_partner",)
+        )
     if source == target:
         raise DomainError(
             ErrorCode.SAME_PARTNER,

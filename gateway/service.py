@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from partners.config import MAX_POINTS, Coalition, Partner
 
 from . import exchange, repository
-from .errors import DomainError, ErrorCode
+from .errors import DomainError, ErrorCode, shown
 from .ledger import (
     AccountCode,
     Leg,
@@ -123,7 +123,7 @@ class LedgerService:
     def partner(self, slug: str, field: str = "partner") -> Partner:
         partner = self.coalition.partner(slug)
         if partner is None:
-            raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner '{slug}'.", (field,))
+            raise DomainError(ErrorCode.UNKNOWN_PARTNER, f"No partner {shown(slug)}.", (field,))
         return partner
 
     # Members
@@ -162,7 +162,7 @@ class LedgerService:
         if enrolment is None:
             raise DomainError(
                 ErrorCode.UNKNOWN_MEMBER,
-                f"No member is enrolled at '{ref.partner}' as '{ref.customer_id}'.",
+                f"No member is enrolled at '{ref.partner}' as {shown(ref.customer_id)}.",
                 ("member", "partner_customer_id"),
             )
         return enrolment.member_id

@@ -473,6 +473,8 @@ async def test_bad_page_arguments_are_clear_errors(gateway: Gateway):
     assert "between 0 and 100" in body["errors"][0]["message"]
     body = await gateway.gql(MEMBER, {"id": member, "after": "bogus"}, errors=True)
     assert "not a cursor" in body["errors"][0]["message"]
+    body = await gateway.gql(MEMBER, {"id": member, "partner": "x" * 5000}, errors=True)
+    assert body["errors"][0]["message"] == f"No partner {'x' * 40 + '…'!r}."
 
 
 async def test_node_finds_members_partners_and_transfers(gateway: Gateway):

@@ -12,6 +12,7 @@ from strawberry import relay
 
 from partners import config
 
+from ..errors import shown
 from ..ledger import AccountCode as DomainAccountCode
 from ..ledger import TransferKind as DomainTransferKind
 from ..records import LegRecord, MemberRecord, TransferRecord, WalletRecord
@@ -407,6 +408,8 @@ class Member(relay.Node):
     ) -> TransferConnection:
         if not 0 <= first <= MAX_PAGE:
             raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
+        if partner is not None and partner not in info.context.service.coalition.partners:
+            raise ArgumentError(f"No partner {shown(partner)}.")
         before = _after(after)
         records = await info.context.service.history(self.member_id, partner, before, first + 1)
         page = records[:first]
