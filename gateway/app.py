@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,6 +62,10 @@ def create_app(
             if settings.demo_data:
                 await load_demo(service)
             app.state.service = service
+            # What start-up built lives as long as the process: keep the collector from
+            # walking it again on every full collection (tens of ms, stalling all requests).
+            gc.collect()
+            gc.freeze()
             yield
         finally:
             await engine.dispose()

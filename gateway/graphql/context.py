@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 import strawberry
@@ -60,10 +61,11 @@ class Loaders:
 @dataclass
 class Context:
     service: LedgerService
-    loaders: Loaders = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders.for_service(self.service)
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Built on first use: a mutation that reads nothing nested needs none."""
+        return Loaders.for_service(self.service)
 
 
 Info = strawberry.Info[Context, None]
