@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from partners.config import MAX_POINTS, Coalition, Partner
+from partners.config import Coalition, Partner
 
 from . import exchange, repository
 from .errors import DomainError, ErrorCode, shown
@@ -45,47 +44,19 @@ from .records import (
     WalletRecord,
 )
 from .unit_of_work import UnitOfWork
-
-MAX_KEY_LENGTH = 255
-MAX_REASON_LENGTH = 500
-MAX_CUSTOMER_ID_LENGTH = 128
-MAX_PURCHASE_AMOUNT = Decimal("1000000000")
+from .validation import (
+    MAX_CUSTOMER_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_REASON_LENGTH,
+    check_amount,
+    check_points,
+    clean_text,
+    invalid,
+)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _invalid(field: str, message: str) -> DomainError:
-    return DomainError(ErrorCode.INVALID_INPUT, message, (field,))
-
-
-def _clean_text(value: str | None, field: str, limit: int, required: bool) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise _invalid(field, f"{field} is required.")
-        return None
-    if len(value) > limit:
-        raise _invalid(field, f"{field} is longer than {limit} characters.")
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
-        raise _invalid(field, f"{field} contains control characters.")
-    if required and not value.strip():
-        raise _invalid(field, f"{field} is blank.")
-    return value
-
-
-def _check_points(points: int, field: str = "points") -> int:
-    if points <= 0:
-        raise DomainError(
-            ErrorCode.AMOUNT_NOT_POSITIVE, "Points must be a positive whole number.", (field,)
-        )
-    if points > MAX_POINTS:
-        raise DomainError(
-            ErrorCode.AMOUNT_OUT_OF_BOUNDS,
-            f"At most {MAX_POINTS} points can move in one transfer.",
-            (field,),
-        )
-    return points
 
 
 def _fingerprint(request: dict[str, Any]) -> str:
@@ -130,7 +101,7 @@ class LedgerService:
 
     async def enrol(self, partner: str, customer_id: str) -> Enrolled:
         self.partner(partner)
-        cleaned = _clean_text(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH, True)
+        cleaned = clean_text(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH, True)
         assert cleaned is not None
 
         async def work(connection: AsyncConnection) -> Enrolled:
@@ -234,7 +205,7 @@ class LedgerService:
         return Posting(transfer, tuple(records), replayed=False)
 
     def _claim(self, scope: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
-        cleaned = _clean_text(key, "idempotency_key", MAX_KEY_LENGTH, True)
+        cleaned = clean_text(key, "idempotency_key", MAX_KEY_LENGTH, True)
         return {
             "idempotency_scope": scope,
             "idempotency_key": cleaned,
@@ -251,11 +222,11 @@ class LedgerService:
         reason: str | None = None,
     ) -> Posting:
         config = self.partner(partner)
-        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         if (points is None) == (purchase_amount is None):
-            raise _invalid("points", "Give either points or purchaseAmount, not both or neither.")
+            raise invalid("points", "Give either points or purchaseAmount, not both or neither.")
         if purchase_amount is not None:
-            purchase_amount = self._check_amount(purchase_amount)
+            purchase_amount = check_amount(purchase_amount)
             points = config.earn.points_for(purchase_amount)
             if points < 1:
                 raise DomainError(
@@ -264,7 +235,7 @@ class LedgerService:
                     ("purchase_amount",),
                 )
         assert points is not None
-        _check_points(points)
+        check_points(points)
         request = {
             "member": member.canonical(),
             "points": None if purchase_amount is not None else points,
@@ -298,8 +269,8 @@ class LedgerService:
         reason: str | None = None,
     ) -> Posting:
         self.partner(partner)
-        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
-        _check_points(points)
+        reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
         claim = self._claim(f"redeem:{partner}", idempotency_key, request)
 
@@ -361,9 +332,9 @@ class LedgerService:
         points: int | None = None,
         reason: str | None = None,
     ) -> Posting:
-        reason = _clean_text(reason, "reason", MAX_REASON_LENGTH, False)
+        reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         if points is not None:
-            _check_points(points)
+            check_points(points)
         request = {"transfer": transfer_id, "points": points, "reason": reason}
 
         async def work(connection: AsyncConnection) -> Posting:
@@ -409,33 +380,6 @@ class LedgerService:
     @staticmethod
     def _key_of(claim: dict[str, Any]) -> tuple[str, str, str]:
         return claim["idempotency_scope"], claim["idempotency_key"], claim["request_hash"]
-
-    @staticmethod
-    def _check_amount(amount: Decimal) -> Decimal:
-        try:
-            if not amount.is_finite():
-                raise InvalidOperation
-            normalised = amount.normalize()
-        except InvalidOperation:
-            raise _invalid("purchase_amount", "purchaseAmount must be a number.") from None
-        if amount <= 0:
-            raise DomainError(
-                ErrorCode.AMOUNT_NOT_POSITIVE,
-                "purchaseAmount must be greater than zero.",
-                ("purchase_amount",),
-            )
-        if amount > MAX_PURCHASE_AMOUNT:
-            raise DomainError(
-                ErrorCode.AMOUNT_OUT_OF_BOUNDS,
-                f"purchaseAmount can be at most {MAX_PURCHASE_AMOUNT}.",
-                ("purchase_amount",),
-            )
-        exponent = normalised.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -4:
-            raise _invalid("purchase_amount", "purchaseAmount has more than 4 decimal places.")
-        if isinstance(exponent, int) and exponent > 0:
-            normalised = normalised.quantize(Decimal(1))
-        return normalised
 
     # Reads
 
