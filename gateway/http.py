@@ -158,7 +158,7 @@ class GraphQLEndpoint:
     def _json(text: str | bytes, what: str) -> Any:
         try:
             return json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadRequest(400, f"The {what} is not valid JSON.") from None
 
     async def _execute(self, request: Request, params: dict[str, Any], media_type: str) -> Response:

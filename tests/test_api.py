@@ -213,6 +213,7 @@ async def test_earn_user_errors_change_nothing(gateway: Gateway):
         ({"points": 5, "partner": "nope"}, "UNKNOWN_PARTNER"),
         ({"points": 5, "member": {"id": "TWVtYmVyOm5vYm9keQ=="}}, "UNKNOWN_MEMBER"),
         ({"points": 5, "member": {"id": "garbage"}}, "UNKNOWN_MEMBER"),
+        ({"points": 5, "member": {"id": "TWVtYmVyOgA="}}, "UNKNOWN_MEMBER"),  # "Member:\x00"
         ({"points": 5, "member": {"partnerCustomerId": "nobody"}}, "UNKNOWN_MEMBER"),
         ({"points": 5, "idempotencyKey": ""}, "INVALID_INPUT"),
         ({"points": 5, "idempotencyKey": "k" * 256}, "INVALID_INPUT"),

@@ -110,6 +110,10 @@ async def test_malformed_http_requests(gateway: Gateway):
         gateway, {"query": "query A { partners { slug } }", "operationName": "B"}
     )
     assert unknown_operation.status_code == 400
+    deep = (
+        b'{"query": "{ partners { slug } }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000
+    )
+    assert (await post(gateway, deep + b"}}")).status_code == 400
     huge = await post(gateway, {"query": "{ partners { slug } }", "pad": "x" * 300_000})
     assert huge.status_code == 413
     for response in (unsupported, not_acceptable, huge):

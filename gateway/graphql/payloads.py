@@ -11,7 +11,7 @@ from ..errors import DomainError, ErrorCode
 from ..exchange import Quote
 from ..records import MemberRef, Posting, WalletRecord
 from .context import Info
-from .scalars import decode_id
+from .scalars import decode_member_id
 from .types import ConversionRule, Member, Money, Partner, Transfer, Wallet, money
 
 UserErrorCode = strawberry.enum(
@@ -61,7 +61,7 @@ class MemberReferenceInput:
 
     def resolve(self, partner: str) -> MemberRef:
         if self.id is not None and self.id is not strawberry.UNSET:
-            member_id = decode_id(str(self.id), "Member")
+            member_id = decode_member_id(str(self.id))
             if member_id is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
             return MemberRef(id=member_id)
@@ -69,7 +69,7 @@ class MemberReferenceInput:
 
 
 def member_id_of(value: strawberry.ID, field: str = "member_id") -> str:
-    member_id = decode_id(str(value), "Member")
+    member_id = decode_member_id(str(value))
     if member_id is None:
         raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", (field,))
     return member_id

@@ -15,7 +15,7 @@ from .payloads import (
     UserError,
     member_id_of,
 )
-from .scalars import decode_id
+from .scalars import decode_member_id
 from .types import Member, Partner, Transfer
 
 
@@ -50,7 +50,7 @@ class Query:
 
     @strawberry.field(description="A member by their global id.")
     async def member(self, info: Info, id: strawberry.ID) -> Member | None:
-        member_id = decode_id(str(id), "Member")
+        member_id = decode_member_id(str(id))
         if member_id is None:
             return None
         record = await info.context.loaders.members.load(member_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from decimal import Decimal
 
 from strawberry import relay
@@ -50,6 +51,19 @@ def decode_id(value: str, type_name: str) -> str | None:
 
 def encode_id(type_name: str, node_id: str | int) -> str:
     return str(relay.GlobalID(type_name, str(node_id)))
+
+
+def member_uuid(node_id: str) -> str | None:
+    """Member ids are UUIDs; anything else names no member."""
+    try:
+        return str(uuid.UUID(node_id))
+    except ValueError:
+        return None
+
+
+def decode_member_id(value: str) -> str | None:
+    node_id = decode_id(value, "Member")
+    return None if node_id is None else member_uuid(node_id)
 
 
 def decode_int_id(value: str, type_name: str) -> int | None:

@@ -18,6 +18,7 @@ from ..ledger import TransferKind as DomainTransferKind
 from ..records import LegRecord, MemberRecord, TransferRecord, WalletRecord
 from .context import Info
 from .errors import ArgumentError
+from .scalars import member_uuid
 
 Rounding = strawberry.enum(config.Rounding, description="How purchase points are rounded.")
 TransferKind = strawberry.enum(DomainTransferKind, description="What a transfer did.")
@@ -348,7 +349,8 @@ class Member(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Member | None]:
-        records = await info.context.loaders.members.load_many(list(node_ids))
+        ids = [member_uuid(node_id) or "" for node_id in node_ids]
+        records = await info.context.loaders.members.load_many(ids)
         return [cls.of(record) if record else None for record in records]
 
     @strawberry.field(description="The partners' own customer ids for this member.")
