@@ -166,7 +166,12 @@ async def test_unexpected_errors_are_masked(gateway: Gateway):
     from gateway.database import create_engine
 
     gateway.service.uow.engine = create_engine(str(broken.render_as_string(hide_password=False)))
-    response = await post(gateway, {"query": '{ member(id: "TWVtYmVyOjE=") { id } }'})
+    response = await post(
+        gateway,
+        {
+            "query": '{ member(id: "TWVtYmVyOjZmMWMyZjdlLThhNGItNGMxZC05ZTJmLTBhMWIyYzNkNGU1Zg==") { id } }'
+        },
+    )
     assert response.status_code == 200
     text = response.text
     assert "Unexpected error." in text
