@@ -1,0 +1,209 @@
+"""The gateway in a subprocess: start, readiness of every worker, stop, and keep-alive
+connections spread evenly over its workers."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.client import HOST, HttpConnection, fetch_once, graphql_request
+from bench.database import Database
+from bench.procfs import children_of, command_line, server_ends
+
+ROOT = Path(__file__).resolve().parent.parent
+HEALTH_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+BALANCE_ATTEMPTS = 200
+PROBE = "{ __typename }"
+LOG_MARKERS = ("WARNING", "ERROR", "CRITICAL", "Traceback")
+
+
+@dataclass
+class Gateway:
+    port: int
+    pid: int
+    log_path: Path
+    servers: list[int]  # the processes that accept connections: the workers, or pid itself
+    tree: list[int]  # pid and all its children, for CPU accounting
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def coalition_command() -> Path:
+    command = Path(sys.executable).parent / "coalition"
+    if not command.exists():
+        raise SystemExit(f"{command} is missing: run with the project's .venv/bin/python")
+    return command
+
+
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the bench dies, even by SIGKILL (Linux)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def log_lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines()
+
+
+def log_problems(path: Path) -> list[str]:
+    return [line for line in log_lines(path) if line.startswith(LOG_MARKERS)]
+
+
+async def wait_ready(gateway: Gateway, process: asyncio.subprocess.Process, workers: int) -> None:
+    """Wait for /healthz, then until every worker process has answered a GraphQL request.
+
+    uvicorn's workers share one listening socket and each accepts only once its own
+    start-up is done, so the first 200 says one worker is ready, not all of them. A fresh
+    connection per probe, and /proc tells which worker accepted it.
+    """
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    health = b"GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (HOST.encode(), gateway.port)
+    probe = graphql_request(gateway.port, PROBE)
+    healthy = False
+    answered: set[int] = set()
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            tail = "\n".join(log_lines(gateway.log_path)[-40:])
+            raise RuntimeError(f"the gateway exited with {process.returncode}:\n{tail}")
+        if workers > 1 and len(gateway.servers) < workers:
+            gateway.servers = [
+                pid for pid in children_of(gateway.pid) if "spawn_main" in command_line(pid)
+            ]
+        try:
+            if not healthy:
+                status, _, connection = await fetch_once(gateway.port, health)
+                await connection.close()
+                healthy = status == 200
+                if not healthy:
+                    await asyncio.sleep(0.1)
+                continue
+            status, body, connection = await fetch_once(gateway.port, probe)
+            try:
+                owner = server_ends(gateway.port, gateway.servers).get(connection.local_port)
+            finally:
+                await connection.close()
+            if status == 200 and json.loads(body).get("data") == {"__typename": "Query"}:
+                answered.add(owner or 0)
+            if answered >= set(gateway.servers) and len(gateway.servers) == workers:
+                gateway.tree = [gateway.pid, *children_of(gateway.pid)]
+                return
+            await asyncio.sleep(0.05)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"no healthy gateway with {workers} worker(s) after {HEALTH_TIMEOUT:.0f} s "
+        f"(healthy: {healthy}, workers answering: {len(answered)})"
+    )
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+@asynccontextmanager
+async def running_gateway(database: Database, log_dir: str, workers: int) -> AsyncIterator[Gateway]:
+    """The gateway in a subprocess, every worker ready; terminated on the way out."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database.gateway_url, "COALITION_DEMO_DATA": "false"}
+    log_path = Path(log_dir) / "gateway.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            str(coalition_command()),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        try:
+            servers = [process.pid] if workers == 1 else []
+            gateway = Gateway(port, process.pid, log_path, servers, [process.pid])
+            await wait_ready(gateway, process, workers)
+            yield gateway
+        finally:
+            await stop_process(process)
+
+
+async def open_connections(gateway: Gateway, count: int) -> tuple[list[HttpConnection], int]:
+    """``count`` keep-alive connections, as evenly spread over the workers as can be.
+
+    Which worker accepts a connection is up to the kernel and to which worker is quickest
+    to call accept(); a benchmark with a few long-lived connections can end up with most of
+    them on one worker, which many clients in production would not. A connection on a
+    worker holding more than its share is closed and opened again, a bounded number of
+    times; also returned is how many times that took.
+    """
+    connections = [await HttpConnection(gateway.port).open() for _ in range(count)]
+    if len(gateway.servers) < 2:
+        return connections, 0
+    fair = math.ceil(count / len(gateway.servers))
+    for balanced in range(BALANCE_ATTEMPTS):
+        owners = await connection_owners(gateway, connections)
+        load = Counter(owners.values())
+        crowded = [
+            index
+            for index, connection in enumerate(connections)
+            if load[owners.get(connection.local_port, 0)] > fair
+        ]
+        if not crowded:
+            return connections, balanced
+        index = crowded[0]
+        await connections[index].close()
+        connections[index] = await HttpConnection(gateway.port).open()
+    return connections, BALANCE_ATTEMPTS
+
+
+async def connection_owners(gateway: Gateway, connections: list[HttpConnection]) -> dict[int, int]:
+    """Client port -> worker pid; waits a moment for accept() to happen on the server."""
+    ports = {connection.local_port for connection in connections}
+    for _ in range(50):
+        owners = server_ends(gateway.port, gateway.servers)
+        if ports <= owners.keys():
+            break
+        await asyncio.sleep(0.01)
+    return {port: pid for port, pid in owners.items() if port in ports}
+
+
+def spread_line(gateway: Gateway, owners: dict[int, int], count: int, balanced: int) -> str:
+    load = Counter(owners.values())
+    shares = " + ".join(str(load[pid]) for pid in gateway.servers)
+    unknown = count - sum(load.values())
+    line = f"gateway: {len(gateway.servers)} worker(s), {count} connections spread {shares}"
+    if balanced:
+        line += f" ({balanced} reopened to spread them)"
+    if unknown:
+        line += f" ({unknown} not found in /proc)"
+    return line
