@@ -482,8 +482,6 @@ async def test_node_finds_members_partners_and_transfers(gateway: Gateway):
     member = await enrol(gateway)
     earned = await earn(gateway, member, 5, "E1")
     partner_id = base64.b64encode(b"Partner:brewbar").decode()
-    query = """query($ids: [ID!]!) { a: node(id: $ids) { id } }"""
-    assert query
     for node_id, typename in (
         (member, "Member"),
         (partner_id, "Partner"),
