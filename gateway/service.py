@@ -199,9 +199,22 @@ class LedgerService:
                 f"{overdraft.needed} are needed.",
                 ("points",),
             ) from None
-        values.pop("request_hash")
-        values.pop("idempotency_scope")
-        transfer = TransferRecord.from_row(_Row(id=transfer_id, **values))
+        transfer = TransferRecord(
+            id=transfer_id,
+            kind=TransferKind(values["kind"]),
+            member_id=member_id,
+            partner=values["partner"],
+            to_partner=values.get("to_partner"),
+            points=values["points"],
+            received_points=values.get("received_points"),
+            purchase_amount=_decimal(values.get("purchase_amount")),
+            rate=_decimal(values.get("rate")),
+            fee=values.get("fee"),
+            reason=values.get("reason"),
+            reverses_id=values.get("reverses_id"),
+            idempotency_key=key,
+            created_at=values["created_at"],
+        )
         return Posting(transfer, tuple(records), replayed=False)
 
     def _claim(self, scope: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -409,6 +422,10 @@ class LedgerService:
         )
 
 
+def _decimal(text: str | None) -> Decimal | None:
+    return Decimal(text) if text else None
+
+
 def _is_foreign_key_violation(error: IntegrityError) -> bool:
     text = str(error.orig).lower()
     return "foreign key" in text
@@ -420,22 +437,3 @@ def _already_reversed() -> DomainError:
         "This transfer has already been reversed.",
         ("transfer_id",),
     )
-
-
-class _Row:
-    """Adapts the values just inserted to what ``TransferRecord.from_row`` reads."""
-
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(
-            {
-                "to_partner": None,
-                "received_points": None,
-                "purchase_amount": None,
-                "rate": None,
-                "fee": None,
-                "reason": None,
-                "reverses_id": None,
-                "member_id": None,
-            }
-        )
-        self.__dict__.update(values)

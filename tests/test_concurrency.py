@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.unit_of_work import UnitOfWork, sqlstate
 from tests.conftest import Clock, Gateway, start_gateway
-from tests.operations import CONVERT, EARN, ENROL, REDEEM, REVERSE, codes, payload
-from tests.test_api import balances, earn, enrol
+from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload
+from tests.test_api import balances, convert, earn, enrol
 
 
 async def together(*calls: Any) -> list[Any]:
@@ -115,23 +115,11 @@ async def test_opposite_conversions_of_one_member_all_complete(gateway: Gateway)
     await earn(gateway, member, 10_000, "E2", partner="brewbar")
 
     def conversion(index: int) -> Any:
-        source, target, points = (
-            ("skyway", "brewbar", 1000) if index % 2 else ("brewbar", "skyway", 100)
-        )
-        return gateway.gql(
-            CONVERT,
-            {
-                "input": {
-                    "memberId": member,
-                    "fromPartner": source,
-                    "toPartner": target,
-                    "points": points,
-                    "idempotencyKey": f"C{index}",
-                }
-            },
-        )
+        if index % 2:
+            return convert(gateway, member, 1000, f"C{index}", "skyway", "brewbar")
+        return convert(gateway, member, 100, f"C{index}", "brewbar", "skyway")
 
-    results = [payload(body) for body in await together(*(conversion(i) for i in range(30)))]
+    results = await together(*(conversion(i) for i in range(30)))
     assert all(r["userErrors"] == [] for r in results)
     # 15 x (1000 miles -> 245 stars) and 15 x (100 stars -> 285 miles)
     assert await balances(gateway, member) == {
