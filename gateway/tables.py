@@ -36,10 +36,15 @@ class Moment(sa.TypeDecorator[datetime]):
 
 
 class Member(SQLModel, table=True):
+    """A coalition member. A member merged into another keeps its row, pointing at the
+    survivor, so that its id (and its history) still resolves."""
+
     __tablename__ = "members"
 
     id: str = Field(primary_key=True, max_length=36)
     created_at: datetime = Field(sa_type=Moment)
+    merged_into: str | None = Field(default=None, max_length=36)
+    merged_at: datetime | None = Field(default=None, sa_type=Moment)
 
 
 class Enrolment(SQLModel, table=True):
@@ -136,9 +141,86 @@ class Entry(SQLModel, table=True):
     balance_after: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
 
 
+class Identity(SQLModel, table=True):
+    """An (issuer, subject) a member has proven by signing in. Never an e-mail address."""
+
+    __tablename__ = "identities"
+
+    issuer: str = Field(primary_key=True, max_length=255)
+    subject: str = Field(primary_key=True, max_length=255)
+    member_id: str = Field(foreign_key="members.id", index=True, max_length=36)
+    provider: str = Field(max_length=32)  # a partner's slug, or "coalition"
+    linked_at: datetime = Field(sa_type=Moment)
+
+
+class AuthFlow(SQLModel, table=True):
+    """A sign-in or link in progress, used once. ``id`` is the SHA-256 of its state
+    (browser flows) or of its nonce (links from native apps)."""
+
+    __tablename__ = "auth_flows"
+
+    id: str = Field(primary_key=True, max_length=64)
+    purpose: str = Field(max_length=16)
+    provider: str = Field(max_length=32)
+    nonce: str = Field(max_length=128)
+    code_verifier: str | None = Field(default=None, max_length=128)
+    member_id: str | None = Field(default=None, foreign_key="members.id", max_length=36)
+    return_to: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_type=Moment)
+    expires_at: datetime = Field(sa_type=Moment, index=True)
+    consumed_at: datetime | None = Field(default=None, sa_type=Moment)
+
+
+class Session(SQLModel, table=True):
+    """A browser session. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    member_id: str | None = Field(default=None, foreign_key="members.id", max_length=36)
+    operator: bool = Field(default=False)
+    issuer: str = Field(max_length=255)
+    subject: str = Field(max_length=255)
+    mfa: bool = Field(default=False)
+    created_at: datetime = Field(sa_type=Moment)
+    expires_at: datetime = Field(sa_type=Moment)
+    revoked_at: datetime | None = Field(default=None, sa_type=Moment)
+
+
+class Client(SQLModel, table=True):
+    """A partner app's (or an operator's) OAuth client. Only a hash of the secret is kept."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    partner: str | None = Field(default=None, max_length=32)  # None: an operator client
+    scopes: str = Field(max_length=500)  # space-separated
+    secret_hash: str = Field(max_length=255)
+    created_at: datetime = Field(sa_type=Moment)
+    rotated_at: datetime | None = Field(default=None, sa_type=Moment)
+    disabled_at: datetime | None = Field(default=None, sa_type=Moment)
+
+
+class SigningKey(SQLModel, table=True):
+    """The gateway's own token-signing keys. The newest unretired key signs; retired keys
+    stay published until every token they signed has expired."""
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    private_jwk: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=Moment)
+    retired_at: datetime | None = Field(default=None, sa_type=Moment)
+
+
 metadata = SQLModel.metadata
 members = Member.__table__  # type: ignore[attr-defined]
 enrolments = Enrolment.__table__  # type: ignore[attr-defined]
 accounts = Account.__table__  # type: ignore[attr-defined]
 transfers = Transfer.__table__  # type: ignore[attr-defined]
 entries = Entry.__table__  # type: ignore[attr-defined]
+identities = Identity.__table__  # type: ignore[attr-defined]
+auth_flows = AuthFlow.__table__  # type: ignore[attr-defined]
+sessions = Session.__table__  # type: ignore[attr-defined]
+clients = Client.__table__  # type: ignore[attr-defined]
+signing_keys = SigningKey.__table__  # type: ignore[attr-defined]

@@ -10,28 +10,20 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .reader import MAX_POINTS, ConfigError, Reader
+from .sign_in import SignIn, StepUp, read_sign_in, read_step_up
+
+__all__ = ["MAX_POINTS", "ConfigError", "SignIn", "StepUp"]
+
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 CURRENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,7}$")
-DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-MAX_POINTS = 1_000_000_000
-
-
-class ConfigError(ValueError):
-    """Configuration that cannot be loaded; the message names file, partner and field."""
-
-    def __init__(self, file: Path | str, partner: str | None, field: str, problem: str) -> None:
-        self.file = str(file)
-        self.partner = partner
-        self.field = field
-        self.problem = problem
-        where = f"partner '{partner}', " if partner else ""
-        super().__init__(f"{self.file}: {where}field '{field}': {problem}")
+RESERVED_SLUGS = {"coalition"}  # names the coalition's own provider
 
 
 class Rounding(Enum):
@@ -97,6 +89,8 @@ class Partner:
     earn: EarnRule
     conversions: tuple[ConversionRule, ...]
     source_file: str
+    sign_in: SignIn | None = None
+    step_up: StepUp | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +98,7 @@ class Coalition:
     name: str
     settlement_currency: str
     partners: dict[str, Partner]
+    sign_in: SignIn | None = None  # the coalition's own provider: operators, and members
 
     def partner(self, slug: str) -> Partner | None:
         return self.partners.get(slug)
@@ -127,98 +122,7 @@ class Coalition:
         return [r for r in partner.conversions if r.enabled and r.in_force_at(moment)]
 
 
-class _Reader:
-    """Reads typed fields out of one TOML table, naming the field in every error."""
-
-    def __init__(self, file: Path, partner: str | None, table: dict[str, Any], prefix: str = ""):
-        self.file = file
-        self.partner = partner
-        self.table = table
-        self.prefix = prefix
-
-    def fail(self, field: str, problem: str) -> ConfigError:
-        return ConfigError(self.file, self.partner, self.prefix + field, problem)
-
-    def _get(self, field: str, required: bool) -> Any:
-        if field not in self.table:
-            if required:
-                raise self.fail(field, "is required")
-            return None
-        return self.table[field]
-
-    def text(
-        self, field: str, pattern: re.Pattern[str] | None = None, required: bool = True
-    ) -> str:
-        value = self._get(field, required)
-        if value is None:
-            return ""
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(field, f"must be a non-empty string, got {value!r}")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(field, f"{value!r} does not match {pattern.pattern}")
-        return value
-
-    def decimal(self, field: str, default: str | None = None, positive: bool = True) -> Decimal:
-        value = self._get(field, default is None)
-        if value is None:
-            value = default
-        if isinstance(value, float):
-            raise self.fail(
-                field, f'must be a decimal string such as "{value}", not the float {value}'
-            )
-        if not isinstance(value, str) or not DECIMAL_TEXT.fullmatch(value):
-            raise self.fail(field, f'must be a decimal string such as "0.25", got {value!r}')
-        number = Decimal(value)
-        if positive and number <= 0:
-            raise self.fail(field, f"must be greater than zero, got {value}")
-        if number < 0:
-            raise self.fail(field, f"must not be negative, got {value}")
-        return number
-
-    def integer(self, field: str, default: int | None = None, minimum: int = 0) -> int:
-        value = self._get(field, default is None)
-        if value is None:
-            assert default is not None
-            value = default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(field, f"must be a whole number, got {value!r}")
-        if value < minimum or value > MAX_POINTS:
-            raise self.fail(field, f"must be between {minimum} and {MAX_POINTS}, got {value}")
-        return value
-
-    def boolean(self, field: str, default: bool) -> bool:
-        value = self._get(field, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(field, f"must be true or false, got {value!r}")
-        return value
-
-    def moment(self, field: str, required: bool) -> datetime | None:
-        value = self._get(field, required)
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise self.fail(field, "a date-time needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
-            return value.astimezone(UTC)
-        if isinstance(value, date):
-            return datetime.combine(value, time(), tzinfo=UTC)
-        raise self.fail(field, f"must be a TOML date such as 2026-01-01, got {value!r}")
-
-    def table_at(self, field: str) -> _Reader:
-        value = self._get(field, True)
-        if not isinstance(value, dict):
-            raise self.fail(field, "must be a table")
-        return _Reader(self.file, self.partner, value, f"{self.prefix}{field}.")
-
-    def unknown_keys(self, allowed: set[str]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                raise self.fail(key, "is not a known setting (a typo?)")
-
-
-def _read_rule(reader: _Reader, source: str) -> ConversionRule:
+def _read_rule(reader: Reader, source: str) -> ConversionRule:
     reader.unknown_keys(
         {
             "to",
@@ -261,9 +165,13 @@ def _read_rule(reader: _Reader, source: str) -> ConversionRule:
 def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) -> Partner:
     slug_value = data.get("slug")
     partner = slug_value if isinstance(slug_value, str) else None
-    reader = _Reader(file, partner, data)
-    reader.unknown_keys({"slug", "name", "currency", "point_value", "earn", "conversions"})
+    reader = Reader(file, partner, data)
+    reader.unknown_keys(
+        {"slug", "name", "currency", "point_value", "earn", "conversions", "sign_in", "step_up"}
+    )
     slug = reader.text("slug", SLUG)
+    if slug in RESERVED_SLUGS:
+        raise reader.fail("slug", f"'{slug}' is reserved")
     if file.stem != slug:
         raise reader.fail("slug", f"must match the file name '{file.stem}'")
     currency = reader.table_at("currency")
@@ -283,7 +191,7 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
     for index, raw in enumerate(raw_rules):
         if not isinstance(raw, dict):
             raise reader.fail(f"conversions[{index}]", "must be a table")
-        rules.append(_read_rule(_Reader(file, slug, raw, f"conversions[{index}]."), slug))
+        rules.append(_read_rule(Reader(file, slug, raw, f"conversions[{index}]."), slug))
     for index, rule in enumerate(rules):
         if rule.target == slug:
             raise reader.fail(f"conversions[{index}].to", "a partner cannot convert into itself")
@@ -308,7 +216,14 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
         ),
         conversions=tuple(rules),
         source_file=str(file),
+        sign_in=_optional(reader, "sign_in", lambda table: read_sign_in(table, coalition=False)),
+        step_up=_optional(reader, "step_up", read_step_up),
     )
+
+
+def _optional(reader: Reader, field: str, read: Any) -> Any:
+    table = reader.optional_table(field)
+    return None if table is None else read(table)
 
 
 def _load_toml(file: Path) -> dict[str, Any]:
@@ -325,8 +240,8 @@ def load_coalition(directory: Path | str) -> Coalition:
     coalition_file = folder / "coalition.toml"
     if not coalition_file.is_file():
         raise ConfigError(coalition_file, None, "-", "file not found")
-    top = _Reader(coalition_file, None, _load_toml(coalition_file))
-    top.unknown_keys({"name", "settlement_currency"})
+    top = Reader(coalition_file, None, _load_toml(coalition_file))
+    top.unknown_keys({"name", "settlement_currency", "sign_in"})
     settlement_currency = top.text("settlement_currency", CURRENCY_CODE)
     partners: dict[str, Partner] = {}
     currencies: dict[str, str] = {}
@@ -362,7 +277,10 @@ def load_coalition(directory: Path | str) -> Coalition:
                     f"names unknown partner '{rule.target}'",
                 )
     return Coalition(
-        name=top.text("name"), settlement_currency=settlement_currency, partners=partners
+        name=top.text("name"),
+        settlement_currency=settlement_currency,
+        partners=partners,
+        sign_in=_optional(top, "sign_in", lambda table: read_sign_in(table, coalition=True)),
     )
 
 

@@ -26,7 +26,18 @@ from gateway.settings import Settings
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TABLES = ("entries", "transfers", "accounts", "enrolments", "members")
+TABLES = (
+    "entries",
+    "transfers",
+    "accounts",
+    "enrolments",
+    "identities",
+    "auth_flows",
+    "sessions",
+    "oauth_clients",
+    "signing_keys",
+    "members",
+)
 _pg_state: dict[str, str | None] = {}
 
 

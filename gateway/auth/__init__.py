@@ -1,0 +1,1 @@
+"""Authentication (who is calling) and the policy of what each caller may reach."""

@@ -1,0 +1,44 @@
+"""Who is calling: a member, a partner's app, or a coalition operator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PARTNER_SCOPES = frozenset(
+    {"members:enrol", "members:read", "points:earn", "points:redeem", "points:reverse"}
+)
+OPERATOR_SCOPE = "operator"
+
+
+@dataclass(frozen=True)
+class MemberPrincipal:
+    """A signed-in member: by a session cookie or a provider's bearer token."""
+
+    member_id: str  # the surviving member, after any merge
+    issuer: str
+    subject: str
+    mfa: bool  # the sign-in showed multi-factor authentication (acr/amr)
+    session_id: str | None = None  # set for browser sessions
+
+
+@dataclass(frozen=True)
+class PartnerPrincipal:
+    """A partner's app, by a client-credentials token from the gateway."""
+
+    partner: str
+    client_id: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+@dataclass(frozen=True)
+class OperatorPrincipal:
+    """A coalition operator: the coalition provider's role claim, or an operator client."""
+
+    subject: str
+    issuer: str
+
+
+Principal = MemberPrincipal | PartnerPrincipal | OperatorPrincipal
