@@ -6,7 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -16,10 +16,18 @@ from starlette.routing import Route
 
 from partners.config import load_coalition
 
+from .auth.clients import ensure_demo_clients
+from .auth.endpoints import routes as auth_server_routes
+from .auth.errors import InvalidToken
+from .auth.issuer import TokenIssuer
+from .auth.keys import KeyStore
+from .auth.routes import AuthRoutes
+from .auth.system import AuthSystem
 from .database import create_engine, migrate
 from .demo import load_demo
+from .graphql.context import Context
 from .graphql.schema import build_schema
-from .http import GraphQLEndpoint
+from .http import BadRequest, GraphQLEndpoint
 from .service import LedgerService, utcnow
 from .settings import Settings
 
@@ -50,6 +58,7 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings.from_env()
     coalition = load_coalition(settings.config_dir)
+    auth = AuthSystem(settings, coalition, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,8 +68,15 @@ def create_app(
                 await migrate(engine)
             service = LedgerService(engine, coalition, clock)
             await service.start()
+            keys = KeyStore(engine, clock, settings.token_lifetime)
+            await keys.start()
+            issuer = TokenIssuer(engine, keys, settings.public_url, settings.token_lifetime, clock)
+            app.state.issuer = issuer
+            auth.start(app, service, issuer)
             if settings.demo_data:
                 await load_demo(service)
+                if not settings.production:
+                    await ensure_demo_clients(engine, sorted(coalition.partners), clock())
             app.state.service = service
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
@@ -68,11 +84,43 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            await auth.stop()
             await engine.dispose()
 
+    async def context(request: Request) -> Context:
+        authenticator = auth.authenticator
+        assert authenticator is not None and auth.identity is not None
+        try:
+            principal = await authenticator.principal(request)
+        except InvalidToken as error:
+            reason = error.reason.replace('"', "'").replace("\\", "")
+            challenge = f'Bearer error="invalid_token", error_description="{reason}"'
+            raise BadRequest(
+                401,
+                f"The bearer token was refused: {error.reason}.",
+                {"WWW-Authenticate": challenge},
+                "UNAUTHENTICATED",
+            ) from None
+        if principal is None:
+            raise BadRequest(
+                401,
+                "Authentication required: send `Authorization: Bearer <token>` (a partner "
+                "app's token from /oauth/token, or a member's or operator's token from a "
+                "coalition provider) or sign in at /auth/login/<partner>.",
+                {"WWW-Authenticate": 'Bearer realm="coalition"'},
+                "UNAUTHENTICATED",
+            )
+        return Context(_service(request), principal, auth.identity, authenticator)
+
+    browser = AuthRoutes(
+        auth,
+        settings.public_url,
+        secure_cookies=settings.production,
+        session_lifetime=timedelta(hours=settings.session_hours),
+    )
     endpoint = GraphQLEndpoint(
         build_schema(settings.max_query_depth, settings.max_query_tokens),
-        _service,
+        context,
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql,
     )
@@ -80,5 +128,8 @@ def create_app(
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/", home, methods=["GET"]),
+        *auth_server_routes(),
+        *browser.routes(),
+        *auth.mounts(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,5 @@
-"""`coalition`: serve the gateway, migrate, check configuration, export the schema, audit."""
+"""`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
+manage OAuth clients and signing keys."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from partners.config import ConfigError, load_coalition
 
+from .auth.clients import ClientError
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -94,6 +104,135 @@ def _audit(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or used; the message is for the operator."""
+
+
+def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Migrate (idempotent), then run ``work`` against the configured database."""
+    from .database import create_engine, migrate
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (OSError, OperationalError, InterfaceError) as error:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        cause = getattr(error, "orig", None) or error
+        raise DatabaseUnavailable(f"cannot use the database {where}: {cause}") from None
+
+
+def _print_secret(client_id: str, secret: str) -> None:
+    print(f"client_id:     {client_id}")
+    print(f"client_secret: {secret}")
+    print("Store the secret now: it will not be shown again.")
+
+
+def _client_create(settings: Settings, args: argparse.Namespace) -> int:
+    from .auth.clients import create_client
+    from .service import utcnow
+
+    partner: str | None = None if args.operator else args.partner
+    known = None
+    if partner is not None:
+        known = list(load_coalition(settings.config_dir).partners)
+    scopes = None if args.scopes is None else args.scopes.split()
+
+    async def work(engine: AsyncEngine) -> tuple[str, str]:
+        return await create_client(
+            engine, partner, scopes, args.client_id, now=utcnow(), known_partners=known
+        )
+
+    client_id, secret = _with_database(settings, work)
+    print(f"Created {'operator' if partner is None else partner} client {client_id}.")
+    _print_secret(client_id, secret)
+    return 0
+
+
+def _client_rotate(settings: Settings, client_id: str) -> int:
+    from .auth.clients import rotate_secret
+    from .service import utcnow
+
+    secret = _with_database(settings, lambda engine: rotate_secret(engine, client_id, utcnow()))
+    print(f"Rotated the secret of {client_id}; the old secret no longer works.")
+    _print_secret(client_id, secret)
+    return 0
+
+
+def _client_disable(settings: Settings, client_id: str) -> int:
+    from .auth.clients import disable_client
+    from .service import utcnow
+
+    record = _with_database(settings, lambda engine: disable_client(engine, client_id, utcnow()))
+    print(
+        f"Disabled {client_id} (since {record.disabled_at:%Y-%m-%d %H:%M:%S %Z}). Tokens already "
+        "issued stay valid until they expire."
+    )
+    return 0
+
+
+def _client_list(settings: Settings) -> int:
+    from .auth.clients import list_clients
+
+    records = _with_database(settings, list_clients)
+    if not records:
+        print("No clients.")
+    for record in records:
+        status = "disabled" if record.disabled_at else "active"
+        owner = "operator" if record.partner is None else f"partner {record.partner}"
+        print(f"{record.client_id}  {owner}  {status}  scopes: {' '.join(sorted(record.scopes))}")
+    return 0
+
+
+def _keys(settings: Settings, action: str) -> int:
+    from .auth.keys import KeyStore, SigningKeyInfo
+    from .service import utcnow
+
+    async def work(engine: AsyncEngine) -> tuple[str | None, list[SigningKeyInfo]]:
+        store = KeyStore(engine, utcnow, settings.token_lifetime)
+        kid = await store.rotate() if action == "rotate" else None
+        return kid, await store.describe()
+
+    kid, keys = _with_database(settings, work)
+    if kid is not None:
+        print(f"New signing key {kid}; running gateways sign with it within 30 s.")
+    now = utcnow()
+    for key in keys:
+        if key.current:
+            status = "current"
+        elif key.published_until is None:
+            status = "unretired"
+        elif key.published_until > now:
+            status = f"retired, published until {key.published_until:%Y-%m-%d %H:%M:%S %Z}"
+        else:
+            status = "retired, unpublished"
+        print(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M:%S %Z}  {status}")
+    if not keys:
+        print("No signing keys yet: the gateway creates one when it starts.")
+    return 0
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        if args.operator and args.scopes is not None:
+            raise ClientError("--scopes is for partner clients: an operator client has 'operator'")
+        return _client_create(settings, args)
+    if args.action == "rotate":
+        return _client_rotate(settings, args.client_id)
+    if args.action == "disable":
+        return _client_disable(settings, args.client_id)
+    return _client_list(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coalition", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +248,23 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("path", nargs="?", default="schema.graphql")
     commands.add_parser("audit", help="check the ledger's invariants; exits 1 on a problem")
+    client = commands.add_parser("client", help="manage OAuth clients of partner apps, operators")
+    client_commands = client.add_subparsers(dest="action", required=True)
+    create = client_commands.add_parser("create", help="create a client; prints its secret once")
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--partner", metavar="SLUG", help="a partner's app client")
+    owner.add_argument("--operator", action="store_true", help="an operator client")
+    create.add_argument("--scopes", help='space-separated, e.g. "points:earn points:redeem"')
+    create.add_argument("--client-id", help="default: <partner or operator>-<random>")
+    rotate = client_commands.add_parser("rotate", help="new secret; the old one stops at once")
+    rotate.add_argument("client_id")
+    disable = client_commands.add_parser("disable", help="refuse the client's credentials")
+    disable.add_argument("client_id")
+    client_commands.add_parser("list", help="list the clients")
+    keys = commands.add_parser("keys", help="manage the gateway's token-signing keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    key_commands.add_parser("rotate", help="new signing key; the old stays published a while")
+    key_commands.add_parser("list", help="list the signing keys")
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -126,10 +282,17 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(settings, args.directory)
         if args.command == "export-schema":
             return _export_schema(args.path)
+        if args.command == "client":
+            return _client(settings, args)
+        if args.command == "keys":
+            return _keys(settings, args.action)
         return _audit(settings)
-    except (ConfigError, SettingsError) as error:
+    except (ConfigError, SettingsError, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ DEMO_MEMBERS = (
 )
 
 
+# Who can sign in at each demo partner's development provider: subject, name, customer id.
+# Alice is SKY-1001 at SkyWay and BB-2002 at BrewBar: linking the two merges her members.
+DEMO_SIGN_INS = {
+    "skyway": (("alice", "Alice Martin", "SKY-1001"),),
+    "brewbar": (("alice", "Alice Martin", "BB-2002"),),
+    "freshmart": (("carol", "Carol Jansen", "FM-3003"),),
+}
+DEMO_OPERATOR = "olivia"  # signs in at the coalition's provider with the operator role
+
+
 async def load_demo(service: LedgerService) -> None:
     for partner, customer_id, amount, reason in DEMO_MEMBERS:
         if partner not in service.coalition.partners:

@@ -9,7 +9,7 @@ Malformed HTTP requests get 400, 405, 406, 413 or 415 with a GraphQL-shaped erro
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
@@ -24,18 +24,24 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from .graphql.context import Context
-from .service import LedgerService
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.code = code
 
 
 def _media_ranges(header: str) -> list[tuple[str, float]]:
@@ -74,20 +80,24 @@ def negotiate(accept: str | None) -> str | None:
     return best[2] if best else None
 
 
-def _error_body(message: str) -> dict[str, Any]:
-    return {"errors": [{"message": message}]}
+def _error_body(message: str, code: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message}
+    if code is not None:
+        error["extensions"] = {"code": code}
+    return {"errors": [error]}
 
 
 class GraphQLEndpoint:
     def __init__(
         self,
         schema: strawberry.Schema,
-        service: Callable[[Request], LedgerService],
+        context: Callable[[Request], Awaitable[Context]],
         max_body_bytes: int = 256 * 1024,
         graphiql: bool = True,
     ) -> None:
+        """``context`` authenticates the request; it raises BadRequest(401) when it can't."""
         self.schema = schema
-        self.service = service
+        self.context = context
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
 
@@ -98,11 +108,12 @@ class GraphQLEndpoint:
         try:
             if media_type is None:
                 raise BadRequest(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.")
+            context = await self.context(request)
             params = await self._params(request)
-            return await self._execute(request, params, media_type)
+            return await self._execute(request, params, media_type, context)
         except BadRequest as error:
             return JSONResponse(
-                _error_body(error.message),
+                _error_body(error.message, error.code),
                 status_code=error.status,
                 headers=error.headers,
                 media_type=media_type or JSON,
@@ -161,7 +172,9 @@ class GraphQLEndpoint:
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadRequest(400, f"The {what} is not valid JSON.") from None
 
-    async def _execute(self, request: Request, params: dict[str, Any], media_type: str) -> Response:
+    async def _execute(
+        self, request: Request, params: dict[str, Any], media_type: str, context: Context
+    ) -> Response:
         allowed = {OperationType.QUERY}
         if request.method == "POST":
             allowed.add(OperationType.MUTATION)
@@ -169,7 +182,7 @@ class GraphQLEndpoint:
             result = await self.schema.execute(
                 params["query"],
                 variable_values=params.get("variables"),
-                context_value=Context(service=self.service(request)),
+                context_value=context,
                 operation_name=params.get("operationName"),
                 allowed_operation_types=allowed,
             )

@@ -33,6 +33,7 @@ class TransferKind(Enum):
     REDEEM = "redeem"
     CONVERSION = "conversion"
     REVERSAL = "reversal"
+    MERGE = "merge"  # a retired member's points moved to the member it was merged into
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Leg:
     pool: str
     account: AccountCode
     amount: int  # signed: positive credits the account, negative debits it
+    member_id: str | None = None  # a wallet leg's member, when not the transfer's member
 
     @property
     def is_wallet(self) -> bool:
@@ -78,6 +80,14 @@ def conversion_legs(quote: Quote) -> list[Leg]:
     return legs
 
 
+def merge_legs(pool: str, retired: str, survivor: str, points: int) -> list[Leg]:
+    """Move a retired member's whole wallet to the surviving member, in the same pool."""
+    return [
+        Leg(pool, AccountCode.WALLET, -points, retired),
+        Leg(pool, AccountCode.WALLET, points, survivor),
+    ]
+
+
 def reversal_legs(
     kind: TransferKind, legs: Sequence[Leg], total: int, points: int | None
 ) -> list[Leg]:
@@ -92,8 +102,14 @@ def reversal_legs(
             "A reversal cannot be reversed; post a new transfer instead.",
             ("transfer_id",),
         )
+    if kind is TransferKind.MERGE:
+        raise DomainError(
+            ErrorCode.NOT_REVERSIBLE,
+            "Moving points between merged members cannot be reversed.",
+            ("transfer_id",),
+        )
     if points is None or points == total:
-        return [Leg(leg.pool, leg.account, -leg.amount) for leg in legs]
+        return [Leg(leg.pool, leg.account, -leg.amount, leg.member_id) for leg in legs]
     if points <= 0:
         raise DomainError(
             ErrorCode.AMOUNT_NOT_POSITIVE, "Points must be a positive whole number.", ("points",)
@@ -112,6 +128,8 @@ def reversal_legs(
         )
     sign = 1 if kind is TransferKind.EARN else -1
     return [
-        Leg(leg.pool, leg.account, -sign * points if leg.is_wallet else sign * points)
+        Leg(
+            leg.pool, leg.account, -sign * points if leg.is_wallet else sign * points, leg.member_id
+        )
         for leg in legs
     ]

@@ -82,6 +82,13 @@ class _Statements:
             transfers.c.idempotency_scope == sa.bindparam("scope"),
             transfers.c.idempotency_key == sa.bindparam("key"),
         )
+        # KEY SHARE: a merge takes FOR UPDATE on the retired member's row, so a posting
+        # either finishes before the merge moves the wallets or sees the survivor.
+        self.live_member = (
+            sa.select(members.c.id, members.c.merged_into)
+            .where(members.c.id == sa.bindparam("member_id"))
+            .with_for_update(key_share=True)
+        )
         self.enrolment = sa.select(enrolments).where(
             enrolments.c.partner == sa.bindparam("partner"),
             enrolments.c.customer_id == sa.bindparam("customer_id"),
@@ -173,8 +180,41 @@ async def enrolments_of(
 async def members_by_id(
     connection: AsyncConnection, member_ids: Sequence[str]
 ) -> dict[str, MemberRecord]:
-    result = await connection.execute(sa.select(members).where(members.c.id.in_(member_ids)))
-    return {row.id: MemberRecord(row.id, row.created_at) for row in result}
+    """Each id's member; a member merged into another gives the surviving member."""
+    rows = {
+        row.id: row
+        for row in await connection.execute(sa.select(members).where(members.c.id.in_(member_ids)))
+    }
+    survivors = {row.merged_into for row in rows.values() if row.merged_into is not None}
+    if survivors:
+        result = await connection.execute(sa.select(members).where(members.c.id.in_(survivors)))
+        rows.update({row.id: row for row in result})
+    found = {}
+    for member_id in member_ids:
+        row = rows.get(member_id)
+        if row is not None and row.merged_into is not None:
+            row = rows.get(row.merged_into)
+        if row is not None:
+            found[member_id] = MemberRecord(row.id, row.created_at)
+    return found
+
+
+async def live_member(connection: AsyncConnection, member_id: str) -> str | None:
+    """The member that ``member_id`` is now (itself or its survivor), locked against a
+    concurrent merge until the transaction ends; None for an unknown id."""
+    statement = _statements(connection).live_member
+    row = (await connection.execute(statement, {"member_id": member_id})).first()
+    if row is None:
+        return None
+    return str(row.merged_into or row.id)
+
+
+async def merged_into(connection: AsyncConnection, member_id: str) -> list[str]:
+    """The ids of members merged into ``member_id``."""
+    result = await connection.execute(
+        sa.select(members.c.id).where(members.c.merged_into == member_id)
+    )
+    return [str(row.id) for row in result]
 
 
 # Wallets
@@ -241,25 +281,22 @@ async def post_legs(
 ) -> list[LegRecord]:
     """Apply the wallet legs (in pool order, so two transfers never deadlock) and insert
     every leg as an entry. Raises ``Overdraft`` when a debit finds too few points."""
-    wallet_state: dict[str, tuple[int, int]] = {}
-    for leg in sorted((leg for leg in legs if leg.is_wallet), key=lambda leg: leg.pool):
-        assert member_id is not None
+    wallet_state: dict[tuple[str, str], tuple[int, int]] = {}
+    wallet_legs = [(leg.pool, leg.member_id or member_id, leg) for leg in legs if leg.is_wallet]
+    for pool, owner, leg in sorted(wallet_legs, key=lambda item: (item[0], item[1] or "")):
+        assert owner is not None
         if leg.amount > 0:
-            wallet_state[leg.pool] = await _credit_wallet(
-                connection, member_id, leg.pool, leg.amount
-            )
+            wallet_state[(pool, owner)] = await _credit_wallet(connection, owner, pool, leg.amount)
         else:
-            wallet_state[leg.pool] = await _debit_wallet(
-                connection, member_id, leg.pool, -leg.amount
-            )
+            wallet_state[(pool, owner)] = await _debit_wallet(connection, owner, pool, -leg.amount)
     records: list[LegRecord] = []
     rows: list[dict[str, Any]] = []
     for leg in legs:
         if leg.is_wallet:
-            account_id, balance_after = wallet_state[leg.pool]
-            record = LegRecord(
-                transfer_id, leg.pool, leg.account, member_id, leg.amount, balance_after
-            )
+            owner = leg.member_id or member_id
+            assert owner is not None
+            account_id, balance_after = wallet_state[(leg.pool, owner)]
+            record = LegRecord(transfer_id, leg.pool, leg.account, owner, leg.amount, balance_after)
         else:
             account_id = system_accounts[(leg.pool, leg.account)]
             record = LegRecord(transfer_id, leg.pool, leg.account, None, leg.amount, None)
@@ -335,13 +372,14 @@ async def legs_of(
 
 async def member_history(
     connection: AsyncConnection,
-    member_id: str,
+    member_ids: Sequence[str],
     pool: str | None,
     before: int | None,
     limit: int,
 ) -> list[TransferRecord]:
-    """The member's transfers, newest first, by keyset on the transfer id."""
-    touching = sa.select(entries.c.transfer_id).where(entries.c.member_id == member_id)
+    """The members' transfers (a member and those merged into it), newest first, by
+    keyset on the transfer id."""
+    touching = sa.select(entries.c.transfer_id).where(entries.c.member_id.in_(member_ids))
     if pool is not None:
         touching = touching.where(entries.c.pool == pool)
     if before is not None:

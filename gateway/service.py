@@ -30,6 +30,7 @@ from .ledger import (
     assert_balanced,
     conversion_legs,
     earn_legs,
+    merge_legs,
     redeem_legs,
     reversal_legs,
 )
@@ -124,10 +125,15 @@ class LedgerService:
             return await self.uow.write(work)
 
     async def _resolve(self, connection: AsyncConnection, ref: MemberRef) -> str:
+        """The member a reference names now: a merged member's id gives the survivor."""
         if ref.id is not None:
-            if await repository.members_by_id(connection, [ref.id]):
-                return ref.id
+            found = await repository.members_by_id(connection, [ref.id])
+            if ref.id in found:
+                return found[ref.id].id
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+        return await self._enrolled(connection, ref)
+
+    async def _enrolled(self, connection: AsyncConnection, ref: MemberRef) -> str:
         assert ref.partner is not None and ref.customer_id is not None
         enrolment = await repository.enrolment(connection, ref.partner, ref.customer_id)
         if enrolment is None:
@@ -137,6 +143,15 @@ class LedgerService:
                 ("member", "partner_customer_id"),
             )
         return enrolment.member_id
+
+    async def _live(self, connection: AsyncConnection, ref: MemberRef) -> str:
+        """In a write: the member to post to, locked so that no merge moves their wallets
+        until this transaction ends."""
+        member_id = ref.id or await self._enrolled(connection, ref)
+        live = await repository.live_member(connection, member_id)
+        if live is None:
+            raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+        return live
 
     async def resolve_member(self, ref: MemberRef) -> str:
         return await self.uow.read(lambda connection: self._resolve(connection, ref))
@@ -260,7 +275,7 @@ class LedgerService:
         async def work(connection: AsyncConnection) -> Posting:
             # No read of the key first: the transfer insert claims it, and a taken key
             # answers with the first posting.
-            member_id = member.id or await self._resolve(connection, member)
+            member_id = await self._live(connection, member)
             values = {
                 **claim,
                 "kind": TransferKind.EARN.value,
@@ -288,7 +303,7 @@ class LedgerService:
         claim = self._claim(f"redeem:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
-            member_id = member.id or await self._resolve(connection, member)
+            member_id = await self._live(connection, member)
             values = {
                 **claim,
                 "kind": TransferKind.REDEEM.value,
@@ -307,8 +322,8 @@ class LedgerService:
         quote = exchange.quote(self.coalition, source, target, points, self.clock())
 
         async def work(connection: AsyncConnection) -> int:
-            await self._resolve(connection, MemberRef(id=member_id))
-            return await repository.wallet_balance(connection, member_id, source)
+            owner = await self._resolve(connection, MemberRef(id=member_id))
+            return await repository.wallet_balance(connection, owner, source)
 
         return quote, await self.uow.read(work)
 
@@ -323,7 +338,7 @@ class LedgerService:
             if replay is not None:
                 return replay
             quote = exchange.quote(self.coalition, source, target, points, self.clock())
-            await self._resolve(connection, MemberRef(id=member_id))
+            owner = await self._live(connection, MemberRef(id=member_id))
             values = {
                 **claim,
                 "kind": TransferKind.CONVERSION.value,
@@ -334,7 +349,7 @@ class LedgerService:
                 "rate": str(quote.rate),
                 "fee": quote.fee,
             }
-            return await self._post(connection, values, member_id, conversion_legs(quote))
+            return await self._post(connection, values, owner, conversion_legs(quote))
 
         return await self.uow.write(work)
 
@@ -381,14 +396,40 @@ class LedgerService:
                 "reason": reason,
                 "reverses_id": original.id,
             }
+            owner = original.member_id
+            if owner is not None:
+                # A merged member's points now live with the survivor.
+                owner = await repository.live_member(connection, owner)
             try:
-                return await self._post(connection, values, original.member_id, legs)
+                return await self._post(connection, values, owner, legs)
             except IntegrityError as error:
                 if "reverses" in str(error.orig):
                     raise _already_reversed() from None
                 raise
 
         return await self.uow.write(work)
+
+    async def absorb_wallets(
+        self, connection: AsyncConnection, retired: str, survivor: str
+    ) -> list[Posting]:
+        """Within a merge's transaction: move every point of the retired member to the
+        survivor, one MERGE transfer per pool, so both histories keep the movement."""
+        postings = []
+        for wallet in (await repository.wallets_of(connection, [retired])).get(retired, []):
+            if wallet.balance <= 0:
+                continue
+            values = {
+                "idempotency_scope": f"merge:{retired}",
+                "idempotency_key": wallet.pool,
+                "request_hash": _fingerprint({"into": survivor, "pool": wallet.pool}),
+                "kind": TransferKind.MERGE.value,
+                "partner": wallet.pool,
+                "points": wallet.balance,
+                "reason": "Accounts merged after the member proved both sign-ins",
+            }
+            legs = merge_legs(wallet.pool, retired, survivor, wallet.balance)
+            postings.append(await self._post(connection, values, survivor, legs))
+        return postings
 
     @staticmethod
     def _key_of(claim: dict[str, Any]) -> tuple[str, str, str]:
@@ -417,9 +458,11 @@ class LedgerService:
     async def history(
         self, member_id: str, pool: str | None, before: int | None, limit: int
     ) -> list[TransferRecord]:
-        return await self.uow.read(
-            lambda c: repository.member_history(c, member_id, pool, before, limit)
-        )
+        async def work(connection: AsyncConnection) -> list[TransferRecord]:
+            ids = [member_id, *await repository.merged_into(connection, member_id)]
+            return await repository.member_history(connection, ids, pool, before, limit)
+
+        return await self.uow.read(work)
 
 
 def _decimal(text: str | None) -> Decimal | None:

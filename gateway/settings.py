@@ -63,6 +63,33 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     migrate_on_start: bool = True
     graphiql: bool = True
+    environment: str = "development"  # or "production": secure cookies, no dev providers
+    public_url: str = ""  # how browsers and clients reach the gateway; default from host/port
+    session_secret: str = ""  # signs cookies; required in production
+    session_hours: int = 12
+    token_lifetime: int = 600  # seconds, for the gateway's client-credentials tokens
+    oidc_credentials: tuple[tuple[str, str], ...] = ()  # COALITION_OIDC_* from the environment
+
+    def __post_init__(self) -> None:
+        if self.environment not in ("development", "production"):
+            raise SettingsError(
+                f"COALITION_ENV must be development or production, got {self.environment!r}"
+            )
+        if self.production and len(self.session_secret) < 32:
+            raise SettingsError(
+                "COALITION_SESSION_SECRET (32+ characters) is required in production"
+            )
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def oidc_credential(self, name: str) -> str | None:
+        """An entry such as COALITION_OIDC_SKYWAY_CLIENT_ID from the environment."""
+        return dict(self.oidc_credentials).get(name)
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,4 +109,12 @@ class Settings:
             max_query_tokens=_number(environ, "GRAPHQL_MAX_TOKENS", 2000),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
+            environment=environ.get("COALITION_ENV", "development").strip().lower(),
+            public_url=environ.get("COALITION_PUBLIC_URL", ""),
+            session_secret=environ.get("COALITION_SESSION_SECRET", ""),
+            session_hours=_number(environ, "COALITION_SESSION_HOURS", 12),
+            token_lifetime=_number(environ, "COALITION_TOKEN_LIFETIME", 600),
+            oidc_credentials=tuple(
+                sorted((k, v) for k, v in environ.items() if k.startswith("COALITION_OIDC_"))
+            ),
         )

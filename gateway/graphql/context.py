@@ -10,6 +10,11 @@ from typing import TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from ..auth.authenticate import Authenticator
+from ..auth.identity import IdentityService
+from ..auth.policy import Access
+from ..auth.principal import Principal
+from ..auth.store import IdentityRecord
 from ..records import EnrolmentRecord, LegRecord, MemberRecord, TransferRecord, WalletRecord
 from ..service import LedgerService
 
@@ -45,9 +50,11 @@ class Loaders:
     transfers: DataLoader[int, TransferRecord | None]
     legs: DataLoader[int, list[LegRecord]]
     reversals: DataLoader[int, int | None]
+    partners_of: DataLoader[str, set[str] | None]
+    identities: DataLoader[str, list[IdentityRecord]]
 
     @classmethod
-    def for_service(cls, service: LedgerService) -> Loaders:
+    def for_service(cls, service: LedgerService, identity: IdentityService) -> Loaders:
         return cls(
             members=DataLoader(_one(service.members)),
             wallets=DataLoader(_many(service.wallets)),
@@ -55,17 +62,33 @@ class Loaders:
             transfers=DataLoader(_one(service.transfers)),
             legs=DataLoader(_many(service.legs)),
             reversals=DataLoader(_one(service.reversals)),
+            partners_of=DataLoader(_one(identity.partners_of)),
+            identities=DataLoader(_many(identity.identities)),
         )
 
 
 @dataclass
 class Context:
     service: LedgerService
+    principal: Principal
+    identity: IdentityService
+    authenticator: Authenticator
+
+    @cached_property
+    def access(self) -> Access:
+        return Access(self.principal)
 
     @cached_property
     def loaders(self) -> Loaders:
         """Built on first use: a mutation that reads nothing nested needs none."""
-        return Loaders.for_service(self.service)
+        return Loaders.for_service(self.service, self.identity)
+
+    async def sees_member(self, member_id: str) -> bool:
+        access = self.access
+        if access.is_operator or access.member_id is not None:
+            return access.sees_member(member_id, ())
+        partners = await self.loaders.partners_of.load(member_id)
+        return access.sees_member(member_id, partners or ())
 
 
 Info = strawberry.Info[Context, None]

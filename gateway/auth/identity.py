@@ -1,0 +1,327 @@
+"""Members' identities: sign-in, linking (and the merge it may prove), unlinking, sign-in
+flows and browser sessions. Free of HTTP: the routes and GraphQL call these.
+
+An identity is an (issuer, subject) pair the member proved by signing in; e-mail
+addresses are never used to find, link or merge members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .. import repository
+from ..errors import DomainError, ErrorCode
+from ..service import LedgerService
+from . import store
+from .store import FlowRecord, IdentityRecord, SessionRecord
+
+FLOW_LIFETIME = timedelta(minutes=10)
+LINK_NONCE_LIFETIME = timedelta(minutes=5)
+
+
+def digest(secret: str) -> str:
+    """What is stored for a state, nonce or session token: never the value itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What a verified ID token (or access token) proves: this identity signed in."""
+
+    provider: str  # a partner's slug, or "coalition"
+    issuer: str
+    subject: str
+    customer_id: str | None  # the partner's customer id, when its configuration names the claim
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    member_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Linked:
+    member_id: str
+    merged: tuple[str, ...]  # members merged into ``member_id`` by this link
+    already: bool  # the identity was this member's before
+
+
+@dataclass(frozen=True)
+class StartedFlow:
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+class _Raced(Exception):
+    pass
+
+
+class IdentityService:
+    def __init__(self, ledger: LedgerService, clock: Callable[[], datetime]) -> None:
+        self.ledger = ledger
+        self.uow = ledger.uow
+        self.clock = clock
+
+    # Signing in and linking
+
+    async def _enrol_if_new(
+        self, connection: AsyncConnection, proof: Proof, member_id: str
+    ) -> str | None:
+        """Record the partner's customer id for the member; the member who holds it
+        already, if that is someone else."""
+        if proof.customer_id is None or proof.provider not in self.ledger.coalition.partners:
+            return None
+        enrolment = await repository.enrolment(connection, proof.provider, proof.customer_id)
+        if enrolment is None:
+            await repository.claim_enrolment(
+                connection, proof.provider, proof.customer_id, member_id, self.clock()
+            )
+            return None
+        return enrolment.member_id if enrolment.member_id != member_id else None
+
+    async def sign_in(self, proof: Proof) -> SignedIn:
+        """The member this identity belongs to; a first sign-in attaches it to the member
+        the partner enrolled with the customer id in the token, or creates a member."""
+
+        async def work(connection: AsyncConnection) -> SignedIn:
+            found = await store.identity(connection, proof.issuer, proof.subject)
+            if found is not None:
+                member_id = await repository.live_member(connection, found.member_id)
+                assert member_id is not None
+                return SignedIn(member_id, created=False)
+            now = self.clock()
+            member_id = None
+            created = False
+            if proof.customer_id and proof.provider in self.ledger.coalition.partners:
+                enrolment = await repository.enrolment(
+                    connection, proof.provider, proof.customer_id
+                )
+                if enrolment is not None:
+                    member_id = await repository.live_member(connection, enrolment.member_id)
+            if member_id is None:
+                member_id, created = str(uuid.uuid4()), True
+                await repository.insert_member(connection, member_id, now)
+                await self._enrol_if_new(connection, proof, member_id)
+            if not await store.claim_identity(
+                connection, proof.issuer, proof.subject, member_id, proof.provider, now
+            ):
+                raise _Raced
+            return SignedIn(member_id, created)
+
+        try:
+            return await self.uow.write(work)
+        except _Raced:
+            return await self.uow.write(work)
+
+    async def link(self, member_id: str, proof: Proof) -> Linked:
+        """Attach a freshly proven identity to the signed-in member. When it belongs to
+        another member (or its customer id does), the same person has now proven both:
+        the other member is merged into this one."""
+
+        async def work(connection: AsyncConnection) -> Linked:
+            survivor = await repository.live_member(connection, member_id)
+            if survivor is None:
+                raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.")
+            merged: list[str] = []
+            found = await store.identity(connection, proof.issuer, proof.subject)
+            already = False
+            if found is None:
+                if not await store.claim_identity(
+                    connection, proof.issuer, proof.subject, survivor, proof.provider, self.clock()
+                ):
+                    raise _Raced
+            else:
+                owner = await repository.live_member(connection, found.member_id)
+                already = owner == survivor
+                if owner is not None and owner != survivor:
+                    await self._merge(connection, survivor, owner)
+                    merged.append(owner)
+            other = await self._enrol_if_new(connection, proof, survivor)
+            if other is not None:
+                other_live = await repository.live_member(connection, other)
+                if other_live is not None and other_live != survivor:
+                    await self._merge(connection, survivor, other_live)
+                    merged.append(other_live)
+            return Linked(survivor, tuple(merged), already and not merged)
+
+        try:
+            return await self.uow.write(work)
+        except _Raced:
+            return await self.uow.write(work)
+
+    async def _merge(self, connection: AsyncConnection, survivor: str, retired: str) -> None:
+        rows = await store.lock_members(connection, [survivor, retired])
+        if rows[retired].merged_into is not None or rows[survivor].merged_into is not None:
+            raise DomainError(ErrorCode.LINK_INVALID, "A merge of these members is under way.")
+        await self.ledger.absorb_wallets(connection, retired, survivor)
+        await store.retire_member(connection, retired, survivor, self.clock())
+
+    async def unlink(self, member_id: str, issuer: str, subject: str) -> None:
+        async def work(connection: AsyncConnection) -> None:
+            await store.lock_members(connection, [member_id])
+            held = (await store.identities_of(connection, [member_id])).get(member_id, [])
+            if not any(i.issuer == issuer and i.subject == subject for i in held):
+                raise DomainError(
+                    ErrorCode.UNKNOWN_IDENTITY,
+                    "That identity is not linked to you.",
+                    ("identity_id",),
+                )
+            if len(held) == 1:
+                raise DomainError(
+                    ErrorCode.LAST_IDENTITY,
+                    "This is your only sign-in; link another before removing it.",
+                    ("identity_id",),
+                )
+            await store.delete_identity(connection, issuer, subject, member_id)
+
+        await self.uow.write(work)
+
+    async def identities(self, member_ids: Sequence[str]) -> dict[str, list[IdentityRecord]]:
+        return await self.uow.read(lambda c: store.identities_of(c, member_ids))
+
+    async def partners_of(self, member_ids: Sequence[str]) -> dict[str, set[str]]:
+        return await self.uow.read(lambda c: store.partners_of(c, member_ids))
+
+    async def member_of(self, issuer: str, subject: str) -> str | None:
+        async def work(connection: AsyncConnection) -> str | None:
+            found = await store.identity(connection, issuer, subject)
+            if found is None:
+                return None
+            members = await repository.members_by_id(connection, [found.member_id])
+            return members[found.member_id].id if found.member_id in members else None
+
+        return await self.uow.read(work)
+
+    # Flows: browser sign-ins and links, and links from native apps
+
+    async def start_flow(
+        self, purpose: str, provider: str, member_id: str | None, return_to: str | None
+    ) -> StartedFlow:
+        flow = StartedFlow(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=secrets.token_urlsafe(64),
+        )
+        now = self.clock()
+
+        async def work(connection: AsyncConnection) -> None:
+            await store.delete_expired_flows(connection, now - FLOW_LIFETIME)
+            await store.insert_flow(
+                connection,
+                {
+                    "id": digest(flow.state),
+                    "purpose": purpose,
+                    "provider": provider,
+                    "nonce": flow.nonce,
+                    "code_verifier": flow.code_verifier,
+                    "member_id": member_id,
+                    "return_to": return_to,
+                    "created_at": now,
+                    "expires_at": now + FLOW_LIFETIME,
+                },
+            )
+
+        await self.uow.write(work)
+        return flow
+
+    async def finish_flow(self, state: str) -> FlowRecord | None:
+        """The flow a callback's state names, once; None if unknown, used or expired."""
+        return await self.uow.write(
+            lambda c: store.consume_flow(c, digest(state), ("sign_in", "link"), self.clock())
+        )
+
+    async def start_native_link(self, member_id: str) -> tuple[str, datetime]:
+        nonce = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires = now + LINK_NONCE_LIFETIME
+
+        async def work(connection: AsyncConnection) -> None:
+            await store.insert_flow(
+                connection,
+                {
+                    "id": digest(nonce),
+                    "purpose": "native_link",
+                    "provider": "",
+                    "nonce": nonce,
+                    "member_id": member_id,
+                    "created_at": now,
+                    "expires_at": expires,
+                },
+            )
+
+        await self.uow.write(work)
+        return nonce, expires
+
+    async def redeem_link_nonce(self, nonce: str, member_id: str) -> bool:
+        """Use a native link's nonce once, and only for the member it was issued to."""
+
+        async def work(connection: AsyncConnection) -> bool:
+            flow = await store.consume_flow(
+                connection, digest(nonce), ("native_link",), self.clock()
+            )
+            if flow is None or flow.member_id is None:
+                return False
+            return await repository.live_member(connection, flow.member_id) == member_id
+
+        return await self.uow.write(work)
+
+    # Sessions
+
+    async def open_session(
+        self,
+        member_id: str | None,
+        operator: bool,
+        issuer: str,
+        subject: str,
+        mfa: bool,
+        lifetime: timedelta,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        values = {
+            "id": digest(token),
+            "member_id": member_id,
+            "operator": operator,
+            "issuer": issuer,
+            "subject": subject,
+            "mfa": mfa,
+            "created_at": now,
+            "expires_at": now + lifetime,
+        }
+        await self.uow.write(lambda c: store.insert_session(c, values))
+        return token
+
+    async def session(self, token: str) -> SessionRecord | None:
+        async def work(connection: AsyncConnection) -> SessionRecord | None:
+            found = await store.session(connection, digest(token), self.clock())
+            if found is None or found.member_id is None:
+                return found
+            members = await repository.members_by_id(connection, [found.member_id])
+            if found.member_id not in members:
+                return None
+            survivor = members[found.member_id].id
+            if survivor == found.member_id:
+                return found
+            return SessionRecord(
+                found.id,
+                survivor,
+                found.operator,
+                found.issuer,
+                found.subject,
+                found.mfa,
+                found.expires_at,
+            )
+
+        return await self.uow.read(work)
+
+    async def close_session(self, token: str) -> None:
+        await self.uow.write(lambda c: store.revoke_session(c, digest(token), self.clock()))

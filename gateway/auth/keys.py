@@ -1,0 +1,236 @@
+"""The gateway's own token-signing keys (RS256), shared by every worker through the database.
+
+The newest key without ``retired_at`` signs. ``rotate()`` adds a key and retires the others;
+a retired key stays published (in the JWKS, and accepted by ``key_for``) until
+``retired_at + token_lifetime + 60 s``, so every token it signed expires before it goes.
+
+Each process keeps the keys in memory. Another process's rotation is picked up on a reload:
+when a token names an unknown ``kid`` (at most once per 10 s, so random kids cannot make
+every request query the database), and for signing and the JWKS at most every 30 s and 10 s.
+A worker may so keep signing with a key another worker just retired for up to 30 s; the
+publication margin covers that.
+
+Known gap: private keys are stored unencrypted (as JWK JSON) in ``signing_keys``; anyone who
+can read that table can mint tokens. Encrypting them under a key held outside the database
+(or moving signing to a KMS) is still to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from joserfc.jwk import RSAKey
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..tables import signing_keys
+
+ALGORITHM = "RS256"
+KEY_BITS = 2048
+PUBLICATION_MARGIN = timedelta(seconds=60)
+UNKNOWN_KID_RELOAD = timedelta(seconds=10)
+JWKS_RELOAD = timedelta(seconds=10)
+CURRENT_RELOAD = timedelta(seconds=30)
+
+_select_published = (
+    sa.select(signing_keys)
+    .where(
+        sa.or_(
+            signing_keys.c.retired_at.is_(None),
+            signing_keys.c.retired_at > sa.bindparam("cutoff"),
+        )
+    )
+    .order_by(signing_keys.c.created_at, signing_keys.c.kid)
+)
+_select_all = sa.select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
+_insert_key = sa.insert(signing_keys)
+_retire_others = (
+    sa.update(signing_keys)
+    .where(signing_keys.c.retired_at.is_(None), signing_keys.c.kid != sa.bindparam("new_kid"))
+    .values(retired_at=sa.bindparam("now"))
+)
+
+
+@dataclass(frozen=True)
+class SigningKeyInfo:
+    """A key as ``coalition keys list`` shows it; never the private part."""
+
+    kid: str
+    created_at: datetime
+    retired_at: datetime | None
+    published_until: datetime | None  # None while the key is not retired
+    current: bool
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    kid: str
+    private: RSAKey
+    public: RSAKey
+    created_at: datetime
+    retired_at: datetime | None
+
+
+def _generate(kid: str) -> RSAKey:
+    parameters: Any = {"kid": kid, "use": "sig", "alg": ALGORITHM}
+    return RSAKey.generate_key(KEY_BITS, parameters=parameters)
+
+
+def _public_of(key: RSAKey) -> RSAKey:
+    return RSAKey.import_key(key.as_dict(private=False))
+
+
+def _import(private_jwk: str) -> tuple[RSAKey, RSAKey]:
+    private = RSAKey.import_key(json.loads(private_jwk))
+    return private, _public_of(private)
+
+
+class KeyStore:
+    """The signing keys, cached per process; all times come from the injected clock."""
+
+    def __init__(
+        self, engine: AsyncEngine, clock: Callable[[], datetime], token_lifetime: int
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.token_lifetime = token_lifetime
+        self._keys: dict[str, _Loaded] = {}
+        self._loaded_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def _window(self) -> timedelta:
+        """How long a retired key stays published."""
+        return timedelta(seconds=self.token_lifetime) + PUBLICATION_MARGIN
+
+    async def start(self) -> None:
+        """Load the keys, creating the first one if there is none to sign with.
+
+        Two processes starting at once may both create one: both are published, and both
+        pick the same newest key to sign with after re-reading.
+        """
+        await self._reload()
+        if self._current() is None:
+            await self._insert_new(retire_others=False)
+            await self._reload()
+
+    async def rotate(self) -> str:
+        """Create a signing key, retire every other one, and return the new ``kid``."""
+        kid = await self._insert_new(retire_others=True)
+        await self._reload()
+        return kid
+
+    async def current(self) -> tuple[str, RSAKey]:
+        """The ``kid`` and private key to sign with now (re-read at most every 30 s)."""
+        await self._reload_if_older_than(CURRENT_RELOAD)
+        loaded = self._current()
+        if loaded is None:  # every key retired by hand: make one rather than fail
+            await self.start()
+            loaded = self._current()
+            assert loaded is not None
+        return loaded.kid, loaded.private
+
+    async def key_for(self, kid: str) -> RSAKey | None:
+        """The public key for ``kid`` while it is published, else None.
+
+        An unknown ``kid`` reloads from the database at most once per 10 s.
+        """
+        loaded = self._keys.get(kid)
+        if loaded is None:
+            await self._reload_if_older_than(UNKNOWN_KID_RELOAD)
+            loaded = self._keys.get(kid)
+        if loaded is None or not self._published(loaded, self.clock()):
+            return None
+        return loaded.public
+
+    async def public_jwks(self) -> dict[str, Any]:
+        """``{"keys": [...]}``: the public JWKs (kid, use=sig, alg=RS256) now published."""
+        await self._reload_if_older_than(JWKS_RELOAD)
+        now = self.clock()
+        return {
+            "keys": [
+                loaded.public.as_dict(private=False)
+                for loaded in self._keys.values()
+                if self._published(loaded, now)
+            ]
+        }
+
+    async def describe(self) -> list[SigningKeyInfo]:
+        """Every key in the database, oldest first, read now (for the CLI)."""
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(_select_all)).all()
+        current = max(
+            (row for row in rows if row.retired_at is None),
+            key=lambda row: (row.created_at, row.kid),
+            default=None,
+        )
+        return [
+            SigningKeyInfo(
+                kid=row.kid,
+                created_at=row.created_at,
+                retired_at=row.retired_at,
+                published_until=None if row.retired_at is None else row.retired_at + self._window,
+                current=current is not None and row.kid == current.kid,
+            )
+            for row in rows
+        ]
+
+    # Internals
+
+    def _published(self, loaded: _Loaded, now: datetime) -> bool:
+        return loaded.retired_at is None or now < loaded.retired_at + self._window
+
+    def _current(self) -> _Loaded | None:
+        return max(
+            (loaded for loaded in self._keys.values() if loaded.retired_at is None),
+            key=lambda loaded: (loaded.created_at, loaded.kid),
+            default=None,
+        )
+
+    async def _insert_new(self, retire_others: bool) -> str:
+        kid = secrets.token_urlsafe(16)
+        key = await asyncio.to_thread(_generate, kid)
+        now = self.clock()
+        row = {
+            "kid": kid,
+            "private_jwk": json.dumps(key.as_dict(private=True)),
+            "created_at": now,
+            "retired_at": None,
+        }
+        async with self.engine.begin() as connection:
+            await connection.execute(_insert_key, row)
+            if retire_others:
+                await connection.execute(_retire_others, {"new_kid": kid, "now": now})
+        self._keys[kid] = _Loaded(kid, key, await asyncio.to_thread(_public_of, key), now, None)
+        return kid
+
+    async def _reload_if_older_than(self, age: timedelta) -> None:
+        now = self.clock()
+        if self._loaded_at is None or now < self._loaded_at or now - self._loaded_at >= age:
+            await self._reload()
+
+    async def _reload(self) -> None:
+        async with self._lock:
+            now = self.clock()
+            async with self.engine.connect() as connection:
+                rows = await self._published_rows(connection, now)
+            keys: dict[str, _Loaded] = {}
+            for row in rows:
+                known = self._keys.get(row.kid)
+                if known is None:
+                    private, public = await asyncio.to_thread(_import, row.private_jwk)
+                else:
+                    private, public = known.private, known.public
+                keys[row.kid] = _Loaded(row.kid, private, public, row.created_at, row.retired_at)
+            self._keys = keys
+            self._loaded_at = now
+
+    async def _published_rows(self, connection: AsyncConnection, now: datetime) -> list[Any]:
+        result = await connection.execute(_select_published, {"cutoff": now - self._window})
+        return list(result.all())

@@ -1,0 +1,101 @@
+"""What each caller may reach. Free of GraphQL: resolvers, the CLI and jobs ask here.
+
+- A member reaches only themselves, and spends above a partner's step-up threshold only
+  with a multi-factor sign-in.
+- A partner's app acts only in its own pool, with the scopes its token carries, and reads
+  only members who hold an identity or an enrolment at that partner, and of them only
+  what concerns that partner.
+- An operator reaches everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from partners.config import Partner
+
+from ..errors import DomainError, ErrorCode
+from .principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
+
+
+def denied(message: str, field: tuple[str, ...] = ()) -> DomainError:
+    return DomainError(ErrorCode.ACCESS_DENIED, message, field)
+
+
+@dataclass(frozen=True)
+class Access:
+    principal: Principal
+
+    @property
+    def is_operator(self) -> bool:
+        return isinstance(self.principal, OperatorPrincipal)
+
+    @property
+    def member_id(self) -> str | None:
+        principal = self.principal
+        return principal.member_id if isinstance(principal, MemberPrincipal) else None
+
+    @property
+    def partner(self) -> str | None:
+        principal = self.principal
+        return principal.partner if isinstance(principal, PartnerPrincipal) else None
+
+    def require_operator(self) -> None:
+        if not self.is_operator:
+            raise denied("Only a coalition operator may do this.")
+
+    def require_member(self) -> str:
+        if self.member_id is None:
+            raise denied("Only a signed-in member may do this.")
+        return self.member_id
+
+    def act_at(self, partner: str, scope: str, field: tuple[str, ...] = ("partner",)) -> None:
+        """A partner operation (enrol, earn, redeem, reverse) at ``partner``'s pool."""
+        principal = self.principal
+        if isinstance(principal, OperatorPrincipal):
+            return
+        if isinstance(principal, PartnerPrincipal):
+            if principal.partner != partner:
+                raise denied(f"Your token acts for '{principal.partner}', not '{partner}'.", field)
+            if not principal.has(scope):
+                raise denied(f"Your token lacks the scope {scope}.")
+            return
+        raise denied("Members cannot do this; a partner's app or an operator can.")
+
+    def spend(self, partner: Partner, points: int, member_id: str) -> None:
+        """Redeeming or converting ``points`` of ``partner`` from ``member_id``'s wallet."""
+        principal = self.principal
+        if isinstance(principal, OperatorPrincipal):
+            return
+        if isinstance(principal, PartnerPrincipal):
+            self.act_at(partner.slug, "points:redeem")
+            return
+        if principal.member_id != member_id:
+            raise denied("You can only spend your own points.", ("member",))
+        threshold = partner.step_up.points if partner.step_up else None
+        if threshold is not None and points > threshold and not principal.mfa:
+            raise DomainError(
+                ErrorCode.STEP_UP_REQUIRED,
+                f"Spending more than {threshold} points at '{partner.slug}' needs a sign-in "
+                "with a second factor (multi-factor authentication).",
+                ("points",),
+            )
+
+    def sees_member(self, member_id: str, partners_of_member: Iterable[str]) -> bool:
+        """``partners_of_member``: where the member holds an identity or an enrolment."""
+        principal = self.principal
+        if isinstance(principal, OperatorPrincipal):
+            return True
+        if isinstance(principal, MemberPrincipal):
+            return principal.member_id == member_id
+        return principal.has("members:read") and principal.partner in set(partners_of_member)
+
+    def sees_pool(self, pool: str) -> bool:
+        """Whether the caller sees a member's points in ``pool`` (given it sees the member)."""
+        partner = self.partner
+        return partner is None or partner == pool
+
+    def sees_member_wide(self) -> bool:
+        """Totals across pools and linked identities: not for a partner's app."""
+        return self.partner is None

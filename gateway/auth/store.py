@@ -1,0 +1,240 @@
+"""SQL for identities, sign-in flows, sessions and member merges."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..tables import auth_flows, enrolments, identities, members, sessions
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    issuer: str
+    subject: str
+    member_id: str
+    provider: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    purpose: str
+    provider: str
+    nonce: str
+    code_verifier: str | None
+    member_id: str | None
+    return_to: str | None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    member_id: str | None
+    operator: bool
+    issuer: str
+    subject: str
+    mfa: bool
+    expires_at: datetime
+
+
+def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _identity(row: Any) -> IdentityRecord:
+    return IdentityRecord(row.issuer, row.subject, row.member_id, row.provider, row.linked_at)
+
+
+# Identities
+
+
+async def identity(connection: AsyncConnection, issuer: str, subject: str) -> IdentityRecord | None:
+    row = (
+        await connection.execute(
+            sa.select(identities).where(
+                identities.c.issuer == issuer, identities.c.subject == subject
+            )
+        )
+    ).first()
+    return _identity(row) if row else None
+
+
+async def identities_of(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[str, list[IdentityRecord]]:
+    found: dict[str, list[IdentityRecord]] = defaultdict(list)
+    result = await connection.execute(
+        sa.select(identities)
+        .where(identities.c.member_id.in_(member_ids))
+        .order_by(identities.c.linked_at, identities.c.issuer, identities.c.subject)
+    )
+    for row in result:
+        found[row.member_id].append(_identity(row))
+    return found
+
+
+async def claim_identity(
+    connection: AsyncConnection,
+    issuer: str,
+    subject: str,
+    member_id: str,
+    provider: str,
+    at: datetime,
+) -> bool:
+    """Attach the identity unless it is attached already; a racing insert waits."""
+    statement = (
+        _insert(connection, identities)
+        .values(
+            issuer=issuer, subject=subject, member_id=member_id, provider=provider, linked_at=at
+        )
+        .on_conflict_do_nothing(index_elements=["issuer", "subject"])
+        .returning(identities.c.member_id)
+    )
+    return (await connection.execute(statement)).first() is not None
+
+
+async def delete_identity(
+    connection: AsyncConnection, issuer: str, subject: str, member_id: str
+) -> bool:
+    result = await connection.execute(
+        sa.delete(identities).where(
+            identities.c.issuer == issuer,
+            identities.c.subject == subject,
+            identities.c.member_id == member_id,
+        )
+    )
+    return bool(result.rowcount)
+
+
+# Members
+
+
+async def lock_members(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, Any]:
+    """Lock the members' rows (in id order, so two merges never deadlock) and return them.
+
+    FOR UPDATE conflicts with the KEY SHARE lock every posting takes on its member, so a
+    merge waits for postings in flight and later postings see the merge."""
+    rows = {}
+    for member_id in sorted(set(member_ids)):
+        row = (
+            await connection.execute(
+                sa.select(members).where(members.c.id == member_id).with_for_update()
+            )
+        ).first()
+        if row is not None:
+            rows[member_id] = row
+    return rows
+
+
+async def retire_member(
+    connection: AsyncConnection, retired: str, survivor: str, at: datetime
+) -> None:
+    """Point the retired member, and everything attached to it, at the survivor."""
+    await connection.execute(
+        sa.update(members)
+        .where(sa.or_(members.c.id == retired, members.c.merged_into == retired))
+        .values(merged_into=survivor, merged_at=at)
+    )
+    for table in (enrolments, identities, sessions, auth_flows):
+        await connection.execute(
+            sa.update(table).where(table.c.member_id == retired).values(member_id=survivor)
+        )
+
+
+# Sign-in flows
+
+
+async def insert_flow(connection: AsyncConnection, values: dict[str, Any]) -> None:
+    await connection.execute(sa.insert(auth_flows).values(**values))
+
+
+async def consume_flow(
+    connection: AsyncConnection, flow_id: str, purposes: Sequence[str], now: datetime
+) -> FlowRecord | None:
+    """Use a flow once: None when it is unknown, used, expired or of another purpose."""
+    statement = (
+        sa.update(auth_flows)
+        .where(
+            auth_flows.c.id == flow_id,
+            auth_flows.c.purpose.in_(purposes),
+            auth_flows.c.consumed_at.is_(None),
+            auth_flows.c.expires_at > now,
+        )
+        .values(consumed_at=now)
+        .returning(
+            auth_flows.c.purpose,
+            auth_flows.c.provider,
+            auth_flows.c.nonce,
+            auth_flows.c.code_verifier,
+            auth_flows.c.member_id,
+            auth_flows.c.return_to,
+        )
+    )
+    row = (await connection.execute(statement)).first()
+    if row is None:
+        return None
+    return FlowRecord(
+        row.purpose, row.provider, row.nonce, row.code_verifier, row.member_id, row.return_to
+    )
+
+
+async def delete_expired_flows(connection: AsyncConnection, before: datetime) -> None:
+    await connection.execute(sa.delete(auth_flows).where(auth_flows.c.expires_at < before))
+
+
+# Sessions
+
+
+async def insert_session(connection: AsyncConnection, values: dict[str, Any]) -> None:
+    await connection.execute(sa.insert(sessions).values(**values))
+
+
+async def session(
+    connection: AsyncConnection, session_id: str, now: datetime
+) -> SessionRecord | None:
+    row = (
+        await connection.execute(
+            sa.select(sessions).where(
+                sessions.c.id == session_id,
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at > now,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return SessionRecord(
+        row.id, row.member_id, row.operator, row.issuer, row.subject, row.mfa, row.expires_at
+    )
+
+
+async def revoke_session(connection: AsyncConnection, session_id: str, now: datetime) -> None:
+    await connection.execute(
+        sa.update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def partners_of(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[str, set[str]]:
+    """Where each member holds an enrolment or a linked identity."""
+    found: dict[str, set[str]] = defaultdict(set)
+    enrolled = sa.select(enrolments.c.member_id, enrolments.c.partner.label("partner")).where(
+        enrolments.c.member_id.in_(member_ids)
+    )
+    signed_in = sa.select(identities.c.member_id, identities.c.provider.label("partner")).where(
+        identities.c.member_id.in_(member_ids)
+    )
+    for row in await connection.execute(sa.union(enrolled, signed_in)):
+        found[row.member_id].add(row.partner)
+    return found
