@@ -389,3 +389,25 @@ async def member_history(
         sa.select(transfers).where(transfers.c.id.in_(ids)).order_by(transfers.c.id.desc())
     )
     return [TransferRecord.from_row(row) for row in result]
+
+
+async def pool_figures(connection: AsyncConnection, pool: str) -> dict[str, int]:
+    """Totals of a pool's system accounts (derived from entries) and of its wallets."""
+    result = await connection.execute(
+        sa.select(accounts.c.code, sa.func.coalesce(sa.func.sum(entries.c.amount), 0))
+        .join(accounts, accounts.c.id == entries.c.account_id)
+        .where(entries.c.pool == pool, accounts.c.member_id.is_(None))
+        .group_by(accounts.c.code)
+    )
+    figures = {str(code): int(total) for code, total in result}
+    wallets = (
+        await connection.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(accounts.c.balance), 0),
+                sa.func.count().filter(accounts.c.balance > 0),
+            ).where(accounts.c.pool == pool, accounts.c.member_id.isnot(None))
+        )
+    ).one()
+    figures["outstanding"] = int(wallets[0])
+    figures["holders"] = int(wallets[1])
+    return figures

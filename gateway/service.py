@@ -455,6 +455,9 @@ class LedgerService:
     async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
         return await self.uow.read(lambda c: repository.reversals_of(c, transfer_ids))
 
+    async def figures(self, pool: str) -> dict[str, int]:
+        return await self.uow.read(lambda c: repository.pool_figures(c, pool))
+
     async def history(
         self, member_id: str, pool: str | None, before: int | None, limit: int
     ) -> list[TransferRecord]:

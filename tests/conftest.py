@@ -24,6 +24,7 @@ from gateway.audit import audit
 from gateway.service import LedgerService
 from gateway.settings import Settings
 
+PARTNER_SCOPES = "members:enrol members:read points:earn points:redeem points:reverse"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
@@ -124,14 +125,31 @@ class Gateway:
         service: LedgerService = self.app.state.service
         return service
 
+    async def operator_token(self) -> str:
+        """A fresh token of an operator client (tests move the clock, so never cached)."""
+        token: str = await self.app.state.issuer.issue("test-operator", None, "operator")
+        return token
+
+    async def partner_token(self, partner: str, scopes: str = PARTNER_SCOPES) -> str:
+        token: str = await self.app.state.issuer.issue(f"{partner}-test", partner, scopes)
+        return token
+
     async def gql(
-        self, query: str, variables: dict[str, Any] | None = None, **expect: Any
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        **expect: Any,
     ) -> dict[str, Any]:
-        """POST a GraphQL request; assert 200 and no errors unless told otherwise."""
+        """POST a GraphQL request (as an operator unless a token is given); assert 200 and
+        no errors unless told otherwise."""
         response = await self.client.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
-            headers={"accept": "application/graphql-response+json"},
+            headers={
+                "accept": "application/graphql-response+json",
+                "authorization": f"Bearer {token or await self.operator_token()}",
+            },
         )
         assert response.status_code == expect.get("status", 200), response.text
         body: dict[str, Any] = response.json()
@@ -159,6 +177,7 @@ async def start_gateway(
 ) -> AsyncIterator[Gateway]:
     if database_url.startswith("postgresql"):
         await _truncate(database_url)
+    settings.setdefault("public_url", "http://gateway")
     app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -19,6 +19,8 @@ GQL = "application/graphql-response+json"
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     # The HTTP layer does not depend on the database: SQLite is enough here.
     async for gateway in start_gateway(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", Clock()):
+        # Every raw request here is an operator's; authentication has tests of its own.
+        gateway.client.headers["authorization"] = f"Bearer {await gateway.operator_token()}"
         yield gateway
 
 

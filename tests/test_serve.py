@@ -44,13 +44,24 @@ def test_serve_runs_the_demo_coalition(tmp_path: Path) -> None:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             assert time.monotonic() < deadline, "the gateway did not start in 30 s"
             time.sleep(0.2)
+        refused = httpx.post(f"{base}/graphql", json={"query": "{ partners { slug } }"})
+        assert refused.status_code == 401
+        grant = httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("skyway-app", "skyway-demo-secret"),
+        )
+        assert grant.status_code == 200, grant.text
         response = httpx.post(
             f"{base}/graphql",
             json={
                 "query": '{ memberByEnrolment(partner: "skyway", partnerCustomerId: "SKY-1001")'
                 ' { wallet(partner: "skyway") { balance } } }'
             },
-            headers={"accept": "application/graphql-response+json"},
+            headers={
+                "accept": "application/graphql-response+json",
+                "authorization": f"Bearer {grant.json()['access_token']}",
+            },
         )
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/graphql-response+json")

@@ -4,11 +4,12 @@ The newest key without ``retired_at`` signs. ``rotate()`` adds a key and retires
 a retired key stays published (in the JWKS, and accepted by ``key_for``) until
 ``retired_at + token_lifetime + 60 s``, so every token it signed expires before it goes.
 
-Each process keeps the keys in memory. Another process's rotation is picked up on a reload:
-when a token names an unknown ``kid`` (at most once per 10 s, so random kids cannot make
-every request query the database), and for signing and the JWKS at most every 30 s and 10 s.
-A worker may so keep signing with a key another worker just retired for up to 30 s; the
-publication margin covers that.
+Each process keeps the keys in memory and picks up another process's rotation (or the
+CLI's) on a reload: when a token names an unknown ``kid`` (at most once per 10 s, so random
+kids cannot make every request query the database), when serving the JWKS (every 10 s), and
+when signing (every 30 s). So a worker may sign with a key just retired elsewhere for up to
+30 s (the 60 s publication margin covers that), and a worker that reloaded just before a
+rotation may refuse tokens under the new key for up to 10 s.
 
 Known gap: private keys are stored unencrypted (as JWK JSON) in ``signing_keys``; anyone who
 can read that table can mint tokens. Encrypting them under a key held outside the database
@@ -27,9 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from joserfc.jwk import RSAKey
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..tables import signing_keys
+from ..tables import Moment, signing_keys
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048
@@ -50,6 +51,16 @@ _select_published = (
 )
 _select_all = sa.select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
 _insert_key = sa.insert(signing_keys)
+# INSERT ... SELECT ... WHERE NOT EXISTS: one statement, so SQLite runs it under its write lock.
+_insert_first_key = sa.insert(signing_keys).from_select(
+    ["kid", "private_jwk", "created_at"],
+    sa.select(
+        sa.bindparam("kid", type_=sa.String(64)),
+        sa.bindparam("private_jwk", type_=sa.Text()),
+        sa.bindparam("created_at", type_=Moment()),
+    ).where(~sa.exists().where(signing_keys.c.retired_at.is_(None))),
+)
+_FIRST_KEY_LOCK = 727275  # pg_advisory_xact_lock id; 727274 is the migrations'
 _retire_others = (
     sa.update(signing_keys)
     .where(signing_keys.c.retired_at.is_(None), signing_keys.c.kid != sa.bindparam("new_kid"))
@@ -112,17 +123,19 @@ class KeyStore:
     async def start(self) -> None:
         """Load the keys, creating the first one if there is none to sign with.
 
-        Two processes starting at once may both create one: both are published, and both
-        pick the same newest key to sign with after re-reading.
+        Processes starting at once create one key between them: the insert is conditional
+        on there being no unretired key, and PostgreSQL serializes it with an advisory lock.
+        (Were two created anyway, both would be published and the newest would sign.)
         """
         await self._reload()
         if self._current() is None:
-            await self._insert_new(retire_others=False)
+            await self._insert_new(retire_others=False, only_if_none=True)
             await self._reload()
 
     async def rotate(self) -> str:
         """Create a signing key, retire every other one, and return the new ``kid``."""
         kid = await self._insert_new(retire_others=True)
+        assert kid is not None
         await self._reload()
         return kid
 
@@ -193,33 +206,47 @@ class KeyStore:
             default=None,
         )
 
-    async def _insert_new(self, retire_others: bool) -> str:
+    async def _insert_new(self, retire_others: bool, only_if_none: bool = False) -> str | None:
+        """Insert a new key and return its kid; None if ``only_if_none`` and one exists."""
         kid = secrets.token_urlsafe(16)
         key = await asyncio.to_thread(_generate, kid)
         now = self.clock()
-        row = {
-            "kid": kid,
-            "private_jwk": json.dumps(key.as_dict(private=True)),
-            "created_at": now,
-            "retired_at": None,
-        }
+        row = {"kid": kid, "private_jwk": json.dumps(key.as_dict(private=True)), "created_at": now}
         async with self.engine.begin() as connection:
-            await connection.execute(_insert_key, row)
+            if only_if_none:
+                if connection.dialect.name == "postgresql":
+                    await connection.execute(
+                        sa.text(f"SELECT pg_advisory_xact_lock({_FIRST_KEY_LOCK})")
+                    )
+                inserted = (await connection.execute(_insert_first_key, row)).rowcount == 1
+                if not inserted:
+                    return None
+            else:
+                await connection.execute(_insert_key, row)
             if retire_others:
                 await connection.execute(_retire_others, {"new_kid": kid, "now": now})
         self._keys[kid] = _Loaded(kid, key, await asyncio.to_thread(_public_of, key), now, None)
         return kid
 
-    async def _reload_if_older_than(self, age: timedelta) -> None:
+    def _stale(self, age: timedelta) -> bool:
         now = self.clock()
-        if self._loaded_at is None or now < self._loaded_at or now - self._loaded_at >= age:
-            await self._reload()
+        loaded_at = self._loaded_at
+        return loaded_at is None or now < loaded_at or now - loaded_at >= age
 
-    async def _reload(self) -> None:
+    async def _reload_if_older_than(self, age: timedelta) -> None:
+        if self._stale(age):
+            await self._reload(age)
+
+    async def _reload(self, age: timedelta | None = None) -> None:
+        """Re-read the published keys; with ``age``, only if no one did within ``age`` (so
+        callers queued on the lock behind a reload do not repeat it)."""
         async with self._lock:
+            if age is not None and not self._stale(age):
+                return
             now = self.clock()
             async with self.engine.connect() as connection:
-                rows = await self._published_rows(connection, now)
+                result = await connection.execute(_select_published, {"cutoff": now - self._window})
+                rows = result.all()
             keys: dict[str, _Loaded] = {}
             for row in rows:
                 known = self._keys.get(row.kid)
@@ -230,7 +257,3 @@ class KeyStore:
                 keys[row.kid] = _Loaded(row.kid, private, public, row.created_at, row.retired_at)
             self._keys = keys
             self._loaded_at = now
-
-    async def _published_rows(self, connection: AsyncConnection, now: datetime) -> list[Any]:
-        result = await connection.execute(_select_published, {"cutoff": now - self._window})
-        return list(result.all())

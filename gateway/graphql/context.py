@@ -83,6 +83,22 @@ class Context:
         """Built on first use: a mutation that reads nothing nested needs none."""
         return Loaders.for_service(self.service, self.identity)
 
+    async def sees_transfer(self, record: TransferRecord) -> bool:
+        access = self.access
+        if access.is_operator:
+            return True
+        if record.member_id is None:
+            return False
+        member = await self.loaders.members.load(record.member_id)
+        if member is None:
+            return False
+        if access.partner is not None and access.partner not in (
+            record.partner,
+            record.to_partner,
+        ):
+            return False
+        return await self.sees_member(member.id)
+
     async def sees_member(self, member_id: str) -> bool:
         access = self.access
         if access.is_operator or access.member_id is not None:

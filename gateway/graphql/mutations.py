@@ -5,7 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from ..errors import DomainError, ErrorCode
+from .access import check_member, require_own_points
 from .context import Info
+from .linking import LinkMutations
 from .payloads import (
     ConvertPointsInput,
     ConvertPointsPayload,
@@ -26,13 +28,14 @@ from .types import Member, Transfer
 
 
 @strawberry.type
-class Mutation:
+class Mutation(LinkMutations):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."
     )
     async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload:
         try:
+            info.context.access.act_at(input.partner, "members:enrol")
             enrolled = await info.context.service.enrol(input.partner, input.partner_customer_id)
         except DomainError as error:
             return EnrolMemberPayload(user_errors=UserError.of(error))
@@ -43,9 +46,12 @@ class Mutation:
     )
     async def earn_points(self, info: Info, input: EarnPointsInput) -> EarnPointsPayload:
         try:
+            info.context.access.act_at(input.partner, "points:earn")
+            member = input.member.resolve(input.partner)
+            await check_member(info, member)
             posting = await info.context.service.earn(
                 input.partner,
-                input.member.resolve(input.partner),
+                member,
                 input.idempotency_key,
                 points=input.points,
                 purchase_amount=input.purchase_amount,
@@ -58,9 +64,16 @@ class Mutation:
     @strawberry.mutation(description="Spend a member's points at a partner.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
         try:
-            posting = await info.context.service.redeem(
+            service = info.context.service
+            access = info.context.access
+            if access.partner is not None:
+                access.act_at(input.partner, "points:redeem")
+            member = input.member.resolve(input.partner)
+            member_id = await check_member(info, member)
+            info.context.access.spend(service.partner(input.partner), input.points, member_id or "")
+            posting = await service.redeem(
                 input.partner,
-                input.member.resolve(input.partner),
+                member,
                 input.points,
                 input.idempotency_key,
                 reason=input.reason,
@@ -75,8 +88,14 @@ class Mutation:
     )
     async def convert_points(self, info: Info, input: ConvertPointsInput) -> ConvertPointsPayload:
         try:
-            posting = await info.context.service.convert(
-                member_id_of(input.member_id),
+            member_id = member_id_of(input.member_id)
+            await require_own_points(info, member_id)
+            service = info.context.service
+            source = service.partner(input.from_partner, "from_partner")
+            owner = (await info.context.loaders.members.load(member_id)) or None
+            info.context.access.spend(source, input.points, owner.id if owner else member_id)
+            posting = await service.convert(
+                member_id,
                 input.from_partner,
                 input.to_partner,
                 input.points,
@@ -95,8 +114,13 @@ class Mutation:
     ) -> ReverseTransferPayload:
         try:
             transfer_id = decode_int_id(str(input.transfer_id), "Transfer")
-            if transfer_id is None:
+            original = (
+                await info.context.loaders.transfers.load(transfer_id) if transfer_id else None
+            )
+            if original is None or not await info.context.sees_transfer(original):
                 raise DomainError(ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",))
+            info.context.access.act_at(original.partner, "points:reverse", ("transfer_id",))
+            assert transfer_id is not None
             posting = await info.context.service.reverse(
                 transfer_id, input.idempotency_key, points=input.points, reason=input.reason
             )

@@ -7,6 +7,7 @@ from strawberry import relay
 
 from ..errors import DomainError
 from ..records import MemberRef
+from .access import require_own_points
 from .context import Info
 from .payloads import (
     ConversionQuote,
@@ -48,18 +49,37 @@ class Query:
             return None
         return Partner.of(info, slug)
 
-    @strawberry.field(description="A member by their global id.")
-    async def member(self, info: Info, id: strawberry.ID) -> Member | None:
-        member_id = decode_member_id(str(id))
+    @strawberry.field(description="The signed-in member; null for a partner's app or operator.")
+    async def me(self, info: Info) -> Member | None:
+        member_id = info.context.access.member_id
         if member_id is None:
             return None
         record = await info.context.loaders.members.load(member_id)
         return Member.of(record) if record else None
 
-    @strawberry.field(description="A member by a partner's own customer id for them.")
+    @strawberry.field(
+        description="A member by their global id (a merged member's id gives the survivor); "
+        "null when there is none or the caller may not see them."
+    )
+    async def member(self, info: Info, id: strawberry.ID) -> Member | None:
+        member_id = decode_member_id(str(id))
+        if member_id is None:
+            return None
+        record = await info.context.loaders.members.load(member_id)
+        if record is None or not await info.context.sees_member(record.id):
+            return None
+        return Member.of(record)
+
+    @strawberry.field(
+        description="A member by a partner's own customer id for them. A partner's app may "
+        "look up its own customers only."
+    )
     async def member_by_enrolment(
         self, info: Info, partner: str, partner_customer_id: str
     ) -> Member | None:
+        own = info.context.access.partner
+        if own is not None and own != partner:
+            return None
         try:
             member_id = await info.context.service.resolve_member(
                 MemberRef(partner=partner, customer_id=partner_customer_id)
@@ -67,7 +87,9 @@ class Query:
         except DomainError:
             return None
         record = await info.context.loaders.members.load(member_id)
-        return Member.of(record) if record else None
+        if record is None or not await info.context.sees_member(record.id):
+            return None
+        return Member.of(record)
 
     @strawberry.field(
         description="Exactly what `convertPoints` would give now, with rate and fee; posts nothing."
@@ -76,8 +98,10 @@ class Query:
         self, info: Info, input: QuoteConversionInput
     ) -> QuoteConversionPayload:
         try:
+            member_id = member_id_of(input.member_id)
+            await require_own_points(info, member_id)
             quote, balance = await info.context.service.quote(
-                member_id_of(input.member_id), input.from_partner, input.to_partner, input.points
+                member_id, input.from_partner, input.to_partner, input.points
             )
         except DomainError as error:
             return QuoteConversionPayload(user_errors=UserError.of(error))

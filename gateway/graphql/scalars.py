@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from decimal import Decimal
@@ -71,3 +73,22 @@ def decode_int_id(value: str, type_name: str) -> int | None:
     if node_id is None or not node_id.isdigit() or len(node_id) > 18:
         return None
     return int(node_id)
+
+
+def identity_id(issuer: str, subject: str) -> str:
+    """An opaque id for an (issuer, subject) pair."""
+    raw = json.dumps([issuer, subject], separators=(",", ":"))
+    return encode_id("Identity", base64.urlsafe_b64encode(raw.encode()).decode())
+
+
+def decode_identity_id(value: str) -> tuple[str, str] | None:
+    inner = decode_id(value, "Identity")
+    if inner is None:
+        return None
+    try:
+        pair = json.loads(base64.urlsafe_b64decode(inner.encode()))
+    except (ValueError, UnicodeError):
+        return None
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
+        return pair[0], pair[1]
+    return None

@@ -12,13 +12,14 @@ from strawberry import relay
 
 from partners import config
 
+from ..auth.store import IdentityRecord
 from ..errors import shown
 from ..ledger import AccountCode as DomainAccountCode
 from ..ledger import TransferKind as DomainTransferKind
 from ..records import LegRecord, MemberRecord, TransferRecord, WalletRecord
 from .context import Info
 from .errors import ArgumentError
-from .scalars import member_uuid
+from .scalars import identity_id, member_uuid
 
 Rounding = strawberry.enum(config.Rounding, description="How purchase points are rounded.")
 TransferKind = strawberry.enum(DomainTransferKind, description="What a transfer did.")
@@ -162,6 +163,39 @@ class Partner(relay.Node):
         rules = service.coalition.rules_in_force(self.key, service.clock())
         return [ConversionRule(rule=rule) for rule in rules]
 
+    @strawberry.field(
+        description="The pool's figures now. Operators see every partner's; a partner's app "
+        "its own; null otherwise."
+    )
+    async def figures(self, info: Info) -> PartnerFigures | None:
+        access = info.context.access
+        if not (access.is_operator or access.partner == self.key):
+            return None
+        totals = await info.context.service.figures(self.key)
+        return PartnerFigures(
+            points_issued=-totals.get(DomainAccountCode.ISSUANCE.value, 0),
+            points_redeemed=totals.get(DomainAccountCode.REDEMPTION.value, 0),
+            points_outstanding=totals["outstanding"],
+            liability=money(info, self.config.point_value * totals["outstanding"]),
+            conversion_fees=totals.get(DomainAccountCode.FEES.value, 0),
+            liquidity=totals.get(DomainAccountCode.LIQUIDITY.value, 0),
+            members_holding_points=totals["holders"],
+        )
+
+
+@strawberry.type(description="A pool's totals, derived from the ledger.")
+class PartnerFigures:
+    points_issued: int = strawberry.field(description="Net points issued by earning.")
+    points_redeemed: int = strawberry.field(description="Net points spent at the partner.")
+    points_outstanding: int = strawberry.field(description="Points in members' wallets.")
+    liability: Money = strawberry.field(description="Outstanding points at the point value.")
+    conversion_fees: int = strawberry.field(description="Fees taken on conversions out.")
+    liquidity: int = strawberry.field(
+        description="The operator's conversion liquidity in this pool: positive when more "
+        "points left the pool by conversion than came in."
+    )
+    members_holding_points: int
+
 
 @strawberry.type(description="A member's points in one partner's pool.")
 class Wallet:
@@ -235,7 +269,10 @@ class Transfer(relay.Node):
             int(node_id) if node_id.isdigit() and len(node_id) < 19 else 0 for node_id in node_ids
         ]
         records = await info.context.loaders.transfers.load_many(ids)
-        return [cls.of(record) if record else None for record in records]
+        return [
+            cls.of(record) if record and await info.context.sees_transfer(record) else None
+            for record in records
+        ]
 
     @strawberry.field
     def kind(self) -> TransferKind:  # type: ignore[valid-type]
@@ -288,16 +325,21 @@ class Transfer(relay.Node):
     def created_at(self) -> datetime:
         return self.record.created_at
 
-    @strawberry.field
+    @strawberry.field(description="The postings; a partner's app sees those in its own pool.")
     async def legs(self, info: Info) -> list[Leg]:
-        return [Leg(record=leg) for leg in await info.context.loaders.legs.load(self.record.id)]
+        access = info.context.access
+        return [
+            Leg(record=leg)
+            for leg in await info.context.loaders.legs.load(self.record.id)
+            if access.sees_pool(leg.pool)
+        ]
 
     @strawberry.field(description="For a reversal: the transfer it reverses.")
     async def reverses(self, info: Info) -> Transfer | None:
         if self.record.reverses_id is None:
             return None
         record = await info.context.loaders.transfers.load(self.record.reverses_id)
-        return Transfer.of(record) if record else None
+        return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
 
     @strawberry.field(description="The reversal of this transfer, if it has been reversed.")
     async def reversed_by(self, info: Info) -> Transfer | None:
@@ -305,7 +347,7 @@ class Transfer(relay.Node):
         if reversal_id is None:
             return None
         record = await info.context.loaders.transfers.load(reversal_id)
-        return Transfer.of(record) if record else None
+        return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
 
 
 @strawberry.type
@@ -336,6 +378,35 @@ def _after(cursor: str | None) -> int | None:
     raise ArgumentError("`after` is not a cursor from this connection.")
 
 
+@strawberry.type(description="A sign-in (issuer and subject) a member proved and linked.")
+class Identity:
+    record: strawberry.Private[IdentityRecord]
+
+    @classmethod
+    def of(cls, record: IdentityRecord) -> Identity:
+        return cls(record=record)
+
+    @strawberry.field(description="Give this to `unlinkIdentity`.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(identity_id(self.record.issuer, self.record.subject))
+
+    @strawberry.field(description="The partner's slug, or \"coalition\" for the coalition's own.")
+    def provider(self) -> str:
+        return self.record.provider
+
+    @strawberry.field
+    def issuer(self) -> str:
+        return self.record.issuer
+
+    @strawberry.field
+    def subject(self) -> str:
+        return self.record.subject
+
+    @strawberry.field
+    def linked_at(self) -> datetime:
+        return self.record.linked_at
+
+
 @strawberry.type(description="A coalition member, with their wallets at every partner.")
 class Member(relay.Node):
     member_id: relay.NodeID[str]
@@ -351,39 +422,71 @@ class Member(relay.Node):
     ) -> list[Member | None]:
         ids = [member_uuid(node_id) or "" for node_id in node_ids]
         records = await info.context.loaders.members.load_many(ids)
-        return [cls.of(record) if record else None for record in records]
+        return [
+            cls.of(record) if record and await info.context.sees_member(record.id) else None
+            for record in records
+        ]
 
-    @strawberry.field(description="The partners' own customer ids for this member.")
+    @strawberry.field(
+        description="The partners' own customer ids for this member (a partner's app sees its own)."
+    )
     async def enrolments(self, info: Info) -> list[Enrolment]:
         found = await info.context.loaders.enrolments.load(self.member_id)
+        access = info.context.access
         return [
             Enrolment(
                 partner_slug=e.partner, partner_customer_id=e.customer_id, enrolled_at=e.created_at
             )
             for e in found
+            if access.sees_pool(e.partner)
         ]
+
+    @strawberry.field(
+        description="The sign-ins linked to this member. Shown to the member and to "
+        "operators; empty for a partner's app."
+    )
+    async def identities(self, info: Info) -> list[Identity]:
+        if not info.context.access.sees_member_wide():
+            return []
+        found = await info.context.loaders.identities.load(self.member_id)
+        return [Identity.of(record) for record in found]
 
     async def _wallets(self, info: Info) -> dict[str, WalletRecord]:
         found = await info.context.loaders.wallets.load(self.member_id)
         return {wallet.pool: wallet for wallet in found}
 
-    @strawberry.field(description="One wallet per partner, with zero where none was used yet.")
+    @strawberry.field(
+        description="One wallet per partner, with zero where none was used yet. A partner's "
+        "app sees only the wallet in its own pool."
+    )
     async def wallets(self, info: Info) -> list[Wallet]:
         held = await self._wallets(info)
+        access = info.context.access
         return [
             Wallet(record=held.get(slug) or WalletRecord(self.member_id, slug, 0))
             for slug in sorted(info.context.service.coalition.partners)
+            if access.sees_pool(slug)
         ]
 
-    @strawberry.field(description="The wallet at one partner, or null for an unknown partner.")
+    @strawberry.field(
+        description="The wallet at one partner; null for an unknown partner, or for another "
+        "partner's pool when asked by a partner's app."
+    )
     async def wallet(self, info: Info, partner: str) -> Wallet | None:
         if partner not in info.context.service.coalition.partners:
+            return None
+        if not info.context.access.sees_pool(partner):
             return None
         held = await self._wallets(info)
         return Wallet(record=held.get(partner) or WalletRecord(self.member_id, partner, 0))
 
-    @strawberry.field(description="The worth of all wallets together in the settlement currency.")
-    async def total_value(self, info: Info) -> Money:
+    @strawberry.field(
+        description="The worth of all wallets together in the settlement currency; null for "
+        "a partner's app."
+    )
+    async def total_value(self, info: Info) -> Money | None:
+        if not info.context.access.sees_member_wide():
+            return None
         partners = info.context.service.coalition.partners
         total = sum(
             (
@@ -398,7 +501,7 @@ class Member(relay.Node):
     @strawberry.field(
         description=(
             "The member's transfers, newest first. `partner` keeps those that touched that "
-            "partner's pool. At most 100 per page."
+            "partner's pool; a partner's app always gets its own pool's. At most 100 per page."
         )
     )
     async def transfers(
@@ -412,6 +515,7 @@ class Member(relay.Node):
             raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
         if partner is not None and partner not in info.context.service.coalition.partners:
             raise ArgumentError(f"No partner {shown(partner)}.")
+        partner = info.context.access.partner or partner
         before = _after(after)
         records = await info.context.service.history(self.member_id, partner, before, first + 1)
         page = records[:first]

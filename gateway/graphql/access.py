@@ -1,0 +1,48 @@
+"""Authorization checks that need the request's loaders (the rules are in auth.policy)."""
+
+from __future__ import annotations
+
+from ..auth.policy import denied
+from ..errors import DomainError, ErrorCode
+from ..records import MemberRef
+from .context import Info
+
+
+async def _survivor(info: Info, member_id: str) -> str | None:
+    record = await info.context.loaders.members.load(member_id)
+    return record.id if record else None
+
+
+async def require_own_points(info: Info, member_id: str) -> None:
+    """Quoting or converting a member's points: the member themself, or an operator."""
+    access = info.context.access
+    if access.is_operator:
+        return
+    if access.member_id is None:
+        raise denied("Only the member or an operator may convert a member's points.")
+    if await _survivor(info, member_id) != access.member_id:
+        raise denied("You can only convert your own points.", ("member_id",))
+
+
+async def check_member(info: Info, ref: MemberRef) -> str | None:
+    """For a partner's app or a member naming a member: refuse who they may not reach.
+
+    A partner's app reaches members with an identity or enrolment at it (others are
+    UNKNOWN_MEMBER, not revealing they exist); a member reaches only themself. Returns the
+    member's id when it had to be resolved here."""
+    access = info.context.access
+    if access.is_operator:
+        return None
+    if ref.id is None:
+        if access.member_id is None:
+            return None  # a partner's own customer id: its own enrolments only
+        member_id = await info.context.service.resolve_member(ref)
+    else:
+        member_id = await _survivor(info, ref.id) or ""
+    if access.member_id is not None:
+        if member_id != access.member_id:
+            raise denied("You can only act on your own account.", ("member",))
+        return member_id
+    if not member_id or not await info.context.sees_member(member_id):
+        raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+    return member_id

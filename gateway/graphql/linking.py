@@ -1,0 +1,135 @@
+"""Linking from native apps, and unlinking: the GraphQL side of a member's identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from ..auth.authenticate import proof_of
+from ..auth.errors import InvalidToken
+from ..errors import DomainError, ErrorCode
+from .context import Info
+from .payloads import UserError
+from .scalars import decode_identity_id, encode_id
+from .types import Member
+
+
+@strawberry.type
+class StartAccountLinkPayload:
+    nonce: str | None = strawberry.field(
+        default=None,
+        description="Put this in the `nonce` of the sign-in at the other partner's provider, "
+        "then give the ID token to `completeAccountLink`. Single use.",
+    )
+    expires_at: datetime | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CompleteAccountLinkInput:
+    id_token: str = strawberry.field(
+        description="An ID token from another partner's provider carrying the nonce from "
+        "`startAccountLink`."
+    )
+
+
+@strawberry.type
+class CompleteAccountLinkPayload:
+    member: Member | None = None
+    merged_member_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list,
+        description="Members the identity already belonged to, now merged into yours: "
+        "their points moved to you and their ids resolve to you.",
+    )
+    already_linked: bool = False
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UnlinkIdentityInput:
+    identity_id: strawberry.ID = strawberry.field(description="`Identity.id` of the sign-in.")
+
+
+@strawberry.type
+class UnlinkIdentityPayload:
+    member: Member | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _me(info: Info) -> Member | None:
+    member_id = info.context.access.member_id
+    record = await info.context.loaders.members.load(member_id) if member_id else None
+    return Member.of(record) if record else None
+
+
+@strawberry.type
+class LinkMutations:
+    @strawberry.mutation(
+        description="A signed-in member starts linking another partner's sign-in from a "
+        "native app: returns a short-lived, single-use nonce bound to the member."
+    )
+    async def start_account_link(self, info: Info) -> StartAccountLinkPayload:
+        try:
+            member_id = info.context.access.require_member()
+        except DomainError as error:
+            return StartAccountLinkPayload(user_errors=UserError.of(error))
+        nonce, expires_at = await info.context.identity.start_native_link(member_id)
+        return StartAccountLinkPayload(nonce=nonce, expires_at=expires_at)
+
+    @strawberry.mutation(
+        description="Finish a link with an ID token from the other partner's provider. If "
+        "that sign-in already belongs to another member, the same person has proven both: "
+        "the other member is merged into the signed-in one."
+    )
+    async def complete_account_link(
+        self, info: Info, input: CompleteAccountLinkInput
+    ) -> CompleteAccountLinkPayload:
+        try:
+            member_id = info.context.access.require_member()
+            authenticator = info.context.authenticator
+            try:
+                provider = authenticator.providers.for_token(input.id_token)
+                claims = await provider.verify(input.id_token)
+            except InvalidToken as error:
+                raise DomainError(
+                    ErrorCode.INVALID_TOKEN,
+                    f"The ID token was refused: {error.reason}.",
+                    ("id_token",),
+                ) from None
+            nonce = claims.get("nonce")
+            if not isinstance(nonce, str) or not await info.context.identity.redeem_link_nonce(
+                nonce, member_id
+            ):
+                raise DomainError(
+                    ErrorCode.LINK_INVALID,
+                    "The token's nonce is not a link you started, or it was used or expired; "
+                    "start the link again.",
+                    ("id_token",),
+                )
+            linked = await info.context.identity.link(member_id, proof_of(provider, claims))
+        except DomainError as error:
+            return CompleteAccountLinkPayload(user_errors=UserError.of(error))
+        info.context.loaders.members.clear_all()
+        record = await info.context.loaders.members.load(linked.member_id)
+        return CompleteAccountLinkPayload(
+            member=Member.of(record) if record else None,
+            merged_member_ids=[strawberry.ID(encode_id("Member", m)) for m in linked.merged],
+            already_linked=linked.already,
+        )
+
+    @strawberry.mutation(
+        description="Remove a linked sign-in from your account. The last one cannot be removed."
+    )
+    async def unlink_identity(
+        self, info: Info, input: UnlinkIdentityInput
+    ) -> UnlinkIdentityPayload:
+        try:
+            member_id = info.context.access.require_member()
+            pair = decode_identity_id(str(input.identity_id))
+            if pair is None:
+                raise DomainError(ErrorCode.UNKNOWN_IDENTITY, "No such identity.", ("identity_id",))
+            await info.context.identity.unlink(member_id, *pair)
+        except DomainError as error:
+            return UnlinkIdentityPayload(user_errors=UserError.of(error))
+        return UnlinkIdentityPayload(member=await _me(info))
