@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,8 +33,26 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     if workers > 1 and settings.is_sqlite:
         raise SettingsError("more than one worker needs PostgreSQL: SQLite allows one writer")
-    print(f"Coalition gateway: GraphiQL at http://{args.host}:{args.port}/graphql")
+    coalition = load_coalition(settings.config_dir)
+    development = [
+        p.slug for p in coalition.partners.values() if p.sign_in and p.sign_in.development
+    ]
+    if coalition.sign_in and coalition.sign_in.development:
+        development.append("coalition")
+    if workers > 1 and development:
+        raise SettingsError(
+            "the bundled development sign-in providers keep their state in one process: "
+            "run one worker, or configure real providers (issuer = ...)"
+        )
+    if "COALITION_PUBLIC_URL" not in os.environ:
+        # Redirects back from sign-in must reach this server as started.
+        public_url = f"http://{args.host}:{args.port}"
+        os.environ["COALITION_PUBLIC_URL"] = public_url
+        settings = dataclasses.replace(settings, public_url=public_url)
+    print(f"Coalition gateway: GraphiQL at {settings.public_url}/graphql")
     print(f"Database: {settings.database_url}")
+    for name in development:
+        print(f"Sign in (development provider): {settings.public_url}/auth/login/{name}")
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
@@ -269,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         if args.command == "serve":
