@@ -22,16 +22,18 @@ class ProtocolProblem(Exception):
     """The gateway answered in a way this client does not handle: the run stops."""
 
 
-def graphql_request(port: int, query: str, variables: dict[str, Any] | None = None) -> bytes:
-    """A complete POST /graphql, ready to write."""
+def graphql_request(
+    port: int, token: str, query: str, variables: dict[str, Any] | None = None
+) -> bytes:
+    """A complete POST /graphql with ``token`` as its bearer token, ready to write."""
     document: dict[str, Any] = {"query": query}
     if variables is not None:
         document["variables"] = variables
     body = json.dumps(document, separators=(",", ":")).encode()
     return (
-        b"POST /graphql HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-        b"Accept: application/graphql-response+json\r\nContent-Length: %d\r\n\r\n%s"
-        % (HOST.encode(), port, len(body), body)
+        b"POST /graphql HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nAccept: application/graphql-response+json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (HOST.encode(), port, token.encode(), len(body), body)
     )
 
 

@@ -13,8 +13,13 @@ What it does:
 
 1. Starts the gateway (``.venv/bin/coalition serve --port <free> --workers <n>
    --no-access-log --log-level warning``, demo data off, its default DB pool per worker)
-   and waits until ``GET /healthz`` answers and then until every worker process has
-   answered a GraphQL request (it migrates at start-up, each worker starts on its own).
+   on a copy of the demo configuration without its ``[sign_in]`` tables (the development
+   sign-in providers allow one worker only; see bench/auth.py), after ``coalition client
+   create --operator`` made the bench's OAuth client. Waits until ``GET /healthz``
+   answers, takes one operator access token from ``POST /oauth/token`` (its lifetime
+   raised to 6 h with COALITION_TOKEN_LIFETIME, so one token lasts the run) and waits
+   until every worker process has answered a GraphQL request (it migrates at start-up,
+   each worker starts on its own). Every GraphQL request carries that bearer token.
    Opens ``--concurrency`` HTTP/1.1 keep-alive connections, spread evenly over the
    workers (see ``bench.server.open_connections``), and enrols ``--members`` members at
    each of skyway, brewbar and freshmart through ``enrolMember`` (setup, not timed).
@@ -110,25 +115,25 @@ class GatewayRun:
 
 
 async def gateway_scenarios(
-    database: Database, options: Options, rng: random.Random, monitor: Monitor, log_dir: str
+    database: Database, options: Options, rng: random.Random, monitor: Monitor, work_dir: str
 ) -> GatewayRun:
     """Enrol the members, then the two gateway scenarios; the gateway is stopped after."""
     results: dict[str, Result] = {}
     connections: list[HttpConnection] = []
-    async with running_gateway(database, log_dir, options.workers) as gateway:
+    async with running_gateway(database, work_dir, options.workers) as gateway:
         monitor.gateway_pids = gateway.tree
         try:
             connections, balanced = await open_connections(gateway, options.concurrency)
             owners = await connection_owners(gateway, connections)
             spread = spread_line(gateway, owners, len(connections), balanced)
             print(f"  {spread}", flush=True)
-            members = await enrol_all(connections, gateway.port, options.members)
+            members = await enrol_all(connections, gateway.port, gateway.token, options.members)
             attempts = [gateway_attempt(connection) for connection in connections]
             for name, hot in (("gateway spread", False), ("gateway hot", True)):
                 prefix = name.replace(" ", "-")
                 work = workload(rng, members, hot, prefix, options.warmup, options.requests)
-                warmup = earn_calls(gateway.port, work.warmup)
-                timed = earn_calls(gateway.port, work.timed)
+                warmup = earn_calls(gateway.port, gateway.token, work.warmup)
+                timed = earn_calls(gateway.port, gateway.token, work.timed)
                 results[name] = await measure(name, attempts, warmup, timed, monitor)
         finally:
             monitor.gateway_pids = []
@@ -178,8 +183,8 @@ async def run(options: Options) -> int:
     try:
         monitor = Monitor(monitor_connection, database.name)
         version = await monitor_connection.fetchval("SELECT version()")
-        with tempfile.TemporaryDirectory(prefix="bench-earn-") as log_dir:
-            gateway = await gateway_scenarios(database, options, rng, monitor, log_dir)
+        with tempfile.TemporaryDirectory(prefix="bench-earn-") as work_dir:
+            gateway = await gateway_scenarios(database, options, rng, monitor, work_dir)
         results = gateway.results
         results |= await direct_scenarios(database, options, rng, gateway.members, monitor)
         # Every earn that did not fail posted once, warm-up earns included.

@@ -60,7 +60,7 @@ class Enrolment:
 
 
 async def enrol_all(
-    connections: Sequence[HttpConnection], port: int, count: int
+    connections: Sequence[HttpConnection], port: int, token: str, count: int
 ) -> dict[str, list[Member]]:
     """``count`` members at each partner, by partner; stops the run when any failed."""
     jobs = [
@@ -73,7 +73,7 @@ async def enrol_all(
     def attempt_on(connection: HttpConnection) -> Attempt[Enrolment]:
         async def enrol(job: Enrolment) -> tuple[float, str | None]:
             variables = {"input": {"partner": job.partner, "partnerCustomerId": job.customer_id}}
-            request = graphql_request(port, ENROL, variables)
+            request = graphql_request(port, token, ENROL, variables)
             took, status, body = await connection.exchange(request)
             payload, problem = payload_of(status, body, "enrolMember")
             if payload is None:
@@ -106,7 +106,7 @@ class EarnCall:
         return str(self.earn)
 
 
-def earn_calls(port: int, earns: Sequence[Earn]) -> list[EarnCall]:
+def earn_calls(port: int, token: str, earns: Sequence[Earn]) -> list[EarnCall]:
     calls = []
     for earn in earns:
         variables = {
@@ -117,7 +117,7 @@ def earn_calls(port: int, earns: Sequence[Earn]) -> list[EarnCall]:
                 "points": earn.points,
             }
         }
-        calls.append(EarnCall(earn, graphql_request(port, EARN, variables)))
+        calls.append(EarnCall(earn, graphql_request(port, token, EARN, variables)))
     return calls
 
 

@@ -18,6 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.auth import (
+    TOKEN_LIFETIME,
+    Credentials,
+    access_token,
+    create_operator_client,
+    token_request,
+    write_config,
+)
 from bench.client import HOST, HttpConnection, fetch_once, graphql_request
 from bench.database import Database
 from bench.procfs import children_of, command_line, server_ends
@@ -37,6 +45,7 @@ class Gateway:
     log_path: Path
     servers: list[int]  # the processes that accept connections: the workers, or pid itself
     tree: list[int]  # pid and all its children, for CPU accounting
+    token: str = ""  # the bench's operator access token, once the gateway answers
 
 
 def free_port() -> int:
@@ -67,8 +76,19 @@ def log_problems(path: Path) -> list[str]:
     return [line for line in log_lines(path) if line.startswith(LOG_MARKERS)]
 
 
-async def wait_ready(gateway: Gateway, process: asyncio.subprocess.Process, workers: int) -> None:
-    """Wait for /healthz, then until every worker process has answered a GraphQL request.
+async def fetch_token(gateway: Gateway, credentials: Credentials) -> str:
+    """An access token from the gateway's POST /oauth/token (any worker: they share keys)."""
+    request = token_request(gateway.port, credentials)
+    status, body, connection = await fetch_once(gateway.port, request)
+    await connection.close()
+    return access_token(status, body)
+
+
+async def wait_ready(
+    gateway: Gateway, process: asyncio.subprocess.Process, workers: int, credentials: Credentials
+) -> None:
+    """Wait for /healthz, take an access token, then wait until every worker process has
+    answered a GraphQL request made with it.
 
     uvicorn's workers share one listening socket and each accepts only once its own
     start-up is done, so the first 200 says one worker is ready, not all of them. A fresh
@@ -76,7 +96,6 @@ async def wait_ready(gateway: Gateway, process: asyncio.subprocess.Process, work
     """
     deadline = time.monotonic() + HEALTH_TIMEOUT
     health = b"GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (HOST.encode(), gateway.port)
-    probe = graphql_request(gateway.port, PROBE)
     healthy = False
     answered: set[int] = set()
     while time.monotonic() < deadline:
@@ -95,6 +114,9 @@ async def wait_ready(gateway: Gateway, process: asyncio.subprocess.Process, work
                 if not healthy:
                     await asyncio.sleep(0.1)
                 continue
+            if not gateway.token:
+                gateway.token = await fetch_token(gateway, credentials)
+            probe = graphql_request(gateway.port, gateway.token, PROBE)
             status, body, connection = await fetch_once(gateway.port, probe)
             try:
                 owner = server_ends(gateway.port, gateway.servers).get(connection.local_port)
@@ -126,11 +148,21 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def running_gateway(database: Database, log_dir: str, workers: int) -> AsyncIterator[Gateway]:
-    """The gateway in a subprocess, every worker ready; terminated on the way out."""
+async def running_gateway(
+    database: Database, work_dir: str, workers: int
+) -> AsyncIterator[Gateway]:
+    """The gateway in a subprocess on the demo configuration without sign-in, with an
+    operator client, every worker ready and ``token`` set; terminated on the way out."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database.gateway_url, "COALITION_DEMO_DATA": "false"}
-    log_path = Path(log_dir) / "gateway.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.gateway_url,
+        "COALITION_DEMO_DATA": "false",
+        "COALITION_CONFIG_DIR": str(write_config(Path(work_dir) / "config")),
+        "COALITION_TOKEN_LIFETIME": str(TOKEN_LIFETIME),
+    }
+    credentials = await create_operator_client(coalition_command(), env)
+    log_path = Path(work_dir) / "gateway.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             str(coalition_command()),
@@ -151,7 +183,7 @@ async def running_gateway(database: Database, log_dir: str, workers: int) -> Asy
         try:
             servers = [process.pid] if workers == 1 else []
             gateway = Gateway(port, process.pid, log_path, servers, [process.pid])
-            await wait_ready(gateway, process, workers)
+            await wait_ready(gateway, process, workers, credentials)
             yield gateway
         finally:
             await stop_process(process)
