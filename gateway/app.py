@@ -21,6 +21,7 @@ from .auth.endpoints import routes as auth_server_routes
 from .auth.errors import InvalidToken
 from .auth.issuer import TokenIssuer
 from .auth.keys import KeyStore
+from .auth.providers import ProviderUnavailable
 from .auth.routes import AuthRoutes
 from .auth.system import AuthSystem
 from .database import create_engine, migrate
@@ -92,6 +93,13 @@ def create_app(
         assert authenticator is not None and auth.identity is not None
         try:
             principal = await authenticator.principal(request)
+        except ProviderUnavailable as error:
+            raise BadRequest(
+                503,
+                f"Sign-in cannot be checked now: {error.reason}.",
+                {"Retry-After": "10"},
+                "PROVIDER_UNAVAILABLE",
+            ) from None
         except InvalidToken as error:
             reason = error.reason.replace('"', "'").replace("\\", "")
             challenge = f'Bearer error="invalid_token", error_description="{reason}"'

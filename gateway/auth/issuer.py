@@ -55,7 +55,7 @@ def _unverified_part(token: str, index: int) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(_b64decode(parts[index]))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,10 @@ MAX_TOKEN_BYTES = 16 * 1024
 COALITION = "coalition"  # the provider name of the coalition's own sign-in
 
 
+class ProviderUnavailable(InvalidToken):
+    """The provider's discovery document or keys cannot be fetched: not the token's fault."""
+
+
 def _segment(text: str) -> dict[str, Any]:
     padded = text + "=" * (-len(text) % 4)
     value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -53,7 +58,7 @@ def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise InvalidToken("the token is not a signed JWT")
     try:
         return _segment(parts[0]), _segment(parts[1])
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise InvalidToken("the token is not a signed JWT") from None
 
 
@@ -72,6 +77,7 @@ class Provider:
     _metadata_at: float = 0.0
     _keys: KeySet | None = None
     _keys_at: float = field(default=-1e18)
+    _attempt_at: float = field(default=-1e18)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -88,7 +94,7 @@ class Provider:
             value = response.json()
         except (httpx.HTTPError, ValueError) as error:
             log.warning("provider %s: fetching %s failed: %r", self.name, url, error)
-            raise InvalidToken(f"the provider '{self.name}' cannot be reached") from None
+            raise ProviderUnavailable(f"the provider '{self.name}' cannot be reached") from None
         if not isinstance(value, dict):
             raise InvalidToken(f"the provider '{self.name}' sent an unexpected document")
         return value
@@ -112,16 +118,23 @@ class Provider:
         return value
 
     async def _key_set(self, refresh: bool) -> KeySet:
+        """The provider's keys: cached for an hour; ``refresh`` refetches them unless the
+        last attempt (successful or not) was under ``REFETCH_SECONDS`` ago."""
         async with self._lock:
-            stale = self._now() - self._keys_at > CACHE_SECONDS
-            may_refetch = self._now() - self._keys_at >= REFETCH_SECONDS
-            if self._keys is None or stale or (refresh and may_refetch):
-                document = await self._get_json(await self.endpoint("jwks_uri"))
-                try:
-                    self._keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-                except (JoseError, ValueError, KeyError, TypeError):
-                    raise InvalidToken(f"the provider '{self.name}' sent bad keys") from None
-                self._keys_at = self._now()
+            now = self._now()
+            if self._keys is not None and not refresh and now - self._keys_at <= CACHE_SECONDS:
+                return self._keys
+            if now - self._attempt_at < REFETCH_SECONDS:
+                if self._keys is not None:
+                    return self._keys
+                raise ProviderUnavailable(f"the provider '{self.name}' cannot be reached")
+            self._attempt_at = now
+            document = await self._get_json(await self.endpoint("jwks_uri"))
+            try:
+                self._keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+            except (JoseError, ValueError, KeyError, TypeError):
+                raise InvalidToken(f"the provider '{self.name}' sent bad keys") from None
+            self._keys_at = now
             return self._keys
 
     async def key(self, kid: str | None) -> Any:
@@ -138,7 +151,7 @@ class Provider:
         """The token's claims once signature, issuer, audience and times hold."""
         header, _ = peek(token)
         algorithm = header.get("alg")
-        if algorithm not in ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise InvalidToken(f"the algorithm {str(algorithm)[:20]!r} is not accepted")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
@@ -158,13 +171,19 @@ class Provider:
             raise InvalidToken("the token's issuer is wrong")
         audience = claims.get("aud")
         audiences = [audience] if isinstance(audience, str) else audience
-        if not isinstance(audiences, list) or not self.audiences & set(audiences):
+        if (
+            not isinstance(audiences, list)
+            or not all(isinstance(a, str) for a in audiences)
+            or not self.audiences & set(audiences)
+        ):
             raise InvalidToken("the token is not meant for this gateway (aud)")
         now = self._now()
         numbers = {name: claims.get(name) for name in ("exp", "nbf", "iat")}
         for name, value in numbers.items():
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
             ):
                 raise InvalidToken(f"the token's {name} is not a number")
         exp, nbf, iat = numbers["exp"], numbers["nbf"], numbers["iat"]
