@@ -1,0 +1,99 @@
+"""Sign-in and step-up configuration (partners/sign_in.py) and the settings around it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import Settings, SettingsError
+from partners.config import load_coalition
+from tests.test_config import COALITION, partner, refusal, write
+
+
+def one(tmp_path: Path, sign_in: str, coalition: str = COALITION) -> Path:
+    return write(tmp_path, {"alpha": partner("alpha", "ALP", extra=sign_in)}, coalition)
+
+
+def test_a_partner_names_its_provider_claim_and_step_up(tmp_path: Path) -> None:
+    config = one(
+        tmp_path,
+        '[sign_in]\nissuer = "https://login.alpha.example/"\ncustomer_id_claim = "alpha_id"\n'
+        'audiences = ["alpha-ios"]\n[step_up]\npoints = 750\n',
+    )
+    alpha = load_coalition(config).partners["alpha"]
+    assert alpha.sign_in is not None and alpha.step_up is not None
+    assert alpha.sign_in.issuer == "https://login.alpha.example"
+    assert alpha.sign_in.customer_id_claim == "alpha_id"
+    assert alpha.sign_in.audiences == ("alpha-ios",)
+    assert alpha.sign_in.mfa_acr == ("mfa",) and "otp" in alpha.sign_in.mfa_amr
+    assert alpha.step_up.points == 750
+
+
+def test_the_coalition_names_the_operator_role(tmp_path: Path) -> None:
+    coalition = COALITION + '[sign_in]\ndevelopment = true\noperator_role = "ops"\n'
+    loaded = load_coalition(one(tmp_path, "", coalition))
+    assert loaded.sign_in is not None
+    assert (loaded.sign_in.operator_claim, loaded.sign_in.operator_role) == ("roles", "ops")
+
+
+@pytest.mark.parametrize(
+    ("sign_in", "field"),
+    [
+        ('[sign_in]\nissuer = "http://login.alpha.example"\n', "sign_in.issuer"),
+        ('[sign_in]\nissuer = "login.alpha.example"\n', "sign_in.issuer"),
+        ('[sign_in]\nissuer = "https://a.example?x=1"\n', "sign_in.issuer"),
+        ('[sign_in]\nissuer = "https://a.example"\ndevelopment = true\n', "sign_in.issuer"),
+        ('[sign_in]\ncustomer_id_claim = "x"\n', "sign_in.issuer"),
+        ('[sign_in]\ndevelopment = true\nscope = "profile"\n', "sign_in.scope"),
+        ('[sign_in]\ndevelopment = true\noperator_role = "x"\n', "sign_in.operator_role"),
+        ('[sign_in]\ndevelopment = true\ncustomer_id_claim = "a b"\n', "sign_in.customer_id_claim"),
+        ("[step_up]\npoints = 0\n", "step_up.points"),
+        ("[step_up]\n", "step_up.points"),
+    ],
+)
+def test_bad_sign_in_settings_are_refused_by_name(tmp_path: Path, sign_in: str, field: str) -> None:
+    error = refusal(one(tmp_path, sign_in))
+    assert (error.partner, error.field) == ("alpha", field)
+
+
+def test_the_coalition_slug_is_reserved(tmp_path: Path) -> None:
+    text = partner("alpha", "ALP").replace('slug = "alpha"', 'slug = "coalition"')
+    error = refusal(write(tmp_path, {"alpha": text}))
+    assert error.field == "slug" and "reserved" in error.problem
+
+
+def test_a_real_provider_without_credentials_stops_the_start(tmp_path: Path) -> None:
+    config = one(tmp_path, '[sign_in]\nissuer = "https://login.alpha.example"\n')
+    with pytest.raises(SettingsError, match="COALITION_OIDC_ALPHA_CLIENT_ID"):
+        create_app(Settings(config_dir=config, demo_data=False))
+    credentials = (
+        ("COALITION_OIDC_ALPHA_CLIENT_ID", "gw"),
+        ("COALITION_OIDC_ALPHA_CLIENT_SECRET", "s"),
+    )
+    create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=credentials))
+
+
+def test_production_refuses_development_providers_and_needs_a_session_secret() -> None:
+    with pytest.raises(SettingsError, match="COALITION_SESSION_SECRET"):
+        Settings(environment="production")
+    with pytest.raises(SettingsError, match="development provider"):
+        create_app(Settings(environment="production", session_secret="x" * 32))
+    with pytest.raises(SettingsError, match="COALITION_ENV"):
+        Settings(environment="staging")
+
+
+def test_settings_read_the_oidc_credentials_and_public_url_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "COALITION_OIDC_SKYWAY_CLIENT_ID": "gw",
+            "COALITION_PUBLIC_URL": "https://loyalty.example/",
+            "PORT": "9000",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.oidc_credential("COALITION_OIDC_SKYWAY_CLIENT_ID") == "gw"
+    assert settings.oidc_credential("UNRELATED") is None
+    assert settings.public_url == "https://loyalty.example"
+    assert Settings.from_env({"PORT": "9000"}).public_url == "http://127.0.0.1:9000"
