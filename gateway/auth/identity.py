@@ -181,7 +181,7 @@ class IdentityService:
                     "This is your only sign-in; link another before removing it.",
                     ("identity_id",),
                 )
-            await store.delete_identity(connection, issuer, subject, member_id)
+            await store.delete_identity(connection, issuer, subject, member_id, self.clock())
 
         await self.uow.write(work)
 

@@ -102,8 +102,19 @@ async def claim_identity(
 
 
 async def delete_identity(
-    connection: AsyncConnection, issuer: str, subject: str, member_id: str
+    connection: AsyncConnection, issuer: str, subject: str, member_id: str, now: datetime
 ) -> bool:
+    """Detach the identity, and end the sessions it signed in: it proves nothing now."""
+    await connection.execute(
+        sa.update(sessions)
+        .where(
+            sessions.c.member_id == member_id,
+            sessions.c.issuer == issuer,
+            sessions.c.subject == subject,
+            sessions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
     result = await connection.execute(
         sa.delete(identities).where(
             identities.c.issuer == issuer,

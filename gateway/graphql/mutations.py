@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from .access import check_member, require_own_points
 from .context import Info
@@ -23,7 +24,7 @@ from .payloads import (
     conversion_payload,
     member_id_of,
 )
-from .scalars import decode_int_id
+from .scalars import decode_int_id, encode_id
 from .types import Member, Transfer
 
 
@@ -39,7 +40,13 @@ class Mutation(LinkMutations):
             enrolled = await info.context.service.enrol(input.partner, input.partner_customer_id)
         except DomainError as error:
             return EnrolMemberPayload(user_errors=UserError.of(error))
-        return EnrolMemberPayload(member=Member.of(enrolled.member), created=enrolled.created)
+        member_id = enrolled.member.id
+        visible = await info.context.sees_member(member_id)
+        return EnrolMemberPayload(
+            member=Member.of(enrolled.member) if visible else None,
+            member_id=strawberry.ID(encode_id("Member", member_id)),
+            created=enrolled.created,
+        )
 
     @strawberry.mutation(
         description="Award points at a partner, as a number of points or for a purchase."
@@ -119,7 +126,13 @@ class Mutation(LinkMutations):
             )
             if original is None or not await info.context.sees_transfer(original):
                 raise DomainError(ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",))
-            info.context.access.act_at(original.partner, "points:reverse", ("transfer_id",))
+            access = info.context.access
+            access.act_at(original.partner, "points:reverse", ("transfer_id",))
+            if access.partner is not None and original.to_partner not in (None, access.partner):
+                raise denied(
+                    "A conversion into another partner's pool is reversed by an operator.",
+                    ("transfer_id",),
+                )
             assert transfer_id is not None
             posting = await info.context.service.reverse(
                 transfer_id, input.idempotency_key, points=input.points, reason=input.reason

@@ -86,7 +86,13 @@ class EnrolMemberInput:
 
 @strawberry.type
 class EnrolMemberPayload:
-    member: Member | None = None
+    member: Member | None = strawberry.field(
+        default=None,
+        description="The member; null for a partner's app without the members:read scope.",
+    )
+    member_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The member's global id, to reference them later."
+    )
     created: bool | None = strawberry.field(
         default=None, description="False when the pair was already enrolled."
     )

@@ -291,7 +291,9 @@ class Transfer(relay.Node):
         if self.record.member_id is None:
             return None
         record = await info.context.loaders.members.load(self.record.member_id)
-        return Member.of(record) if record else None
+        if record is None or not await info.context.sees_member(record.id):
+            return None
+        return Member.of(record)
 
     @strawberry.field(description="Points earned, redeemed, converted (source points) or reversed.")
     def points(self) -> int:
