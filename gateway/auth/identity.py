@@ -266,11 +266,9 @@ class IdentityService:
 
         async def work(connection: AsyncConnection) -> bool:
             flow = await store.consume_flow(
-                connection, digest(nonce), ("native_link",), self.clock()
+                connection, digest(nonce), ("native_link",), self.clock(), member_id
             )
-            if flow is None or flow.member_id is None:
-                return False
-            return await repository.live_member(connection, flow.member_id) == member_id
+            return flow is not None
 
         return await self.uow.write(work)
 

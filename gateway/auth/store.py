@@ -168,17 +168,25 @@ async def insert_flow(connection: AsyncConnection, values: dict[str, Any]) -> No
 
 
 async def consume_flow(
-    connection: AsyncConnection, flow_id: str, purposes: Sequence[str], now: datetime
+    connection: AsyncConnection,
+    flow_id: str,
+    purposes: Sequence[str],
+    now: datetime,
+    member_id: str | None = None,
 ) -> FlowRecord | None:
-    """Use a flow once: None when it is unknown, used, expired or of another purpose."""
+    """Use a flow once: None when it is unknown, used, expired, of another purpose or (when
+    ``member_id`` is given) another member's, which then stays usable by its owner."""
+    conditions = [
+        auth_flows.c.id == flow_id,
+        auth_flows.c.purpose.in_(purposes),
+        auth_flows.c.consumed_at.is_(None),
+        auth_flows.c.expires_at > now,
+    ]
+    if member_id is not None:
+        conditions.append(auth_flows.c.member_id == member_id)
     statement = (
         sa.update(auth_flows)
-        .where(
-            auth_flows.c.id == flow_id,
-            auth_flows.c.purpose.in_(purposes),
-            auth_flows.c.consumed_at.is_(None),
-            auth_flows.c.expires_at > now,
-        )
+        .where(*conditions)
         .values(consumed_at=now)
         .returning(
             auth_flows.c.purpose,
