@@ -1,8 +1,9 @@
 """The baseline: each earn posted straight over asyncpg with exactly the gateway's SQL.
 
 One transaction per earn, in the gateway's order (gateway/service.py ``earn`` and ``_post``,
-gateway/repository.py ``claim_transfer`` and ``post_legs``): the transfer claimed by its
-idempotency key, the wallet upsert, then both entries as one executemany.
+gateway/repository.py ``live_member``, ``claim_transfer`` and ``post_legs``): the member
+locked against a concurrent merge, the transfer claimed by its idempotency key, the wallet
+upsert, then both entries as one executemany.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ DIRECT_SCOPE = "bench-direct"
 
 # What SQLAlchemy renders for gateway/repository.py with the asyncpg dialect (captured
 # with echo=True and PostgreSQL's log_statement), character for character.
+LIVE_MEMBER = (
+    "SELECT members.id, members.merged_into FROM members "
+    "WHERE members.id = $1::VARCHAR FOR KEY SHARE"
+)
 CLAIM_TRANSFER = (
     "INSERT INTO transfers (kind, member_id, partner, points, purchase_amount, reason, "
     "idempotency_scope, idempotency_key, request_hash, created_at) VALUES ($1::VARCHAR, "
@@ -69,6 +74,10 @@ async def post_earn(
 ) -> str | None:
     """One earn as the gateway posts it; the caller holds the transaction."""
     scope, member_id = f"{DIRECT_SCOPE}:{earn.partner}", earn.member.uuid
+    live = await connection.fetchrow(LIVE_MEMBER, member_id)
+    if live is None:
+        return "unknown member"
+    member_id = live["merged_into"] or live["id"]
     transfer_id = await connection.fetchval(
         CLAIM_TRANSFER,
         "earn",
