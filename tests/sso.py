@@ -120,16 +120,23 @@ class _serve_all:
             context.__exit__(None, None, None)
 
 
-@pytest.fixture
-async def sso(database_url: str, brands: Brands) -> AsyncIterator[Gateway]:
-    """A gateway whose partners sign in at the loopback providers (no demo data)."""
+async def start_sso(database_url: str, brands: Brands, **settings: Any) -> AsyncIterator[Gateway]:
+    """A gateway whose partners sign in at the loopback providers (no demo data), with the
+    shared clock set back to its start."""
     CLOCK.now = Clock().now
     async for gateway in start_gateway(
         database_url,
         CLOCK,
         config_dir=brands.config_dir,
         oidc_credentials=brands.credentials,
+        **settings,
     ):
+        yield gateway
+
+
+@pytest.fixture
+async def sso(database_url: str, brands: Brands) -> AsyncIterator[Gateway]:
+    async for gateway in start_sso(database_url, brands):
         yield gateway
 
 

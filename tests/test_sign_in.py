@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.graphql.scalars import identity_id
-from tests.conftest import Clock, Gateway, start_gateway
+from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
 from tests.sso import (  # noqa: F401
     CLOCK,
@@ -26,6 +26,7 @@ from tests.sso import (  # noqa: F401
     query_of,
     sign_in,
     sso,
+    start_sso,
 )
 
 ME = "{ me { id wallets { partner { slug } balance } identities { provider subject } } }"
@@ -272,12 +273,9 @@ async def test_session_cookie_is_http_only_lax_site_wide_and_not_secure_in_devel
 @pytest.fixture
 async def production_sso(database_url: str, brands: Brands) -> AsyncIterator[Gateway]:
     """A production gateway reached over https (a browser sends Secure cookies only so)."""
-    CLOCK.now = Clock().now
-    async for gateway in start_gateway(
+    async for gateway in start_sso(
         database_url,
-        CLOCK,
-        config_dir=brands.config_dir,
-        oidc_credentials=brands.credentials,
+        brands,
         environment="production",
         session_secret="s" * 32,
         public_url="https://gateway",
