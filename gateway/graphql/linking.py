@@ -10,9 +10,9 @@ from ..auth.authenticate import proof_of
 from ..auth.errors import InvalidToken
 from ..errors import DomainError, ErrorCode
 from .context import Info
+from .members import Member
 from .payloads import UserError
 from .scalars import decode_identity_id, encode_id
-from .types import Member
 
 
 @strawberry.type

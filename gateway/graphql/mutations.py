@@ -9,6 +9,7 @@ from ..errors import DomainError, ErrorCode
 from .access import check_member, require_own_points
 from .context import Info
 from .linking import LinkMutations
+from .members import Member
 from .payloads import (
     ConvertPointsInput,
     ConvertPointsPayload,
@@ -25,7 +26,7 @@ from .payloads import (
     member_id_of,
 )
 from .scalars import decode_int_id, encode_id
-from .types import Member, Transfer
+from .types import Transfer
 
 
 @strawberry.type

@@ -11,8 +11,9 @@ from ..errors import DomainError, ErrorCode
 from ..exchange import Quote
 from ..records import MemberRef, Posting, WalletRecord
 from .context import Info
+from .members import Member
 from .scalars import decode_member_id
-from .types import ConversionRule, Member, Money, Partner, Transfer, Wallet, money
+from .types import ConversionRule, Money, Partner, Transfer, Wallet, money
 
 UserErrorCode = strawberry.enum(
     ErrorCode,

@@ -9,6 +9,7 @@ from ..errors import DomainError
 from ..records import MemberRef
 from .access import require_own_points
 from .context import Info
+from .members import Member
 from .payloads import (
     ConversionQuote,
     QuoteConversionInput,
@@ -17,7 +18,7 @@ from .payloads import (
     member_id_of,
 )
 from .scalars import decode_member_id
-from .types import Member, Partner, Transfer
+from .types import Partner, Transfer
 
 
 @strawberry.type

@@ -1,25 +1,25 @@
-"""Object types: partners and their rules, members, wallets, transfers and their legs."""
+"""Object types: partners and their rules, wallets, transfers and their legs (members are
+in ``members``)."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 
 from partners import config
 
-from ..auth.store import IdentityRecord
-from ..errors import shown
 from ..ledger import AccountCode as DomainAccountCode
 from ..ledger import TransferKind as DomainTransferKind
-from ..records import LegRecord, MemberRecord, TransferRecord, WalletRecord
+from ..records import LegRecord, TransferRecord, WalletRecord
 from .context import Info
-from .errors import ArgumentError
-from .scalars import identity_id, member_uuid
+
+if TYPE_CHECKING:
+    from .members import Member
 
 Rounding = strawberry.enum(config.Rounding, description="How purchase points are rounded.")
 TransferKind = strawberry.enum(DomainTransferKind, description="What a transfer did.")
@@ -30,8 +30,6 @@ AccountCode = strawberry.enum(
         "the partner's ISSUANCE and REDEMPTION, the operator's LIQUIDITY and FEES."
     ),
 )
-
-MAX_PAGE = 100
 
 
 @strawberry.type(description="An amount of money in the settlement currency.")
@@ -215,17 +213,6 @@ class Wallet:
         return money(info, point_value * self.record.balance)
 
 
-@strawberry.type(description="A partner's own customer id for a member.")
-class Enrolment:
-    partner_slug: strawberry.Private[str]
-    partner_customer_id: str
-    enrolled_at: datetime
-
-    @strawberry.field
-    def partner(self, info: Info) -> Partner:
-        return Partner.of(info, self.partner_slug)
-
-
 @strawberry.type(description="One posting of a transfer to one account.")
 class Leg:
     record: strawberry.Private[LegRecord]
@@ -287,7 +274,11 @@ class Transfer(relay.Node):
         return Partner.of(info, self.record.to_partner) if self.record.to_partner else None
 
     @strawberry.field
-    async def member(self, info: Info) -> Member | None:
+    async def member(
+        self, info: Info
+    ) -> Annotated[Member, strawberry.lazy("gateway.graphql.members")] | None:
+        from .members import Member
+
         if self.record.member_id is None:
             return None
         record = await info.context.loaders.members.load(self.record.member_id)
@@ -350,186 +341,3 @@ class Transfer(relay.Node):
             return None
         record = await info.context.loaders.transfers.load(reversal_id)
         return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
-
-
-@strawberry.type
-class TransferEdge:
-    cursor: str
-    node: Transfer
-
-
-@strawberry.type(description="A page of transfers, newest first.")
-class TransferConnection:
-    edges: list[TransferEdge]
-    page_info: relay.PageInfo
-
-
-def _cursor(transfer_id: int) -> str:
-    return base64.urlsafe_b64encode(f"transfer:{transfer_id}".encode()).decode()
-
-
-def _after(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "transfer" and number.isdigit() and len(number) < 19:
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise ArgumentError("`after` is not a cursor from this connection.")
-
-
-@strawberry.type(description="A sign-in (issuer and subject) a member proved and linked.")
-class Identity:
-    record: strawberry.Private[IdentityRecord]
-
-    @classmethod
-    def of(cls, record: IdentityRecord) -> Identity:
-        return cls(record=record)
-
-    @strawberry.field(description="Give this to `unlinkIdentity`.")
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(identity_id(self.record.issuer, self.record.subject))
-
-    @strawberry.field(description="The partner's slug, or \"coalition\" for the coalition's own.")
-    def provider(self) -> str:
-        return self.record.provider
-
-    @strawberry.field
-    def issuer(self) -> str:
-        return self.record.issuer
-
-    @strawberry.field
-    def subject(self) -> str:
-        return self.record.subject
-
-    @strawberry.field
-    def linked_at(self) -> datetime:
-        return self.record.linked_at
-
-
-@strawberry.type(description="A coalition member, with their wallets at every partner.")
-class Member(relay.Node):
-    member_id: relay.NodeID[str]
-    created_at: datetime
-
-    @classmethod
-    def of(cls, record: MemberRecord) -> Member:
-        return cls(member_id=record.id, created_at=record.created_at)
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Member | None]:
-        ids = [member_uuid(node_id) or "" for node_id in node_ids]
-        records = await info.context.loaders.members.load_many(ids)
-        return [
-            cls.of(record) if record and await info.context.sees_member(record.id) else None
-            for record in records
-        ]
-
-    @strawberry.field(
-        description="The partners' own customer ids for this member (a partner's app sees its own)."
-    )
-    async def enrolments(self, info: Info) -> list[Enrolment]:
-        found = await info.context.loaders.enrolments.load(self.member_id)
-        access = info.context.access
-        return [
-            Enrolment(
-                partner_slug=e.partner, partner_customer_id=e.customer_id, enrolled_at=e.created_at
-            )
-            for e in found
-            if access.sees_pool(e.partner)
-        ]
-
-    @strawberry.field(
-        description="The sign-ins linked to this member. Shown to the member and to "
-        "operators; empty for a partner's app."
-    )
-    async def identities(self, info: Info) -> list[Identity]:
-        if not info.context.access.sees_member_wide():
-            return []
-        found = await info.context.loaders.identities.load(self.member_id)
-        return [Identity.of(record) for record in found]
-
-    async def _wallets(self, info: Info) -> dict[str, WalletRecord]:
-        found = await info.context.loaders.wallets.load(self.member_id)
-        return {wallet.pool: wallet for wallet in found}
-
-    @strawberry.field(
-        description="One wallet per partner, with zero where none was used yet. A partner's "
-        "app sees only the wallet in its own pool."
-    )
-    async def wallets(self, info: Info) -> list[Wallet]:
-        held = await self._wallets(info)
-        access = info.context.access
-        return [
-            Wallet(record=held.get(slug) or WalletRecord(self.member_id, slug, 0))
-            for slug in sorted(info.context.service.coalition.partners)
-            if access.sees_pool(slug)
-        ]
-
-    @strawberry.field(
-        description="The wallet at one partner; null for an unknown partner, or for another "
-        "partner's pool when asked by a partner's app."
-    )
-    async def wallet(self, info: Info, partner: str) -> Wallet | None:
-        if partner not in info.context.service.coalition.partners:
-            return None
-        if not info.context.access.sees_pool(partner):
-            return None
-        held = await self._wallets(info)
-        return Wallet(record=held.get(partner) or WalletRecord(self.member_id, partner, 0))
-
-    @strawberry.field(
-        description="The worth of all wallets together in the settlement currency; null for "
-        "a partner's app."
-    )
-    async def total_value(self, info: Info) -> Money | None:
-        if not info.context.access.sees_member_wide():
-            return None
-        partners = info.context.service.coalition.partners
-        total = sum(
-            (
-                partners[w.pool].point_value * w.balance
-                for w in (await self._wallets(info)).values()
-                if w.pool in partners
-            ),
-            Decimal(0),
-        )
-        return money(info, total)
-
-    @strawberry.field(
-        description=(
-            "The member's transfers, newest first. `partner` keeps those that touched that "
-            "partner's pool; a partner's app always gets its own pool's. At most 100 per page."
-        )
-    )
-    async def transfers(
-        self,
-        info: Info,
-        first: int = 20,
-        after: str | None = None,
-        partner: str | None = None,
-    ) -> TransferConnection:
-        if not 0 <= first <= MAX_PAGE:
-            raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
-        if partner is not None and partner not in info.context.service.coalition.partners:
-            raise ArgumentError(f"No partner {shown(partner)}.")
-        partner = info.context.access.partner or partner
-        before = _after(after)
-        records = await info.context.service.history(self.member_id, partner, before, first + 1)
-        page = records[:first]
-        for record in page:
-            info.context.loaders.transfers.prime(record.id, record)
-        edges = [TransferEdge(cursor=_cursor(r.id), node=Transfer.of(r)) for r in page]
-        return TransferConnection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=len(records) > first,
-                has_previous_page=before is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
