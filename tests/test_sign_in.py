@@ -802,3 +802,16 @@ async def test_spending_up_to_the_threshold_needs_no_mfa(sso: Gateway):
     member = await signed_in_with_miles(sso, mfa=False)
     assert await redeem_own_miles(sso, member, 5000, "r-1") == []
     assert balances(await my_account(sso))["skyway"] == 15000
+
+
+async def test_auth_me_tells_who_the_cookie_signs_in(sso: Gateway):
+    assert (await sso.client.get("/auth/me")).status_code == 401
+    await sign_in(sso, "skyway", "bob", mfa=True)
+    me = (await sso.client.get("/auth/me")).json()
+    member_id = (await as_browser(sso, ME_ID)).json()["data"]["me"]["id"]
+    assert me["role"] == "member" and me["memberId"] == member_id and me["mfa"] is True
+    sso.client.cookies.clear()
+    await sign_in(sso, "coalition", "olivia")
+    operator = (await sso.client.get("/auth/me")).json()
+    assert operator["role"] == "operator" and operator["subject"] == "olivia"
+    assert (await as_browser(sso, ME_ID)).json()["data"]["me"] is None

@@ -24,6 +24,7 @@ from .store import FlowRecord, IdentityRecord, SessionRecord
 
 FLOW_LIFETIME = timedelta(minutes=10)
 LINK_NONCE_LIFETIME = timedelta(minutes=5)
+SESSION_RETENTION = timedelta(days=7)  # ended sessions are kept this long, then deleted
 
 
 def digest(secret: str) -> str:
@@ -295,7 +296,12 @@ class IdentityService:
             "created_at": now,
             "expires_at": now + lifetime,
         }
-        await self.uow.write(lambda c: store.insert_session(c, values))
+
+        async def work(connection: AsyncConnection) -> None:
+            await store.delete_ended_sessions(connection, now - SESSION_RETENTION)
+            await store.insert_session(connection, values)
+
+        await self.uow.write(work)
         return token
 
     async def session(self, token: str) -> SessionRecord | None:

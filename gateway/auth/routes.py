@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..graphql.scalars import encode_id
 from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of
 from .errors import InvalidToken
 from .identity import FLOW_LIFETIME, IdentityService
@@ -245,7 +246,8 @@ class AuthRoutes:
         """Who the session cookie signs in, for pages and scripts."""
         principal = await self.auth.session_principal(request)
         if isinstance(principal, MemberPrincipal):
-            body: dict[str, Any] = {"role": "member", "memberId": principal.member_id}
+            member = encode_id("Member", principal.member_id)
+            body: dict[str, Any] = {"role": "member", "memberId": member}
         elif isinstance(principal, OperatorPrincipal):
             body = {"role": "operator", "subject": principal.subject}
         else:

@@ -235,6 +235,10 @@ async def session(
     )
 
 
+async def delete_ended_sessions(connection: AsyncConnection, before: datetime) -> None:
+    await connection.execute(sa.delete(sessions).where(sessions.c.expires_at < before))
+
+
 async def revoke_session(connection: AsyncConnection, session_id: str, now: datetime) -> None:
     await connection.execute(
         sa.update(sessions)
