@@ -1,4 +1,6 @@
-"""Random sequences of enrol / earn / redeem / convert / reverse / retry, on both databases.
+"""Random sequences of enrol / earn / redeem / convert / reverse / retry / merge, on both
+databases. A merge happens as in production: a member links a sign-in whose token carries
+another member's customer id.
 
 After every step: the ledger audit finds nothing (pools and transfers balance, no wallet
 is negative, each wallet equals the sum of its entries, conversions touch both pools),
@@ -27,6 +29,7 @@ from hypothesis.stateful import (
 
 from gateway import exchange
 from gateway.audit import audit
+from gateway.auth.identity import IdentityService, Proof
 from gateway.database import create_engine, migrate
 from gateway.errors import DomainError, ErrorCode
 from gateway.records import MemberRef, Posting
@@ -52,7 +55,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model: dict[tuple[str, str], int] = defaultdict(int)
         self.calls: list[tuple[str, dict[str, Any], Posting]] = []
         self.reversed: set[int] = set()
+        self.enrolled: dict[str, tuple[str, str]] = {}  # member -> (partner, customer id)
+        self.survivor: dict[str, str] = {}  # merged member -> the member it lives on as
         self.service = self.run(self._start(url))
+        self.identity = IdentityService(self.service, self.clock)
+
+    def live(self, member: str) -> str:
+        while member in self.survivor:
+            member = self.survivor[member]
+        return member
 
     def run(self, awaitable: Any) -> Any:
         return self.loop.run_until_complete(awaitable)
@@ -84,7 +95,24 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=members, partner=partners, customer=st.integers(0, 5))
     def enrol(self, partner: str, customer: int) -> str:
         enrolled = self.run(self.service.enrol(partner, f"c{customer}"))
-        return enrolled.member.id
+        member = enrolled.member.id
+        assert member == self.live(member)
+        self.enrolled.setdefault(member, (partner, f"c{customer}"))
+        return member
+
+    @rule(member=members, other=members)
+    def merge_by_linking(self, member: str, other: str) -> None:
+        survivor, retired = self.live(member), self.live(other)
+        if survivor == retired or retired not in self.enrolled:
+            return
+        partner, customer = self.enrolled[retired]
+        proof = Proof(partner, "https://idp.test", f"subject-{self.key()}", customer)
+        linked = self.run(self.identity.link(survivor, proof))
+        assert linked.member_id == survivor and linked.merged == (retired,)
+        for pool in PARTNERS:
+            self.model[(survivor, pool)] += self.model[(retired, pool)]
+            self.model[(retired, pool)] = 0
+        self.survivor[retired] = survivor
 
     @rule(target=transfers, member=members, partner=partners, amount=points)
     def earn_points(self, member: str, partner: str, amount: int) -> Any:
@@ -96,7 +124,7 @@ class LedgerMachine(RuleBasedStateMachine):
             points=amount,
         )
         assert isinstance(result, Posting)
-        self.model[(member, partner)] += amount
+        self.model[(self.live(member), partner)] += amount
         return result.transfer.id
 
     @rule(target=transfers, member=members, partner=partners, amount=points)
@@ -108,11 +136,12 @@ class LedgerMachine(RuleBasedStateMachine):
             points=amount,
             idempotency_key=self.key(),
         )
-        if self.model[(member, partner)] < amount:
+        owner = self.live(member)
+        if self.model[(owner, partner)] < amount:
             assert isinstance(result, DomainError) and result.code is ErrorCode.INSUFFICIENT_POINTS
             return 0
         assert isinstance(result, Posting)
-        self.model[(member, partner)] -= amount
+        self.model[(owner, partner)] -= amount
         return result.transfer.id
 
     @rule(target=transfers, member=members, source=partners, target_partner=partners, amount=points)
@@ -130,13 +159,14 @@ class LedgerMachine(RuleBasedStateMachine):
         except DomainError as expected:
             assert isinstance(result, DomainError) and result.code is expected.code
             return 0
-        if self.model[(member, source)] < amount:
+        owner = self.live(member)
+        if self.model[(owner, source)] < amount:
             assert isinstance(result, DomainError) and result.code is ErrorCode.INSUFFICIENT_POINTS
             return 0
         assert isinstance(result, Posting), result
         assert result.transfer.received_points == quote.received
-        self.model[(member, source)] -= amount
-        self.model[(member, target_partner)] += quote.received
+        self.model[(owner, source)] -= amount
+        self.model[(owner, target_partner)] += quote.received
         return result.transfer.id
 
     @rule(transfer=consumes(transfers), part=st.one_of(st.none(), points))
@@ -159,8 +189,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert transfer not in self.reversed
         self.reversed.add(transfer)
-        member = original.member_id
-        assert member is not None
+        assert original.member_id is not None
+        member = self.live(original.member_id)
         for leg in result.legs:
             if leg.member_id is not None:
                 self.model[(member, leg.pool)] += leg.amount
