@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,6 +24,56 @@ from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` reaches this machine only: ``localhost``, 127.0.0.0/8,
+    ``::1``. Anything else (``0.0.0.0``, ``::``, an interface's address, a name) is a
+    network."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(
+    host: str,
+    development: list[str],
+    demo_clients: bool,
+    environ: Mapping[str, str] = os.environ,
+) -> str | None:
+    """Refuse to serve demo-only ways in on a network unless the operator chose it.
+
+    The bundled development providers sign anyone in as any demo person, an operator
+    included, and the demo clients' secrets are published in the README: on a host other
+    than loopback they are open doors. Serving them there needs ``COALITION_ENV=development``
+    set explicitly in the environment (the default is not a choice); then the returned
+    warning is printed. Raises ``SettingsError`` otherwise; None when nothing is exposed.
+    """
+    exposed: list[str] = []
+    if development:
+        exposed.append(f"the development sign-in provider(s) of {', '.join(development)}")
+    if demo_clients:
+        exposed.append("the demo OAuth clients (public secrets, an operator client included)")
+    if not exposed or is_loopback(host):
+        return None
+    what = " and ".join(exposed)
+    if environ.get("COALITION_ENV", "").strip().lower() != "development":
+        raise SettingsError(
+            f"refusing to serve {what} on {host!r}, which is not loopback: anyone who can reach "
+            "it could sign in as any demo person or operator. Listen on 127.0.0.1, ::1 or "
+            "localhost; or configure real providers (issuer = ...) and "
+            "COALITION_DEMO_DATA=false; or set COALITION_ENV=development to accept this "
+            "knowingly"
+        )
+    return (
+        f"warning: serving {what} on {host!r}, reachable from the network "
+        "(COALITION_ENV=development): anyone who can reach it can sign in as any demo "
+        "person or operator"
+    )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,6 +95,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "the bundled development sign-in providers keep their state in one process: "
             "run one worker, or configure real providers (issuer = ...)"
         )
+    warning = None
+    if not settings.production:  # production has neither: create_app refuses the former
+        warning = check_exposure(args.host, development, settings.demo_data)
     if "COALITION_PUBLIC_URL" not in os.environ:
         # Redirects back from sign-in must reach this server as started.
         public_url = f"http://{args.host}:{args.port}"
@@ -51,6 +105,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, public_url=public_url)
     print(f"Coalition gateway: GraphiQL at {settings.public_url}/graphql")
     print(f"Database: {settings.database_url}")
+    if warning is not None:
+        print(warning, file=sys.stderr)
     for name in development:
         print(f"Sign in (development provider): {settings.public_url}/auth/login/{name}")
     options: dict[str, object] = {

@@ -411,3 +411,24 @@ async def pool_figures(connection: AsyncConnection, pool: str) -> dict[str, int]
     figures["outstanding"] = int(wallets[0])
     figures["holders"] = int(wallets[1])
     return figures
+
+
+async def spent_since(
+    connection: AsyncConnection,
+    member_ids: Sequence[str],
+    pool: str,
+    since: datetime,
+    except_key: str,
+) -> int:
+    """Points the members redeemed or converted out of ``pool`` since ``since``, leaving out
+    the transfer keyed ``except_key`` (a retry must not count its own first call)."""
+    total = await connection.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
+            transfers.c.member_id.in_(member_ids),
+            transfers.c.partner == pool,
+            transfers.c.kind.in_(["redeem", "conversion"]),
+            transfers.c.created_at >= since,
+            transfers.c.idempotency_key != except_key,
+        )
+    )
+    return int(total or 0)

@@ -295,12 +295,16 @@ class LedgerService:
         points: int,
         idempotency_key: str,
         reason: str | None = None,
+        caller: str | None = None,
     ) -> Posting:
+        """``caller``: set when a member redeems themself, so that their keys live apart
+        from the partner's till numbers (they can neither take nor probe those)."""
         self.partner(partner)
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
-        claim = self._claim(f"redeem:{partner}", idempotency_key, request)
+        scope = f"redeem:{partner}" + (f":member:{caller}" if caller else "")
+        claim = self._claim(scope, idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
             member_id = await self._live(connection, member)
@@ -454,6 +458,13 @@ class LedgerService:
 
     async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
         return await self.uow.read(lambda c: repository.reversals_of(c, transfer_ids))
+
+    async def spent_since(self, member_id: str, pool: str, since: datetime, except_key: str) -> int:
+        async def work(connection: AsyncConnection) -> int:
+            ids = [member_id, *await repository.merged_into(connection, member_id)]
+            return await repository.spent_since(connection, ids, pool, since, except_key)
+
+        return await self.uow.read(work)
 
     async def figures(self, pool: str) -> dict[str, int]:
         return await self.uow.read(lambda c: repository.pool_figures(c, pool))

@@ -97,6 +97,7 @@ class Transfer(SQLModel, table=True):
             "idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"
         ),
         sa.UniqueConstraint("reverses_id", name="ux_transfers_reverses"),
+        sa.Index("ix_transfers_member_created", "member_id", "created_at"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
@@ -142,7 +143,10 @@ class Entry(SQLModel, table=True):
 
 
 class Identity(SQLModel, table=True):
-    """An (issuer, subject) a member has proven by signing in. Never an e-mail address."""
+    """An (issuer, subject) a member has proven by signing in. Never an e-mail address.
+
+    An unlinked identity keeps its row (``unlinked_at`` set), so that signing in with it
+    again starts a new member instead of finding the old one through a customer id."""
 
     __tablename__ = "identities"
 
@@ -150,7 +154,9 @@ class Identity(SQLModel, table=True):
     subject: str = Field(primary_key=True, max_length=255)
     member_id: str = Field(foreign_key="members.id", index=True, max_length=36)
     provider: str = Field(max_length=32)  # a partner's slug, or "coalition"
+    origin: str = Field(max_length=16)  # "sign_in": it made or found the member; "link"
     linked_at: datetime = Field(sa_type=Moment)
+    unlinked_at: datetime | None = Field(default=None, sa_type=Moment)
 
 
 class AuthFlow(SQLModel, table=True):
@@ -182,6 +188,7 @@ class Session(SQLModel, table=True):
     issuer: str = Field(max_length=255)
     subject: str = Field(max_length=255)
     mfa: bool = Field(default=False)
+    step_up_from: datetime | None = Field(default=None, sa_type=Moment)
     created_at: datetime = Field(sa_type=Moment)
     expires_at: datetime = Field(sa_type=Moment)
     revoked_at: datetime | None = Field(default=None, sa_type=Moment)

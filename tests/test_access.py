@@ -838,7 +838,11 @@ REFUSALS: list[tuple[str, Op, str]] = [
     ("member-X", redeem("brewbar", "Y"), DENIED),
     ("member-X", redeem("brewbar", "BB-Y"), DENIED),
     # A customer id nobody holds is unknown to a member too (others' are denied).
-    ("member-X", redeem("brewbar", "BB-NOBODY"), UNKNOWN_MEMBER),
+    (
+        "member-X",
+        redeem("brewbar", "BB-NOBODY"),
+        DENIED,
+    ),  # not UNKNOWN_MEMBER: no probing of customer ids
     ("member-Y", redeem("skyway", "X"), DENIED),
     ("skyway-app", convert("X", "skyway", "brewbar"), DENIED),
     ("brewbar-app", convert("Y", "brewbar", "skyway"), DENIED),

@@ -309,10 +309,17 @@ async def test_logout_by_post_ends_the_session_even_for_a_replayed_cookie(sso: G
     assert (await with_cookie(sso, stolen)).status_code == 401
 
 
-async def test_logout_by_get_ends_the_session_even_for_a_replayed_cookie(sso: Gateway):
+async def test_logout_by_get_only_asks_so_another_site_cannot_sign_anyone_out(sso: Gateway):
+    await sign_in(sso, "skyway", "bob")
+    page = await sso.client.get("/auth/logout")
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert await has_session(sso)
+
+
+async def test_logout_from_the_browser_form_redirects_home(sso: Gateway):
     await sign_in(sso, "skyway", "bob")
     stolen = sso.client.cookies[SESSION_COOKIE]
-    response = await sso.client.get("/auth/logout")
+    response = await sso.client.post("/auth/logout", headers={"accept": "text/html"})
     assert response.status_code == 303
     assert response.headers["location"] == "/"
     assert not await has_session(sso)

@@ -3,20 +3,34 @@ browser session cookie."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
 
 from .errors import InvalidToken
-from .identity import IdentityService, Proof
+from .identity import IdentityService, Proof, step_up_from
 from .issuer import TokenIssuer
 from .principal import MemberPrincipal, OperatorPrincipal, Principal
 from .providers import Provider, Providers
 
 SESSION_COOKIE = "coalition_session"
 FLOW_COOKIE = "coalition_flow"
+
+
+def signed_in_at(claims: dict[str, Any]) -> datetime | None:
+    """When the person behind the token signed in: ``auth_time``, else ``iat``."""
+    for name in ("auth_time", "iat"):
+        value = claims.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
 
 
 def proof_of(provider: Provider, claims: dict[str, Any]) -> Proof:
@@ -33,7 +47,7 @@ class Authenticator:
     providers: Providers
     issuer: TokenIssuer
     identity: IdentityService
-    signer: TimestampSigner
+    secret: str  # signs the cookies, with a salt per cookie
     session_seconds: int
 
     async def bearer(self, token: str) -> Principal:
@@ -45,26 +59,37 @@ class Authenticator:
         if provider.is_operator(claims):
             return OperatorPrincipal(subject=str(claims["sub"]), issuer=provider.issuer)
         proof = proof_of(provider, claims)
-        member_id = await self.identity.member_of(proof.issuer, proof.subject)
-        if member_id is None:
+        identity = await self.identity.linked(proof.issuer, proof.subject)
+        if identity is None:
             # The first call with a valid token is the identity's first sign-in.
-            member_id = (await self.identity.sign_in(proof)).member_id
+            await self.identity.sign_in(proof)
+            identity = await self.identity.linked(proof.issuer, proof.subject)
+            if identity is None:  # unlinked again in between
+                raise InvalidToken("this sign-in is not linked to a member")
         return MemberPrincipal(
-            member_id=member_id,
+            member_id=identity.member_id,
             issuer=proof.issuer,
             subject=proof.subject,
             mfa=provider.shows_mfa(claims),
+            authenticated_at=signed_in_at(claims),
+            step_up_from=step_up_from(identity),
         )
 
-    def unsign(self, value: str, max_age: int) -> str | None:
+    def _signer(self, cookie: str) -> TimestampSigner:
+        return TimestampSigner(self.secret, salt=f"coalition-cookie-{cookie}")
+
+    def sign(self, cookie: str, value: str) -> str:
+        return self._signer(cookie).sign(value).decode()
+
+    def unsign(self, cookie: str, value: str, max_age: int) -> str | None:
         try:
-            return self.signer.unsign(value, max_age=max_age).decode()
+            return self._signer(cookie).unsign(value, max_age=max_age).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
 
     async def session_principal(self, request: Request) -> Principal | None:
         cookie = request.cookies.get(SESSION_COOKIE)
-        token = self.unsign(cookie, self.session_seconds) if cookie else None
+        token = self.unsign(SESSION_COOKIE, cookie, self.session_seconds) if cookie else None
         if token is None:
             return None
         found = await self.identity.session(token)
@@ -79,6 +104,8 @@ class Authenticator:
             subject=found.subject,
             mfa=found.mfa,
             session_id=found.id,
+            authenticated_at=found.created_at,
+            step_up_from=found.step_up_from,
         )
 
     async def principal(self, request: Request) -> Principal | None:

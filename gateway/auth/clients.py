@@ -1,18 +1,24 @@
 """Partner and operator OAuth clients of the gateway's token endpoint.
 
 A partner client is bound to one partner and holds a subset of ``PARTNER_SCOPES``; an
-operator client (``partner`` NULL) holds ``operator``. Only a scrypt hash of the secret is
-stored, as ``scrypt$16384$8$1$<salt b64>$<hash b64>``; scrypt runs in a worker thread so it
-does not block the event loop. ``authenticate`` spends one scrypt whether the client exists,
-is disabled, or the secret is wrong, so its timing does not tell which client ids exist.
+operator client (``partner`` NULL) holds ``operator``.
+
+Only a hash of the secret is stored, as ``sha256$<hex of SHA-256(secret)>``. A fast, unsalted
+hash is enough here, as it is for GitHub's tokens: the gateway generates every secret as 256
+random bits (``new_secret``), so a leaked hash cannot be brute-forced or looked up in a
+precomputed table, and a slow password hash (scrypt) would only hand anyone able to reach the
+unauthenticated ``/oauth/token`` a cheap way to burn the server's CPU. A keyed HMAC would add
+nothing the secret's entropy does not already give, and no server key is available when the
+command line creates a client. A caller-chosen secret must therefore be as strong: at least
+``MIN_SECRET`` characters, and random (only the documented demo clients, whose secrets are
+public anyway, skip the length rule). ``authenticate`` computes one hash and one constant-time
+comparison whether the client exists (against a decoy hash when it does not), is disabled, or
+the secret is wrong, so its timing does not tell which client ids exist.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import functools
 import hashlib
 import hmac
 import re
@@ -28,12 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..tables import clients
 from .principal import OPERATOR_SCOPE, PARTNER_SCOPES
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SALT_BYTES, HASH_BYTES = 16, 32
-_MAXMEM = 64 * 1024 * 1024
+HASH_SCHEME = "sha256"
 CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-MIN_SECRET, MAX_SECRET = 12, 256
+MIN_SECRET, MAX_SECRET = 32, 256  # new_secret() gives 43 characters
 
 _select_client = sa.select(clients).where(clients.c.client_id == sa.bindparam("client_id"))
 _select_all = sa.select(clients).order_by(clients.c.client_id)
@@ -94,40 +98,30 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _scrypt(secret: str, salt: bytes, length: int) -> bytes:
-    return hashlib.scrypt(
-        secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=_MAXMEM, dklen=length
-    )
+def _digest(secret: str) -> bytes:
+    # surrogatepass: a lone surrogate (never in a valid secret) must not raise here
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
 def hash_secret(secret: str) -> str:
-    """The storable scrypt hash of ``secret`` (blocking: some 50 ms of CPU)."""
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = _scrypt(secret, salt, HASH_BYTES)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+    """The storable hash of ``secret``: ``sha256$<hex>`` (see the module's docstring)."""
+    return f"{HASH_SCHEME}${_digest(secret).hex()}"
 
 
 def verify_secret(secret: str, stored: str) -> bool:
-    """Whether ``secret`` matches the ``stored`` hash; False for a malformed hash."""
+    """Whether ``secret`` matches the ``stored`` hash, in constant time; False for a
+    malformed hash."""
+    actual = _digest(secret)
+    scheme, _, digest = stored.partition("$")
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt" or (int(n), int(r), int(p)) != (SCRYPT_N, SCRYPT_R, SCRYPT_P):
-            return False
-        expected = base64.b64decode(digest, validate=True)
-        actual = _scrypt(secret, base64.b64decode(salt, validate=True), len(expected))
+        expected = bytes.fromhex(digest)
     except ValueError:
         return False
-    return hmac.compare_digest(actual, expected)
+    return hmac.compare_digest(actual, expected) and scheme == HASH_SCHEME
 
 
-@functools.cache
-def _decoy_hash() -> str:
-    """A hash no secret is known for, checked against when the client does not exist."""
-    return hash_secret(new_secret())
+# A hash no secret is known for, checked against when the client does not exist.
+_DECOY_HASH = hash_secret(new_secret())
 
 
 # Validation
@@ -141,9 +135,12 @@ def _check_client_id(client_id: str) -> None:
         )
 
 
-def _check_secret(secret: str) -> None:
-    if not MIN_SECRET <= len(secret) <= MAX_SECRET or not secret.isprintable():
-        raise ClientError(f"a client secret is {MIN_SECRET} to {MAX_SECRET} printable characters")
+def _check_secret(secret: str, min_length: int = MIN_SECRET) -> None:
+    if not min_length <= len(secret) <= MAX_SECRET or not secret.isprintable():
+        raise ClientError(
+            f"a client secret is {min_length} to {MAX_SECRET} printable characters "
+            "(leave it out for a random one)"
+        )
 
 
 def _scopes_for(partner: str | None, scopes: Iterable[str] | None) -> frozenset[str]:
@@ -182,8 +179,28 @@ async def create_client(
 
     ``partner`` None makes an operator client. ``scopes`` None gives a partner client every
     partner scope. ``known_partners``, when given, are the coalition's slugs ``partner`` must
-    be one of. Raises ``ClientError`` on refused input or a taken client id.
+    be one of. ``secret`` None (the default, and all the command line offers) generates a
+    random secret; a given one must be random too and at least ``MIN_SECRET`` characters,
+    since only a fast hash of it is stored. Raises ``ClientError`` on refused input or a taken
+    client id.
     """
+    return await _create_client(
+        engine, partner, scopes, client_id, secret, now=now, known_partners=known_partners
+    )
+
+
+async def _create_client(
+    engine: AsyncEngine,
+    partner: str | None,
+    scopes: Iterable[str] | None,
+    client_id: str | None,
+    secret: str | None,
+    *,
+    now: datetime,
+    known_partners: Collection[str] | None = None,
+    min_secret: int = MIN_SECRET,
+) -> tuple[str, str]:
+    """``create_client``; ``min_secret`` lower for the demo clients' documented secrets only."""
     if partner is not None:
         if not SLUG.fullmatch(partner):
             raise ClientError(f"{partner!r} is not a partner slug")
@@ -194,12 +211,12 @@ async def create_client(
     client_id = client_id or f"{partner or 'operator'}-{secrets.token_hex(4)}"
     _check_client_id(client_id)
     secret = new_secret() if secret is None else secret
-    _check_secret(secret)
+    _check_secret(secret, min_secret)
     row = {
         "client_id": client_id,
         "partner": partner,
         "scopes": " ".join(sorted(granted)),
-        "secret_hash": await asyncio.to_thread(hash_secret, secret),
+        "secret_hash": hash_secret(secret),
         "created_at": now,
         "rotated_at": None,
         "disabled_at": None,
@@ -215,7 +232,7 @@ async def create_client(
 async def rotate_secret(engine: AsyncEngine, client_id: str, now: datetime) -> str:
     """Give the client a new secret and return it; the old one stops working at once."""
     secret = new_secret()
-    secret_hash = await asyncio.to_thread(hash_secret, secret)
+    secret_hash = hash_secret(secret)
     async with engine.begin() as connection:
         result = await connection.execute(
             _set_secret, {"id": client_id, "secret_hash": secret_hash, "now": now}
@@ -251,8 +268,8 @@ async def authenticate(engine: AsyncEngine, client_id: str, secret: str) -> Clie
     if CLIENT_ID.fullmatch(client_id) and len(secret) <= MAX_SECRET:
         async with engine.connect() as connection:
             row = (await connection.execute(_select_client, {"client_id": client_id})).first()
-    stored = row.secret_hash if row is not None else await asyncio.to_thread(_decoy_hash)
-    matches = await asyncio.to_thread(verify_secret, secret[:MAX_SECRET], stored)
+    stored = row.secret_hash if row is not None else _DECOY_HASH
+    matches = verify_secret(secret[:MAX_SECRET], stored)
     if row is None or not matches or row.disabled_at is not None:
         return None
     return _record(row)
@@ -273,7 +290,10 @@ def demo_clients(partners: Iterable[str]) -> dict[str, tuple[str | None, str]]:
 async def ensure_demo_clients(engine: AsyncEngine, partners: Iterable[str], now: datetime) -> None:
     """Create the demo clients that are missing; never for production (their secrets are
     public): ``<slug>-app`` / ``<slug>-demo-secret`` with every partner scope, and
-    ``operator-console`` / ``operator-demo-secret``. Existing clients are left as they are."""
+    ``operator-console`` / ``operator-demo-secret``. Existing clients are left as they are.
+
+    These secrets are shorter than ``MIN_SECRET``: being published in the README, no length
+    would make them secret, so the demo clients alone skip that rule."""
     wanted = demo_clients(partners)
     async with engine.connect() as connection:
         existing = set((await connection.scalars(_select_ids, {"ids": list(wanted)})).all())
@@ -281,4 +301,4 @@ async def ensure_demo_clients(engine: AsyncEngine, partners: Iterable[str], now:
         if client_id in existing:
             continue
         with contextlib.suppress(ClientExists):  # another process created it meanwhile
-            await create_client(engine, partner, None, client_id, secret, now=now)
+            await _create_client(engine, partner, None, client_id, secret, now=now, min_secret=1)

@@ -7,6 +7,7 @@ addresses are never used to find, link or merge members.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import uuid
@@ -20,10 +21,30 @@ from .. import repository
 from ..errors import DomainError, ErrorCode
 from ..service import LedgerService
 from . import store
+from .principal import MemberPrincipal
 from .store import FlowRecord, IdentityRecord, SessionRecord
 
 FLOW_LIFETIME = timedelta(minutes=10)
+SIGN_IN, LINK = "sign_in", "link"  # how an identity came to its member
 LINK_NONCE_LIFETIME = timedelta(minutes=5)
+# A second factor shown by an identity linked to an existing member counts for step-up
+# only after this long: a stolen session cannot link the thief's MFA-capable sign-in and
+# spend at once.
+STEP_UP_COOLING_OFF = timedelta(hours=24)
+RECENT_SIGN_IN = timedelta(minutes=10)  # linking and unlinking need a sign-in this recent
+
+
+def recently_signed_in(principal: MemberPrincipal, now: datetime) -> bool:
+    """Whether the member signed in recently enough to link or unlink sign-ins."""
+    at = principal.authenticated_at
+    return at is not None and now - at <= RECENT_SIGN_IN
+
+
+def step_up_from(identity: IdentityRecord) -> datetime | None:
+    """When the identity's second factor starts to count for step-up (None: at once)."""
+    return identity.linked_at + STEP_UP_COOLING_OFF if identity.origin == LINK else None
+
+
 SESSION_RETENTION = timedelta(days=7)  # ended sessions are kept this long, then deleted
 
 
@@ -95,26 +116,32 @@ class IdentityService:
 
         async def work(connection: AsyncConnection) -> SignedIn:
             found = await store.identity(connection, proof.issuer, proof.subject)
-            if found is not None:
+            if found is not None and found.active:
                 member_id = await repository.live_member(connection, found.member_id)
                 assert member_id is not None
                 return SignedIn(member_id, created=False)
             now = self.clock()
             member_id = None
-            created = False
-            if proof.customer_id and proof.provider in self.ledger.coalition.partners:
-                enrolment = await repository.enrolment(
-                    connection, proof.provider, proof.customer_id
-                )
-                if enrolment is not None:
-                    member_id = await repository.live_member(connection, enrolment.member_id)
-            if member_id is None:
+            if found is None and proof.customer_id:
+                member_id = await self._enrolled_member(connection, proof)
+            if member_id is not None:
+                created = False
+            else:
+                # A new identity, or one its member unlinked: that member is not found
+                # again through the customer id, so unlinking holds.
                 member_id, created = str(uuid.uuid4()), True
                 await repository.insert_member(connection, member_id, now)
-                await self._enrol_if_new(connection, proof, member_id)
-            if not await store.claim_identity(
-                connection, proof.issuer, proof.subject, member_id, proof.provider, now
-            ):
+                if found is None:
+                    await self._enrol_if_new(connection, proof, member_id)
+            if found is None:
+                attached = await store.claim_identity(
+                    connection, proof.issuer, proof.subject, member_id, proof.provider, SIGN_IN, now
+                )
+            else:
+                attached = await store.reattach_identity(
+                    connection, proof.issuer, proof.subject, member_id, SIGN_IN, now
+                )
+            if not attached:
                 raise _Raced
             return SignedIn(member_id, created)
 
@@ -123,21 +150,41 @@ class IdentityService:
         except _Raced:
             return await self.uow.write(work)
 
+    async def _enrolled_member(self, connection: AsyncConnection, proof: Proof) -> str | None:
+        if proof.customer_id is None or proof.provider not in self.ledger.coalition.partners:
+            return None
+        enrolment = await repository.enrolment(connection, proof.provider, proof.customer_id)
+        if enrolment is None:
+            return None
+        return await repository.live_member(connection, enrolment.member_id)
+
     async def link(self, member_id: str, proof: Proof) -> Linked:
         """Attach a freshly proven identity to the signed-in member. When it belongs to
-        another member (or its customer id does), the same person has now proven both:
-        the other member is merged into this one."""
+        another member (or, for an identity never linked before, its customer id does),
+        the same person has now proven both: the other member is merged into this one."""
 
         async def work(connection: AsyncConnection) -> Linked:
             survivor = await repository.live_member(connection, member_id)
             if survivor is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.")
+            now = self.clock()
             merged: list[str] = []
             found = await store.identity(connection, proof.issuer, proof.subject)
             already = False
             if found is None:
                 if not await store.claim_identity(
-                    connection, proof.issuer, proof.subject, survivor, proof.provider, self.clock()
+                    connection, proof.issuer, proof.subject, survivor, proof.provider, LINK, now
+                ):
+                    raise _Raced
+                other = await self._enrol_if_new(connection, proof, survivor)
+                if other is not None:
+                    other_live = await repository.live_member(connection, other)
+                    if other_live is not None and other_live != survivor:
+                        await self._merge(connection, survivor, other_live)
+                        merged.append(other_live)
+            elif not found.active:
+                if not await store.reattach_identity(
+                    connection, proof.issuer, proof.subject, survivor, LINK, now
                 ):
                     raise _Raced
             else:
@@ -146,13 +193,7 @@ class IdentityService:
                 if owner is not None and owner != survivor:
                     await self._merge(connection, survivor, owner)
                     merged.append(owner)
-            other = await self._enrol_if_new(connection, proof, survivor)
-            if other is not None:
-                other_live = await repository.live_member(connection, other)
-                if other_live is not None and other_live != survivor:
-                    await self._merge(connection, survivor, other_live)
-                    merged.append(other_live)
-            return Linked(survivor, tuple(merged), already and not merged)
+            return Linked(survivor, tuple(merged), already)
 
         try:
             return await self.uow.write(work)
@@ -182,7 +223,7 @@ class IdentityService:
                     "This is your only sign-in; link another before removing it.",
                     ("identity_id",),
                 )
-            await store.delete_identity(connection, issuer, subject, member_id, self.clock())
+            await store.unlink_identity(connection, issuer, subject, member_id, self.clock())
 
         await self.uow.write(work)
 
@@ -192,13 +233,17 @@ class IdentityService:
     async def partners_of(self, member_ids: Sequence[str]) -> dict[str, set[str]]:
         return await self.uow.read(lambda c: store.partners_of(c, member_ids))
 
-    async def member_of(self, issuer: str, subject: str) -> str | None:
-        async def work(connection: AsyncConnection) -> str | None:
+    async def linked(self, issuer: str, subject: str) -> IdentityRecord | None:
+        """The linked identity, with the member it belongs to now (after any merge)."""
+
+        async def work(connection: AsyncConnection) -> IdentityRecord | None:
             found = await store.identity(connection, issuer, subject)
-            if found is None:
+            if found is None or not found.active:
                 return None
             members = await repository.members_by_id(connection, [found.member_id])
-            return members[found.member_id].id if found.member_id in members else None
+            if found.member_id not in members:
+                return None
+            return dataclasses.replace(found, member_id=members[found.member_id].id)
 
         return await self.uow.read(work)
 
@@ -283,6 +328,7 @@ class IdentityService:
         subject: str,
         mfa: bool,
         lifetime: timedelta,
+        step_up_from: datetime | None = None,
     ) -> str:
         token = secrets.token_urlsafe(32)
         now = self.clock()
@@ -293,6 +339,7 @@ class IdentityService:
             "issuer": issuer,
             "subject": subject,
             "mfa": mfa,
+            "step_up_from": step_up_from,
             "created_at": now,
             "expires_at": now + lifetime,
         }
@@ -315,15 +362,7 @@ class IdentityService:
             survivor = members[found.member_id].id
             if survivor == found.member_id:
                 return found
-            return SessionRecord(
-                found.id,
-                survivor,
-                found.operator,
-                found.issuer,
-                found.subject,
-                found.mfa,
-                found.expires_at,
-            )
+            return dataclasses.replace(found, member_id=survivor)
 
         return await self.uow.read(work)
 

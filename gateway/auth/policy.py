@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from partners.config import Partner
 
 from ..errors import DomainError, ErrorCode
 from .principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
+
+STEP_UP_WINDOW = timedelta(hours=24)
 
 
 def denied(message: str, field: tuple[str, ...] = ()) -> DomainError:
@@ -63,8 +66,27 @@ class Access:
             return
         raise denied("Members cannot do this; a partner's app or an operator can.")
 
-    def spend(self, partner: Partner, points: int, member_id: str) -> None:
-        """Redeeming or converting ``points`` of ``partner`` from ``member_id``'s wallet."""
+    def needs_step_up(self, partner: Partner, now: datetime) -> bool:
+        """Whether the caller's spending at ``partner`` counts against its step-up
+        threshold: a member whose sign-in shows no second factor that counts yet."""
+        principal = self.principal
+        if not isinstance(principal, MemberPrincipal) or partner.step_up is None:
+            return False
+        counts = principal.step_up_from is None or now >= principal.step_up_from
+        return not (principal.mfa and counts)
+
+    def spend(
+        self,
+        partner: Partner,
+        points: int,
+        member_id: str,
+        now: datetime,
+        spent_recently: int = 0,
+    ) -> None:
+        """Redeeming or converting ``points`` of ``partner`` from ``member_id``'s wallet.
+
+        ``spent_recently``: what the member redeemed or converted at the partner in the last
+        ``STEP_UP_WINDOW``, so that splitting a large amount does not avoid step-up."""
         principal = self.principal
         if isinstance(principal, OperatorPrincipal):
             return
@@ -73,12 +95,16 @@ class Access:
             return
         if principal.member_id != member_id:
             raise denied("You can only spend your own points.", ("member",))
-        threshold = partner.step_up.points if partner.step_up else None
-        if threshold is not None and points > threshold and not principal.mfa:
+        if not self.needs_step_up(partner, now):
+            return
+        assert partner.step_up is not None
+        threshold = partner.step_up.points
+        if points + spent_recently > threshold:
             raise DomainError(
                 ErrorCode.STEP_UP_REQUIRED,
-                f"Spending more than {threshold} points at '{partner.slug}' needs a sign-in "
-                "with a second factor (multi-factor authentication).",
+                f"Spending more than {threshold} points at '{partner.slug}' within 24 hours "
+                "needs a sign-in with a second factor (multi-factor authentication); a "
+                "sign-in linked in the last 24 hours does not count yet.",
                 ("points",),
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 PARTNER_SCOPES = frozenset(
     {"members:enrol", "members:read", "points:earn", "points:redeem", "points:reverse"}
@@ -19,6 +20,8 @@ class MemberPrincipal:
     subject: str
     mfa: bool  # the sign-in showed multi-factor authentication (acr/amr)
     session_id: str | None = None  # set for browser sessions
+    authenticated_at: datetime | None = None  # when the person signed in (auth_time / iat)
+    step_up_from: datetime | None = None  # when ``mfa`` starts to count (a new link waits)
 
 
 @dataclass(frozen=True)

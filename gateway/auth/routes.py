@@ -22,9 +22,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..graphql.scalars import encode_id
-from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of
+from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of, signed_in_at
 from .errors import InvalidToken
-from .identity import FLOW_LIFETIME, IdentityService
+from .identity import FLOW_LIFETIME, IdentityService, recently_signed_in, step_up_from
 from .principal import MemberPrincipal, OperatorPrincipal
 from .providers import Provider
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.auth")
 
 DEFAULT_RETURN = "/graphql"
+LEEWAY_DELTA = timedelta(seconds=60)
 
 
 class AuthRoutes:
@@ -54,7 +55,8 @@ class AuthRoutes:
             Route("/auth/login/{provider}", self.login, methods=["GET"]),
             Route("/auth/link/{provider}", self.link, methods=["GET"]),
             Route("/auth/callback/{provider}", self.callback, methods=["GET"]),
-            Route("/auth/logout", self.logout, methods=["GET", "POST"]),
+            Route("/auth/logout", self.logout_page, methods=["GET"]),
+            Route("/auth/logout", self.logout, methods=["POST"]),
             Route("/auth/me", self.me, methods=["GET"]),
         ]
 
@@ -95,7 +97,7 @@ class AuthRoutes:
     def _cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
             name,
-            self.auth.signer.sign(value).decode(),
+            self.auth.sign(name, value),
             max_age=max_age,
             path="/",
             httponly=True,
@@ -137,6 +139,8 @@ class AuthRoutes:
                 ("nonce", flow.nonce),
                 ("code_challenge", create_s256_code_challenge(flow.code_verifier)),
                 ("code_challenge_method", "S256"),
+                # A link must be a fresh sign-in, not a provider session left open.
+                *([("prompt", "login"), ("max_age", "0")] if purpose == "link" else []),
             ],
         )
         response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
@@ -152,6 +156,13 @@ class AuthRoutes:
         principal = await self.auth.session_principal(request)
         if not isinstance(principal, MemberPrincipal):
             return self._page(401, "Sign in first", "Sign in before linking another account.")
+        if not recently_signed_in(principal, self.identity.clock()):
+            return self._page(
+                401,
+                "Sign in again",
+                "Linking an account needs a sign-in from the last 10 minutes: sign out, "
+                "sign in again, then link.",
+            )
         return await self._start(request, "link", principal.member_id)
 
     async def callback(self, request: Request) -> Response:
@@ -160,7 +171,8 @@ class AuthRoutes:
             return self._page(404, "Unknown provider", "No partner signs in by that name.")
         state = request.query_params.get("state", "")
         cookie = request.cookies.get(FLOW_COOKIE)
-        bound = self.auth.unsign(cookie, int(FLOW_LIFETIME.total_seconds())) if cookie else None
+        lifetime = int(FLOW_LIFETIME.total_seconds())
+        bound = self.auth.unsign(FLOW_COOKIE, cookie, lifetime) if cookie else None
         if not state or bound is None or not hmac.compare_digest(state, bound):
             return self._page(400, "Sign-in refused", "The sign-in state does not match.")
         flow = await self.identity.finish_flow(state)
@@ -187,14 +199,23 @@ class AuthRoutes:
                 return self._page(
                     400, "Link refused", "Finish the link in the session that began it."
                 )
+            signed_in = signed_in_at({"auth_time": claims.get("auth_time")})
+            if signed_in is None or signed_in < flow.created_at - LEEWAY_DELTA:
+                return self._page(
+                    400, "Link refused", "The provider did not show a fresh sign-in for this link."
+                )
             await self.identity.link(principal.member_id, proof)
             response: Response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
             self._forget(response, FLOW_COOKIE)
             return response
         operator = provider.is_operator(claims)
-        member_id = None if operator else (await self.identity.sign_in(proof)).member_id
+        member_id, waits = None, None
+        if not operator:
+            member_id = (await self.identity.sign_in(proof)).member_id
+            identity = await self.identity.linked(proof.issuer, proof.subject)
+            waits = step_up_from(identity) if identity else None
         token = await self.identity.open_session(
-            member_id, operator, proof.issuer, proof.subject, mfa, self.session_lifetime
+            member_id, operator, proof.issuer, proof.subject, mfa, self.session_lifetime, waits
         )
         response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
         self._cookie(response, SESSION_COOKIE, token, int(self.session_lifetime.total_seconds()))
@@ -233,14 +254,24 @@ class AuthRoutes:
 
     async def logout(self, request: Request) -> Response:
         cookie = request.cookies.get(SESSION_COOKIE)
-        token = self.auth.unsign(cookie, 10**9) if cookie else None
+        token = self.auth.unsign(SESSION_COOKIE, cookie, 10**9) if cookie else None
         if token is not None:
             await self.identity.close_session(token)
-        response = (
-            RedirectResponse("/", 303) if request.method == "GET" else Response(status_code=204)
-        )
+        response: Response
+        if "text/html" in request.headers.get("accept", ""):
+            response = RedirectResponse("/", 303)  # a browser's form
+        else:
+            response = Response(status_code=204)
         self._forget(response, SESSION_COOKIE)
         return response
+
+    async def logout_page(self, request: Request) -> Response:
+        """GET shows a button: a link or image on another site cannot sign anyone out."""
+        body = (
+            "<!doctype html><meta charset=utf-8><title>Sign out</title><h1>Sign out</h1>"
+            '<form method="post" action="/auth/logout"><button>Sign out</button></form>'
+        )
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     async def me(self, request: Request) -> Response:
         """Who the session cookie signs in, for pages and scripts."""

@@ -21,11 +21,18 @@ class IdentityRecord:
     subject: str
     member_id: str
     provider: str
+    origin: str  # "sign_in" or "link"
     linked_at: datetime
+    unlinked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.unlinked_at is None
 
 
 @dataclass(frozen=True)
 class FlowRecord:
+    created_at: datetime
     purpose: str
     provider: str
     nonce: str
@@ -43,6 +50,8 @@ class SessionRecord:
     subject: str
     mfa: bool
     expires_at: datetime
+    created_at: datetime
+    step_up_from: datetime | None  # when this sign-in's second factor starts to count
 
 
 def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
@@ -50,13 +59,22 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
 
 
 def _identity(row: Any) -> IdentityRecord:
-    return IdentityRecord(row.issuer, row.subject, row.member_id, row.provider, row.linked_at)
+    return IdentityRecord(
+        row.issuer,
+        row.subject,
+        row.member_id,
+        row.provider,
+        row.origin,
+        row.linked_at,
+        row.unlinked_at,
+    )
 
 
 # Identities
 
 
 async def identity(connection: AsyncConnection, issuer: str, subject: str) -> IdentityRecord | None:
+    """The identity, linked or unlinked."""
     row = (
         await connection.execute(
             sa.select(identities).where(
@@ -73,7 +91,7 @@ async def identities_of(
     found: dict[str, list[IdentityRecord]] = defaultdict(list)
     result = await connection.execute(
         sa.select(identities)
-        .where(identities.c.member_id.in_(member_ids))
+        .where(identities.c.member_id.in_(member_ids), identities.c.unlinked_at.is_(None))
         .order_by(identities.c.linked_at, identities.c.issuer, identities.c.subject)
     )
     for row in result:
@@ -87,24 +105,53 @@ async def claim_identity(
     subject: str,
     member_id: str,
     provider: str,
+    origin: str,
     at: datetime,
 ) -> bool:
     """Attach the identity unless it is attached already; a racing insert waits."""
+    values = {
+        "issuer": issuer,
+        "subject": subject,
+        "member_id": member_id,
+        "provider": provider,
+        "origin": origin,
+        "linked_at": at,
+    }
     statement = (
         _insert(connection, identities)
-        .values(
-            issuer=issuer, subject=subject, member_id=member_id, provider=provider, linked_at=at
-        )
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["issuer", "subject"])
         .returning(identities.c.member_id)
     )
     return (await connection.execute(statement)).first() is not None
 
 
-async def delete_identity(
+async def reattach_identity(
+    connection: AsyncConnection,
+    issuer: str,
+    subject: str,
+    member_id: str,
+    origin: str,
+    at: datetime,
+) -> bool:
+    """Give an unlinked identity to ``member_id``; False when it is not unlinked (any more)."""
+    result = await connection.execute(
+        sa.update(identities)
+        .where(
+            identities.c.issuer == issuer,
+            identities.c.subject == subject,
+            identities.c.unlinked_at.isnot(None),
+        )
+        .values(member_id=member_id, origin=origin, linked_at=at, unlinked_at=None)
+    )
+    return bool(result.rowcount)
+
+
+async def unlink_identity(
     connection: AsyncConnection, issuer: str, subject: str, member_id: str, now: datetime
 ) -> bool:
-    """Detach the identity, and end the sessions it signed in: it proves nothing now."""
+    """Detach the identity, and end the sessions it signed in: it proves nothing now. The
+    row stays, marked unlinked, so that the next sign-in with it starts a new member."""
     await connection.execute(
         sa.update(sessions)
         .where(
@@ -116,11 +163,14 @@ async def delete_identity(
         .values(revoked_at=now)
     )
     result = await connection.execute(
-        sa.delete(identities).where(
+        sa.update(identities)
+        .where(
             identities.c.issuer == issuer,
             identities.c.subject == subject,
             identities.c.member_id == member_id,
+            identities.c.unlinked_at.is_(None),
         )
+        .values(unlinked_at=now)
     )
     return bool(result.rowcount)
 
@@ -189,6 +239,7 @@ async def consume_flow(
         .where(*conditions)
         .values(consumed_at=now)
         .returning(
+            auth_flows.c.created_at,
             auth_flows.c.purpose,
             auth_flows.c.provider,
             auth_flows.c.nonce,
@@ -201,7 +252,13 @@ async def consume_flow(
     if row is None:
         return None
     return FlowRecord(
-        row.purpose, row.provider, row.nonce, row.code_verifier, row.member_id, row.return_to
+        row.created_at,
+        row.purpose,
+        row.provider,
+        row.nonce,
+        row.code_verifier,
+        row.member_id,
+        row.return_to,
     )
 
 
@@ -231,7 +288,15 @@ async def session(
     if row is None:
         return None
     return SessionRecord(
-        row.id, row.member_id, row.operator, row.issuer, row.subject, row.mfa, row.expires_at
+        row.id,
+        row.member_id,
+        row.operator,
+        row.issuer,
+        row.subject,
+        row.mfa,
+        row.expires_at,
+        row.created_at,
+        row.step_up_from,
     )
 
 
@@ -256,7 +321,7 @@ async def partners_of(
         enrolments.c.member_id.in_(member_ids)
     )
     signed_in = sa.select(identities.c.member_id, identities.c.provider.label("partner")).where(
-        identities.c.member_id.in_(member_ids)
+        identities.c.member_id.in_(member_ids), identities.c.unlinked_at.is_(None)
     )
     for row in await connection.execute(sa.union(enrolled, signed_in)):
         found[row.member_id].add(row.partner)

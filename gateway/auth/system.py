@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
-from itsdangerous import TimestampSigner
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
@@ -68,7 +67,7 @@ class AuthSystem:
             # Development only (production refuses to start without one): sessions end
             # when the process restarts.
             secret = secrets.token_urlsafe(32)
-        self.signer = TimestampSigner(secret, salt="coalition-session")
+        self.secret = secret
         self.dev_secret = secrets.token_urlsafe(24)
         self.dev_providers: dict[str, DevProvider] = {}
         for name, sign_in in self.sign_ins.items():
@@ -128,7 +127,7 @@ class AuthSystem:
             providers,
             issuer,
             self.identity,
-            self.signer,
+            self.secret,
             int(timedelta(hours=self.settings.session_hours).total_seconds()),
         )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..auth.policy import denied
+from partners.config import Partner
+
+from ..auth.policy import STEP_UP_WINDOW, denied
 from ..errors import DomainError, ErrorCode
 from ..records import MemberRef
 from .context import Info
@@ -36,7 +38,12 @@ async def check_member(info: Info, ref: MemberRef) -> str | None:
     if ref.id is None:
         if access.member_id is None:
             return None  # a partner's own customer id: its own enrolments only
-        member_id = await info.context.service.resolve_member(ref)
+        try:
+            member_id = await info.context.service.resolve_member(ref)
+        except DomainError:
+            # The same answer as for someone else's customer id: a member cannot probe
+            # which customer ids exist.
+            raise denied("You can only act on your own account.", ("member",)) from None
     else:
         member_id = await _survivor(info, ref.id) or ""
     if access.member_id is not None:
@@ -46,3 +53,13 @@ async def check_member(info: Info, ref: MemberRef) -> str | None:
     if not member_id or not await info.context.sees_member(member_id):
         raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
     return member_id
+
+
+async def spent_recently(info: Info, partner: Partner, member_id: str | None, key: str) -> int:
+    """What the member spent at ``partner`` in the step-up window, when step-up applies."""
+    access = info.context.access
+    service = info.context.service
+    now = service.clock()
+    if member_id is None or not access.needs_step_up(partner, now):
+        return 0
+    return await service.spent_since(member_id, partner.slug, now - STEP_UP_WINDOW, key)

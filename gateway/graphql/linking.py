@@ -8,6 +8,8 @@ import strawberry
 
 from ..auth.authenticate import proof_of
 from ..auth.errors import InvalidToken
+from ..auth.identity import recently_signed_in
+from ..auth.principal import MemberPrincipal
 from ..errors import DomainError, ErrorCode
 from .context import Info
 from .members import Member
@@ -57,6 +59,21 @@ class UnlinkIdentityPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+def _recent_member(info: Info) -> str:
+    """The signed-in member, who must have signed in within the last 10 minutes: linking
+    and unlinking change who can act for the account."""
+    member_id = info.context.access.require_member()
+    principal = info.context.principal
+    assert isinstance(principal, MemberPrincipal)
+    if not recently_signed_in(principal, info.context.service.clock()):
+        raise DomainError(
+            ErrorCode.REAUTHENTICATION_REQUIRED,
+            "Linking or unlinking a sign-in needs a sign-in from the last 10 minutes: sign "
+            "in again and retry.",
+        )
+    return member_id
+
+
 async def _me(info: Info) -> Member | None:
     member_id = info.context.access.member_id
     record = await info.context.loaders.members.load(member_id) if member_id else None
@@ -71,7 +88,7 @@ class LinkMutations:
     )
     async def start_account_link(self, info: Info) -> StartAccountLinkPayload:
         try:
-            member_id = info.context.access.require_member()
+            member_id = _recent_member(info)
         except DomainError as error:
             return StartAccountLinkPayload(user_errors=UserError.of(error))
         nonce, expires_at = await info.context.identity.start_native_link(member_id)
@@ -125,7 +142,7 @@ class LinkMutations:
         self, info: Info, input: UnlinkIdentityInput
     ) -> UnlinkIdentityPayload:
         try:
-            member_id = info.context.access.require_member()
+            member_id = _recent_member(info)
             pair = decode_identity_id(str(input.identity_id))
             if pair is None:
                 raise DomainError(ErrorCode.UNKNOWN_IDENTITY, "No such identity.", ("identity_id",))

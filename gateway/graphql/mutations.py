@@ -6,7 +6,7 @@ import strawberry
 
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
-from .access import check_member, require_own_points
+from .access import check_member, require_own_points, spent_recently
 from .context import Info
 from .linking import LinkMutations
 from .members import Member
@@ -78,13 +78,16 @@ class Mutation(LinkMutations):
                 access.act_at(input.partner, "points:redeem")
             member = input.member.resolve(input.partner)
             member_id = await check_member(info, member)
-            info.context.access.spend(service.partner(input.partner), input.points, member_id or "")
+            partner = service.partner(input.partner)
+            recent = await spent_recently(info, partner, member_id, input.idempotency_key)
+            access.spend(partner, input.points, member_id or "", service.clock(), recent)
             posting = await service.redeem(
                 input.partner,
                 member,
                 input.points,
                 input.idempotency_key,
                 reason=input.reason,
+                caller=access.member_id,
             )
         except DomainError as error:
             return RedeemPointsPayload(user_errors=UserError.of(error))
@@ -101,7 +104,9 @@ class Mutation(LinkMutations):
             service = info.context.service
             source = service.partner(input.from_partner, "from_partner")
             owner = (await info.context.loaders.members.load(member_id)) or None
-            info.context.access.spend(source, input.points, owner.id if owner else member_id)
+            owner_id = owner.id if owner else member_id
+            recent = await spent_recently(info, source, owner_id, input.idempotency_key)
+            info.context.access.spend(source, input.points, owner_id, service.clock(), recent)
             posting = await service.convert(
                 member_id,
                 input.from_partner,

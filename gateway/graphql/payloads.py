@@ -10,6 +10,7 @@ import strawberry
 from ..errors import DomainError, ErrorCode
 from ..exchange import Quote
 from ..records import MemberRef, Posting, WalletRecord
+from ..validation import MAX_CUSTOMER_ID_LENGTH, clean_text
 from .context import Info
 from .members import Member
 from .scalars import decode_member_id
@@ -61,12 +62,35 @@ class MemberReferenceInput:
     )
 
     def resolve(self, partner: str) -> MemberRef:
+        """The reference, checked: a customer id (and the partner it is looked up at) with
+        control characters, blank or too long is INVALID_INPUT here, before it reaches the
+        database (PostgreSQL cannot even compare text holding a NUL)."""
         if self.id is not None and self.id is not strawberry.UNSET:
             member_id = decode_member_id(str(self.id))
             if member_id is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
             return MemberRef(id=member_id)
-        return MemberRef(partner=partner, customer_id=str(self.partner_customer_id))
+        customer_id = customer_id_of(self.partner_customer_id, ("member", "partner_customer_id"))
+        clean_text(partner, "partner", MAX_CUSTOMER_ID_LENGTH, True)
+        return MemberRef(partner=partner, customer_id=customer_id)
+
+
+def customer_id_of(
+    value: str | None, field: tuple[str, ...] = ("partner_customer_id",)
+) -> str:
+    """A partner's customer id as sent, checked like ``enrolMember`` checks it; raises
+    INVALID_INPUT at ``field``."""
+    try:
+        cleaned = clean_text(
+            None if value is strawberry.UNSET else value,
+            "partner_customer_id",
+            MAX_CUSTOMER_ID_LENGTH,
+            True,
+        )
+    except DomainError as error:
+        raise DomainError(error.code, error.message, field) from None
+    assert cleaned is not None  # required
+    return cleaned
 
 
 def member_id_of(value: strawberry.ID, field: str = "member_id") -> str:

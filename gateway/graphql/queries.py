@@ -15,6 +15,7 @@ from .payloads import (
     QuoteConversionInput,
     QuoteConversionPayload,
     UserError,
+    customer_id_of,
     member_id_of,
 )
 from .scalars import decode_member_id
@@ -81,9 +82,14 @@ class Query:
         own = info.context.access.partner
         if own is not None and own != partner:
             return None
+        if partner not in info.context.service.coalition.partners:
+            return None
         try:
+            # Control characters (a NUL), blank or too long: no such customer, and never a
+            # database error.
+            customer_id = customer_id_of(partner_customer_id)
             member_id = await info.context.service.resolve_member(
-                MemberRef(partner=partner, customer_id=partner_customer_id)
+                MemberRef(partner=partner, customer_id=customer_id)
             )
         except DomainError:
             return None

@@ -23,13 +23,17 @@ def upgrade() -> None:
     with op.batch_alter_table("members") as batch_op:
         batch_op.add_column(sa.Column("merged_into", sa.String(length=36), nullable=True))
         batch_op.add_column(sa.Column("merged_at", Moment, nullable=True))
+    # Step-up sums what a member spent at a partner in the last day.
+    op.create_index("ix_transfers_member_created", "transfers", ["member_id", "created_at"])
     op.create_table(
         "identities",
         sa.Column("issuer", sa.String(length=255), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False),
         sa.Column("member_id", sa.String(length=36), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("origin", sa.String(length=16), nullable=False),
         sa.Column("linked_at", Moment, nullable=False),
+        sa.Column("unlinked_at", Moment, nullable=True),
         sa.ForeignKeyConstraint(["member_id"], ["members.id"]),
         sa.PrimaryKeyConstraint("issuer", "subject"),
     )
@@ -58,6 +62,7 @@ def upgrade() -> None:
         sa.Column("issuer", sa.String(length=255), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False),
         sa.Column("mfa", sa.Boolean(), nullable=False),
+        sa.Column("step_up_from", Moment, nullable=True),
         sa.Column("created_at", Moment, nullable=False),
         sa.Column("expires_at", Moment, nullable=False),
         sa.Column("revoked_at", Moment, nullable=True),
@@ -93,6 +98,7 @@ def downgrade() -> None:
     op.drop_table("auth_flows")
     op.drop_index("ix_identities_member_id", table_name="identities")
     op.drop_table("identities")
+    op.drop_index("ix_transfers_member_created", table_name="transfers")
     with op.batch_alter_table("members") as batch_op:
         batch_op.drop_column("merged_at")
         batch_op.drop_column("merged_into")
