@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, 
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .reader import MAX_POINTS, ConfigError, Reader
 from .sign_in import SignIn, StepUp, read_sign_in, read_step_up
@@ -234,8 +235,30 @@ def _load_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(file, None, "-", f"is not valid TOML: {error}") from None
 
 
+def _issuer_key(issuer: str) -> str:
+    """``issuer`` as compared for duplicates: scheme and host in lower case, without the
+    default port (``read_sign_in`` already dropped a trailing slash)."""
+    parts = urlsplit(issuer)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != {"https": 443, "http": 80}.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{parts.path}"
+
+
 def load_coalition(directory: Path | str) -> Coalition:
-    """Load ``coalition.toml`` and every other ``*.toml`` in ``directory`` as a partner."""
+    """Load ``coalition.toml`` and every other ``*.toml`` in ``directory`` as a partner.
+
+    Two sign-ins (partners' or the coalition's) may not name one provider issuer: tokens and
+    identities are told apart by issuer, so a shared one would sign a member of one partner
+    in as the other's customer (or as an operator).
+    """
     folder = Path(directory)
     coalition_file = folder / "coalition.toml"
     if not coalition_file.is_file():
@@ -243,8 +266,14 @@ def load_coalition(directory: Path | str) -> Coalition:
     top = Reader(coalition_file, None, _load_toml(coalition_file))
     top.unknown_keys({"name", "settlement_currency", "sign_in"})
     settlement_currency = top.text("settlement_currency", CURRENCY_CODE)
+    coalition_sign_in: SignIn | None = _optional(
+        top, "sign_in", lambda table: read_sign_in(table, coalition=True)
+    )
     partners: dict[str, Partner] = {}
     currencies: dict[str, str] = {}
+    issuers: dict[str, str] = {}  # issuer key -> who uses it: "partner 'x'" or "the coalition"
+    if coalition_sign_in is not None and coalition_sign_in.issuer is not None:
+        issuers[_issuer_key(coalition_sign_in.issuer)] = "the coalition (coalition.toml)"
     for file in sorted(folder.glob("*.toml")):
         if file.name == "coalition.toml":
             continue
@@ -263,6 +292,18 @@ def load_coalition(directory: Path | str) -> Coalition:
             raise ConfigError(
                 file, partner.slug, "currency.code", "must differ from the settlement currency"
             )
+        issuer = partner.sign_in.issuer if partner.sign_in is not None else None
+        if issuer is not None:
+            key = _issuer_key(issuer)
+            if key in issuers:
+                raise ConfigError(
+                    file,
+                    partner.slug,
+                    "sign_in.issuer",
+                    f"'{issuer}' is already the provider of {issuers[key]}; each partner and "
+                    "the coalition need their own issuer",
+                )
+            issuers[key] = f"partner '{partner.slug}'"
         partners[partner.slug] = partner
         currencies[partner.currency_code] = partner.slug
     if not partners:
@@ -280,7 +321,7 @@ def load_coalition(directory: Path | str) -> Coalition:
         name=top.text("name"),
         settlement_currency=settlement_currency,
         partners=partners,
-        sign_in=_optional(top, "sign_in", lambda table: read_sign_in(table, coalition=True)),
+        sign_in=coalition_sign_in,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
+from gateway.records import MemberRef
 from tests.conftest import Gateway
 from tests.operations import (
     CONVERT,
@@ -157,6 +160,65 @@ async def test_enrol_refuses_unknown_partner_and_blank_customer(gateway: Gateway
     assert codes(blank) == ["INVALID_INPUT"]
     assert codes(control) == ["INVALID_INPUT"]
     assert unknown["member"] is None
+
+
+async def test_control_characters_in_a_customer_id_are_invalid_input_not_a_crash(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+):
+    """A NUL (which PostgreSQL text cannot hold) or another control character in a member
+    reference or a lookup is refused before any query: INVALID_INPUT in a mutation, null in
+    memberByEnrolment, never "Unexpected error."."""
+    member = await enrol(gateway, customer="A")
+    await earn(gateway, member, 100, "E-0")
+    resolved: list[MemberRef] = []
+    resolve_member = gateway.service.resolve_member
+
+    async def spy(ref: MemberRef) -> str:
+        resolved.append(ref)
+        return await resolve_member(ref)
+
+    monkeypatch.setattr(gateway.service, "resolve_member", spy)
+    skyway = await gateway.partner_token("skyway")
+    bad_ids = ["A\u0000", "A\x1f", "\u0000", "A" * 129, " "]
+    for token in (None, skyway):
+        for index, customer in enumerate(bad_ids):
+            for operation, name in ((EARN, "earnPoints"), (REDEEM, "redeemPoints")):
+                variables = {
+                    "partner": "skyway",
+                    "member": {"partnerCustomerId": customer},
+                    "points": 5,
+                    "idempotencyKey": f"bad-{name}-{index}",
+                }
+                body = await gateway.gql(operation, {"input": variables}, token)
+                result = body["data"][name]
+                assert codes(result) == ["INVALID_INPUT"], (name, customer, body)
+                assert result["userErrors"][0]["field"] == [
+                    "input",
+                    "member",
+                    "partnerCustomerId",
+                ]
+                assert result["transfer"] is None
+    # The partner a customer id is looked up at, too (an operator names any partner).
+    variables = {
+        "partner": "sky\u0000",
+        "member": {"partnerCustomerId": "A"},
+        "points": 5,
+        "idempotencyKey": "bad-partner",
+    }
+    for operation in (EARN, REDEEM):
+        result = payload(await gateway.gql(operation, {"input": variables}))
+        assert codes(result) in (["INVALID_INPUT"], ["UNKNOWN_PARTNER"]), result
+
+    lookup = """query($partner: String!, $customer: String!) {
+      memberByEnrolment(partner: $partner, partnerCustomerId: $customer) { id } }"""
+    for token in (None, skyway):
+        for partner, customer in [("skyway", c) for c in bad_ids] + [("sky\u0000", "A")]:
+            body = await gateway.gql(lookup, {"partner": partner, "customer": customer}, token)
+            assert body["data"] == {"memberByEnrolment": None}, (partner, customer, body)
+        found = await gateway.gql(lookup, {"partner": "skyway", "customer": "A"}, token)
+        assert found["data"]["memberByEnrolment"]["id"] == member
+    assert all(ref.customer_id == "A" and ref.partner == "skyway" for ref in resolved), resolved
+    assert await balances(gateway, member) == {"brewbar": 0, "freshmart": 0, "skyway": 100}
 
 
 async def test_earn_points_shows_transfer_legs_and_wallet(gateway: Gateway):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import check_exposure, is_loopback, main
 from gateway.database import create_engine
 from gateway.demo import load_demo
 from gateway.service import LedgerService
+from gateway.settings import SettingsError
 from partners.config import DEMO_DIRECTORY, load_coalition
 
 
@@ -61,3 +62,94 @@ def test_demo_data_loads_twice_without_change(tmp_path: Path) -> None:
         return {w.pool: w.balance for w in wallets[member]}
 
     assert asyncio.run(run()) == {"skyway": 840}
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("gateway.example", False),
+        ("", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_demo_ways_in_on_a_network_need_an_explicit_development_environment() -> None:
+    development = ["skyway", "coalition"]
+    with pytest.raises(SettingsError, match="not loopback") as refused:
+        check_exposure("0.0.0.0", development, False, {})
+    assert "skyway, coalition" in str(refused.value) and "COALITION_ENV" in str(refused.value)
+    with pytest.raises(SettingsError, match="demo OAuth clients"):
+        check_exposure("::", [], True, {})
+    with pytest.raises(SettingsError):  # production is not a development choice
+        check_exposure("10.0.0.1", development, True, {"COALITION_ENV": "production"})
+    warning = check_exposure("0.0.0.0", development, True, {"COALITION_ENV": " Development "})
+    assert warning is not None and warning.startswith("warning:")
+    assert "skyway" in warning and "demo OAuth clients" in warning
+    assert check_exposure("127.0.0.1", development, True, {}) is None
+    assert check_exposure("0.0.0.0", [], False, {}) is None  # real providers, no demo clients
+
+
+class _Uvicorn:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        import uvicorn
+
+        self.calls: list[dict[str, object]] = []
+        monkeypatch.setattr(uvicorn, "run", lambda app, **options: self.calls.append(options))
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+        monkeypatch.setenv("COALITION_PUBLIC_URL", "http://gateway.example")
+        for name in ("COALITION_ENV", "HOST", "COALITION_DEMO_DATA", "COALITION_CONFIG_DIR"):
+            monkeypatch.delenv(name, raising=False)
+
+
+def test_serve_refuses_the_demo_on_a_network_unless_told_development(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uvicorn = _Uvicorn(monkeypatch, tmp_path)
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    error = capsys.readouterr().err
+    assert "error: refusing to serve the development sign-in provider" in error
+    assert "'0.0.0.0'" in error and "COALITION_ENV=development" in error
+    assert uvicorn.calls == []
+
+    assert main(["serve", "--host", "127.0.0.1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert uvicorn.calls[-1]["host"] == "127.0.0.1"
+
+    monkeypatch.setenv("COALITION_ENV", "development")
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    warned = capsys.readouterr().err
+    assert "warning: serving the development sign-in provider" in warned and "'0.0.0.0'" in warned
+    assert uvicorn.calls[-1]["host"] == "0.0.0.0"
+
+
+def test_serve_on_a_network_with_real_providers_and_no_demo_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uvicorn = _Uvicorn(monkeypatch, tmp_path)
+    config = tmp_path / "config"
+    config.mkdir()
+    for file in DEMO_DIRECTORY.glob("*.toml"):
+        text = file.read_text().replace(
+            "development = true", f'issuer = "https://login.{file.stem}.example"'
+        )
+        (config / file.name).write_text(text)
+    monkeypatch.setenv("COALITION_CONFIG_DIR", str(config))
+    for name in ("coalition", *load_coalition(config).partners):
+        prefix = "COALITION_OIDC_" + name.upper().replace("-", "_")
+        monkeypatch.setenv(prefix + "_CLIENT_ID", "gateway")
+        monkeypatch.setenv(prefix + "_CLIENT_SECRET", "secret")
+    monkeypatch.setenv("COALITION_DEMO_DATA", "false")
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert uvicorn.calls[-1]["host"] == "0.0.0.0"

@@ -131,7 +131,7 @@ async def test_operator_token_by_body_credentials(gateway: Gateway) -> None:
 
 
 async def test_basic_credentials_are_form_url_decoded(gateway: Gateway) -> None:
-    secret = "p@ss:w rd+%/é-secret"
+    secret = "p@ss:w rd+%/é-secret-of-32-or-more-characters"
     client_id, _ = await _client(gateway, secret=secret)
     await _token(gateway, client_id, secret)  # _post_token form-encodes both parts
 
@@ -420,6 +420,9 @@ async def test_client_input_is_checked(gateway: Gateway) -> None:
         ("Sky Way", None, {}, "not a partner slug"),
         ("skyway", None, {"client_id": "bad id"}, "a client id is"),
         ("skyway", None, {"secret": "short"}, "a client secret is"),
+        ("skyway", None, {"secret": "x" * 31}, "a client secret is 32 to 256"),
+        ("skyway", None, {"secret": "x" * 257}, "a client secret is"),
+        ("skyway", None, {"secret": "tab\there" + "x" * 32}, "printable"),
     ]
     for partner, scopes, options, message in refused:
         with pytest.raises(clients.ClientError, match=message):
@@ -430,11 +433,55 @@ async def test_client_input_is_checked(gateway: Gateway) -> None:
 
 
 def test_secret_hash_format() -> None:
-    stored = clients.hash_secret("correct horse battery")
-    scheme, n, r, p, salt, digest = stored.split("$")
-    assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
-    assert len(base64.b64decode(salt)) == 16 and len(base64.b64decode(digest)) == 32
-    assert clients.verify_secret("correct horse battery", stored)
-    assert not clients.verify_secret("correct horse battery!", stored)
-    assert not clients.verify_secret("correct horse battery", "scrypt$1$2$3$x$y")
-    assert not clients.verify_secret("correct horse battery", "garbage")
+    secret = clients.new_secret()
+    assert len(secret) >= clients.MIN_SECRET == 32
+    stored = clients.hash_secret(secret)
+    assert stored == "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
+    assert clients.verify_secret(secret, stored)
+    assert not clients.verify_secret(secret + "!", stored)
+    assert not clients.verify_secret(secret, stored.replace("sha256$", "md5$"))
+    assert not clients.verify_secret(secret, "sha256$" + "00" * 32)
+    assert not clients.verify_secret(secret, "sha256$zz")
+    assert not clients.verify_secret(secret, "garbage")
+    assert not clients.verify_secret("\ud800", stored)  # a lone surrogate does not raise
+
+
+async def test_token_attempts_cost_one_fast_hash_each(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No slow password hash an unauthenticated caller could make the server spend CPU on,
+    and the same work (one hash and comparison) whether the client exists or not."""
+
+    def no_scrypt(*args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("scrypt on the token endpoint")
+
+    monkeypatch.setattr(hashlib, "scrypt", no_scrypt)
+    verified: list[str] = []
+    real_verify = clients.verify_secret
+
+    def spy(secret: str, stored: str) -> bool:
+        verified.append(stored)
+        return real_verify(secret, stored)
+
+    monkeypatch.setattr(clients, "verify_secret", spy)
+    engine = gateway.service.engine
+    client_id, secret = await _client(gateway)
+    disabled_id, disabled_secret = await _client(gateway)
+    await clients.disable_client(engine, disabled_id, gateway.clock())
+
+    assert await clients.authenticate(engine, client_id, secret) is not None
+    attempts = [
+        (client_id, secret + "x"),
+        (client_id, ""),
+        ("skyway-nobody", secret),
+        ("bad id", secret),
+        (client_id, "x" * (clients.MAX_SECRET + 1)),
+        (disabled_id, disabled_secret),
+    ]
+    for attempt in attempts:
+        assert await clients.authenticate(engine, *attempt) is None, attempt
+    await _token(gateway, client_id, secret)
+    response = await _post_token(gateway, {"grant_type": "client_credentials"}, ("nobody", secret))
+    _assert_oauth_error(response, 401, "invalid_client")
+    assert len(verified) == len(attempts) + 3
+    assert all(stored.startswith("sha256$") and len(stored) == 71 for stored in verified)

@@ -9,7 +9,7 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
 from partners.config import load_coalition
-from tests.test_config import COALITION, partner, refusal, write
+from tests.test_config import COALITION, assert_names, partner, refusal, write
 
 
 def one(tmp_path: Path, sign_in: str, coalition: str = COALITION) -> Path:
@@ -56,6 +56,48 @@ def test_the_coalition_names_the_operator_role(tmp_path: Path) -> None:
 def test_bad_sign_in_settings_are_refused_by_name(tmp_path: Path, sign_in: str, field: str) -> None:
     error = refusal(one(tmp_path, sign_in))
     assert (error.partner, error.field) == ("alpha", field)
+
+
+def _issuer(url: str) -> str:
+    return f'[sign_in]\nissuer = "{url}"\n'
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "https://login.shared.example",
+        "https://login.shared.example/",
+        "https://LOGIN.Shared.example:443",
+    ],
+)
+def test_two_partners_cannot_share_a_provider_issuer(tmp_path: Path, other: str) -> None:
+    files = {
+        "alpha": partner("alpha", "ALP", extra=_issuer("https://login.shared.example")),
+        "beta": partner("beta", "BET", extra=_issuer(other)),
+    }
+    error = refusal(write(tmp_path, files))
+    assert_names(error, tmp_path / "beta.toml", "beta", "sign_in.issuer")
+    assert "partner 'alpha'" in error.problem
+
+
+def test_a_partner_cannot_share_the_coalitions_provider_issuer(tmp_path: Path) -> None:
+    coalition = COALITION + _issuer("https://login.shared.example")
+    files = {"alpha": partner("alpha", "ALP", extra=_issuer("https://login.shared.example"))}
+    error = refusal(write(tmp_path, files, coalition))
+    assert_names(error, tmp_path / "alpha.toml", "alpha", "sign_in.issuer")
+    assert "the coalition" in error.problem
+
+
+def test_distinct_issuers_and_development_providers_load(tmp_path: Path) -> None:
+    coalition = COALITION + "[sign_in]\ndevelopment = true\n"
+    files = {
+        "alpha": partner("alpha", "ALP", extra=_issuer("https://login.shared.example/alpha")),
+        "beta": partner("beta", "BET", extra=_issuer("https://login.shared.example/beta")),
+        "gamma": partner("gamma", "GAM", extra="[sign_in]\ndevelopment = true\n"),
+        "delta": partner("delta", "DEL", extra="[sign_in]\ndevelopment = true\n"),
+    }
+    loaded = load_coalition(write(tmp_path, files, coalition))
+    assert set(loaded.partners) == {"alpha", "beta", "gamma", "delta"}
 
 
 def test_the_coalition_slug_is_reserved(tmp_path: Path) -> None:

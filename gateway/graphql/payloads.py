@@ -75,9 +75,7 @@ class MemberReferenceInput:
         return MemberRef(partner=partner, customer_id=customer_id)
 
 
-def customer_id_of(
-    value: str | None, field: tuple[str, ...] = ("partner_customer_id",)
-) -> str:
+def customer_id_of(value: str | None, field: tuple[str, ...] = ("partner_customer_id",)) -> str:
     """A partner's customer id as sent, checked like ``enrolMember`` checks it; raises
     INVALID_INPUT at ``field``."""
     try:
