@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +30,7 @@ from .database import create_engine, migrate
 from .demo import load_demo
 from .graphql.context import Context
 from .graphql.schema import build_schema
+from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
 from .service import LedgerService, utcnow
 from .settings import Settings
@@ -52,6 +55,16 @@ async def health(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     return RedirectResponse("/graphql")
+
+
+async def sweep_holds(holds: HoldService, every: float) -> None:
+    """Release expired holds now and then; every worker may run it, each hold settles once."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await holds.expire_due()
+        except Exception:
+            log.exception("releasing expired holds failed; trying again later")
 
 
 def create_app(
@@ -79,11 +92,23 @@ def create_app(
                 if not settings.production:
                     await ensure_demo_clients(engine, sorted(coalition.partners), clock())
             app.state.service = service
+            app.state.holds = holds = HoldService(service)
+            sweeper = (
+                asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds))
+                if settings.hold_sweep_seconds > 0
+                else None
+            )
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
             gc.collect()
             gc.freeze()
-            yield
+            try:
+                yield
+            finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
         finally:
             await auth.stop()
             await engine.dispose()
@@ -118,7 +143,9 @@ def create_app(
                 {"WWW-Authenticate": 'Bearer realm="coalition"'},
                 "UNAUTHENTICATED",
             )
-        return Context(_service(request), principal, auth.identity, authenticator)
+        return Context(
+            _service(request), principal, auth.identity, authenticator, request.app.state.holds
+        )
 
     browser = AuthRoutes(
         auth,

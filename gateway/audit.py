@@ -26,6 +26,14 @@ CHECKS = {
         SELECT t.id FROM transfers t WHERE t.kind = 'conversion' AND 2 <> (
             SELECT COUNT(DISTINCT e.pool) FROM entries e WHERE e.transfer_id = t.id)
     """,
+    "a pool's holds account differs from its open holds": """
+        SELECT a.pool, COALESCE(SUM(e.amount), 0) FROM accounts a
+        LEFT JOIN entries e ON e.account_id = a.id
+        WHERE a.code = 'holds' GROUP BY a.pool
+        HAVING COALESCE(SUM(e.amount), 0) <> (
+            SELECT COALESCE(SUM(h.points), 0) FROM holds h
+            WHERE h.partner = a.pool AND h.status = 'authorized')
+    """,
     "a transfer has no entries": """
         SELECT t.id FROM transfers t
         WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)

@@ -180,6 +180,26 @@ def _audit(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+def _expire_holds(settings: Settings) -> int:
+    from .database import create_engine, migrate
+    from .holds import HoldService
+    from .service import LedgerService
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            service = LedgerService(engine, load_coalition(settings.config_dir))
+            await service.start()
+            return await HoldService(service).expire_due(limit=10**6)
+        finally:
+            await engine.dispose()
+
+    released = asyncio.run(run())
+    print(f"Released {released} expired hold(s).")
+    return 0
+
+
 T = TypeVar("T")
 
 
@@ -324,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("path", nargs="?", default="schema.graphql")
     commands.add_parser("audit", help="check the ledger's invariants; exits 1 on a problem")
+    commands.add_parser(
+        "expire-holds", help="release every point-of-sale hold past its expiry (safe to repeat)"
+    )
     client = commands.add_parser("client", help="manage OAuth clients of partner apps, operators")
     client_commands = client.add_subparsers(dest="action", required=True)
     create = client_commands.add_parser("create", help="create a client; prints its secret once")
@@ -363,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             return _client(settings, args)
         if args.command == "keys":
             return _keys(settings, args.action)
+        if args.command == "expire-holds":
+            return _expire_holds(settings)
         return _audit(settings)
     except (ConfigError, SettingsError, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ class AccountCode(Enum):
     REDEMPTION = "redemption"  # the partner's: points members spent with it
     LIQUIDITY = "liquidity"  # the operator's: the side of each pool a conversion passes through
     FEES = "fees"  # the operator's: conversion fees
+    HOLDS = "holds"  # the partner's: points held for redemptions not yet captured
 
 
 SYSTEM_ACCOUNTS = tuple(code for code in AccountCode if code is not AccountCode.WALLET)
@@ -34,6 +35,9 @@ class TransferKind(Enum):
     CONVERSION = "conversion"
     REVERSAL = "reversal"
     MERGE = "merge"  # a retired member's points moved to the member it was merged into
+    HOLD = "hold"  # points set aside for a point-of-sale redemption
+    CAPTURE = "capture"  # a hold completed, in full or in part (the rest released)
+    RELEASE = "release"  # a hold voided or expired: its points back in the wallet
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,23 @@ def merge_legs(pool: str, retired: str, survivor: str, points: int) -> list[Leg]
     ]
 
 
+def hold_legs(pool: str, points: int) -> list[Leg]:
+    """The wallet's points move to the pool's holds account: no longer available."""
+    return [Leg(pool, AccountCode.WALLET, -points), Leg(pool, AccountCode.HOLDS, points)]
+
+
+def capture_legs(pool: str, held: int, captured: int) -> list[Leg]:
+    """A hold of ``held`` points completed for ``captured``; the rest goes back."""
+    legs = [Leg(pool, AccountCode.HOLDS, -held), Leg(pool, AccountCode.REDEMPTION, captured)]
+    if held > captured:
+        legs.append(Leg(pool, AccountCode.WALLET, held - captured))
+    return legs
+
+
+def release_legs(pool: str, held: int) -> list[Leg]:
+    return [Leg(pool, AccountCode.HOLDS, -held), Leg(pool, AccountCode.WALLET, held)]
+
+
 def reversal_legs(
     kind: TransferKind, legs: Sequence[Leg], total: int, points: int | None
 ) -> list[Leg]:
@@ -106,6 +127,12 @@ def reversal_legs(
         raise DomainError(
             ErrorCode.NOT_REVERSIBLE,
             "Moving points between merged members cannot be reversed.",
+            ("transfer_id",),
+        )
+    if kind in (TransferKind.HOLD, TransferKind.RELEASE):
+        raise DomainError(
+            ErrorCode.NOT_REVERSIBLE,
+            "A hold is undone with voidRedemption, not reversed.",
             ("transfer_id",),
         )
     if points is None or points == total:

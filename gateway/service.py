@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -180,7 +180,10 @@ class LedgerService:
         values: dict[str, Any],
         member_id: str | None,
         legs: list[Leg],
+        guard: Callable[[AsyncConnection, int], Awaitable[None]] | None = None,
     ) -> Posting:
+        """Claim the key and post the legs; ``guard`` runs between the two (not on a
+        replay) with the new transfer's id, and may raise to refuse the whole posting."""
         assert_balanced(legs)
         scope, key, fingerprint = (
             values["idempotency_scope"],
@@ -203,6 +206,8 @@ class LedgerService:
             replay = await self._replay(connection, scope, key, fingerprint)
             assert replay is not None
             return replay
+        if guard is not None:
+            await guard(connection, transfer_id)
         try:
             records = await repository.post_legs(
                 connection, transfer_id, member_id, legs, self._system_accounts

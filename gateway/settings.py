@@ -63,6 +63,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     migrate_on_start: bool = True
     graphiql: bool = True
+    hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
     environment: str = "development"  # or "production": secure cookies, no dev providers
     public_url: str = ""  # how browsers and clients reach the gateway; default from host/port
     session_secret: str = ""  # signs cookies; required in production
@@ -109,6 +110,7 @@ class Settings:
             max_query_tokens=_number(environ, "GRAPHQL_MAX_TOKENS", 2000),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
+            hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
             environment=environ.get("COALITION_ENV", "development").strip().lower(),
             public_url=environ.get("COALITION_PUBLIC_URL", ""),
             session_secret=environ.get("COALITION_SESSION_SECRET", ""),

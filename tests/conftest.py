@@ -37,6 +37,7 @@ TABLES = (
     "sessions",
     "oauth_clients",
     "signing_keys",
+    "holds",
     "members",
 )
 _pg_state: dict[str, str | None] = {}

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..tables import auth_flows, enrolments, identities, members, sessions
+from ..tables import auth_flows, enrolments, holds, identities, members, sessions
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ async def retire_member(
         .where(sa.or_(members.c.id == retired, members.c.merged_into == retired))
         .values(merged_into=survivor, merged_at=at)
     )
-    for table in (enrolments, identities, sessions, auth_flows):
+    for table in (enrolments, identities, sessions, auth_flows, holds):
         await connection.execute(
             sa.update(table).where(table.c.member_id == retired).values(member_id=survivor)
         )

@@ -15,6 +15,7 @@ from ..auth.identity import IdentityService
 from ..auth.policy import Access
 from ..auth.principal import Principal
 from ..auth.store import IdentityRecord
+from ..holds import HoldRecord, HoldService
 from ..records import EnrolmentRecord, LegRecord, MemberRecord, TransferRecord, WalletRecord
 from ..service import LedgerService
 
@@ -42,6 +43,14 @@ def _many(
     return load
 
 
+def _held(holds: HoldService) -> Callable[[list[str]], Awaitable[list[dict[str, int]]]]:
+    async def load(member_ids: list[str]) -> list[dict[str, int]]:
+        found = await holds.held(member_ids)
+        return [found.get(member_id, {}) for member_id in member_ids]
+
+    return load
+
+
 @dataclass
 class Loaders:
     members: DataLoader[str, MemberRecord | None]
@@ -52,9 +61,13 @@ class Loaders:
     reversals: DataLoader[int, int | None]
     partners_of: DataLoader[str, set[str] | None]
     identities: DataLoader[str, list[IdentityRecord]]
+    held: DataLoader[str, dict[str, int]]
+    holds: DataLoader[int, HoldRecord | None]
 
     @classmethod
-    def for_service(cls, service: LedgerService, identity: IdentityService) -> Loaders:
+    def for_service(
+        cls, service: LedgerService, identity: IdentityService, holds: HoldService
+    ) -> Loaders:
         return cls(
             members=DataLoader(_one(service.members)),
             wallets=DataLoader(_many(service.wallets)),
@@ -64,6 +77,8 @@ class Loaders:
             reversals=DataLoader(_one(service.reversals)),
             partners_of=DataLoader(_one(identity.partners_of)),
             identities=DataLoader(_many(identity.identities)),
+            held=DataLoader(_held(holds)),
+            holds=DataLoader(_one(holds.holds)),
         )
 
 
@@ -73,6 +88,7 @@ class Context:
     principal: Principal
     identity: IdentityService
     authenticator: Authenticator
+    holds: HoldService
 
     @cached_property
     def access(self) -> Access:
@@ -81,7 +97,7 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         """Built on first use: a mutation that reads nothing nested needs none."""
-        return Loaders.for_service(self.service, self.identity)
+        return Loaders.for_service(self.service, self.identity, self.holds)
 
     async def sees_transfer(self, record: TransferRecord) -> bool:
         access = self.access

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -16,7 +17,10 @@ from ..records import MemberRecord, WalletRecord
 from .context import Info
 from .errors import ArgumentError
 from .scalars import identity_id, member_uuid
-from .types import Money, Partner, Transfer, Wallet, money
+from .types import HoldStatus, Money, Partner, Transfer, Wallet, money
+
+if TYPE_CHECKING:
+    from .holds import Hold
 
 MAX_PAGE = 100
 
@@ -213,3 +217,20 @@ class Member(relay.Node):
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+    @strawberry.field(
+        description="The member's point-of-sale holds, newest first (a partner's app sees "
+        "those at its own pool). At most 100."
+    )
+    async def holds(
+        self, info: Info, status: HoldStatus | None = None, first: int = 20
+    ) -> list[Annotated[Hold, strawberry.lazy("gateway.graphql.holds")]]:
+        from .holds import Hold
+
+        if not 0 <= first <= MAX_PAGE:
+            raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
+        wanted = status.value if status is not None else None
+        found = await info.context.holds.of_member(self.member_id, wanted, MAX_PAGE)
+        access = info.context.access
+        visible = [hold for hold in found if access.sees_pool(hold.partner)]
+        return [Hold.of(hold) for hold in visible[:first]]

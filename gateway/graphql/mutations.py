@@ -8,6 +8,7 @@ from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from .access import check_member, require_own_points, spent_recently
 from .context import Info
+from .holds import HoldMutations
 from .linking import LinkMutations
 from .members import Member
 from .payloads import (
@@ -30,7 +31,7 @@ from .types import Transfer
 
 
 @strawberry.type
-class Mutation(LinkMutations):
+class Mutation(LinkMutations, HoldMutations):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."

@@ -9,6 +9,7 @@ from ..errors import DomainError
 from ..records import MemberRef
 from .access import require_own_points
 from .context import Info
+from .holds import Hold
 from .members import Member
 from .payloads import (
     ConversionQuote,
@@ -30,10 +31,11 @@ class Query:
             global_id = relay.GlobalID.from_id(str(id))
         except Exception:
             return None
-        kinds: dict[str, type[Partner] | type[Member] | type[Transfer]] = {
+        kinds: dict[str, type[Partner] | type[Member] | type[Transfer] | type[Hold]] = {
             "Partner": Partner,
             "Member": Member,
             "Transfer": Transfer,
+            "Hold": Hold,
         }
         kind = kinds.get(global_id.type_name)
         if kind is None:

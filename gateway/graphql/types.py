@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -30,6 +31,14 @@ AccountCode = strawberry.enum(
         "the partner's ISSUANCE and REDEMPTION, the operator's LIQUIDITY and FEES."
     ),
 )
+
+
+@strawberry.enum(description="Where a point-of-sale hold stands.")
+class HoldStatus(Enum):
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"
 
 
 @strawberry.type(description="An amount of money in the settlement currency.")
@@ -203,14 +212,28 @@ class Wallet:
     def partner(self, info: Info) -> Partner:
         return Partner.of(info, self.record.pool)
 
-    @strawberry.field(description="Points in the wallet, in the partner's currency.")
-    def balance(self) -> int:
+    async def _held(self, info: Info) -> int:
+        held = await info.context.loaders.held.load(self.record.member_id)
+        return held.get(self.record.pool, 0)
+
+    @strawberry.field(
+        description="The member's points here, in the partner's currency: available plus held."
+    )
+    async def balance(self, info: Info) -> int:
+        return self.record.balance + await self._held(info)
+
+    @strawberry.field(description="Points in open point-of-sale holds, not spendable.")
+    async def held(self, info: Info) -> int:
+        return await self._held(info)
+
+    @strawberry.field(description="Points that can be spent now: the balance less what is held.")
+    def available(self) -> int:
         return self.record.balance
 
     @strawberry.field(description="The balance's worth in the settlement currency.")
-    def value(self, info: Info) -> Money:
+    async def value(self, info: Info) -> Money:
         point_value = info.context.service.coalition.partners[self.record.pool].point_value
-        return money(info, point_value * self.record.balance)
+        return money(info, point_value * (self.record.balance + await self._held(info)))
 
 
 @strawberry.type(description="One posting of a transfer to one account.")
