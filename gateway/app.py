@@ -32,6 +32,7 @@ from .graphql.context import Context
 from .graphql.schema import build_schema
 from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
+from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
 
@@ -93,6 +94,7 @@ def create_app(
                     await ensure_demo_clients(engine, sorted(coalition.partners), clock())
             app.state.service = service
             app.state.holds = holds = HoldService(service)
+            app.state.rewards = RewardService(service)
             sweeper = (
                 asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds))
                 if settings.hold_sweep_seconds > 0
@@ -144,7 +146,12 @@ def create_app(
                 "UNAUTHENTICATED",
             )
         return Context(
-            _service(request), principal, auth.identity, authenticator, request.app.state.holds
+            _service(request),
+            principal,
+            auth.identity,
+            authenticator,
+            request.app.state.holds,
+            request.app.state.rewards,
         )
 
     browser = AuthRoutes(

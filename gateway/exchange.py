@@ -81,3 +81,33 @@ def quote(coalition: Coalition, source: str, target: str, points: int, at: datet
             ("points",),
         )
     return Quote(source, target, points, fee, rule.rate, received, rule, at)
+
+
+def quote_to_receive(
+    coalition: Coalition, source: str, target: str, wanted: int, at: datetime
+) -> Quote:
+    """The smallest conversion of ``source`` points that gives at least ``wanted`` points of
+    ``target``, fee included (what paying a price in another pool costs)."""
+    rule = coalition.rule_in_force(source, target, at)
+    if rule is None or source == target:
+        return quote(coalition, source, target, max(1, wanted), at)  # raises the right error
+    low, high = rule.min_points, rule.max_points
+
+    def received(points: int) -> int:
+        net = points - fee_for(rule, points)
+        return 0 if net <= 0 else int((net * rule.rate).quantize(Decimal(1), ROUND_FLOOR))
+
+    if received(high) < wanted:
+        raise DomainError(
+            ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+            f"{wanted} points of '{target}' cost more than the {high} points of '{source}' "
+            "that can be converted at once.",
+            ("pay_with",),
+        )
+    while low < high:  # received() never falls as points grow: the fee is below 100%
+        middle = (low + high) // 2
+        if received(middle) >= wanted:
+            high = middle
+        else:
+            low = middle + 1
+    return quote(coalition, source, target, low, at)

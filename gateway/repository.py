@@ -25,7 +25,7 @@ from .records import (
     TransferRecord,
     WalletRecord,
 )
-from .tables import accounts, enrolments, entries, members, transfers
+from .tables import accounts, enrolments, entries, members, obligations, transfers
 
 
 class Overdraft(Exception):
@@ -432,3 +432,7 @@ async def spent_since(
         )
     )
     return int(total or 0)
+
+
+async def insert_obligation(connection: AsyncConnection, values: dict[str, Any]) -> None:
+    await connection.execute(sa.insert(obligations).values(**values))

@@ -358,7 +358,10 @@ class LedgerService:
                 "rate": str(quote.rate),
                 "fee": quote.fee,
             }
-            return await self._post(connection, values, owner, conversion_legs(quote))
+            posting = await self._post(connection, values, owner, conversion_legs(quote))
+            if not posting.replayed:
+                await self._owe_for_conversion(connection, posting.transfer, source, target)
+            return posting
 
         return await self.uow.write(work)
 
@@ -410,13 +413,39 @@ class LedgerService:
                 # A merged member's points now live with the survivor.
                 owner = await repository.live_member(connection, owner)
             try:
-                return await self._post(connection, values, owner, legs)
+                posting = await self._post(connection, values, owner, legs)
+                if original.kind is TransferKind.CONVERSION and original.to_partner:
+                    # The liability goes back: the target now owes the source.
+                    await self._owe_for_conversion(
+                        connection, original, original.to_partner, original.partner
+                    )
+                return posting
             except IntegrityError as error:
                 if "reverses" in str(error.orig):
                     raise _already_reversed() from None
                 raise
 
         return await self.uow.write(work)
+
+    async def _owe_for_conversion(
+        self, connection: AsyncConnection, transfer: TransferRecord, debtor: str, creditor: str
+    ) -> None:
+        """A conversion moves liability: the source partner owes the target the worth of
+        the points the target now owes the member (a reversal, the other way round)."""
+        target = transfer.to_partner or creditor
+        points = transfer.received_points or 0
+        amount = self.coalition.partners[target].point_value * points
+        await repository.insert_obligation(
+            connection,
+            {
+                "kind": "conversion",
+                "debtor": debtor,
+                "creditor": creditor,
+                "amount": str(amount),
+                "transfer_id": transfer.id,
+                "created_at": self.clock(),
+            },
+        )
 
     async def absorb_wallets(
         self, connection: AsyncConnection, retired: str, survivor: str

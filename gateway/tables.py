@@ -248,6 +248,91 @@ class Hold(SQLModel, table=True):
     settled_at: datetime | None = Field(default=None, sa_type=Moment)
 
 
+class Reward(SQLModel, table=True):
+    """A reward a partner publishes, priced in its own points."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        sa.CheckConstraint("stock IS NULL OR stock >= 0", name="ck_reward_stock"),
+        sa.Index("ix_rewards_partner", "partner", "active"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    partner: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=120)
+    description: str | None = Field(default=None, max_length=1000)
+    price_points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    value: str = Field(max_length=40)  # in the settlement currency, a decimal string
+    charity: str | None = Field(default=None, max_length=120)
+    valid_from: datetime = Field(sa_type=Moment)
+    valid_until: datetime | None = Field(default=None, sa_type=Moment)
+    stock: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    per_member_limit: int | None = Field(default=None)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=Moment)
+    updated_at: datetime = Field(sa_type=Moment)
+
+
+class RewardClaim(SQLModel, table=True):
+    """How many times a member has redeemed a reward: the per-member limit's counter."""
+
+    __tablename__ = "reward_claims"
+
+    reward_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("rewards.id"), primary_key=True)
+    )
+    member_id: str = Field(primary_key=True, foreign_key="members.id", max_length=36)
+    count: int = Field(default=0)
+
+
+class RewardRedemption(SQLModel, table=True):
+    """A member's receipt: what was paid, from which pool, at which rate."""
+
+    __tablename__ = "reward_redemptions"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    reward_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("rewards.id"), nullable=False))
+    member_id: str = Field(foreign_key="members.id", index=True, max_length=36)
+    partner: str = Field(max_length=32)  # the reward's partner
+    paid_with: str = Field(max_length=32)  # the pool the member paid from
+    price_points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    paid_points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    value: str = Field(max_length=40)
+    rate: str | None = Field(default=None, max_length=40)
+    conversion_transfer_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"))
+    )
+    redeem_transfer_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), nullable=False, unique=True)
+    )
+    gift_code: str | None = Field(default=None, max_length=64)
+    charity: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(sa_type=Moment)
+
+
+class Obligation(SQLModel, table=True):
+    """What one partner owes another (or the operator) in the settlement currency; each
+    goes into exactly one settlement statement when its period is closed."""
+
+    __tablename__ = "obligations"
+    __table_args__ = (sa.Index("ix_obligations_open", "statement_period", "created_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    kind: str = Field(max_length=16)  # reward | conversion | issuance_fee
+    debtor: str = Field(max_length=32)
+    creditor: str = Field(max_length=32)  # a partner, or "operator"
+    amount: str = Field(max_length=40)  # decimal string, settlement currency
+    transfer_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"))
+    )
+    redemption_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("reward_redemptions.id"))
+    )
+    created_at: datetime = Field(sa_type=Moment)
+    statement_period: int | None = Field(default=None, sa_column=sa.Column(BigId))
+
+
 metadata = SQLModel.metadata
 members = Member.__table__  # type: ignore[attr-defined]
 enrolments = Enrolment.__table__  # type: ignore[attr-defined]
@@ -260,3 +345,7 @@ sessions = Session.__table__  # type: ignore[attr-defined]
 clients = Client.__table__  # type: ignore[attr-defined]
 signing_keys = SigningKey.__table__  # type: ignore[attr-defined]
 holds = Hold.__table__  # type: ignore[attr-defined]
+rewards = Reward.__table__  # type: ignore[attr-defined]
+reward_claims = RewardClaim.__table__  # type: ignore[attr-defined]
+reward_redemptions = RewardRedemption.__table__  # type: ignore[attr-defined]
+obligations = Obligation.__table__  # type: ignore[attr-defined]

@@ -53,29 +53,28 @@ def check_points(points: int, field: str = "points") -> int:
     return points
 
 
-def check_amount(amount: Decimal) -> Decimal:
-    """A purchase amount: positive, bounded, at most 4 decimals, normalised."""
+def check_amount(amount: Decimal, field: str = "purchase_amount") -> Decimal:
+    """An amount of money: positive, bounded, at most 4 decimals, normalised."""
+    name = _label(field)
     try:
         if not amount.is_finite():
             raise InvalidOperation
         normalised = amount.normalize()
     except InvalidOperation:
-        raise invalid("purchase_amount", "purchaseAmount must be a number.") from None
+        raise invalid(field, f"{name} must be a number.") from None
     if amount <= 0:
         raise DomainError(
-            ErrorCode.AMOUNT_NOT_POSITIVE,
-            "purchaseAmount must be greater than zero.",
-            ("purchase_amount",),
+            ErrorCode.AMOUNT_NOT_POSITIVE, f"{name} must be greater than zero.", (field,)
         )
     if amount > MAX_PURCHASE_AMOUNT:
         raise DomainError(
             ErrorCode.AMOUNT_OUT_OF_BOUNDS,
-            f"purchaseAmount can be at most {MAX_PURCHASE_AMOUNT}.",
-            ("purchase_amount",),
+            f"{name} can be at most {MAX_PURCHASE_AMOUNT}.",
+            (field,),
         )
     exponent = normalised.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -4:
-        raise invalid("purchase_amount", "purchaseAmount has more than 4 decimal places.")
+        raise invalid(field, f"{name} has more than 4 decimal places.")
     if isinstance(exponent, int) and exponent > 0:
         normalised = normalised.quantize(Decimal(1))
     return normalised

@@ -24,7 +24,9 @@ from gateway.audit import audit
 from gateway.service import LedgerService
 from gateway.settings import Settings
 
-PARTNER_SCOPES = "members:enrol members:read points:earn points:redeem points:reverse"
+PARTNER_SCOPES = (
+    "members:enrol members:read points:earn points:redeem points:reverse rewards:manage"
+)
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
@@ -38,6 +40,10 @@ TABLES = (
     "oauth_clients",
     "signing_keys",
     "holds",
+    "obligations",
+    "reward_redemptions",
+    "reward_claims",
+    "rewards",
     "members",
 )
 _pg_state: dict[str, str | None] = {}

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 PARTNER_SCOPES = frozenset(
-    {"members:enrol", "members:read", "points:earn", "points:redeem", "points:reverse"}
+    {
+        "members:enrol",
+        "members:read",
+        "points:earn",
+        "points:redeem",
+        "points:reverse",
+        "rewards:manage",
+    }
 )
 OPERATOR_SCOPE = "operator"
 

@@ -17,6 +17,7 @@ from ..auth.principal import Principal
 from ..auth.store import IdentityRecord
 from ..holds import HoldRecord, HoldService
 from ..records import EnrolmentRecord, LegRecord, MemberRecord, TransferRecord, WalletRecord
+from ..rewards import RewardService
 from ..service import LedgerService
 
 K = TypeVar("K")
@@ -89,6 +90,7 @@ class Context:
     identity: IdentityService
     authenticator: Authenticator
     holds: HoldService
+    rewards: RewardService
 
     @cached_property
     def access(self) -> Access:

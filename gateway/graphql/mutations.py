@@ -26,12 +26,13 @@ from .payloads import (
     conversion_payload,
     member_id_of,
 )
+from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .types import Transfer
 
 
 @strawberry.type
-class Mutation(LinkMutations, HoldMutations):
+class Mutation(LinkMutations, HoldMutations, RewardMutations):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."

@@ -19,23 +19,27 @@ from .payloads import (
     customer_id_of,
     member_id_of,
 )
+from .rewards import Reward, RewardQueries
 from .scalars import decode_member_id
 from .types import Partner, Transfer
 
 
 @strawberry.type
-class Query:
+class Query(RewardQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         try:
             global_id = relay.GlobalID.from_id(str(id))
         except Exception:
             return None
-        kinds: dict[str, type[Partner] | type[Member] | type[Transfer] | type[Hold]] = {
+        kinds: dict[
+            str, type[Partner] | type[Member] | type[Transfer] | type[Hold] | type[Reward]
+        ] = {
             "Partner": Partner,
             "Member": Member,
             "Transfer": Transfer,
             "Hold": Hold,
+            "Reward": Reward,
         }
         kind = kinds.get(global_id.type_name)
         if kind is None:
