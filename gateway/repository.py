@@ -420,13 +420,13 @@ async def spent_since(
     since: datetime,
     except_key: str,
 ) -> int:
-    """Points the members redeemed or converted out of ``pool`` since ``since``, leaving out
+    """Points the members redeemed, converted or held out of ``pool`` since ``since``, leaving out
     the transfer keyed ``except_key`` (a retry must not count its own first call)."""
     total = await connection.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
             transfers.c.member_id.in_(member_ids),
             transfers.c.partner == pool,
-            transfers.c.kind.in_(["redeem", "conversion"]),
+            transfers.c.kind.in_(["redeem", "conversion", "hold"]),
             transfers.c.created_at >= since,
             transfers.c.idempotency_key != except_key,
         )

@@ -132,13 +132,20 @@ class HoldPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
     @classmethod
-    def of(cls, done: HoldPosting) -> HoldPayload:
+    async def of(cls, info: Info, done: HoldPosting) -> HoldPayload:
         posting = done.posting
         balance = posting.balance_after(done.hold.partner)
+        member_id = posting.transfer.member_id
         wallet = None
-        if balance is not None and posting.transfer.member_id is not None:
-            record = WalletRecord(posting.transfer.member_id, done.hold.partner, balance)
-            wallet = Wallet(record=record)
+        if balance is not None and member_id is not None:
+            wallet = Wallet(record=WalletRecord(member_id, done.hold.partner, balance))
+        else:  # a full capture posts no wallet leg: the wallet as it stands
+            member = await info.context.loaders.members.load(done.hold.member_id)
+            if member is not None:
+                held = await info.context.loaders.wallets.load(member.id)
+                current = next((w for w in held if w.pool == done.hold.partner), None)
+                wallet = Wallet(record=current or WalletRecord(member.id, done.hold.partner, 0))
+        info.context.loaders.held.clear_all()
         return cls(
             hold=Hold.of(done.hold),
             transfer=Transfer.of(posting.transfer),
@@ -186,7 +193,7 @@ class HoldMutations:
             )
         except DomainError as error:
             return HoldPayload(user_errors=UserError.of(error))
-        return HoldPayload.of(done)
+        return await HoldPayload.of(info, done)
 
     @strawberry.mutation(
         description="Complete a hold, in full or in part; the rest goes back to the member. "
@@ -200,7 +207,7 @@ class HoldMutations:
         except DomainError as error:
             return HoldPayload(user_errors=UserError.of(error))
         info.context.loaders.holds.clear(hold.id)
-        return HoldPayload.of(done)
+        return await HoldPayload.of(info, done)
 
     @strawberry.mutation(description="Release a hold: its points are available again.")
     async def void_redemption(self, info: Info, input: VoidRedemptionInput) -> HoldPayload:
@@ -210,4 +217,4 @@ class HoldMutations:
         except DomainError as error:
             return HoldPayload(user_errors=UserError.of(error))
         info.context.loaders.holds.clear(hold.id)
-        return HoldPayload.of(done)
+        return await HoldPayload.of(info, done)

@@ -5,6 +5,7 @@ See ``contract.md`` and ``openapi.yaml`` beside this file for the contract itsel
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -27,6 +28,7 @@ __all__ = [
     "UNKNOWN_KEY",
     "UNKNOWN_MEMBER",
     "UNKNOWN_TRANSACTION",
+    "derive_key",
     "format_time",
     "parse_time",
     "text_ok",
@@ -59,6 +61,20 @@ def text_ok(value: object, limit: int) -> bool:
         and bool(value.strip())
         and not any(unicodedata.category(char) in ("Cc", "Cs") for char in value)
     )
+
+
+def derive_key(*parts: str) -> str:
+    """A valid ``Idempotency-Key`` determined by ``parts`` (any text), e.g. the gateway's own
+    key, the member and the saga step: ``gw-`` and the SHA-256 of the length-prefixed parts.
+
+    The same parts always give the same key, and different parts different keys, so a caller's
+    key of any shape maps to one remote key per step.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return f"gw-{digest.hexdigest()}"
 
 
 def format_time(moment: datetime) -> str:
