@@ -100,6 +100,7 @@ class Coalition:
     settlement_currency: str
     partners: dict[str, Partner]
     sign_in: SignIn | None = None  # the coalition's own provider: operators, and members
+    fee_per_point_issued: Decimal = Decimal(0)  # the operator's, charged to the issuer
 
     def partner(self, slug: str) -> Partner | None:
         return self.partners.get(slug)
@@ -264,7 +265,12 @@ def load_coalition(directory: Path | str) -> Coalition:
     if not coalition_file.is_file():
         raise ConfigError(coalition_file, None, "-", "file not found")
     top = Reader(coalition_file, None, _load_toml(coalition_file))
-    top.unknown_keys({"name", "settlement_currency", "sign_in"})
+    top.unknown_keys({"name", "settlement_currency", "sign_in", "settlement"})
+    settlement = top.optional_table("settlement")
+    fee_per_point = Decimal(0)
+    if settlement is not None:
+        settlement.unknown_keys({"fee_per_point_issued"})
+        fee_per_point = settlement.decimal("fee_per_point_issued", default="0", positive=False)
     settlement_currency = top.text("settlement_currency", CURRENCY_CODE)
     coalition_sign_in: SignIn | None = _optional(
         top, "sign_in", lambda table: read_sign_in(table, coalition=True)
@@ -322,6 +328,7 @@ def load_coalition(directory: Path | str) -> Coalition:
         settlement_currency=settlement_currency,
         partners=partners,
         sign_in=coalition_sign_in,
+        fee_per_point_issued=fee_per_point,
     )
 
 
