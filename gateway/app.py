@@ -27,7 +27,7 @@ from .auth.providers import ProviderUnavailable
 from .auth.routes import AuthRoutes
 from .auth.system import AuthSystem
 from .database import create_engine, migrate
-from .demo import load_demo
+from .demo import load_demo, load_demo_rewards
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .holds import HoldService
@@ -95,6 +95,8 @@ def create_app(
             app.state.service = service
             app.state.holds = holds = HoldService(service)
             app.state.rewards = RewardService(service)
+            if settings.demo_data:
+                await load_demo_rewards(app.state.rewards)
             sweeper = (
                 asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds))
                 if settings.hold_sweep_seconds > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .records import MemberRef
+from .rewards import RewardDraft, RewardService
 from .service import LedgerService
 
 DEMO_MEMBERS = (
@@ -37,3 +38,37 @@ async def load_demo(service: LedgerService) -> None:
             purchase_amount=amount,
             reason=reason,
         )
+
+
+# Rewards at every brand: partner, kind, name, price in its points, value in EUR, extras.
+DEMO_REWARDS: tuple[tuple[str, str, str, int, str, dict[str, object]], ...] = (
+    ("skyway", "experience", "Lounge access", 3000, "25.00", {"stock": 50}),
+    ("skyway", "free_product", "Seat upgrade", 1500, "12.00", {}),
+    ("brewbar", "free_product", "Free cappuccino", 60, "2.80", {}),
+    ("brewbar", "discount", "10% off a bag of beans", 40, "1.50", {"per_member_limit": 2}),
+    ("freshmart", "gift_card", "EUR 5 gift card", 1000, "5.00", {}),
+    (
+        "freshmart",
+        "donation",
+        "A meal for the food bank",
+        400,
+        "2.00",
+        {"charity": "Voedselbank Amsterdam"},
+    ),
+)
+
+
+async def load_demo_rewards(rewards: RewardService) -> None:
+    """Publish the demo rewards once (by partner and name)."""
+    present = {(r.partner, r.name) for r in await rewards.catalogue(None, None, True, 1000)}
+    for partner, kind, name, price, value, extras in DEMO_REWARDS:
+        if partner not in rewards.ledger.coalition.partners or (partner, name) in present:
+            continue
+        draft = RewardDraft(
+            kind=kind,
+            name=name,
+            price_points=price,
+            value=Decimal(value),
+            **extras,  # type: ignore[arg-type]
+        )
+        await rewards.create(partner, draft)
