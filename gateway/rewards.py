@@ -9,6 +9,7 @@ redemption records what the paying partner owes the delivering one.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -333,9 +334,7 @@ class RewardService:
                 conversion = await ledger._post(
                     connection,
                     {
-                        **ledger._claim(
-                            f"reward:{member_id}", f"{idempotency_key}#conversion", request
-                        ),
+                        **ledger._claim(f"reward:{member_id}", _conversion_key(claim), request),
                         "kind": TransferKind.CONVERSION.value,
                         "partner": pay_with,
                         "to_partner": reward.partner,
@@ -475,6 +474,12 @@ class RewardService:
             )
         ).one()
         return Receipt.from_row(row, replayed=replayed)
+
+
+def _conversion_key(claim: dict[str, Any]) -> str:
+    """The key of a redemption's conversion step: derived, and short whatever the caller's."""
+    digest = hashlib.sha256(str(claim["idempotency_key"]).encode()).hexdigest()
+    return f"conversion:{digest}"
 
 
 def _gift_code() -> str:
