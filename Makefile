@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check schema bench clean
+.PHONY: run test lint check schema bench bench-settlement clean
 
 run: $(STAMP)
 	$(BIN)/coalition serve
@@ -22,6 +22,9 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.earn
+
+bench-settlement: $(STAMP)
+	$(BIN)/python -m bench.settlement
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'

@@ -30,11 +30,13 @@ from .database import create_engine, migrate
 from .demo import load_demo, load_demo_rewards
 from .graphql.context import Context
 from .graphql.schema import build_schema
+from .graphql.settlement import statement_download
 from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
 from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
+from .settlement import SettlementService
 
 log = logging.getLogger("gateway")
 
@@ -95,6 +97,7 @@ def create_app(
             app.state.service = service
             app.state.holds = holds = HoldService(service)
             app.state.rewards = RewardService(service)
+            app.state.settlement = SettlementService(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
             sweeper = (
@@ -154,6 +157,19 @@ def create_app(
             authenticator,
             request.app.state.holds,
             request.app.state.rewards,
+            request.app.state.settlement,
+        )
+
+    async def settlement_csv(request: Request) -> Response:
+        """A partner's settlement statement as CSV, authenticated like /graphql."""
+        try:
+            access = (await context(request)).access
+        except BadRequest as error:
+            body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+            return JSONResponse(body, status_code=error.status, headers=error.headers)
+        params = request.path_params
+        return await statement_download(
+            request.app.state.settlement, access, params["period_id"], params["partner"]
         )
 
     browser = AuthRoutes(
@@ -171,6 +187,7 @@ def create_app(
     routes = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
+        Route("/settlement/{period_id}/{partner}.csv", settlement_csv, methods=["GET"]),
         Route("/", home, methods=["GET"]),
         *auth_server_routes(),
         *browser.routes(),

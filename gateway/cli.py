@@ -1,18 +1,21 @@
 """`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
-manage OAuth clients and signing keys."""
+manage OAuth clients and signing keys, close settlement periods and reconcile them."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import getpass
 import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -24,6 +27,8 @@ from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from .settlement import Period, SettlementService, Statement
 
 
 def is_loopback(host: str) -> bool:
@@ -329,6 +334,138 @@ def _client(settings: Settings, args: argparse.Namespace) -> int:
     return _client_list(settings)
 
 
+def _period_end(text: str) -> datetime:
+    """``--period-end``: an ISO 8601 moment with a time zone (``Z`` or an offset)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone, e.g. {text}Z")
+    return moment
+
+
+def _settlement_service(engine: AsyncEngine, settings: Settings) -> SettlementService:
+    from .service import LedgerService
+    from .settlement import SettlementService
+
+    return SettlementService(LedgerService(engine, load_coalition(settings.config_dir)))
+
+
+def _print_statements(found: list[Statement], currency: str) -> None:
+    print(f"  {'partner':<12} {'payable':>16} {'receivable':>16} {'fees':>14} {'net':>16}")
+    for s in found:
+        print(
+            f"  {s.partner:<12} {s.gross_payable:>16} {s.gross_receivable:>16} {s.fees:>14} "
+            f"{s.net:>16}"
+        )
+    print(f"  (amounts in {currency}; net = receivable - payable - fees)")
+
+
+def _settlement_close(settings: Settings, end: datetime, by: str) -> int:
+    async def work(engine: AsyncEngine) -> tuple[Period, list[Statement]]:
+        service = _settlement_service(engine, settings)
+        period = await service.close(end, by)
+        return period, await service.statements(period.id)
+
+    period, found = _with_database(settings, work)
+    since = f"from {period.opens_at.isoformat()} " if period.opens_at else ""
+    if period.replayed:
+        print(
+            f"Period {period.id} ending {period.closes_at.isoformat()} was closed already "
+            f"(at {period.closed_at.isoformat()} by {period.closed_by}): nothing changed."
+        )
+    else:
+        print(
+            f"Closed period {period.id}: obligations {since}until {period.closes_at.isoformat()}"
+            f" (exclusive), {period.obligation_count} with the operator's fees."
+        )
+    _print_statements(found, period.currency)
+    return 0
+
+
+def _settlement_export(
+    settings: Settings, period_id: int, partner: str | None, output: str | None
+) -> int:
+    """Streams the CSV to stdout, or to ``output`` through a ``.part`` file renamed once
+    complete (so a failed export leaves no half file)."""
+    target = Path(output) if output else None
+    partial = target.with_name(target.name + ".part") if target else None
+
+    async def work(engine: AsyncEngine, stream: TextIO) -> str | None:
+        service = _settlement_service(engine, settings)
+        period = await service.period(period_id)
+        if period is None:
+            return f"no settlement period {period_id}"
+        if partner is not None and await service.statement(period_id, partner) is None:
+            return f"period {period_id} has no statement for {partner!r}"
+        async for line in service.csv_lines(period, partner):
+            stream.write(line)
+        return None
+
+    opened = (
+        partial.open("w", encoding="utf-8", newline="")
+        if partial
+        else contextlib.nullcontext(sys.stdout)
+    )
+    with opened as stream:
+        try:
+            problem = _with_database(settings, lambda engine: work(engine, stream))
+        except BaseException:
+            if partial:
+                partial.unlink(missing_ok=True)
+            raise
+    if problem is not None:
+        if partial:
+            partial.unlink(missing_ok=True)
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if target and partial:
+        partial.replace(target)
+        print(f"Wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _settlement_list(settings: Settings) -> int:
+    periods = _with_database(
+        settings, lambda engine: _settlement_service(engine, settings).periods()
+    )
+    if not periods:
+        print("No settlement period has been closed.")
+    for period in periods:
+        since = period.opens_at.isoformat() if period.opens_at else "the start"
+        print(
+            f"{period.id}  [{since}, {period.closes_at.isoformat()})  "
+            f"{period.obligation_count} obligation(s)  closed {period.closed_at.isoformat()} "
+            f"by {period.closed_by}"
+        )
+    return 0
+
+
+def _settlement(settings: Settings, args: argparse.Namespace) -> int:
+    from .settlement import SettlementError
+
+    try:
+        if args.action == "close":
+            return _settlement_close(settings, args.period_end, args.by)
+        if args.action == "export":
+            return _settlement_export(settings, args.period_id, args.partner, args.output)
+        return _settlement_list(settings)
+    except SettlementError as error:
+        print(f"error: {error.code.value}: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _reconcile(settings: Settings) -> int:
+    from .settlement import report
+
+    findings = _with_database(
+        settings, lambda engine: _settlement_service(engine, settings).reconcile()
+    )
+    print(report(findings))
+    return 1 if findings else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coalition", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -364,6 +501,30 @@ def main(argv: list[str] | None = None) -> int:
     key_commands = keys.add_subparsers(dest="action", required=True)
     key_commands.add_parser("rotate", help="new signing key; the old stays published a while")
     key_commands.add_parser("list", help="list the signing keys")
+    settle = commands.add_parser("settlement", help="close settlement periods, export statements")
+    settle_commands = settle.add_subparsers(dest="action", required=True)
+    close = settle_commands.add_parser(
+        "close", help="close the period ending at --period-end (a retry changes nothing)"
+    )
+    close.add_argument(
+        "--period-end",
+        type=_period_end,
+        required=True,
+        metavar="MOMENT",
+        help="the end (exclusive), with a time zone: 2026-12-01T00:00:00Z",
+    )
+    close.add_argument("--by", default=f"cli:{getpass.getuser()}", help="recorded as closed_by")
+    export_statement = settle_commands.add_parser(
+        "export", help="a closed period's statements as CSV"
+    )
+    export_statement.add_argument("period_id", type=int, metavar="PERIOD_ID")
+    export_statement.add_argument("--partner", help="only this partner's statement")
+    export_statement.add_argument("--output", help="write to this file (default: stdout)")
+    settle_commands.add_parser("list", help="list the closed periods")
+    commands.add_parser(
+        "reconcile",
+        help="prove the ledger and the settlement statements agree; exits 1 with a report",
+    )
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -388,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(settings, args.action)
         if args.command == "expire-holds":
             return _expire_holds(settings)
+        if args.command == "settlement":
+            return _settlement(settings, args)
+        if args.command == "reconcile":
+            return _reconcile(settings)
         return _audit(settings)
     except (ConfigError, SettingsError, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)

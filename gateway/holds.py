@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import repository
 from .errors import DomainError, ErrorCode
 from .ledger import TransferKind, capture_legs, hold_legs, release_legs
-from .records import MemberRef, Posting
+from .records import MemberRef, Posting, scope
 from .service import LedgerService
 from .tables import holds
 from .validation import MAX_REASON_LENGTH, check_points, clean_text, invalid
@@ -162,8 +162,7 @@ class HoldService:
             "lifetime": lifetime.total_seconds(),
             "reason": reason,
         }
-        scope = f"hold:{partner}" + (f":member:{caller}" if caller else "")
-        claim = ledger._claim(scope, idempotency_key, request)
+        claim = ledger._claim(scope("hold", partner, caller), idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> HoldPosting:
             member_id = await ledger._live(connection, member)

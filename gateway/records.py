@@ -10,6 +10,12 @@ from typing import Any
 from .ledger import AccountCode, TransferKind
 
 
+def scope(operation: str, owner: str, caller: str | None = None) -> str:
+    """An idempotency key's scope: per operation and partner (or member), and per member
+    when a member calls for themself (so their keys live apart from the partner's)."""
+    return f"{operation}:{owner}" + (f":member:{caller}" if caller else "")
+
+
 @dataclass(frozen=True)
 class MemberRecord:
     id: str

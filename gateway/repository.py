@@ -379,12 +379,23 @@ async def member_history(
 ) -> list[TransferRecord]:
     """The members' transfers (a member and those merged into it), newest first, by
     keyset on the transfer id."""
-    touching = sa.select(entries.c.transfer_id).where(entries.c.member_id.in_(member_ids))
+    touching = sa.select(entries.c.transfer_id.label("id")).where(
+        entries.c.member_id.in_(member_ids)
+    )
+    # Some transfers never touch the member's wallet (a capture in full moves held points
+    # to redemption): they are the member's by the transfer's own member.
+    own = sa.select(transfers.c.id.label("id")).where(transfers.c.member_id.in_(member_ids))
     if pool is not None:
         touching = touching.where(entries.c.pool == pool)
+        own = own.where(sa.or_(transfers.c.partner == pool, transfers.c.to_partner == pool))
     if before is not None:
         touching = touching.where(entries.c.transfer_id < before)
-    ids = touching.distinct().order_by(entries.c.transfer_id.desc()).limit(limit)
+        own = own.where(transfers.c.id < before)
+    # Each side limited on its own (in a subquery, as SQLite wants), then merged.
+    by_entries = touching.order_by(entries.c.transfer_id.desc()).limit(limit).subquery()
+    by_transfer = own.order_by(transfers.c.id.desc()).limit(limit).subquery()
+    newest = sa.union(sa.select(by_entries.c.id), sa.select(by_transfer.c.id)).subquery()
+    ids = sa.select(newest.c.id).order_by(newest.c.id.desc()).limit(limit)
     result = await connection.execute(
         sa.select(transfers).where(transfers.c.id.in_(ids)).order_by(transfers.c.id.desc())
     )
@@ -418,17 +429,25 @@ async def spent_since(
     member_ids: Sequence[str],
     pool: str,
     since: datetime,
-    except_key: str,
+    retry_of: Sequence[tuple[str, str]],
 ) -> int:
-    """Points the members redeemed, converted or held out of ``pool`` since ``since``, leaving out
-    the transfer keyed ``except_key`` (a retry must not count its own first call)."""
+    """Points the members redeemed, converted or held out of ``pool`` since ``since``,
+    leaving out the transfers a retry would answer with (``retry_of``: scopes and keys)."""
     total = await connection.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
             transfers.c.member_id.in_(member_ids),
             transfers.c.partner == pool,
             transfers.c.kind.in_(["redeem", "conversion", "hold"]),
             transfers.c.created_at >= since,
-            transfers.c.idempotency_key != except_key,
+            *(
+                sa.not_(
+                    sa.and_(
+                        transfers.c.idempotency_scope == scope,
+                        transfers.c.idempotency_key == key,
+                    )
+                )
+                for scope, key in retry_of
+            ),
         )
     )
     return int(total or 0)

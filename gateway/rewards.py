@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import exchange
 from .errors import DomainError, ErrorCode, shown
 from .ledger import TransferKind, conversion_legs, redeem_legs
-from .records import MemberRef, Posting
+from .records import MemberRef, Posting, scope
 from .service import LedgerService
 from .tables import obligations, reward_claims, reward_redemptions, rewards
 from .validation import check_amount, check_points, clean_text, invalid
@@ -314,7 +314,7 @@ class RewardService:
 
         async def work(connection: AsyncConnection) -> Receipt:
             member_id = await ledger._live(connection, member)
-            claim = ledger._claim(f"reward:{member_id}", idempotency_key, request)
+            claim = ledger._claim(scope("reward", member_id), idempotency_key, request)
             replay = await ledger._replay(connection, *ledger._key_of(claim))
             if replay is not None:
                 return await self._receipt_of(connection, replay.transfer.id, replayed=True)
@@ -334,7 +334,11 @@ class RewardService:
                 conversion = await ledger._post(
                     connection,
                     {
-                        **ledger._claim(f"reward:{member_id}", _conversion_key(claim), request),
+                        **ledger._claim(
+                            scope("reward", member_id),
+                            conversion_key(claim["idempotency_key"]),
+                            request,
+                        ),
                         "kind": TransferKind.CONVERSION.value,
                         "partner": pay_with,
                         "to_partner": reward.partner,
@@ -476,10 +480,9 @@ class RewardService:
         return Receipt.from_row(row, replayed=replayed)
 
 
-def _conversion_key(claim: dict[str, Any]) -> str:
+def conversion_key(key: str) -> str:
     """The key of a redemption's conversion step: derived, and short whatever the caller's."""
-    digest = hashlib.sha256(str(claim["idempotency_key"]).encode()).hexdigest()
-    return f"conversion:{digest}"
+    return "conversion:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _gift_code() -> str:

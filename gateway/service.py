@@ -43,6 +43,7 @@ from .records import (
     Posting,
     TransferRecord,
     WalletRecord,
+    scope,
 )
 from .unit_of_work import UnitOfWork
 from .validation import (
@@ -308,8 +309,7 @@ class LedgerService:
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
-        scope = f"redeem:{partner}" + (f":member:{caller}" if caller else "")
-        claim = self._claim(scope, idempotency_key, request)
+        claim = self._claim(scope("redeem", partner, caller), idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
             member_id = await self._live(connection, member)
@@ -340,7 +340,7 @@ class LedgerService:
         self, member_id: str, source: str, target: str, points: int, idempotency_key: str
     ) -> Posting:
         request = {"member": member_id, "from": source, "to": target, "points": points}
-        claim = self._claim(f"convert:{member_id}", idempotency_key, request)
+        claim = self._claim(scope("convert", member_id), idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
             replay = await self._replay(connection, *self._key_of(claim))
@@ -493,10 +493,14 @@ class LedgerService:
     async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
         return await self.uow.read(lambda c: repository.reversals_of(c, transfer_ids))
 
-    async def spent_since(self, member_id: str, pool: str, since: datetime, except_key: str) -> int:
+    async def spent_since(
+        self, member_id: str, pool: str, since: datetime, retry_of: Sequence[tuple[str, str]]
+    ) -> int:
+        """``retry_of``: the (scope, key) pairs of the call being checked, left out of the sum."""
+
         async def work(connection: AsyncConnection) -> int:
             ids = [member_id, *await repository.merged_into(connection, member_id)]
-            return await repository.spent_since(connection, ids, pool, since, except_key)
+            return await repository.spent_since(connection, ids, pool, since, retry_of)
 
         return await self.uow.read(work)
 

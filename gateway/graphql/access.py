@@ -55,11 +55,14 @@ async def check_member(info: Info, ref: MemberRef) -> str | None:
     return member_id
 
 
-async def spent_recently(info: Info, partner: Partner, member_id: str | None, key: str) -> int:
-    """What the member spent at ``partner`` in the step-up window, when step-up applies."""
+async def spent_recently(
+    info: Info, partner: Partner, member_id: str | None, *retry_of: tuple[str, str]
+) -> int:
+    """What the member spent at ``partner`` in the step-up window, when step-up applies;
+    ``retry_of`` is the (scope, key) of this call, which a retry must not count."""
     access = info.context.access
     service = info.context.service
     now = service.clock()
     if member_id is None or not access.needs_step_up(partner, now):
         return 0
-    return await service.spent_since(member_id, partner.slug, now - STEP_UP_WINDOW, key)
+    return await service.spent_since(member_id, partner.slug, now - STEP_UP_WINDOW, retry_of)

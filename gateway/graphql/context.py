@@ -19,6 +19,7 @@ from ..holds import HoldRecord, HoldService
 from ..records import EnrolmentRecord, LegRecord, MemberRecord, TransferRecord, WalletRecord
 from ..rewards import RewardService
 from ..service import LedgerService
+from ..settlement import SettlementService
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -91,6 +92,7 @@ class Context:
     authenticator: Authenticator
     holds: HoldService
     rewards: RewardService
+    settlement: SettlementService
 
     @cached_property
     def access(self) -> Access:

@@ -10,7 +10,7 @@ from strawberry import relay
 
 from ..errors import DomainError, ErrorCode
 from ..holds import HoldPosting, HoldRecord
-from ..records import WalletRecord
+from ..records import WalletRecord, scope
 from .access import check_member, spent_recently
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
@@ -137,9 +137,9 @@ class HoldPayload:
         balance = posting.balance_after(done.hold.partner)
         member_id = posting.transfer.member_id
         wallet = None
-        if balance is not None and member_id is not None:
+        if balance is not None and member_id is not None and not posting.replayed:
             wallet = Wallet(record=WalletRecord(member_id, done.hold.partner, balance))
-        else:  # a full capture posts no wallet leg: the wallet as it stands
+        else:  # a replay, or a full capture (no wallet leg): the wallet as it stands
             member = await info.context.loaders.members.load(done.hold.member_id)
             if member is not None:
                 held = await info.context.loaders.wallets.load(member.id)
@@ -180,7 +180,8 @@ class HoldMutations:
             member = input.member.resolve(input.partner)
             member_id = await check_member(info, member)
             partner = service.partner(input.partner)
-            recent = await spent_recently(info, partner, member_id, input.idempotency_key)
+            retry_of = (scope("hold", partner.slug, access.member_id), input.idempotency_key)
+            recent = await spent_recently(info, partner, member_id, retry_of)
             access.spend(partner, input.points, member_id or "", service.clock(), recent)
             done = await info.context.holds.authorize(
                 input.partner,

@@ -6,6 +6,7 @@ import strawberry
 
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
+from ..records import scope
 from .access import check_member, require_own_points, spent_recently
 from .context import Info
 from .holds import HoldMutations
@@ -28,11 +29,12 @@ from .payloads import (
 )
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
+from .settlement import SettlementMutations
 from .types import Transfer
 
 
 @strawberry.type
-class Mutation(LinkMutations, HoldMutations, RewardMutations):
+class Mutation(LinkMutations, HoldMutations, RewardMutations, SettlementMutations):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."
@@ -81,7 +83,8 @@ class Mutation(LinkMutations, HoldMutations, RewardMutations):
             member = input.member.resolve(input.partner)
             member_id = await check_member(info, member)
             partner = service.partner(input.partner)
-            recent = await spent_recently(info, partner, member_id, input.idempotency_key)
+            retry_of = (scope("redeem", partner.slug, access.member_id), input.idempotency_key)
+            recent = await spent_recently(info, partner, member_id, retry_of)
             access.spend(partner, input.points, member_id or "", service.clock(), recent)
             posting = await service.redeem(
                 input.partner,
@@ -107,7 +110,8 @@ class Mutation(LinkMutations, HoldMutations, RewardMutations):
             source = service.partner(input.from_partner, "from_partner")
             owner = (await info.context.loaders.members.load(member_id)) or None
             owner_id = owner.id if owner else member_id
-            recent = await spent_recently(info, source, owner_id, input.idempotency_key)
+            retry_of = (scope("convert", member_id), input.idempotency_key)
+            recent = await spent_recently(info, source, owner_id, retry_of)
             info.context.access.spend(source, input.points, owner_id, service.clock(), recent)
             posting = await service.convert(
                 member_id,

@@ -21,11 +21,12 @@ from .payloads import (
 )
 from .rewards import Reward, RewardQueries
 from .scalars import decode_member_id
+from .settlement import SettlementQueries
 from .types import Partner, Transfer
 
 
 @strawberry.type
-class Query(RewardQueries):
+class Query(RewardQueries, SettlementQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         try:

@@ -10,7 +10,8 @@ import strawberry
 from strawberry import relay
 
 from ..errors import DomainError, ErrorCode
-from ..rewards import Receipt, RewardDraft, RewardRecord
+from ..records import scope
+from ..rewards import Receipt, RewardDraft, RewardRecord, conversion_key
 from ..rewards import RewardKind as DomainRewardKind
 from .access import check_member, spent_recently
 from .context import Info
@@ -225,6 +226,13 @@ class RedeemRewardPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+def _inside_reward(error: DomainError) -> DomainError:
+    """A setting's error points into `input.reward`."""
+    if not error.field or error.field[0] in ("partner", "reward_id"):
+        return error
+    return DomainError(error.code, error.message, ("reward", *error.field))
+
+
 def _reward_id(value: strawberry.ID) -> int:
     reward_id = decode_int_id(str(value), "Reward")
     if reward_id is None:
@@ -281,7 +289,7 @@ class RewardMutations:
             info.context.access.act_at(input.partner, "rewards:manage")
             record = await info.context.rewards.create(input.partner, input.reward.draft())
         except DomainError as error:
-            return RewardPayload(user_errors=UserError.of(error))
+            return RewardPayload(user_errors=UserError.of(_inside_reward(error)))
         return RewardPayload(reward=Reward.of(record))
 
     @strawberry.mutation(description="Change a reward's settings, or withdraw it (active: false).")
@@ -294,7 +302,7 @@ class RewardMutations:
             info.context.access.act_at(found.partner, "rewards:manage", ("reward_id",))
             record = await info.context.rewards.update(reward_id, input.reward.draft())
         except DomainError as error:
-            return RewardPayload(user_errors=UserError.of(error))
+            return RewardPayload(user_errors=UserError.of(_inside_reward(error)))
         return RewardPayload(reward=Reward.of(record))
 
     @strawberry.mutation(
@@ -314,14 +322,24 @@ class RewardMutations:
             member = input.member.resolve(reward.partner)
             member_id = await check_member(info, member)
             paying = service.partner(input.pay_with, "pay_with")
-            if access.member_id is not None:
-                cost = info.context.rewards.cost(reward, paying.slug, service.clock())
-                recent = await spent_recently(info, paying, member_id, input.idempotency_key)
-                access.spend(paying, cost, member_id or "", service.clock(), recent)
+            # Paying from a pool is spending there: a partner's app only from its own pool,
+            # a member with step-up, an operator freely.
+            cost = info.context.rewards.cost(reward, paying.slug, service.clock())
+            owner = scope("reward", member_id or "")
+            recent = await spent_recently(
+                info,
+                paying,
+                member_id,
+                (owner, input.idempotency_key),
+                (owner, conversion_key(input.idempotency_key)),
+            )
+            access.spend(paying, cost, member_id or "", service.clock(), recent)
             receipt = await info.context.rewards.redeem(
                 reward_id, member, paying.slug, input.idempotency_key
             )
         except DomainError as error:
+            if error.field and error.field[0] in ("points", "to_partner", "from_partner"):
+                error = DomainError(error.code, error.message, ("pay_with",))
             return RedeemRewardPayload(user_errors=UserError.of(error))
         return RedeemRewardPayload(
             receipt=RewardReceipt(record=receipt), idempotent_replay=receipt.replayed
