@@ -147,7 +147,7 @@ def positions_of(partner: str, pairs: Sequence[sql.PairRow]) -> tuple[Position, 
     found = []
     for pair in pairs:
         if pair.debtor == partner:
-            found.append(Position(pair.creditor, -pair.amount))
+            found.append(Position(pair.creditor, ZERO - pair.amount))  # never -0
         elif pair.creditor == partner:
             found.append(Position(pair.debtor, pair.amount))
     return tuple(sorted(found, key=lambda position: position.counterparty))
@@ -329,7 +329,7 @@ class SettlementService:
                     "obligation",
                     row.debtor if owed_to_partner else row.creditor,
                     row.kind,
-                    amount if owed_to_partner else -amount,
+                    amount if owed_to_partner else sql.ZERO - amount,
                     period.currency,
                     row.id,
                     row.created_at.isoformat(),
@@ -347,11 +347,11 @@ class SettlementService:
         redemption its reward obligation, and no movement is recorded twice. Obligations
         against periods: every obligation created before the last close is in a period
         (exactly one: ``statement_period`` holds one), only closed periods hold any, each
-        period holds as many as it counted, and every fee-bearing transfer before the last
-        close was charged. Statements against their obligations: each period's statements
-        and pairs equal what its obligations add up to now, and each partner's pairs add
-        up to its net. Read in one snapshot (REPEATABLE READ on PostgreSQL).
-        """
+        period holds as many as it counted, every fee-bearing transfer before the last close
+        was charged, and only in a closed period. Statements against their obligations:
+        each period's statements and pairs equal what its obligations add up to now, and
+        each partner's pairs add up to its net. Read in one snapshot (REPEATABLE READ on
+        PostgreSQL)."""
         engine = self.ledger.engine
         async with engine.connect() as connection:
             if engine.dialect.name == "postgresql":

@@ -100,13 +100,18 @@ async def mark_fee_transfers(connection: AsyncConnection, period_id: int, end: d
     """Record which ledger transfers this period charges fees on: every ``earn`` and
     ``conversion`` transfer, and every ``reversal`` of one, created before ``end`` and not
     charged by an earlier period. Keyed by transfer id, so each is charged exactly once,
-    also one committed after an earlier close although created before its end."""
+    also one committed after an earlier close although created before its end.
+
+    PostgreSQL first collects them into a temporary table: an INSERT whose anti-join reads
+    the table it inserts into may rescan its own new rows for every candidate (when the
+    table was empty at planning, a nested loop over a sequential scan), quadratic time."""
     original = transfers.alias("original")
     basis = sa.case(
         (transfers.c.kind.in_(FEE_BEARING), transfers.c.kind),
         else_=original.c.kind + "_reversal",
     )
-    rows = (
+    columns = ["transfer_id", "period_id", "basis"]
+    candidates = (
         sa.select(transfers.c.id, sa.literal(period_id, sa.BigInteger), basis)
         .select_from(transfers.outerjoin(original, original.c.id == transfers.c.reverses_id))
         .where(
@@ -118,9 +123,17 @@ async def mark_fee_transfers(connection: AsyncConnection, period_id: int, end: d
             ~sa.exists().where(settled_transfers.c.transfer_id == transfers.c.id),
         )
     )
-    result = await connection.execute(
-        settled_transfers.insert().from_select(["transfer_id", "period_id", "basis"], rows)
-    )
+    if _postgres(connection):
+        await connection.execute(
+            sa.text(
+                "CREATE TEMPORARY TABLE fee_candidates "
+                "(transfer_id BIGINT, period_id BIGINT, basis VARCHAR(24)) ON COMMIT DROP"
+            )
+        )
+        staged = sa.table("fee_candidates", *(sa.column(name) for name in columns))
+        await connection.execute(sa.insert(staged).from_select(columns, candidates))
+        candidates = sa.select(*(staged.c[name] for name in columns))
+    result = await connection.execute(settled_transfers.insert().from_select(columns, candidates))
     return int(result.rowcount)
 
 
@@ -230,22 +243,27 @@ async def charge_fees(
 
 # Statements
 
+# The period's obligations added up per (debtor, creditor, fee or not): one scan, a few rows.
+_FLOWS = """
+SELECT debtor, creditor, kind IN ('issuance_fee', 'conversion_fee') AS fee,
+       SUM(ROUND(CAST(amount AS NUMERIC), 6)) AS amount, COUNT(*) AS n
+FROM obligations WHERE statement_period = :period
+GROUP BY debtor, creditor, fee
+"""
+
+# Per party: what it owes (apart from fees), is owed, its fees; :parties get a row anyway.
 _STATEMENTS = """
 SELECT partner,
        SUM(payable) AS gross_payable, SUM(receivable) AS gross_receivable, SUM(fees) AS fees,
        SUM(receivable) - SUM(payable) - SUM(fees) AS net, SUM(n) AS obligation_count
 FROM (
-    SELECT side.partner, side.payable, side.receivable, side.fees, 1 AS n
-    FROM (
-        SELECT debtor, creditor, kind IN ('issuance_fee', 'conversion_fee') AS fee,
-               ROUND(CAST(amount AS NUMERIC), 6) AS amount
-        FROM obligations WHERE statement_period = :period
-    ) AS o
+    SELECT side.partner, side.payable, side.receivable, side.fees, side.n
+    FROM flows AS f
     CROSS JOIN LATERAL (VALUES
-        (o.debtor, CASE WHEN o.fee THEN 0 ELSE o.amount END, 0,
-                   CASE WHEN o.fee THEN o.amount ELSE 0 END),
-        (o.creditor, 0, o.amount, 0)
-    ) AS side(partner, payable, receivable, fees)
+        (f.debtor, CASE WHEN f.fee THEN 0 ELSE f.amount END, 0,
+                   CASE WHEN f.fee THEN f.amount ELSE 0 END, f.n),
+        (f.creditor, 0, f.amount, 0, f.n)
+    ) AS side(partner, payable, receivable, fees, n)
     UNION ALL
     SELECT party, 0, 0, 0, 0 FROM unnest(CAST(:parties AS TEXT[])) AS party
 ) AS sides
@@ -253,20 +271,34 @@ WHERE partner <> 'operator'
 GROUP BY partner
 """
 
+# Per unordered pair {a, b} (a < b, byte order): what a owes b net; stored with its sign
+# turned into the direction.
 _PAIRS = """
 SELECT CASE WHEN owed >= 0 THEN a ELSE b END AS debtor,
        CASE WHEN owed >= 0 THEN b ELSE a END AS creditor,
        ABS(owed) AS amount
 FROM (
-    SELECT LEAST(debtor, creditor) AS a, GREATEST(debtor, creditor) AS b,
-           SUM(CASE WHEN debtor < creditor THEN amount ELSE -amount END) AS owed
-    FROM (
-        SELECT debtor COLLATE "C" AS debtor, creditor COLLATE "C" AS creditor,
-               ROUND(CAST(amount AS NUMERIC), 6) AS amount
-        FROM obligations WHERE statement_period = :period AND debtor <> creditor
-    ) AS o
+    SELECT LEAST(debtor COLLATE "C", creditor COLLATE "C") AS a,
+           GREATEST(debtor COLLATE "C", creditor COLLATE "C") AS b,
+           SUM(CASE WHEN debtor COLLATE "C" < creditor COLLATE "C" THEN amount
+                    ELSE -amount END) AS owed
+    FROM flows WHERE debtor <> creditor
     GROUP BY 1, 2
 ) AS pairs
+"""
+
+_WRITE = f"""
+WITH flows AS MATERIALIZED ({_FLOWS}),
+written AS (
+    INSERT INTO statements (period_id, partner, gross_payable, gross_receivable, fees, net,
+                            obligation_count)
+    SELECT CAST(:period AS BIGINT), partner, gross_payable, gross_receivable, fees, net,
+           obligation_count
+    FROM ({_STATEMENTS}) AS s
+    RETURNING 1
+)
+INSERT INTO statement_pairs (period_id, debtor, creditor, amount)
+SELECT CAST(:period AS BIGINT), debtor, creditor, amount FROM ({_PAIRS}) AS p
 """
 
 
@@ -328,11 +360,15 @@ async def expected(
             row.net,
             int(row.obligation_count),
         )
-        for row in await connection.execute(sa.text(_STATEMENTS + " ORDER BY partner"), params)
+        for row in await connection.execute(
+            sa.text(f"WITH flows AS ({_FLOWS}) {_STATEMENTS} ORDER BY partner"), params
+        )
     ]
     pairs = [
         PairRow(row.debtor, row.creditor, row.amount)
-        for row in await connection.execute(sa.text(_PAIRS), {"period": period_id})
+        for row in await connection.execute(
+            sa.text(f"WITH flows AS ({_FLOWS}) {_PAIRS}"), {"period": period_id}
+        )
     ]
     return found, pairs
 
@@ -340,23 +376,10 @@ async def expected(
 async def write_statements(
     connection: AsyncConnection, period_id: int, parties: Sequence[str]
 ) -> None:
-    """The period's statements and pairs: in PostgreSQL by INSERT ... SELECT."""
+    """The period's statements and pairs: in PostgreSQL by INSERT ... SELECT, in one
+    statement over one scan of the period's obligations."""
     if _postgres(connection):
-        columns = "partner, gross_payable, gross_receivable, fees, net, obligation_count"
-        await connection.execute(
-            sa.text(
-                f"INSERT INTO statements (period_id, {columns}) "
-                f"SELECT CAST(:period AS BIGINT), {columns} FROM ({_STATEMENTS}) AS s"
-            ),
-            {"period": period_id, "parties": list(parties)},
-        )
-        await connection.execute(
-            sa.text(
-                "INSERT INTO statement_pairs (period_id, debtor, creditor, amount) "
-                f"SELECT CAST(:period AS BIGINT), debtor, creditor, amount FROM ({_PAIRS}) AS p"
-            ),
-            {"period": period_id},
-        )
+        await connection.execute(sa.text(_WRITE), {"period": period_id, "parties": list(parties)})
         return
     found, pairs = aggregate(await _period_rows(connection, period_id), parties)
     if found:
@@ -417,6 +440,10 @@ LEDGER_CHECKS = {
         SELECT p.id, p.obligation_count, COUNT(o.id) FROM settlement_periods p
         LEFT JOIN obligations o ON o.statement_period = p.id
         GROUP BY p.id, p.obligation_count HAVING p.obligation_count <> COUNT(o.id)
+    """,
+    "a fee mark names a period that was never closed (transfer, period)": """
+        SELECT s.transfer_id, s.period_id FROM settled_transfers s
+        WHERE NOT EXISTS (SELECT 1 FROM settlement_periods p WHERE p.id = s.period_id)
     """,
     "a fee-bearing transfer created before the last close was never charged (transfer, "
     "kind, partner)": f"""

@@ -409,15 +409,15 @@ class StatementPair(SQLModel, table=True):
 
 class SettledTransfer(SQLModel, table=True):
     """A ledger transfer whose operator fee a period charged (earns, conversions and their
-    reversals): each is charged once, by the first close after it was committed."""
+    reversals): each is charged once, by the first close after it was committed. Only the
+    close writes these, from ``transfers`` itself, so they carry no foreign keys (a
+    million checks a close would spend time on); ``coalition reconcile`` checks them."""
 
     __tablename__ = "settled_transfers"
     __table_args__ = (sa.Index("ix_settled_transfers_period", "period_id", "basis"),)
 
-    transfer_id: int = Field(
-        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), primary_key=True)
-    )
-    period_id: int = Field(sa_column=sa.Column(BigId, _period_key(), nullable=False))
+    transfer_id: int = Field(sa_column=sa.Column(BigId, primary_key=True, autoincrement=False))
+    period_id: int = Field(sa_column=sa.Column(BigId, nullable=False))
     basis: str = Field(max_length=24)  # earn | earn_reversal | conversion | conversion_reversal
 
 

@@ -24,7 +24,7 @@ __all__ = ["MAX_POINTS", "ConfigError", "SignIn", "StepUp"]
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 CURRENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,7}$")
-RESERVED_SLUGS = {"coalition"}  # names the coalition's own provider
+RESERVED_SLUGS = {"coalition", "operator"}  # the coalition's own provider; the fee creditor
 
 
 class Rounding(Enum):

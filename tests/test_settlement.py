@@ -22,6 +22,8 @@ from sqlalchemy.exc import DBAPIError
 from gateway.cli import main
 from gateway.service import utcnow
 from gateway.settlement import SettlementService
+from gateway.settlement_sql import aggregate
+from gateway.tables import obligations
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, codes, payload
 from tests.sso import CLOCK, Brands, brands, sso  # noqa: F401
@@ -314,6 +316,52 @@ async def test_a_closed_period_cannot_change(gateway: Gateway, clock: Clock):
     assert figures(await statement(gateway, 1, "skyway")) == SKYWAY_1
 
 
+async def test_sums_are_exact_to_the_millionth_and_both_databases_agree(
+    gateway: Gateway, clock: Clock
+):
+    # Amounts as obligations may hold them: past 6 places, in exponent form; one pair even.
+    owed = [
+        ("reward", "skyway", "brewbar", "1.0000005"),  # counted 1.000001 (half up)
+        ("conversion", "brewbar", "skyway", "1.0000005"),
+        ("conversion", "freshmart", "skyway", "1E+1"),
+        ("conversion", "skyway", "freshmart", "3.333333333"),
+    ]
+    async with gateway.service.engine.begin() as connection:
+        await connection.execute(
+            sa.insert(obligations),
+            [
+                {"kind": k, "debtor": d, "creditor": c, "amount": a, "created_at": T0}
+                for k, d, c, a in owed
+            ],
+        )
+    clock.now = T0 + timedelta(hours=2)
+    assert (await close(gateway, END))["period"]["obligationCount"] == 4
+    assert figures(await statement(gateway, 1, "skyway")) == {
+        "payable": Decimal("4.333334"),
+        "receivable": Decimal("11.000001"),
+        "fees": 0,
+        "net": Decimal("6.666667"),
+        "count": 4,
+        "pairs": {
+            "brewbar": ("EVEN", Decimal(0)),
+            "freshmart": ("RECEIVABLE", Decimal("6.666667")),
+        },
+    }
+    found = await statement(gateway, 1, "brewbar")
+    assert found is not None and found["bilateral"][0]["net"]["amount"] == "0.00"  # not -0
+    # What the database wrote (SQL on PostgreSQL, Python on SQLite) is what Python adds up.
+    statements, pairs = aggregate(owed, ["brewbar", "freshmart", "skyway"])
+    written = await settlement(gateway).statements(1)
+    assert [(s.partner, s.gross_payable, s.gross_receivable, s.fees, s.net) for s in written] == [
+        (s.partner, s.gross_payable, s.gross_receivable, s.fees, s.net) for s in statements
+    ]
+    stored = await rows(gateway, "SELECT debtor, creditor, amount FROM statement_pairs")
+    assert sorted((d, c, Decimal(a)) for d, c, a in stored) == sorted(
+        (p.debtor, p.creditor, p.amount) for p in pairs
+    )
+    assert await settlement(gateway).reconcile() == []
+
+
 # 2. Who may do what
 
 
@@ -603,4 +651,33 @@ async def test_postings_racing_a_close_land_in_exactly_one_period(pg_url: str):
             "AND o.kind = 'conversion'",
         )
         assert placed == [(0,)]
+        assert await settlement(gateway).reconcile() == []
+
+
+async def test_an_obligation_committed_after_a_close_it_predates_goes_to_the_next(pg_url: str):
+    clock = Clock()
+    async for gateway in pg_gateway(pg_url, clock):
+        await movements(gateway)
+        clock.now = T0 + timedelta(hours=2)
+        straggler = {
+            "kind": "reward",
+            "debtor": "freshmart",
+            "creditor": "brewbar",
+            "amount": "2.50",
+            "created_at": T0,  # before the end, but its transaction commits after the close
+        }
+        async with gateway.service.engine.connect() as posting:
+            transaction = await posting.begin()
+            await posting.execute(sa.insert(obligations).values(**straggler))
+            first = (await close(gateway, END))["period"]  # neither sees it nor waits for it
+            await transaction.commit()
+        assert first["obligationCount"] == 6
+        findings = await settlement(gateway).reconcile()
+        assert [f.check.split(" (")[0] for f in findings] == [
+            "an obligation created before the last close is in no statement"
+        ]
+        second = (await close(gateway, "2026-06-01T13:30:00Z"))["period"]
+        assert second["obligationCount"] == 1
+        assert figures(await statement(gateway, 2, "brewbar"))["receivable"] == Decimal("2.5")
+        assert figures(await statement(gateway, 1, "skyway")) == SKYWAY_1
         assert await settlement(gateway).reconcile() == []

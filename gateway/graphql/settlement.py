@@ -7,11 +7,12 @@ only (another partner's is null, or 404 as CSV); members see none.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import strawberry
 from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from partners.config import SLUG
 
 from ..auth.policy import Access
 from ..errors import DomainError
@@ -34,7 +35,6 @@ SettlementDirection = strawberry.enum(
     description="Who owes whom in a bilateral position, seen from the statement's partner.",
 )
 MAX_PERIODS = 100
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 @strawberry.type(description="An expected failure of a settlement operation: nothing changed.")

@@ -105,11 +105,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "settled_transfers",
-        sa.Column("transfer_id", BigId, nullable=False),
+        sa.Column("transfer_id", BigId, nullable=False, autoincrement=False),
         sa.Column("period_id", BigId, nullable=False),
         sa.Column("basis", sa.String(length=24), nullable=False),
-        sa.ForeignKeyConstraint(["transfer_id"], ["transfers.id"]),
-        _period_key(),
         sa.PrimaryKeyConstraint("transfer_id"),
     )
     op.create_index("ix_settled_transfers_period", "settled_transfers", ["period_id", "basis"])
