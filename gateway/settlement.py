@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import settlement_sql as sql
+from .errors import DomainError, ErrorCode
 from .service import LedgerService
 from .tables import obligations, settlement_periods, statement_pairs, statements
 
@@ -58,23 +59,13 @@ LISTED = 20  # rows a reconciliation report lists per check
 ZERO = Decimal(0)
 
 
-class SettlementErrorCode(Enum):
-    INVALID_INPUT = "INVALID_INPUT"
-    ACCESS_DENIED = "ACCESS_DENIED"
-    PERIOD_NOT_AFTER_LAST = "PERIOD_NOT_AFTER_LAST"
-    PERIOD_NOT_ENDED = "PERIOD_NOT_ENDED"
-
-
-class SettlementError(Exception):
+class SettlementError(DomainError):
     """A close refused; nothing changed."""
 
     def __init__(
-        self, code: SettlementErrorCode, message: str, field: tuple[str, ...] = ("period_end",)
+        self, code: ErrorCode, message: str, field: tuple[str, ...] = ("period_end",)
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
+        super().__init__(code, message, field)
 
 
 class Direction(Enum):
@@ -156,7 +147,7 @@ def positions_of(partner: str, pairs: Sequence[sql.PairRow]) -> tuple[Position, 
 def aware_utc(moment: datetime, field: str = "period_end") -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise SettlementError(
-            SettlementErrorCode.INVALID_INPUT,
+            ErrorCode.INVALID_INPUT,
             "A period's end needs a time zone, e.g. 2026-12-01T00:00:00Z.",
             (field,),
         )
@@ -193,14 +184,14 @@ class SettlementService:
             ).first()
             if last is not None and end <= last.closes_at:
                 raise SettlementError(
-                    SettlementErrorCode.PERIOD_NOT_AFTER_LAST,
+                    ErrorCode.PERIOD_NOT_AFTER_LAST,
                     f"The last period closed ends at {last.closes_at.isoformat()}; a new one "
                     "must end after it.",
                 )
             now = self.ledger.clock()
             if end > now:
                 raise SettlementError(
-                    SettlementErrorCode.PERIOD_NOT_ENDED,
+                    ErrorCode.PERIOD_NOT_ENDED,
                     f"The period has not ended yet (it is now {now.isoformat()}).",
                 )
             top = await connection.scalar(sa.select(sa.func.max(settlement_periods.c.id)))

@@ -18,41 +18,18 @@ from ..auth.policy import Access
 from ..errors import DomainError
 from ..settlement import Direction as DomainDirection
 from ..settlement import Period, Position, SettlementError, SettlementService, Statement
-from ..settlement import SettlementErrorCode as DomainSettlementErrorCode
 from .context import Info
 from .errors import ArgumentError
+from .payloads import UserError
 from .scalars import decode_int_id, encode_id
 from .types import Money, money
 
-SettlementErrorCode = strawberry.enum(
-    DomainSettlementErrorCode,
-    name="SettlementErrorCode",
-    description="Stable codes for expected failures of settlement operations.",
-)
 SettlementDirection = strawberry.enum(
     DomainDirection,
     name="SettlementDirection",
     description="Who owes whom in a bilateral position, seen from the statement's partner.",
 )
 MAX_PERIODS = 100
-
-
-@strawberry.type(description="An expected failure of a settlement operation: nothing changed.")
-class SettlementUserError:
-    code: SettlementErrorCode  # type: ignore[valid-type]
-    field: list[str] | None = strawberry.field(description="Path to the input field at fault.")
-    message: str
-
-    @classmethod
-    def of(cls, error: SettlementError | DomainError) -> list[SettlementUserError]:
-        code = DomainSettlementErrorCode(error.code.value)
-        path = ["input", *(_camel(part) for part in error.field)] if error.field else None
-        return [cls(code=code, field=path, message=error.message)]
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def period_number(value: str) -> int | None:
@@ -197,7 +174,7 @@ class CloseSettlementPeriodPayload:
     idempotent_replay: bool = strawberry.field(
         default=False, description="True when this end was closed before: nothing changed."
     )
-    user_errors: list[SettlementUserError] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -250,7 +227,7 @@ class SettlementMutations:
             by = getattr(principal, "subject", "operator")
             period = await info.context.settlement.close(input.period_end, f"operator:{by}")
         except (SettlementError, DomainError) as error:
-            return CloseSettlementPeriodPayload(user_errors=SettlementUserError.of(error))
+            return CloseSettlementPeriodPayload(user_errors=UserError.of(error))
         return CloseSettlementPeriodPayload(
             period=SettlementPeriod(record=period), idempotent_replay=period.replayed
         )
