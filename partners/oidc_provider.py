@@ -15,8 +15,6 @@ import hmac
 import html
 import re
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
-import uvicorn
 from joserfc import jwk, jwt
 from joserfc.errors import JoseError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from .serving import serve_on_loopback
 
 CODE_LIFETIME = 60
 """Seconds an authorization code stays redeemable."""
@@ -40,7 +39,6 @@ _CLAIMS = (*_REGISTERED, "auth_time", "nonce", "acr", "amr", "at_hash", "name")
 _CONTROLS = frozenset({"subject", "other_subject", "mfa", "deny"})  # sign-in form, not OAuth
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
-_START_TIMEOUT = 10.0
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PAGE_HEADERS = {
     **_NO_STORE,
@@ -531,27 +529,14 @@ def serve_in_thread(build: Callable[[str], DevProvider]) -> Iterator[DevProvider
     The issuer is ``http://127.0.0.1:<port>``; the server is up when the provider is yielded
     and is stopped on exit.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        provider = build(f"http://127.0.0.1:{port}")
-        # log_config=None leaves the process's logging configuration alone.
-        config = uvicorn.Config(provider.app, log_level="warning", log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"oidc-{port}", daemon=True
-        )
-        thread.start()
-        try:
-            deadline = time.monotonic() + _START_TIMEOUT
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the OIDC provider on port {port} did not start")
-                time.sleep(0.005)
-            yield provider
-        finally:
-            server.should_exit = True
-            thread.join(_START_TIMEOUT)
+    built: list[DevProvider] = []
+
+    def make(issuer: str) -> Starlette:
+        built.append(build(issuer))
+        return built[0].app
+
+    with serve_on_loopback(make, "oidc"):
+        yield built[0]
 
 
 def _merge(target: dict[str, Any], changes: Mapping[str, Any] | None) -> None:

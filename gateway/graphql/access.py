@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from partners.config import Partner
 
 from ..auth.policy import STEP_UP_WINDOW, denied
 from ..errors import DomainError, ErrorCode
-from ..records import MemberRef
+from ..records import MemberRef, scope
 from .context import Info
+
+if TYPE_CHECKING:
+    from .payloads import MemberReferenceInput
 
 
 async def _survivor(info: Info, member_id: str) -> str | None:
@@ -53,6 +58,28 @@ async def check_member(info: Info, ref: MemberRef) -> str | None:
     if not member_id or not await info.context.sees_member(member_id):
         raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
     return member_id
+
+
+async def check_spending(
+    info: Info,
+    partner: str,
+    member: MemberReferenceInput,
+    points: int,
+    operation: str,
+    idempotency_key: str,
+) -> MemberRef:
+    """Spending ``points`` at ``partner`` from the referenced member's wallet (a redeem or a
+    hold): who may, and step-up over the last day. The member reference, to post with."""
+    service, access = info.context.service, info.context.access
+    if access.partner is not None:
+        access.act_at(partner, "points:redeem")
+    ref = member.resolve(partner)
+    member_id = await check_member(info, ref)
+    config = service.partner(partner)
+    retry_of = (scope(operation, config.slug, access.member_id), idempotency_key)
+    recent = await spent_recently(info, config, member_id, retry_of)
+    access.spend(config, points, member_id or "", service.clock(), recent)
+    return ref
 
 
 async def spent_recently(

@@ -10,8 +10,8 @@ from strawberry import relay
 
 from ..errors import DomainError, ErrorCode
 from ..holds import HoldPosting, HoldRecord
-from ..records import WalletRecord, scope
-from .access import check_member, spent_recently
+from ..records import WalletRecord
+from .access import check_spending
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
 from .scalars import decode_int_id
@@ -173,16 +173,9 @@ class HoldMutations:
         self, info: Info, input: AuthorizeRedemptionInput
     ) -> HoldPayload:
         try:
-            service = info.context.service
-            access = info.context.access
-            if access.partner is not None:
-                access.act_at(input.partner, "points:redeem")
-            member = input.member.resolve(input.partner)
-            member_id = await check_member(info, member)
-            partner = service.partner(input.partner)
-            retry_of = (scope("hold", partner.slug, access.member_id), input.idempotency_key)
-            recent = await spent_recently(info, partner, member_id, retry_of)
-            access.spend(partner, input.points, member_id or "", service.clock(), recent)
+            member = await check_spending(
+                info, input.partner, input.member, input.points, "hold", input.idempotency_key
+            )
             done = await info.context.holds.authorize(
                 input.partner,
                 member,
@@ -190,7 +183,7 @@ class HoldMutations:
                 input.idempotency_key,
                 timedelta(seconds=max(0, min(input.expires_in_seconds, 10**7))),
                 input.reason,
-                caller=access.member_id,
+                caller=info.context.access.member_id,
             )
         except DomainError as error:
             return HoldPayload(user_errors=UserError.of(error))

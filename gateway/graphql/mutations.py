@@ -7,7 +7,7 @@ import strawberry
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from ..records import scope
-from .access import check_member, require_own_points, spent_recently
+from .access import check_member, check_spending, require_own_points, spent_recently
 from .context import Info
 from .holds import HoldMutations
 from .linking import LinkMutations
@@ -76,23 +76,16 @@ class Mutation(LinkMutations, HoldMutations, RewardMutations, SettlementMutation
     @strawberry.mutation(description="Spend a member's points at a partner.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
         try:
-            service = info.context.service
-            access = info.context.access
-            if access.partner is not None:
-                access.act_at(input.partner, "points:redeem")
-            member = input.member.resolve(input.partner)
-            member_id = await check_member(info, member)
-            partner = service.partner(input.partner)
-            retry_of = (scope("redeem", partner.slug, access.member_id), input.idempotency_key)
-            recent = await spent_recently(info, partner, member_id, retry_of)
-            access.spend(partner, input.points, member_id or "", service.clock(), recent)
-            posting = await service.redeem(
+            member = await check_spending(
+                info, input.partner, input.member, input.points, "redeem", input.idempotency_key
+            )
+            posting = await info.context.service.redeem(
                 input.partner,
                 member,
                 input.points,
                 input.idempotency_key,
                 reason=input.reason,
-                caller=access.member_id,
+                caller=info.context.access.member_id,
             )
         except DomainError as error:
             return RedeemPointsPayload(user_errors=UserError.of(error))

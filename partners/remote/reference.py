@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import socket
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, get_args
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..serving import serve_on_loopback
 from .wire import (
     ALREADY_REVERSED,
     INSUFFICIENT_POINTS,
@@ -76,7 +74,6 @@ ROUTES = (BALANCE, TRANSACTIONS, REVERSAL, BY_KEY)
 """The names ``Faults.fail_next`` accepts: the contract's operations as method and template."""
 
 MAX_BODY = 16 * 1024
-_START_TIMEOUT = 10.0
 
 Body = dict[str, Any]
 
@@ -503,23 +500,5 @@ def serve_reference_in_thread(partner: ReferencePartner) -> Iterator[str]:
     Yields the base URL (``http://127.0.0.1:<port>``) once the server is up; on exit the
     server stops after the requests in flight (delayed ones included) have been answered.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        # log_config=None leaves the process's logging configuration alone.
-        config = uvicorn.Config(partner.app, log_level="warning", log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"partner-{port}", daemon=True
-        )
-        thread.start()
-        try:
-            deadline = time.monotonic() + _START_TIMEOUT
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the reference partner on port {port} did not start")
-                time.sleep(0.005)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(_START_TIMEOUT)
+    with serve_on_loopback(lambda _: partner.app, "partner") as base_url:
+        yield base_url
