@@ -27,12 +27,13 @@ from .auth.providers import ProviderUnavailable
 from .auth.routes import AuthRoutes
 from .auth.system import AuthSystem
 from .database import create_engine, migrate
-from .demo import load_demo, load_demo_rewards
+from .demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .graphql.settlement import statement_download
 from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
+from .pools import remote_pools
 from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
@@ -70,6 +71,16 @@ async def sweep_holds(holds: HoldService, every: float) -> None:
             log.exception("releasing expired holds failed; trying again later")
 
 
+async def resume_remote(service: LedgerService, every: float) -> None:
+    """Drive pending remote operations whose retry is due; every worker may run it."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await service.remote.resume_due()
+        except Exception:
+            log.exception("resuming remote operations failed; trying again later")
+
+
 def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Starlette:
@@ -83,7 +94,11 @@ def create_app(
         try:
             if settings.migrate_on_start:
                 await migrate(engine)
-            service = LedgerService(engine, coalition, clock)
+            pools, references = remote_pools(
+                coalition, development_members=DEMO_REMOTE_MEMBERS, production=settings.production
+            )
+            app.state.reference_partners = references
+            service = LedgerService(engine, coalition, clock, pools)
             await service.start()
             keys = KeyStore(engine, clock, settings.token_lifetime)
             await keys.start()
@@ -100,11 +115,12 @@ def create_app(
             app.state.settlement = SettlementService(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
-            sweeper = (
-                asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds))
-                if settings.hold_sweep_seconds > 0
-                else None
-            )
+            jobs = []
+            if settings.hold_sweep_seconds > 0:
+                jobs.append(asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds)))
+            if settings.remote_retry_seconds > 0 and pools:
+                retry = resume_remote(service, settings.remote_retry_seconds)
+                jobs.append(asyncio.create_task(retry))
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
             gc.collect()
@@ -112,10 +128,11 @@ def create_app(
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
+                for job in jobs:
+                    job.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+                        await job
+                await service.remote.aclose()
         finally:
             await auth.stop()
             await engine.dispose()

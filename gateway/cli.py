@@ -205,6 +205,39 @@ def _expire_holds(settings: Settings) -> int:
     return 0
 
 
+def _remote(settings: Settings, args: argparse.Namespace) -> int:
+    """Retry pending remote operations that are due, or list operations."""
+    from .database import create_engine, migrate
+    from .pools import remote_pools
+    from .remote import PENDING, operations_summary
+    from .service import LedgerService
+
+    coalition = load_coalition(settings.config_dir)
+
+    async def run() -> int:
+        pools, _ = remote_pools(coalition, production=settings.production)
+        engine = create_engine(settings.database_url)
+        service = LedgerService(engine, coalition, pools=pools)
+        try:
+            await migrate(engine)
+            await service.start()
+            if args.action == "list":
+                found = await service.remote.operations(args.status, limit=args.limit)
+                for line in operations_summary(found):
+                    print(line)
+                print(f"{len(found)} operation(s).")
+                return 0
+            counts = await service.remote.resume_due(limit=args.limit)
+            print(", ".join(f"{count} {status}" for status, count in counts.items()))
+            left = await service.remote.operations(PENDING, limit=1)
+            return 0 if not left else 3
+        finally:
+            await service.remote.aclose()
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 T = TypeVar("T")
 
 
@@ -484,6 +517,19 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "expire-holds", help="release every point-of-sale hold past its expiry (safe to repeat)"
     )
+    remote = commands.add_parser(
+        "remote", help="operations at partners whose points live in their own systems"
+    )
+    remote_commands = remote.add_subparsers(dest="action", required=True)
+    resume = remote_commands.add_parser(
+        "resume",
+        help="retry pending operations that are due (safe to repeat or run concurrently); "
+        "exits 3 while some are still pending",
+    )
+    resume.add_argument("--limit", type=int, default=1000)
+    listing = remote_commands.add_parser("list", help="recent operations, newest first")
+    listing.add_argument("--status", choices=["pending", "completed", "failed", "compensated"])
+    listing.add_argument("--limit", type=int, default=50)
     client = commands.add_parser("client", help="manage OAuth clients of partner apps, operators")
     client_commands = client.add_subparsers(dest="action", required=True)
     create = client_commands.add_parser("create", help="create a client; prints its secret once")
@@ -549,12 +595,14 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(settings, args.action)
         if args.command == "expire-holds":
             return _expire_holds(settings)
+        if args.command == "remote":
+            return _remote(settings, args)
         if args.command == "settlement":
             return _settlement(settings, args)
         if args.command == "reconcile":
             return _reconcile(settings)
         return _audit(settings)
-    except (ConfigError, SettingsError, ClientError) as error:
+    except (ConfigError, SettingsError, ClientError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except DatabaseUnavailable as error:

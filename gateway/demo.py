@@ -16,6 +16,11 @@ DEMO_MEMBERS = (
 )
 
 
+# Members of the demo's remote pools as the partner's own system knows them: customer id
+# and balance there, before the gateway moves anything.
+DEMO_REMOTE_MEMBERS: dict[str, dict[str, int]] = {}
+
+
 # Who can sign in at each demo partner's development provider: subject, name, customer id.
 # Alice is SKY-1001 at SkyWay and BB-2002 at BrewBar: linking the two merges her members.
 DEMO_SIGN_INS = {

@@ -35,6 +35,9 @@ class ErrorCode(Enum):
     REWARD_LIMIT_REACHED = "REWARD_LIMIT_REACHED"
     PERIOD_NOT_AFTER_LAST = "PERIOD_NOT_AFTER_LAST"
     PERIOD_NOT_ENDED = "PERIOD_NOT_ENDED"
+    PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"  # a remote pool's outcome is not known yet
+    PARTNER_REFUSED = "PARTNER_REFUSED"  # a remote pool refused; nothing was kept
+    NOT_AVAILABLE_AT_REMOTE_POOL = "NOT_AVAILABLE_AT_REMOTE_POOL"
 
 
 def shown(value: str, limit: int = 40) -> str:

@@ -152,6 +152,13 @@ class HoldService:
     ) -> HoldPosting:
         ledger = self.ledger
         ledger.partner(partner)
+        if ledger.coalition.is_remote(partner):
+            raise DomainError(
+                ErrorCode.NOT_AVAILABLE_AT_REMOTE_POOL,
+                f"'{partner}' keeps its points in its own system, which offers no holds: "
+                "redeem the points directly instead.",
+                ("partner",),
+            )
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         check_points(points)
         if not timedelta(seconds=1) <= lifetime <= MAX_HOLD:

@@ -24,6 +24,9 @@ class AccountCode(Enum):
     LIQUIDITY = "liquidity"  # the operator's: the side of each pool a conversion passes through
     FEES = "fees"  # the operator's: conversion fees
     HOLDS = "holds"  # the partner's: points held for redemptions not yet captured
+    # A remote pool's members keep their points in the partner's own system: this account
+    # stands in for their wallets there, so it holds what the gateway moved in, less out.
+    REMOTE = "remote"
 
 
 SYSTEM_ACCOUNTS = tuple(code for code in AccountCode if code is not AccountCode.WALLET)
@@ -63,21 +66,28 @@ def assert_balanced(legs: Iterable[Leg]) -> None:
         raise ValueError(f"legs do not balance per pool: {unbalanced}")
 
 
-def earn_legs(pool: str, points: int) -> list[Leg]:
-    return [Leg(pool, AccountCode.ISSUANCE, -points), Leg(pool, AccountCode.WALLET, points)]
+def holder(remote: bool) -> AccountCode:
+    """Where a member's points sit in a pool: their wallet, or the partner's own system."""
+    return AccountCode.REMOTE if remote else AccountCode.WALLET
 
 
-def redeem_legs(pool: str, points: int) -> list[Leg]:
-    return [Leg(pool, AccountCode.WALLET, -points), Leg(pool, AccountCode.REDEMPTION, points)]
+def earn_legs(pool: str, points: int, remote: bool = False) -> list[Leg]:
+    return [Leg(pool, AccountCode.ISSUANCE, -points), Leg(pool, holder(remote), points)]
 
 
-def conversion_legs(quote: Quote) -> list[Leg]:
+def redeem_legs(pool: str, points: int, remote: bool = False) -> list[Leg]:
+    return [Leg(pool, holder(remote), -points), Leg(pool, AccountCode.REDEMPTION, points)]
+
+
+def conversion_legs(
+    quote: Quote, source_remote: bool = False, target_remote: bool = False
+) -> list[Leg]:
     """The currency-exchange pattern: each pool passes through the operator's liquidity."""
     legs = [
-        Leg(quote.source, AccountCode.WALLET, -quote.points),
+        Leg(quote.source, holder(source_remote), -quote.points),
         Leg(quote.source, AccountCode.LIQUIDITY, quote.net_points),
         Leg(quote.target, AccountCode.LIQUIDITY, -quote.received),
-        Leg(quote.target, AccountCode.WALLET, quote.received),
+        Leg(quote.target, holder(target_remote), quote.received),
     ]
     if quote.fee:
         legs.insert(2, Leg(quote.source, AccountCode.FEES, quote.fee))

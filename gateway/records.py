@@ -91,11 +91,14 @@ class Posting:
     transfer: TransferRecord
     legs: tuple[LegRecord, ...]
     replayed: bool
+    remote_balance: tuple[str, int] | None = None  # a remote pool's balance, as it answered
 
     def balance_after(self, pool: str) -> int | None:
         for leg in self.legs:
             if leg.account is AccountCode.WALLET and leg.pool == pool:
                 return leg.balance_after
+        if self.remote_balance is not None and self.remote_balance[0] == pool:
+            return self.remote_balance[1]
         return None
 
 

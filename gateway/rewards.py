@@ -310,6 +310,14 @@ class RewardService:
     ) -> Receipt:
         ledger = self.ledger
         ledger.partner(pay_with, "pay_with")
+        remote = ledger.coalition.is_remote
+        if remote(pay_with):
+            raise DomainError(
+                ErrorCode.NOT_AVAILABLE_AT_REMOTE_POOL,
+                f"'{pay_with}' keeps its points in its own system: rewards cannot be paid "
+                "with them through the gateway yet. Pay with another pool.",
+                ("pay_with",),
+            )
         request = {"reward": reward_id, "member": member.canonical(), "pay_with": pay_with}
 
         async def work(connection: AsyncConnection) -> Receipt:
@@ -349,7 +357,9 @@ class RewardService:
                         "reason": f"for the reward {reward.name}",
                     },
                     member_id,
-                    conversion_legs(quote),
+                    # A remote partner's points pass through its REMOTE account: they are
+                    # spent on the spot and never reach the partner's own ledger.
+                    conversion_legs(quote, target_remote=remote(reward.partner)),
                 )
                 rate, paid = quote.rate, quote.points
 
@@ -366,7 +376,7 @@ class RewardService:
                     "reason": f"reward: {reward.name}",
                 },
                 member_id,
-                redeem_legs(reward.partner, reward.price_points),
+                redeem_legs(reward.partner, reward.price_points, remote(reward.partner)),
                 take_unit,
             )
             if redemption.replayed:  # a racing retry committed first

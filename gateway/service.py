@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from partners.config import Coalition, Partner
+from partners.remote.adapter import RemotePool
 
 from . import exchange, repository
 from .errors import DomainError, ErrorCode, shown
@@ -45,6 +46,7 @@ from .records import (
     WalletRecord,
     scope,
 )
+from .remote import Draft, RemoteOperations
 from .unit_of_work import UnitOfWork
 from .validation import (
     MAX_CUSTOMER_ID_LENGTH,
@@ -76,15 +78,18 @@ class LedgerService:
         engine: AsyncEngine,
         coalition: Coalition,
         clock: Callable[[], datetime] = utcnow,
+        pools: Mapping[str, RemotePool] | None = None,
     ) -> None:
         self.engine = engine
         self.coalition = coalition
         self.clock = clock
         self.uow = UnitOfWork(engine)
         self._system_accounts: dict[tuple[str, AccountCode], int] = {}
+        self.remote = RemoteOperations(self, pools or {})
 
     async def start(self) -> None:
         """Create every pool's system accounts (once) and remember their ids."""
+        self.remote.check_configured()
 
         async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
             return await repository.ensure_system_accounts(connection, self.coalition.partners)
@@ -277,6 +282,16 @@ class LedgerService:
             "reason": reason,
         }
         claim = self._claim(f"earn:{partner}", idempotency_key, request)
+        if config.pool.remote:
+            draft = Draft(
+                TransferKind.EARN,
+                claim,
+                partner,
+                points,
+                purchase_amount=purchase_amount,
+                reason=reason,
+            )
+            return await self.remote.run(draft, member)
 
         async def work(connection: AsyncConnection) -> Posting:
             # No read of the key first: the transfer insert claims it, and a taken key
@@ -310,6 +325,9 @@ class LedgerService:
         check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
         claim = self._claim(scope("redeem", partner, caller), idempotency_key, request)
+        if self.coalition.is_remote(partner):
+            draft = Draft(TransferKind.REDEEM, claim, partner, points, reason=reason)
+            return await self.remote.run(draft, member)
 
         async def work(connection: AsyncConnection) -> Posting:
             member_id = await self._live(connection, member)
@@ -330,17 +348,26 @@ class LedgerService:
         """What converting would give now, and the member's balance at the source."""
         quote = exchange.quote(self.coalition, source, target, points, self.clock())
 
-        async def work(connection: AsyncConnection) -> int:
-            owner = await self._resolve(connection, MemberRef(id=member_id))
-            return await repository.wallet_balance(connection, owner, source)
+        async def work(connection: AsyncConnection) -> str:
+            return await self._resolve(connection, MemberRef(id=member_id))
 
-        return quote, await self.uow.read(work)
+        owner = await self.uow.read(work)
+        if self.coalition.is_remote(source):
+            return quote, await self.remote.balance(owner, source) or 0
+        balance = await self.uow.read(lambda c: repository.wallet_balance(c, owner, source))
+        return quote, balance
 
     async def convert(
         self, member_id: str, source: str, target: str, points: int, idempotency_key: str
     ) -> Posting:
         request = {"member": member_id, "from": source, "to": target, "points": points}
         claim = self._claim(scope("convert", member_id), idempotency_key, request)
+        if self.coalition.is_remote(source) or self.coalition.is_remote(target):
+            quote = exchange.quote(self.coalition, source, target, points, self.clock())
+            draft = Draft(
+                TransferKind.CONVERSION, claim, source, points, to_partner=target, quote=quote
+            )
+            return await self.remote.run(draft, MemberRef(id=member_id))
 
         async def work(connection: AsyncConnection) -> Posting:
             replay = await self._replay(connection, *self._key_of(claim))
@@ -387,45 +414,75 @@ class LedgerService:
             replay = await self._replay(connection, *self._key_of(claim))
             if replay is not None:
                 return replay
-            if await repository.reversals_of(connection, [transfer_id]):
-                raise _already_reversed()
-            original_legs = (await repository.legs_of(connection, [transfer_id]))[transfer_id]
-            legs = reversal_legs(
-                original.kind,
-                [Leg(leg.pool, leg.account, leg.amount) for leg in original_legs],
-                original.points,
-                points,
-            )
-            values = {
-                **claim,
-                "kind": TransferKind.REVERSAL.value,
-                "partner": original.partner,
-                "to_partner": original.to_partner,
-                "points": points if points is not None else original.points,
-                "received_points": original.received_points,
-                "rate": str(original.rate) if original.rate is not None else None,
-                "fee": original.fee,
-                "reason": reason,
-                "reverses_id": original.id,
-            }
-            owner = original.member_id
-            if owner is not None:
-                # A merged member's points now live with the survivor.
-                owner = await repository.live_member(connection, owner)
-            try:
-                posting = await self._post(connection, values, owner, legs)
-                if original.kind is TransferKind.CONVERSION and original.to_partner:
-                    # The liability goes back: the target now owes the source.
-                    await self._owe_for_conversion(
-                        connection, original, original.to_partner, original.partner
+            for pool in (original.partner, original.to_partner):
+                if pool is not None and self.coalition.is_remote(pool):
+                    raise DomainError(
+                        ErrorCode.NOT_AVAILABLE_AT_REMOTE_POOL,
+                        f"This transfer moved points in the own system of '{pool}': the "
+                        "gateway cannot take them back there; correct it with the partner.",
+                        ("transfer_id",),
                     )
-                return posting
-            except IntegrityError as error:
-                if "reverses" in str(error.orig):
-                    raise _already_reversed() from None
-                raise
+            return await self._reverse(connection, original, claim, points, reason)
 
         return await self.uow.write(work)
+
+    async def compensate(
+        self, connection: AsyncConnection, transfer_id: int, key: str, reason: str
+    ) -> Posting:
+        """Within a saga's transaction: reverse its local step in full, once per ``key``."""
+        original = (await repository.transfers_by_id(connection, [transfer_id]))[transfer_id]
+        claim = self._claim("compensate", key, {"transfer": transfer_id})
+        replay = await self._replay(connection, *self._key_of(claim))
+        if replay is not None:
+            return replay
+        return await self._reverse(connection, original, claim, None, reason)
+
+    async def _reverse(
+        self,
+        connection: AsyncConnection,
+        original: TransferRecord,
+        claim: dict[str, Any],
+        points: int | None,
+        reason: str | None,
+    ) -> Posting:
+        transfer_id = original.id
+        if await repository.reversals_of(connection, [transfer_id]):
+            raise _already_reversed()
+        original_legs = (await repository.legs_of(connection, [transfer_id]))[transfer_id]
+        legs = reversal_legs(
+            original.kind,
+            [Leg(leg.pool, leg.account, leg.amount) for leg in original_legs],
+            original.points,
+            points,
+        )
+        values = {
+            **claim,
+            "kind": TransferKind.REVERSAL.value,
+            "partner": original.partner,
+            "to_partner": original.to_partner,
+            "points": points if points is not None else original.points,
+            "received_points": original.received_points,
+            "rate": str(original.rate) if original.rate is not None else None,
+            "fee": original.fee,
+            "reason": reason,
+            "reverses_id": original.id,
+        }
+        owner = original.member_id
+        if owner is not None:
+            # A merged member's points now live with the survivor.
+            owner = await repository.live_member(connection, owner)
+        try:
+            posting = await self._post(connection, values, owner, legs)
+            if original.kind is TransferKind.CONVERSION and original.to_partner:
+                # The liability goes back: the target now owes the source.
+                await self._owe_for_conversion(
+                    connection, original, original.to_partner, original.partner
+                )
+            return posting
+        except IntegrityError as error:
+            if "reverses" in str(error.orig):
+                raise _already_reversed() from None
+            raise
 
     async def _owe_for_conversion(
         self, connection: AsyncConnection, transfer: TransferRecord, debtor: str, creditor: str

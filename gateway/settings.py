@@ -64,6 +64,7 @@ class Settings:
     migrate_on_start: bool = True
     graphiql: bool = True
     hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
+    remote_retry_seconds: int = 30  # how often pending remote operations are retried; 0: never
     environment: str = "development"  # or "production": secure cookies, no dev providers
     public_url: str = ""  # how browsers and clients reach the gateway; default from host/port
     session_secret: str = ""  # signs cookies; required in production
@@ -111,6 +112,7 @@ class Settings:
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
             hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
+            remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
             environment=environ.get("COALITION_ENV", "development").strip().lower(),
             public_url=environ.get("COALITION_PUBLIC_URL", ""),
             session_secret=environ.get("COALITION_SESSION_SECRET", ""),

@@ -81,6 +81,52 @@ class ConversionRule:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Where a partner's points are kept: in the gateway's ledger (``hosted``), or in the
+    partner's own system, reached over the API of ``partners/remote/openapi.yaml``."""
+
+    hosted: bool = True
+    base_url: str | None = None  # remote: the API's root; None with ``development``
+    development: bool = False  # remote: the gateway serves a reference partner in-process
+    timeout_seconds: float = 5.0
+
+    @property
+    def remote(self) -> bool:
+        return not self.hosted
+
+
+def _read_pool(reader: Reader) -> Pool:
+    reader.unknown_keys({"hosted", "base_url", "development", "timeout_seconds"})
+    where = reader.text("hosted", required=False) or "gateway"
+    if where not in ("gateway", "remote"):
+        raise reader.fail("hosted", f'must be "gateway" or "remote", got {where!r}')
+    if where == "gateway":
+        for field in ("base_url", "development", "timeout_seconds"):
+            if field in reader.table:
+                raise reader.fail(field, 'applies only to a pool with hosted = "remote"')
+        return Pool()
+    development = reader.boolean("development", False)
+    base_url = reader.text("base_url", required=False) or None
+    if development == (base_url is not None):
+        raise reader.fail(
+            "base_url", "a remote pool needs either base_url or development = true, not both"
+        )
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+            raise reader.fail("base_url", f"must be an absolute https URL, got {base_url!r}")
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise reader.fail("base_url", "must use https (plain http is allowed for loopback)")
+        base_url = base_url.rstrip("/")
+    timeout = reader.table.get("timeout_seconds", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
+        raise reader.fail(
+            "timeout_seconds", f"must be a number of seconds up to 120, got {timeout!r}"
+        )
+    return Pool(False, base_url, development, float(timeout))
+
+
+@dataclass(frozen=True)
 class Partner:
     slug: str
     name: str
@@ -92,6 +138,7 @@ class Partner:
     source_file: str
     sign_in: SignIn | None = None
     step_up: StepUp | None = None
+    pool: Pool = Pool()
 
 
 @dataclass(frozen=True)
@@ -122,6 +169,10 @@ class Coalition:
         if partner is None:
             return []
         return [r for r in partner.conversions if r.enabled and r.in_force_at(moment)]
+
+    def is_remote(self, slug: str) -> bool:
+        partner = self.partners.get(slug)
+        return partner is not None and partner.pool.remote
 
 
 def _read_rule(reader: Reader, source: str) -> ConversionRule:
@@ -169,7 +220,17 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
     partner = slug_value if isinstance(slug_value, str) else None
     reader = Reader(file, partner, data)
     reader.unknown_keys(
-        {"slug", "name", "currency", "point_value", "earn", "conversions", "sign_in", "step_up"}
+        {
+            "slug",
+            "name",
+            "currency",
+            "point_value",
+            "earn",
+            "conversions",
+            "sign_in",
+            "step_up",
+            "pool",
+        }
     )
     slug = reader.text("slug", SLUG)
     if slug in RESERVED_SLUGS:
@@ -220,6 +281,7 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
         source_file=str(file),
         sign_in=_optional(reader, "sign_in", lambda table: read_sign_in(table, coalition=False)),
         step_up=_optional(reader, "step_up", read_step_up),
+        pool=_optional(reader, "pool", _read_pool) or Pool(),
     )
 
 
@@ -322,6 +384,14 @@ def load_coalition(directory: Path | str) -> Coalition:
                     partner.slug,
                     f"conversions[{index}].to",
                     f"names unknown partner '{rule.target}'",
+                )
+            if partner.pool.remote and partners[rule.target].pool.remote:
+                raise ConfigError(
+                    partner.source_file,
+                    partner.slug,
+                    f"conversions[{index}].to",
+                    f"'{partner.slug}' and '{rule.target}' both keep their points in their own "
+                    "systems; conversions between two remote pools are not supported",
                 )
     return Coalition(
         name=top.text("name"),

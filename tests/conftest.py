@@ -30,6 +30,7 @@ PARTNER_SCOPES = (
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
+    "remote_operations",
     "entries",
     "transfers",
     "accounts",

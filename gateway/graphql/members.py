@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,7 +13,7 @@ import strawberry
 from strawberry import relay
 
 from ..auth.store import IdentityRecord
-from ..errors import shown
+from ..errors import DomainError, shown
 from ..records import MemberRecord, WalletRecord
 from .context import Info
 from .errors import ArgumentError
@@ -139,7 +140,28 @@ class Member(relay.Node):
 
     async def _wallets(self, info: Info) -> dict[str, WalletRecord]:
         found = await info.context.loaders.wallets.load(self.member_id)
-        return {wallet.pool: wallet for wallet in found}
+        wallets = {wallet.pool: wallet for wallet in found}
+        service = info.context.service
+        remote = [
+            slug
+            for slug, partner in service.coalition.partners.items()
+            if partner.pool.remote and info.context.access.sees_pool(slug)
+        ]
+        if remote:
+            # Remote pools: the balance the partner's system gives now. A partner that does
+            # not answer leaves its wallet out rather than showing a number it did not give.
+            answers = await asyncio.gather(
+                *(service.remote.balance(self.member_id, slug) for slug in remote),
+                return_exceptions=True,
+            )
+            for slug, answer in zip(remote, answers, strict=True):
+                if isinstance(answer, DomainError):
+                    wallets[slug] = WalletRecord(self.member_id, slug, -1)
+                elif isinstance(answer, BaseException):
+                    raise answer
+                else:
+                    wallets[slug] = WalletRecord(self.member_id, slug, answer or 0)
+        return wallets
 
     @strawberry.field(
         description="One wallet per partner, with zero where none was used yet. A partner's "
@@ -151,7 +173,7 @@ class Member(relay.Node):
         return [
             Wallet(record=held.get(slug) or WalletRecord(self.member_id, slug, 0))
             for slug in sorted(info.context.service.coalition.partners)
-            if access.sees_pool(slug)
+            if access.sees_pool(slug) and _known(held.get(slug))
         ]
 
     @strawberry.field(
@@ -164,6 +186,8 @@ class Member(relay.Node):
         if not info.context.access.sees_pool(partner):
             return None
         held = await self._wallets(info)
+        if not _known(held.get(partner)):
+            return None
         return Wallet(record=held.get(partner) or WalletRecord(self.member_id, partner, 0))
 
     @strawberry.field(
@@ -178,7 +202,7 @@ class Member(relay.Node):
             (
                 partners[w.pool].point_value * w.balance
                 for w in (await self._wallets(info)).values()
-                if w.pool in partners
+                if w.pool in partners and _known(w)
             ),
             Decimal(0),
         )
@@ -234,3 +258,8 @@ class Member(relay.Node):
         access = info.context.access
         visible = [hold for hold in found if access.sees_pool(hold.partner)]
         return [Hold.of(hold) for hold in visible[:first]]
+
+
+def _known(wallet: WalletRecord | None) -> bool:
+    """False for a remote pool whose partner did not give the balance just now."""
+    return wallet is None or wallet.balance >= 0

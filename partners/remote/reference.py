@@ -169,7 +169,8 @@ class Faults:
 class ReferencePartner:
     """An in-memory partner points service behind one bearer ``token``.
 
-    ``members`` maps customer ids to opening balances. ``app`` is the Starlette application;
+    ``members`` maps customer ids to opening balances; with ``open_enrolment`` (for the demo)
+    any other customer id is a member with no points yet. ``app`` is the Starlette application;
     ``faults`` (and the shortcut ``fail_next``) script failures; ``calls`` lists the requests
     received; ``balance_of`` and ``transactions`` show what the partner actually did.
     """
@@ -180,11 +181,13 @@ class ReferencePartner:
         members: dict[str, int] | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        open_enrolment: bool = False,
     ) -> None:
         if not token:
             raise ValueError("the reference partner needs a token")
         self._token = token.encode()
         self._clock = clock
+        self._open_enrolment = open_enrolment  # development: any customer id is a member
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -332,6 +335,8 @@ class ReferencePartner:
     def _read_balance(self, customer_id: str) -> _Answer:
         with self._lock:
             balance = self._balances.get(customer_id)
+        if balance is None and self._open_enrolment:
+            balance = 0
         if balance is None:
             return _Answer(404, {"error": UNKNOWN_MEMBER})
         return _Answer(200, {"customer_id": customer_id, "balance": balance})
@@ -355,6 +360,8 @@ class ReferencePartner:
             if known is not None:
                 return known
             balance = self._balances.get(customer_id)
+            if balance is None and self._open_enrolment:
+                balance = self._balances[customer_id] = 0
             if balance is None:
                 return self._bind(key, fingerprint, 404, {"error": UNKNOWN_MEMBER})
             if kind == "debit" and points > balance:
