@@ -99,6 +99,7 @@ def create_app(
             )
             app.state.reference_partners = references
             service = LedgerService(engine, coalition, clock, pools)
+            service.remote.check_configured()
             await service.start()
             keys = KeyStore(engine, clock, settings.token_lifetime)
             await keys.start()

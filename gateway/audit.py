@@ -34,6 +34,14 @@ CHECKS = {
             SELECT COALESCE(SUM(h.points), 0) FROM holds h
             WHERE h.partner = a.pool AND h.status = 'authorized')
     """,
+    "a completed remote operation has no transfer": """
+        SELECT id FROM remote_operations WHERE status = 'completed' AND transfer_id IS NULL
+    """,
+    "a compensated remote operation was not reversed": """
+        SELECT o.id FROM remote_operations o WHERE o.status = 'compensated' AND NOT EXISTS (
+            SELECT 1 FROM transfers t
+            WHERE t.id = o.compensation_id AND t.reverses_id = o.transfer_id)
+    """,
     "a transfer has no entries": """
         SELECT t.id FROM transfers t
         WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)

@@ -213,6 +213,8 @@ def _remote(settings: Settings, args: argparse.Namespace) -> int:
     from .service import LedgerService
 
     coalition = load_coalition(settings.config_dir)
+    development = sorted(s for s, p in coalition.partners.items() if p.pool.development)
+    reachable = sorted(s for s, p in coalition.partners.items() if p.pool.base_url is not None)
 
     async def run() -> int:
         pools, _ = remote_pools(coalition, production=settings.production)
@@ -227,9 +229,14 @@ def _remote(settings: Settings, args: argparse.Namespace) -> int:
                     print(line)
                 print(f"{len(found)} operation(s).")
                 return 0
-            counts = await service.remote.resume_due(limit=args.limit)
+            if development:
+                print(
+                    f"Skipping {', '.join(development)}: a development pool is served inside "
+                    "the gateway process, whose own job resumes its operations."
+                )
+            counts = await service.remote.resume_due(limit=args.limit, partners=reachable)
             print(", ".join(f"{count} {status}" for status, count in counts.items()))
-            left = await service.remote.operations(PENDING, limit=1)
+            left = await service.remote.operations(PENDING, limit=1, partners=reachable)
             return 0 if not left else 3
         finally:
             await service.remote.aclose()

@@ -18,7 +18,8 @@ DEMO_MEMBERS = (
 
 # Members of the demo's remote pools as the partner's own system knows them: customer id
 # and balance there, before the gateway moves anything.
-DEMO_REMOTE_MEMBERS: dict[str, dict[str, int]] = {}
+DEMO_REMOTE_MEMBERS: dict[str, dict[str, int]] = {"harbour": {"HH-4004": 12000}}
+DEMO_REMOTE_ENROLMENTS = (("harbour", "HH-4004"),)  # Carol, a hotel guest too
 
 
 # Who can sign in at each demo partner's development provider: subject, name, customer id.
@@ -27,11 +28,15 @@ DEMO_SIGN_INS = {
     "skyway": (("alice", "Alice Martin", "SKY-1001"),),
     "brewbar": (("alice", "Alice Martin", "BB-2002"),),
     "freshmart": (("carol", "Carol Jansen", "FM-3003"),),
+    "harbour": (("carol", "Carol Jansen", "HH-4004"),),
 }
 DEMO_OPERATOR = "olivia"  # signs in at the coalition's provider with the operator role
 
 
 async def load_demo(service: LedgerService) -> None:
+    for partner, customer_id in DEMO_REMOTE_ENROLMENTS:
+        if partner in service.coalition.partners:
+            await service.enrol(partner, customer_id)
     for partner, customer_id, amount, reason in DEMO_MEMBERS:
         if partner not in service.coalition.partners:
             continue
@@ -52,6 +57,8 @@ DEMO_REWARDS: tuple[tuple[str, str, str, int, str, dict[str, object]], ...] = (
     ("brewbar", "free_product", "Free cappuccino", 60, "2.80", {}),
     ("brewbar", "discount", "10% off a bag of beans", 40, "1.50", {"per_member_limit": 2}),
     ("freshmart", "gift_card", "EUR 5 gift card", 1000, "5.00", {}),
+    ("harbour", "free_product", "Late checkout", 1500, "12.00", {}),
+    ("harbour", "experience", "Spa evening for two", 9000, "70.00", {"stock": 20}),
     (
         "freshmart",
         "donation",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from partners.config import Coalition
+from partners.config import Coalition, ConfigError
 from partners.remote.adapter import RemotePool
 from partners.remote.reference import ReferencePartner
 
@@ -35,9 +35,11 @@ def remote_pools(
         timeout = float(pool.timeout_seconds)
         if pool.development:
             if production:
-                raise RuntimeError(
-                    f"partner '{slug}': a development remote pool cannot run in production; "
-                    "give [pool] base_url"
+                raise ConfigError(
+                    partner.source_file,
+                    slug,
+                    "pool.development",
+                    "a development remote pool cannot run in production; give base_url",
                 )
             token = secrets.token_urlsafe(24)
             members = dict((development_members or {}).get(slug, {}))

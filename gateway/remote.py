@@ -171,6 +171,7 @@ class RemoteOperations:
             return replay
         member_id = await self.ledger._live(connection, member)
         remote = self._remote_side(draft)
+        self._pool(remote)
         customer_id = await _customer(connection, member_id, remote)
         now = self.ledger.clock()
         operation_id = str(uuid.uuid4())
@@ -224,7 +225,7 @@ class RemoteOperations:
 
     async def drive(self, operation: Operation) -> Posting:
         """Send the remote step (again, with its key) and settle on what the partner says."""
-        pool = self.pools[operation.remote_partner]
+        pool = self._pool(operation.remote_partner)
         reference = f"coalition {operation.kind} {operation.id}"
         try:
             if operation.movement == "credit":
@@ -338,21 +339,27 @@ class RemoteOperations:
 
     # ---- the job ---------------------------------------------------------------------------
 
-    async def resume_due(self, limit: int = 100) -> dict[str, int]:
+    async def resume_due(
+        self, limit: int = 100, partners: Sequence[str] | None = None
+    ) -> dict[str, int]:
         """Drive every pending operation whose retry is due; how each one ended now.
 
         Safe to run twice or from several workers at once: the remote step is sent with the
-        operation's key, and each outcome is recorded by a conditional update.
+        operation's key, and each outcome is recorded by a conditional update. ``partners``
+        limits it to operations at those partners.
         """
         now = self.ledger.clock()
 
         async def due(connection: AsyncConnection) -> list[Operation]:
-            result = await connection.execute(
+            query = (
                 sa.select(remote_operations)
                 .where(remote_operations.c.status == PENDING)
                 .where(remote_operations.c.next_attempt_at <= now)
-                .order_by(remote_operations.c.next_attempt_at)
-                .limit(limit)
+            )
+            if partners is not None:
+                query = query.where(remote_operations.c.remote_partner.in_(partners))
+            result = await connection.execute(
+                query.order_by(remote_operations.c.next_attempt_at).limit(limit)
             )
             return [Operation.from_row(row) for row in result]
 
@@ -374,10 +381,16 @@ class RemoteOperations:
         return counts
 
     async def operations(
-        self, status: str | None = None, member_id: str | None = None, limit: int = 100
+        self,
+        status: str | None = None,
+        member_id: str | None = None,
+        limit: int = 100,
+        partners: Sequence[str] | None = None,
     ) -> list[Operation]:
         async def work(connection: AsyncConnection) -> list[Operation]:
             query = sa.select(remote_operations)
+            if partners is not None:
+                query = query.where(remote_operations.c.remote_partner.in_(partners))
             if status is not None:
                 query = query.where(remote_operations.c.status == status)
             if member_id is not None:
@@ -400,8 +413,13 @@ class RemoteOperations:
         customer_id = await self.ledger.uow.read(work)
         if customer_id is None:
             return None
+        return await self.balance_of(partner, customer_id)
+
+    async def balance_of(self, partner: str, customer_id: str) -> int:
+        """A customer's balance at a remote partner now; 0 if the partner does not know them,
+        ``PARTNER_UNAVAILABLE`` if it does not answer."""
         try:
-            return await self.pools[partner].balance(customer_id)
+            return await self._pool(partner).balance(customer_id)
         except RemoteUnknownMember:
             return 0
         except RemoteError as error:
@@ -411,6 +429,12 @@ class RemoteOperations:
             ) from None
 
     # ---- pieces ----------------------------------------------------------------------------
+
+    def _pool(self, slug: str) -> RemotePool:
+        pool = self.pools.get(slug)
+        if pool is None:
+            raise RuntimeError(f"no pool adapter for '{slug}', whose points live elsewhere")
+        return pool
 
     def _remote_side(self, draft: Draft) -> str:
         if self.ledger.coalition.is_remote(draft.partner):

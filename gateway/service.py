@@ -89,7 +89,6 @@ class LedgerService:
 
     async def start(self) -> None:
         """Create every pool's system accounts (once) and remember their ids."""
-        self.remote.check_configured()
 
         async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
             return await repository.ensure_system_accounts(connection, self.coalition.partners)

@@ -113,7 +113,13 @@ def _read_pool(reader: Reader) -> Pool:
         )
     if base_url is not None:
         parts = urlsplit(base_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+        if (
+            parts.scheme not in ("https", "http")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
             raise reader.fail("base_url", f"must be an absolute https URL, got {base_url!r}")
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise reader.fail("base_url", "must use https (plain http is allowed for loopback)")

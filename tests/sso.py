@@ -20,12 +20,19 @@ import httpx
 import pytest
 
 from gateway.auth.providers import COALITION
+from gateway.demo import DEMO_REMOTE_MEMBERS
 from partners.config import DEMO_DIRECTORY
 from partners.oidc_provider import DevProvider, DevUser, serve_in_thread
+from partners.remote.reference import ReferencePartner, serve_reference_in_thread
 from partners.sign_in import env_name
 from tests.conftest import Clock, Gateway, start_gateway
 
-CLAIMS = {"skyway": "skyway_member", "brewbar": "brewbar_card", "freshmart": "freshmart_card"}
+CLAIMS = {
+    "skyway": "skyway_member",
+    "brewbar": "brewbar_card",
+    "freshmart": "freshmart_card",
+    "harbour": "harbour_guest",
+}
 USERS = {
     "skyway": [
         DevUser("alice", "Alice", {"skyway_member": "SKY-1001"}),
@@ -33,6 +40,7 @@ USERS = {
     ],
     "brewbar": [DevUser("alice", "Alice", {"brewbar_card": "BB-2002"}), DevUser("bob", "Bob", {})],
     "freshmart": [DevUser("carol", "Carol", {"freshmart_card": "FM-3003"})],
+    "harbour": [DevUser("carol", "Carol", {"harbour_guest": "HH-4004"})],
     COALITION: [
         DevUser("olivia", "Olivia", {"roles": ["coalition-operator"]}),
         DevUser("mallory", "Mallory", {"roles": ["member"]}),
@@ -63,11 +71,15 @@ class Brands:
         return provider.mint(subject, self.client_id(name), claims=user_claims)
 
 
-def _configure(directory: Path, issuers: dict[str, str]) -> None:
+def _configure(directory: Path, issuers: dict[str, str], remote_url: str) -> None:
     for file in DEMO_DIRECTORY.glob("*.toml"):
         text = file.read_text()
         name = COALITION if file.stem == "coalition" else file.stem
-        text = text.replace("development = true", f'issuer = "{issuers[name]}"')
+        # The first is the sign-in's. A remote pool's own `development = true` becomes a
+        # partner service on loopback: these gateways also run in production, which
+        # refuses a development pool.
+        text = text.replace("development = true", f'issuer = "{issuers[name]}"', 1)
+        text = text.replace("development = true", f'base_url = "{remote_url}"')
         (directory / file.name).write_text(text)
 
 
@@ -76,9 +88,16 @@ def brands(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brands]:
     names = [*CLAIMS, COALITION]
     credentials: dict[str, str] = {}
     providers: dict[str, DevProvider] = {}
-    with _serve_all(names, credentials, providers):
+    token = secrets.token_urlsafe(16)
+    harbour = ReferencePartner(token, DEMO_REMOTE_MEMBERS["harbour"], open_enrolment=True)
+    with (
+        _serve_all(names, credentials, providers),
+        serve_reference_in_thread(harbour) as harbour_url,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv("COALITION_REMOTE_HARBOUR_TOKEN", token)
         directory = tmp_path_factory.mktemp("sso-config")
-        _configure(directory, {name: p.issuer for name, p in providers.items()})
+        _configure(directory, {name: p.issuer for name, p in providers.items()}, harbour_url)
         yield Brands(providers, directory, tuple(sorted(credentials.items())))
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -632,13 +632,13 @@ async def test_me(world: World, role: str, field: str, member: str | None):
 
 # Which pools' figures each role sees; the others are null.
 FIGURE_READS = [
-    ("operator", "figures", ("brewbar", "freshmart", "skyway")),
+    ("operator", "figures", ("brewbar", "freshmart", "harbour", "skyway")),
     ("skyway-app", "figures", ("skyway",)),
     ("brewbar-app", "figures", ("brewbar",)),
     ("skyway-earn-only", "figures", ("skyway",)),
     ("member-X", "figures", ()),
     ("member-Y", "figures", ()),
-    ("operator-sso", "figures", ("brewbar", "freshmart", "skyway")),
+    ("operator-sso", "figures", ("brewbar", "freshmart", "harbour", "skyway")),
     ("forged-operator", "figures", ()),
 ]
 

@@ -107,7 +107,7 @@ async def test_partners_show_currency_value_earn_rate_and_rules_in_force(gateway
                toPartner { slug } rate feePercent feeFixed minPoints maxPoints } } }"""
     )
     partners = {p["slug"]: p for p in body["data"]["partners"]}
-    assert set(partners) == {"skyway", "brewbar", "freshmart"}
+    assert set(partners) == {"skyway", "brewbar", "freshmart", "harbour"}
     assert partners["skyway"]["currency"] == {"code": "SKM", "name": "miles"}
     assert partners["skyway"]["pointValue"] == {"amount": "0.012", "currency": "EUR"}
     assert partners["brewbar"]["pointValue"]["amount"] == "0.04"

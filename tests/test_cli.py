@@ -141,10 +141,13 @@ def test_serve_on_a_network_with_real_providers_and_no_demo_data(
     config.mkdir()
     for file in DEMO_DIRECTORY.glob("*.toml"):
         text = file.read_text().replace(
-            "development = true", f'issuer = "https://login.{file.stem}.example"'
+            "development = true", f'issuer = "https://login.{file.stem}.example"', 1
         )
+        # A remote pool's development partner is for the demo only: name a real one.
+        text = text.replace("development = true", 'base_url = "https://points.example"')
         (config / file.name).write_text(text)
     monkeypatch.setenv("COALITION_CONFIG_DIR", str(config))
+    monkeypatch.setenv("COALITION_REMOTE_HARBOUR_TOKEN", "token")
     for name in ("coalition", *load_coalition(config).partners):
         prefix = "COALITION_OIDC_" + name.upper().replace("-", "_")
         monkeypatch.setenv(prefix + "_CLIENT_ID", "gateway")

@@ -56,16 +56,18 @@ def utc(
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def test_demo_directory_loads_three_partners_with_exact_values() -> None:
+def test_demo_directory_loads_four_partners_with_exact_values() -> None:
     coalition = load_coalition(DEMO_DIRECTORY)
     assert coalition.settlement_currency == "EUR"
-    assert set(coalition.partners) == {"skyway", "brewbar", "freshmart"}
+    assert set(coalition.partners) == {"skyway", "brewbar", "freshmart", "harbour"}
     values = {slug: p.point_value for slug, p in coalition.partners.items()}
     assert values == {
         "skyway": Decimal("0.012"),
         "brewbar": Decimal("0.04"),
         "freshmart": Decimal("0.005"),
+        "harbour": Decimal("0.008"),
     }
+    assert [slug for slug, p in coalition.partners.items() if p.pool.remote] == ["harbour"]
     assert all(isinstance(v, Decimal) for v in values.values())
     skyway = coalition.partners["skyway"]
     assert {rule.target for rule in skyway.conversions} == {"brewbar", "freshmart"}
@@ -268,3 +270,238 @@ def test_demo_earn_rules_use_configured_rounding() -> None:
     assert partners["brewbar"].earn.points_for(Decimal("2.50")) == 3
     assert partners["freshmart"].earn.points_for(Decimal("3.99")) == 19
     assert partners["brewbar"].earn.purchase_currency == "EUR"
+
+
+# ---- [pool]: where a partner's points are kept ----------------------------------------------
+
+
+def pooled(tmp_path: Path, pool: str, *rules: str) -> Path:
+    """``alpha`` with ``pool`` as its [pool] table (plus ``rules``), and a hosted ``beta``."""
+    files = {
+        "alpha": partner("alpha", "ALP", *rules, extra=f"[pool]\n{pool}"),
+        "beta": partner("beta", "BET"),
+    }
+    return write(tmp_path, files)
+
+
+def pool_refusal(tmp_path: Path, pool: str, field: str) -> str:
+    error = refusal(pooled(tmp_path, pool))
+    assert_names(error, tmp_path / "alpha.toml", "alpha", f"pool.{field}")
+    return error.problem
+
+
+def test_a_partner_without_a_pool_table_is_hosted_by_the_gateway(tmp_path: Path) -> None:
+    coalition = load_coalition(pair(tmp_path))
+    pool = coalition.partners["alpha"].pool
+    assert (pool.hosted, pool.remote, pool.base_url, pool.development) == (True, False, None, False)
+    assert not coalition.is_remote("alpha") and not coalition.is_remote("nobody")
+
+
+def test_hosted_gateway_spelled_out_is_the_default(tmp_path: Path) -> None:
+    pool = load_coalition(pooled(tmp_path, 'hosted = "gateway"\n')).partners["alpha"].pool
+    assert pool.hosted and not pool.remote and pool.base_url is None
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kept"),
+    [
+        ("https://points.alpha.example/api/v1/", "https://points.alpha.example/api/v1"),
+        ("https://points.alpha.example", "https://points.alpha.example"),
+        ("https://points.alpha.example:8443//", "https://points.alpha.example:8443"),
+        ("http://127.0.0.1:8123/", "http://127.0.0.1:8123"),
+        ("http://localhost:9000/points", "http://localhost:9000/points"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_a_remote_pool_with_a_base_url(tmp_path: Path, base_url: str, kept: str) -> None:
+    text = f'hosted = "remote"\nbase_url = "{base_url}"\n'
+    coalition = load_coalition(pooled(tmp_path, text))
+    pool = coalition.partners["alpha"].pool
+    assert (pool.remote, pool.hosted, pool.development) == (True, False, False)
+    assert pool.base_url == kept  # the trailing slash is dropped
+    assert pool.timeout_seconds == 5.0
+    assert coalition.is_remote("alpha") and not coalition.is_remote("beta")
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("2.5", 2.5), ("120", 120.0), ("1", 1.0)])
+def test_a_remote_pools_timeout(tmp_path: Path, written: str, seconds: float) -> None:
+    text = f'hosted = "remote"\nbase_url = "https://a.example"\ntimeout_seconds = {written}\n'
+    pool = load_coalition(pooled(tmp_path, text)).partners["alpha"].pool
+    assert pool.timeout_seconds == seconds and isinstance(pool.timeout_seconds, float)
+
+
+def test_a_development_remote_pool_needs_no_base_url(tmp_path: Path) -> None:
+    text = 'hosted = "remote"\ndevelopment = true\ntimeout_seconds = 3\n'
+    pool = load_coalition(pooled(tmp_path, text)).partners["alpha"].pool
+    assert (pool.remote, pool.development, pool.base_url) == (True, True, None)
+    assert pool.timeout_seconds == 3.0
+
+
+def test_development_false_with_a_base_url_is_a_plain_remote_pool(tmp_path: Path) -> None:
+    text = 'hosted = "remote"\ndevelopment = false\nbase_url = "https://a.example/"\n'
+    pool = load_coalition(pooled(tmp_path, text)).partners["alpha"].pool
+    assert (pool.development, pool.base_url) == (False, "https://a.example")
+
+
+@pytest.mark.parametrize("where", ['"cloud"', '"Remote"', '"hosted"', "true"])
+def test_an_unknown_kind_of_pool_is_refused(tmp_path: Path, where: str) -> None:
+    problem = pool_refusal(tmp_path, f"hosted = {where}\n", "hosted")
+    assert "must be" in problem
+
+
+def test_the_choices_of_hosted_are_named(tmp_path: Path) -> None:
+    problem = pool_refusal(tmp_path, 'hosted = "cloud"\n', "hosted")
+    assert '"gateway" or "remote"' in problem and "'cloud'" in problem
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        'hosted = "remote"\n',
+        'hosted = "remote"\ndevelopment = false\n',
+        'hosted = "remote"\ntimeout_seconds = 3\n',
+    ],
+    ids=["nothing", "development-false", "only-timeout"],
+)
+def test_a_remote_pool_without_base_url_or_development_is_refused(
+    tmp_path: Path, pool: str
+) -> None:
+    problem = pool_refusal(tmp_path, pool, "base_url")
+    assert "either base_url or development = true" in problem
+
+
+def test_a_remote_pool_with_both_base_url_and_development_is_refused(tmp_path: Path) -> None:
+    text = 'hosted = "remote"\ndevelopment = true\nbase_url = "https://a.example"\n'
+    problem = pool_refusal(tmp_path, text, "base_url")
+    assert "not both" in problem
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://points.alpha.example/api",
+        "http://10.0.0.5:8080",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.alpha.example",
+    ],
+)
+def test_plain_http_to_a_host_other_than_loopback_is_refused(tmp_path: Path, base_url: str) -> None:
+    problem = pool_refusal(tmp_path, f'hosted = "remote"\nbase_url = "{base_url}"\n', "base_url")
+    assert "must use https" in problem
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://points.alpha.example",
+        "points.alpha.example/api",
+        "https://",
+        "https://points.alpha.example/api?tenant=1",
+        "/api/v1",
+    ],
+)
+def test_a_base_url_that_is_not_an_absolute_url_is_refused(tmp_path: Path, base_url: str) -> None:
+    problem = pool_refusal(tmp_path, f'hosted = "remote"\nbase_url = "{base_url}"\n', "base_url")
+    assert "absolute https URL" in problem and repr(base_url) in problem
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ('base_url = "https://a.example"', "base_url"),
+        ("development = true", "development"),
+        ("timeout_seconds = 5", "timeout_seconds"),
+    ],
+)
+@pytest.mark.parametrize("hosted", ["", 'hosted = "gateway"\n'], ids=["default", "explicit"])
+def test_remote_settings_on_a_hosted_pool_are_refused(
+    tmp_path: Path, setting: str, field: str, hosted: str
+) -> None:
+    problem = pool_refusal(tmp_path, f"{hosted}{setting}\n", field)
+    assert 'only to a pool with hosted = "remote"' in problem
+
+
+@pytest.mark.parametrize("timeout", ['"5"', "0", "0.0", "-1", "120.5", "121", "true", "nan", "inf"])
+def test_a_timeout_that_is_not_a_number_of_seconds_up_to_120_is_refused(
+    tmp_path: Path, timeout: str
+) -> None:
+    text = f'hosted = "remote"\nbase_url = "https://a.example"\ntimeout_seconds = {timeout}\n'
+    problem = pool_refusal(tmp_path, text, "timeout_seconds")
+    assert "up to 120" in problem
+
+
+def test_the_timeout_of_a_development_pool_is_checked_too(tmp_path: Path) -> None:
+    text = 'hosted = "remote"\ndevelopment = true\ntimeout_seconds = 0\n'
+    assert "up to 120" in pool_refusal(tmp_path, text, "timeout_seconds")
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        'hosted = "remote"\nbase_url = "https://a.example"\ntoken = "secret"\n',
+        'hosted = "remote"\nbaseurl = "https://a.example"\n',
+        'hosted = "gateway"\ntoken = "secret"\n',
+    ],
+)
+def test_an_unknown_key_in_the_pool_table_is_refused(tmp_path: Path, pool: str) -> None:
+    field = "baseurl" if "baseurl" in pool else "token"
+    assert "not a known setting" in pool_refusal(tmp_path, pool, field)
+
+
+def test_a_pool_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    files = {
+        "alpha": partner("alpha", "ALP", extra='pool = "remote"'),
+        "beta": partner("beta", "BET"),
+    }
+    error = refusal(write(tmp_path, files))
+    assert_names(error, tmp_path / "alpha.toml", "alpha", "pool")
+
+
+REMOTE_POOL = '[pool]\nhosted = "remote"\nbase_url = "https://{slug}.example"\n'
+
+
+def test_a_conversion_between_two_remote_pools_is_refused_naming_both(tmp_path: Path) -> None:
+    files = {
+        "alpha": partner("alpha", "ALP", RULE, extra=REMOTE_POOL.format(slug="alpha")),
+        "beta": partner("beta", "BET", extra=REMOTE_POOL.format(slug="beta")),
+    }
+    error = refusal(write(tmp_path, files))
+    assert_names(error, tmp_path / "alpha.toml", "alpha", "conversions[0].to")
+    assert "'alpha' and 'beta'" in error.problem
+    assert "two remote pools" in error.problem
+
+
+def test_the_refused_rule_is_named_by_its_index(tmp_path: Path) -> None:
+    to_gamma = 'to = "gamma"\nrate = "2"\neffective_from = 2026-01-01\n'
+    files = {
+        "alpha": partner("alpha", "ALP", to_gamma, RULE, extra=REMOTE_POOL.format(slug="alpha")),
+        "beta": partner("beta", "BET", extra=REMOTE_POOL.format(slug="beta")),
+        "gamma": partner("gamma", "GAM"),
+    }
+    error = refusal(write(tmp_path, files))
+    assert_names(error, tmp_path / "alpha.toml", "alpha", "conversions[1].to")
+    assert "'alpha' and 'beta'" in error.problem
+
+
+def test_a_development_pool_counts_as_remote_for_the_conversion_check(tmp_path: Path) -> None:
+    development = '[pool]\nhosted = "remote"\ndevelopment = true\n'
+    back = 'to = "alpha"\nrate = "2"\neffective_from = 2026-01-01\n'
+    files = {
+        "alpha": partner("alpha", "ALP", extra=REMOTE_POOL.format(slug="alpha")),
+        "beta": partner("beta", "BET", back, extra=development),
+    }
+    error = refusal(write(tmp_path, files))
+    assert_names(error, tmp_path / "beta.toml", "beta", "conversions[0].to")
+    assert "'beta' and 'alpha'" in error.problem
+
+
+def test_conversions_between_a_remote_and_a_hosted_pool_load_both_ways(tmp_path: Path) -> None:
+    back = 'to = "alpha"\nrate = "2"\neffective_from = 2026-01-01\n'
+    files = {
+        "alpha": partner("alpha", "ALP", RULE, extra=REMOTE_POOL.format(slug="alpha")),
+        "beta": partner("beta", "BET", back),
+    }
+    coalition = load_coalition(write(tmp_path, files))
+    assert coalition.is_remote("alpha") and not coalition.is_remote("beta")
+    assert coalition.rule_in_force("alpha", "beta", utc(2026, 6, 1)) is not None
+    assert coalition.rule_in_force("beta", "alpha", utc(2026, 6, 1)) is not None

@@ -61,7 +61,7 @@ async def test_success_uses_the_negotiated_media_type(gateway: Gateway):
         response = await post(gateway, {"query": "{ partners { slug } }"}, accept)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media)
-        assert len(response.json()["data"]["partners"]) == 3
+        assert len(response.json()["data"]["partners"]) == 4
 
 
 async def test_parse_and_validation_errors_are_400_with_graphql_response_json(gateway: Gateway):
@@ -126,7 +126,7 @@ async def test_get_serves_queries_but_refuses_mutations(gateway: Gateway):
     ok = await gateway.client.get(
         "/graphql", params={"query": "{ partners { slug } }"}, headers={"accept": GQL}
     )
-    assert ok.status_code == 200 and len(ok.json()["data"]["partners"]) == 3
+    assert ok.status_code == 200 and len(ok.json()["data"]["partners"]) == 4
     mutation = (
         'mutation { enrolMember(input: {partner: "skyway", partnerCustomerId: "G"}) { created } }'
     )

@@ -294,9 +294,7 @@ async def stars(gw: Gateway, member: str, points: int) -> None:
     assert (await earn(gw, member, points, f"stars-{points}", "brewbar"))["userErrors"] == []
 
 
-async def test_converting_hosted_points_into_a_remote_pool(
-    gw: Gateway, northjet: ReferencePartner
-):
+async def test_converting_hosted_points_into_a_remote_pool(gw: Gateway, northjet: ReferencePartner):
     member = await member_at_northjet(gw)
     await stars(gw, member, 100)
     result = await convert(gw, member, "brewbar", "northjet", 40, "c-1")
@@ -312,9 +310,7 @@ async def test_converting_hosted_points_into_a_remote_pool(
     assert [(o.debtor, o.creditor, o.kind) for o in owed] == [("brewbar", "northjet", "conversion")]
 
 
-async def test_converting_remote_points_into_a_hosted_pool(
-    gw: Gateway, northjet: ReferencePartner
-):
+async def test_converting_remote_points_into_a_hosted_pool(gw: Gateway, northjet: ReferencePartner):
     member = await member_at_northjet(gw)
     result = await convert(gw, member, "northjet", "brewbar", 400, "c-2")
     assert result["userErrors"] == []

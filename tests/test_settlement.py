@@ -350,7 +350,7 @@ async def test_sums_are_exact_to_the_millionth_and_both_databases_agree(
     found = await statement(gateway, 1, "brewbar")
     assert found is not None and found["bilateral"][0]["net"]["amount"] == "0.00"  # not -0
     # What the database wrote (SQL on PostgreSQL, Python on SQLite) is what Python adds up.
-    statements, pairs = aggregate(owed, ["brewbar", "freshmart", "skyway"])
+    statements, pairs = aggregate(owed, ["brewbar", "freshmart", "harbour", "skyway"])
     written = await settlement(gateway).statements(1)
     assert [(s.partner, s.gross_payable, s.gross_receivable, s.fees, s.net) for s in written] == [
         (s.partner, s.gross_payable, s.gross_receivable, s.fees, s.net) for s in statements
@@ -379,7 +379,7 @@ async def test_only_operators_close_and_partners_see_only_their_own_statements(
     assert [p["number"] for p in periods] == [1] and periods[0]["closedBy"] is None
     assert [s["partner"] for s in periods[0]["statements"]] == ["skyway"]
     every = (await gateway.gql(PERIODS))["data"]["settlementPeriods"][0]["statements"]
-    assert [s["partner"] for s in every] == ["brewbar", "freshmart", "skyway"]
+    assert [s["partner"] for s in every] == ["brewbar", "freshmart", "harbour", "skyway"]
     assert figures(await statement(gateway, 1, "skyway", token=skyway)) == SKYWAY_1
     assert await statement(gateway, 1, "brewbar", token=skyway) is None
 
@@ -504,9 +504,14 @@ async def test_the_cli_closes_exports_and_reconciles(
         == 0
     )
     exported = list(csv.DictReader(output.open(encoding="utf-8")))
-    assert {r["partner"] for r in exported} == {"brewbar", "freshmart", "skyway"}
+    assert {r["partner"] for r in exported} == {"brewbar", "freshmart", "harbour", "skyway"}
     net = {r["partner"]: Decimal(r["amount"]) for r in exported if r["kind"] == "net"}
-    assert net == {"brewbar": Decimal("3.996"), "freshmart": 0, "skyway": Decimal("-5.168")}
+    assert net == {
+        "brewbar": Decimal("3.996"),
+        "freshmart": 0,
+        "harbour": 0,
+        "skyway": Decimal("-5.168"),
+    }
     only_skyway = ("settlement", "export", "1", "--partner=skyway")
     assert await run_cli(monkeypatch, database_url, *only_skyway) == 0
     only = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

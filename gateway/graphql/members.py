@@ -149,23 +149,32 @@ class Member(relay.Node):
         ]
         if remote:
             # Remote pools: the balance the partner's system gives now. A partner that does
-            # not answer leaves its wallet out rather than showing a number it did not give.
+            # not answer leaves its wallet out rather than showing a number it did not give,
+            # and so does one the member is not a customer of.
+            enrolled = await info.context.loaders.enrolments.load(self.member_id)
+            customers = {e.partner: e.customer_id for e in enrolled}
+            for slug in remote:
+                if slug not in customers:
+                    wallets[slug] = WalletRecord(self.member_id, slug, _NOT_A_CUSTOMER)
+            asked = [slug for slug in remote if slug in customers]
             answers = await asyncio.gather(
-                *(service.remote.balance(self.member_id, slug) for slug in remote),
+                *(service.remote.balance_of(slug, customers[slug]) for slug in asked),
                 return_exceptions=True,
             )
-            for slug, answer in zip(remote, answers, strict=True):
+            for slug, answer in zip(asked, answers, strict=True):
                 if isinstance(answer, DomainError):
-                    wallets[slug] = WalletRecord(self.member_id, slug, -1)
+                    wallets[slug] = WalletRecord(self.member_id, slug, _UNANSWERED)
                 elif isinstance(answer, BaseException):
                     raise answer
                 else:
-                    wallets[slug] = WalletRecord(self.member_id, slug, answer or 0)
+                    wallets[slug] = WalletRecord(self.member_id, slug, answer)
         return wallets
 
     @strawberry.field(
-        description="One wallet per partner, with zero where none was used yet. A partner's "
-        "app sees only the wallet in its own pool."
+        description="One wallet per partner, with zero where none was used yet. A partner "
+        "that keeps its points in its own system shows the balance it gives now, and only to "
+        "its customers; if it does not answer, its wallet is left out. A partner's app sees "
+        "only the wallet in its own pool."
     )
     async def wallets(self, info: Info) -> list[Wallet]:
         held = await self._wallets(info)
@@ -260,6 +269,11 @@ class Member(relay.Node):
         return [Hold.of(hold) for hold in visible[:first]]
 
 
+# Placeholders for remote pools without a balance to show: the member is not the partner's
+# customer, or the partner did not answer just now.
+_NOT_A_CUSTOMER, _UNANSWERED = -1, -2
+
+
 def _known(wallet: WalletRecord | None) -> bool:
-    """False for a remote pool whose partner did not give the balance just now."""
+    """False for a remote pool with no balance to show."""
     return wallet is None or wallet.balance >= 0
