@@ -10,7 +10,7 @@ runs under uvicorn on 127.0.0.1 and the gateway reaches it over real HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,20 +23,20 @@ from gateway.remote import COMPLETED, PENDING
 from gateway.tables import remote_operations, reward_redemptions
 from partners.config import ConfigError, load_coalition
 from partners.remote.reference import BY_KEY, TRANSACTIONS, ReferencePartner
-from partners.remote.reference import serve_reference_in_thread as serve_reference
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, codes, payload
-from tests.test_remote_operations import (
+from tests.test_remote_operations import (  # noqa: F401  (fixtures)
     NORTHJET,
-    SLOW,
     TIMEOUT,
     TOKEN,
     WALLETS,
     brewbar_stars,
     earn,
     member_at_northjet,
+    northjet,
     operations,
     real_transactions,
+    served,
 )
 from tests.test_rewards import redeem as redeem_reward
 from tests.test_rewards import reward
@@ -92,23 +92,6 @@ def config(directory: Path, base_url: str | None) -> Path:
     )
     (directory / "northjet.toml").write_text(northjet)
     return directory
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ReferencePartner, str]]:
-    partner = ReferencePartner(TOKEN)
-    with serve_reference(partner) as base_url:
-        yield partner, base_url
-
-
-@pytest.fixture
-def northjet(served: tuple[ReferencePartner, str]) -> Iterator[ReferencePartner]:
-    partner, _ = served
-    partner.reset({"NJ-1": 1000, "NJ-2": 0})
-    partner.faults.delay = SLOW
-    yield partner
-    partner.faults.clear()
-    partner.wait_idle(10)
 
 
 @pytest.fixture
