@@ -27,6 +27,8 @@ class AccountCode(Enum):
     # A remote pool's members keep their points in the partner's own system: this account
     # stands in for their wallets there, so it holds what the gateway moved in, less out.
     REMOTE = "remote"
+    BREAKAGE = "breakage"  # the partner's: points that expired unspent
+    PENDING = "pending"  # the partner's: points earned but not spendable until a return window ends
 
 
 SYSTEM_ACCOUNTS = tuple(code for code in AccountCode if code is not AccountCode.WALLET)
@@ -41,6 +43,10 @@ class TransferKind(Enum):
     HOLD = "hold"  # points set aside for a point-of-sale redemption
     CAPTURE = "capture"  # a hold completed, in full or in part (the rest released)
     RELEASE = "release"  # a hold voided or expired: its points back in the wallet
+    EXPIRY = "expiry"  # points that expired, from the wallet to the pool's breakage
+    GIFT = "gift"  # points one member gave another, in the same pool
+    MATURE = "mature"  # pending points whose return window ended, now in the wallet
+    CLAWBACK = "clawback"  # points of a returned purchase taken back
 
 
 @dataclass(frozen=True)

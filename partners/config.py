@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .challenges import Challenge, read_challenges
+from .earning import EARNING_KEYS, EarningRules, read_earning
+from .expiry import ExpiryPolicy, GiftingLimits, read_expiry, read_gifting
 from .reader import MAX_POINTS, ConfigError, Reader
 from .sign_in import SignIn, StepUp, read_sign_in, read_step_up
+from .tiers import Tiers, read_tiers
 
 __all__ = ["MAX_POINTS", "ConfigError", "SignIn", "StepUp"]
 
@@ -145,6 +149,9 @@ class Partner:
     sign_in: SignIn | None = None
     step_up: StepUp | None = None
     pool: Pool = Pool()
+    earning: EarningRules = field(default_factory=lambda: EarningRules())  # see earning.py
+    expiry: ExpiryPolicy | None = None  # None: points never expire
+    gifting: GiftingLimits | None = None  # None: members cannot gift points here
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,8 @@ class Coalition:
     partners: dict[str, Partner]
     sign_in: SignIn | None = None  # the coalition's own provider: operators, and members
     fee_per_point_issued: Decimal = Decimal(0)  # the operator's, charged to the issuer
+    tiers: Tiers | None = None  # None: the coalition has no tiers
+    challenges: tuple[Challenge, ...] = ()
 
     def partner(self, slug: str) -> Partner | None:
         return self.partners.get(slug)
@@ -236,6 +245,9 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
             "sign_in",
             "step_up",
             "pool",
+            "expiry",
+            "gifting",
+            *EARNING_KEYS,
         }
     )
     slug = reader.text("slug", SLUG)
@@ -288,6 +300,9 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
         sign_in=_optional(reader, "sign_in", lambda table: read_sign_in(table, coalition=False)),
         step_up=_optional(reader, "step_up", read_step_up),
         pool=_optional(reader, "pool", _read_pool) or Pool(),
+        earning=read_earning(reader),
+        expiry=_optional(reader, "expiry", read_expiry),
+        gifting=_optional(reader, "gifting", read_gifting),
     )
 
 
@@ -333,7 +348,9 @@ def load_coalition(directory: Path | str) -> Coalition:
     if not coalition_file.is_file():
         raise ConfigError(coalition_file, None, "-", "file not found")
     top = Reader(coalition_file, None, _load_toml(coalition_file))
-    top.unknown_keys({"name", "settlement_currency", "sign_in", "settlement"})
+    top.unknown_keys(
+        {"name", "settlement_currency", "sign_in", "settlement", "tiers", "challenges"}
+    )
     settlement = top.optional_table("settlement")
     fee_per_point = Decimal(0)
     if settlement is not None:
@@ -405,6 +422,8 @@ def load_coalition(directory: Path | str) -> Coalition:
         partners=partners,
         sign_in=coalition_sign_in,
         fee_per_point_issued=fee_per_point,
+        tiers=read_tiers(top, top.table["tiers"], partners) if "tiers" in top.table else None,
+        challenges=read_challenges(top, top.table.get("challenges", []), partners),
     )
 
 
