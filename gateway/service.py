@@ -121,6 +121,7 @@ class LedgerService:
                 connection, partner, cleaned, member.id, member.created_at
             ):
                 raise _EnrolmentTaken  # a concurrent call enrolled the pair first
+            await self._signup_bonus(connection, partner, member.id)
             enrolment = EnrolmentRecord(partner, cleaned, member.id, member.created_at)
             return Enrolled(member, enrolment, created=True)
 
@@ -128,6 +129,23 @@ class LedgerService:
             return await self.uow.write(work)
         except _EnrolmentTaken:
             return await self.uow.write(work)
+
+    async def _signup_bonus(
+        self, connection: AsyncConnection, partner: str, member_id: str
+    ) -> None:
+        """A new member's sign-up bonus, in the enrolment's transaction."""
+        config = self.coalition.partners[partner]
+        points = config.earning.signup_bonus
+        if not points or config.pool.remote:
+            return
+        values = {
+            **self._claim(f"signup:{partner}", member_id, {"member": member_id}),
+            "kind": TransferKind.EARN.value,
+            "partner": partner,
+            "points": points,
+            "reason": "sign-up bonus",
+        }
+        await self._post(connection, values, member_id, earn_legs(partner, points))
 
     async def _resolve(self, connection: AsyncConnection, ref: MemberRef) -> str:
         """The member a reference names now: a merged member's id gives the survivor."""

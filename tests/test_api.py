@@ -585,4 +585,5 @@ async def test_nested_fields_are_batched_not_one_query_per_row(gateway: Gateway)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(body["data"]["member"]["transfers"]["edges"]) == 30
-    assert len(statements) == few <= 8, statements
+    # Wallets read holds, pending points and debts: one batched statement each.
+    assert len(statements) == few <= 10, statements

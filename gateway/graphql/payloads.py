@@ -13,6 +13,7 @@ from ..records import MemberRef, Posting, WalletRecord
 from ..validation import MAX_CUSTOMER_ID_LENGTH, clean_text
 from .context import Info
 from .members import Member
+from .purchases import EarnAward, PurchaseInput
 from .scalars import decode_member_id
 from .types import ConversionRule, Money, Partner, Transfer, Wallet, money
 
@@ -132,8 +133,13 @@ class EarnPointsInput:
     points: int | None = strawberry.field(default=None, description="Points to award.")
     purchase_amount: Decimal | None = strawberry.field(
         default=None,
-        description="A purchase in the partner's purchase currency; the partner's earn rate "
-        "turns it into points.",
+        description="A purchase in the partner's purchase currency: the partner's earning "
+        "rules turn it into points (the same as `purchase: {amount}`).",
+    )
+    purchase: PurchaseInput | None = strawberry.field(
+        default=None,
+        description="A purchase with its lines (SKU, category): the partner's earning rules "
+        "turn it into points; the payload's breakdown says which rule gave how many.",
     )
     reason: str | None = strawberry.field(default=None, description="Shown in the history.")
 
@@ -171,7 +177,13 @@ class PointsPayload:
 
 @strawberry.type
 class EarnPointsPayload(PointsPayload):
-    pass
+    breakdown: list[EarnAward] | None = strawberry.field(
+        default=None, description="For a purchase: what each earning rule gave."
+    )
+    pending: bool = strawberry.field(
+        default=False,
+        description="The points are pending: spendable once the partner's return window ends.",
+    )
 
 
 @strawberry.type
