@@ -92,7 +92,7 @@ class GraphQLEndpoint:
         self,
         schema: strawberry.Schema,
         context: Callable[[Request], Awaitable[Context]],
-        max_body_bytes: int = 256 * 1024,
+        max_body_bytes: int = 4 * 1024 * 1024,
         graphiql: bool = True,
     ) -> None:
         """``context`` authenticates the request; it raises BadRequest(401) when it can't."""

@@ -8,11 +8,12 @@ awards are kept on the purchase so a retry answers with the same breakdown.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Protocol
@@ -37,11 +38,12 @@ from .programme_tables import (
 from .records import MemberRef, Posting
 from .remote import Draft
 from .service import LedgerService
-from .validation import MAX_REASON_LENGTH, check_amount, clean_text
+from .validation import MAX_REASON_LENGTH, check_amount, clean_text, invalid
 
 log = logging.getLogger("gateway.programme")
 
 PENDING, AVAILABLE = "pending", "available"
+MAX_BULK = 10_000
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -58,6 +60,18 @@ class Earned:
     posting: Posting
     awards: tuple[Award, ...]
     pending: bool = False
+
+
+@dataclass(frozen=True)
+class BulkLine:
+    """One purchase of a point-of-sale batch: points, or a purchase (amount and lines)."""
+
+    member: MemberRef
+    idempotency_key: str
+    points: int | None = None
+    amount: Decimal | None = None
+    lines: list[Line] = field(default_factory=list)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +135,10 @@ class EarningService:
             "reason": reason,
         }
         claim = ledger._claim(f"earn:{partner}", idempotency_key, request)
-        member_id = await ledger.resolve_member(member)
-        tier = await self._with_tier(earning.Member(), member_id, partner)
+        tier = earning.Member()
+        if self.tiers is not None or config.pool.remote:
+            member_id = await ledger.resolve_member(member)
+            tier = await self._with_tier(tier, member_id, partner)
         if config.pool.remote:
             context = await ledger.uow.read(lambda c: self._context(c, member_id, partner))
             awards = earning.breakdown(config, bought, _merge(context, tier), ledger.clock())
@@ -191,6 +207,49 @@ class EarningService:
             return Earned(posting, tuple(awards), pending)
 
         return await ledger.uow.write(work)
+
+    async def earn_bulk(
+        self, partner: str, lines: Sequence[BulkLine], concurrency: int | None = None
+    ) -> list[Earned | DomainError]:
+        """Each line earned on its own (its own key, its own transaction), so a bad line fails
+        alone with its error; the answers are in the order of the lines."""
+        self.ledger.partner(partner)
+        if len(lines) > MAX_BULK:
+            raise DomainError(
+                ErrorCode.TOO_MANY_LINES,
+                f"At most {MAX_BULK} purchases per call; this one has {len(lines)}.",
+                ("lines",),
+            )
+        if concurrency is None:
+            concurrency = 1 if self.ledger.engine.dialect.name == "sqlite" else 8
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(line: BulkLine) -> Earned | DomainError:
+            async with gate:
+                try:
+                    if line.points is not None:
+                        if line.amount is not None or line.lines:
+                            raise invalid("points", "Give either points or a purchase.")
+                        posting = await self.ledger.earn(
+                            partner,
+                            line.member,
+                            line.idempotency_key,
+                            points=line.points,
+                            reason=line.reason,
+                        )
+                        return Earned(posting, (Award("points", "points given", line.points),))
+                    return await self.earn(
+                        partner,
+                        line.member,
+                        line.idempotency_key,
+                        line.amount,
+                        line.lines,
+                        line.reason,
+                    )
+                except DomainError as error:
+                    return error
+
+        return list(await asyncio.gather(*(one(line) for line in lines)))
 
     def _purchase(self, amount: Decimal | None, lines: list[Line]) -> earning.Purchase:
         checked = [

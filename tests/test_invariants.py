@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import tempfile
 from collections import defaultdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ from gateway import exchange
 from gateway.audit import audit
 from gateway.auth.identity import IdentityService, Proof
 from gateway.database import create_engine, migrate
+from gateway.earning import Line
 from gateway.errors import DomainError, ErrorCode
+from gateway.programme import EarningService
 from gateway.records import MemberRef, Posting
 from gateway.service import LedgerService
 from partners.config import DEMO_DIRECTORY, load_coalition
@@ -60,6 +63,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.enrolled: dict[str, tuple[str, str]] = {}  # member -> (partner, customer id)
         self.survivor: dict[str, str] = {}  # merged member -> the member it lives on as
         self.service = self.run(self._start(url))
+        self.programme = EarningService(self.service)
+        self.purchases: list[tuple[str, str, Decimal]] = []
         self.identity = IdentityService(self.service, self.clock)
 
     def live(self, member: str) -> str:
@@ -197,6 +202,56 @@ class LedgerMachine(RuleBasedStateMachine):
             if leg.member_id is not None:
                 self.model[(member, leg.pool)] += leg.amount
         assert all(self.model[(member, leg.pool)] >= 0 for leg in legs)
+
+    @rule(
+        member=members,
+        partner=partners,
+        amount=st.decimals(min_value=1, max_value=500, places=2),
+        organic=st.booleans(),
+    )
+    def buy(self, member: str, partner: str, amount: Decimal, organic: bool) -> None:
+        lines = [Line(amount, category="organic" if organic else None)]
+        key = self.key()
+        try:
+            earned = self.run(self.programme.earn(partner, MemberRef(id=member), key, None, lines))
+        except DomainError as error:
+            assert error.code is ErrorCode.AMOUNT_TOO_SMALL
+            return
+        assert earned.posting.transfer.points == sum(a.points for a in earned.awards)
+        self.model[(self.live(member), partner)] += earned.posting.transfer.points
+        self.purchases.append((partner, key, amount))
+
+    @rule(data=st.data())
+    def give_back(self, data: st.DataObject) -> None:
+        if not self.purchases:
+            return
+        partner, receipt, amount = data.draw(st.sampled_from(self.purchases))
+        part = data.draw(st.decimals(min_value=Decimal("0.01"), max_value=amount, places=2))
+        try:
+            returned = self.run(self.programme.return_purchase(partner, receipt, part, self.key()))
+        except DomainError as error:
+            assert error.code is ErrorCode.RETURN_EXCEEDS_PURCHASE
+            return
+        posting = returned.transfer
+        if posting is not None:
+            assert posting.transfer.member_id is not None
+            owner = self.live(posting.transfer.member_id)
+            assert returned.taken <= self.model[(owner, partner)]
+            self.model[(owner, partner)] -= returned.taken
+        assert returned.owed == 0  # the demo's partners cap their returns
+
+    @rule(member=members)
+    def survey(self, member: str) -> None:
+        try:
+            posting = self.run(
+                self.programme.record_activity(
+                    "brewbar", MemberRef(id=member), "survey", self.key()
+                )
+            )
+        except DomainError as error:
+            assert error.code is ErrorCode.ACTIVITY_CAP_REACHED
+            return
+        self.model[(self.live(member), "brewbar")] += posting.transfer.points
 
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:

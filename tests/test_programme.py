@@ -464,3 +464,49 @@ def _programme(gw: Gateway) -> Any:
     from gateway.programme import EarningService
 
     return EarningService(gw.service)
+
+
+BULK = f"""
+mutation($input: EarnPointsBulkInput!) {{
+  earnPointsBulk(input: $input) {{
+    succeeded failed {ERRORS}
+    results {{ index transfer {{ points }} breakdown {{ rule points }} idempotentReplay {ERRORS} }}
+  }}
+}}"""
+
+
+async def test_a_bulk_batch_answers_per_line_and_a_bad_line_fails_alone(gw: Gateway):
+    member = await enrol(gw, "shop", "S-1")
+    lines = [
+        {"member": {"id": member}, "idempotencyKey": "B-1", "purchase": {"amount": "10.00"}},
+        {"member": {"id": member}, "idempotencyKey": "B-2", "purchase": {"amount": "-5"}},
+        {"member": {"partnerCustomerId": "NOBODY"}, "idempotencyKey": "B-3", "points": 5},
+        {"member": {"partnerCustomerId": "S-1"}, "idempotencyKey": "B-4", "points": 7},
+        {"member": {"id": member}, "idempotencyKey": "B-5"},
+        {"member": {"id": member}, "idempotencyKey": "B-1", "purchase": {"amount": "10.00"}},
+    ]
+    body = payload(await gw.gql(BULK, {"input": {"partner": "shop", "lines": lines}}))
+    assert (body["succeeded"], body["failed"]) == (3, 3)
+    results = body["results"]
+    assert [r["index"] for r in results] == list(range(6))
+    assert results[0]["transfer"]["points"] == 120  # 10 x2 summer double + 100 welcome
+    assert codes(results[1]) == ["AMOUNT_NOT_POSITIVE"]
+    assert codes(results[2]) == ["UNKNOWN_MEMBER"]
+    assert results[3]["transfer"]["points"] == 7
+    assert codes(results[4]) == ["INVALID_INPUT"]
+    # The same key twice in one batch: one posting, the other line answers from it.
+    assert results[5]["transfer"] == results[0]["transfer"]
+    assert sorted([results[0]["idempotentReplay"], results[5]["idempotentReplay"]]) == [
+        False,
+        True,
+    ]
+    assert (await wallet(gw, member))["balance"] == 50 + 120 + 7
+    again = payload(await gw.gql(BULK, {"input": {"partner": "shop", "lines": lines[:1]}}))
+    assert again["results"][0]["idempotentReplay"] is True
+    assert (await wallet(gw, member))["balance"] == 177
+
+
+async def test_a_bulk_batch_over_ten_thousand_lines_is_refused_whole(gw: Gateway):
+    line = {"member": {"partnerCustomerId": "S-1"}, "idempotencyKey": "k", "points": 1}
+    body = payload(await gw.gql(BULK, {"input": {"partner": "shop", "lines": [line] * 10_001}}))
+    assert codes(body) == ["TOO_MANY_LINES"] and body["results"] == []

@@ -10,7 +10,9 @@ from strawberry.dataloader import DataLoader
 
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
-from ..programme import EarningService, Returned
+from ..programme import MAX_BULK, BulkLine, Earned, EarningService, Returned
+from ..records import MemberRef
+from ..validation import invalid
 from .access import check_member
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
@@ -124,6 +126,41 @@ class ApplyReferralCodePayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="One purchase of a batch: points, or a purchase.")
+class BulkEarnLineInput:
+    member: MemberReferenceInput
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    points: int | None = None
+    purchase: PurchaseInput | None = None
+    reason: str | None = None
+
+
+@strawberry.input
+class EarnPointsBulkInput:
+    partner: str
+    lines: list[BulkEarnLineInput] = strawberry.field(description="At most 10,000.")
+
+
+@strawberry.type(description="The outcome of one line of a batch, in the batch's order.")
+class BulkEarnResult:
+    index: int
+    transfer: Transfer | None = None
+    breakdown: list[EarnAward] | None = None
+    pending: bool = False
+    idempotent_replay: bool = False
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class EarnPointsBulkPayload:
+    results: list[BulkEarnResult] = strawberry.field(default_factory=list)
+    succeeded: int = 0
+    failed: int = 0
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Errors of the whole call; line errors are per line."
+    )
+
+
 @strawberry.type
 class ProgrammeQueries:
     @strawberry.field(
@@ -154,6 +191,64 @@ class ProgrammeQueries:
 
 @strawberry.type
 class ProgrammeMutations:
+    @strawberry.mutation(
+        description="A point-of-sale batch: up to 10,000 purchases, each with its own "
+        "idempotency key and its own result; a bad line fails alone with its error."
+    )
+    async def earn_points_bulk(
+        self, info: Info, input: EarnPointsBulkInput
+    ) -> EarnPointsBulkPayload:
+        results: list[BulkEarnResult] = []
+        lines: list[BulkLine] = []
+        try:
+            info.context.access.act_at(input.partner, "points:earn")
+            if len(input.lines) > MAX_BULK:
+                raise DomainError(
+                    ErrorCode.TOO_MANY_LINES,
+                    f"At most {MAX_BULK} purchases per call; this one has {len(input.lines)}.",
+                    ("lines",),
+                )
+            refused: dict[int, DomainError] = {}
+            for index, line in enumerate(input.lines):
+                try:
+                    ref = line.member.resolve(input.partner)
+                    await check_member(info, ref)
+                except DomainError as error:
+                    refused[index] = error
+                    ref = MemberRef(id="")
+                amount, parts = line.purchase.parts() if line.purchase else (None, [])
+                if line.points is None and line.purchase is None:
+                    refused.setdefault(index, invalid("points", "Give points or a purchase."))
+                lines.append(
+                    BulkLine(ref, line.idempotency_key, line.points, amount, parts, line.reason)
+                )
+            chosen = [i for i in range(len(lines)) if i not in refused]
+            answers = await programme(info).earn_bulk(input.partner, [lines[i] for i in chosen])
+        except DomainError as error:
+            return EarnPointsBulkPayload(user_errors=UserError.of(error))
+        outcome: dict[int, Earned | DomainError] = {
+            **refused,
+            **dict(zip(chosen, answers, strict=True)),
+        }
+        for index in range(len(lines)):
+            answer = outcome[index]
+            if isinstance(answer, DomainError):
+                results.append(BulkEarnResult(index=index, user_errors=UserError.of(answer)))
+                continue
+            results.append(
+                BulkEarnResult(
+                    index=index,
+                    transfer=Transfer.of(answer.posting.transfer),
+                    breakdown=[EarnAward.of(a) for a in answer.awards],
+                    pending=answer.pending,
+                    idempotent_replay=answer.posting.replayed,
+                )
+            )
+        failed = sum(1 for r in results if r.user_errors)
+        return EarnPointsBulkPayload(
+            results=results, succeeded=len(results) - failed, failed=failed
+        )
+
     @strawberry.mutation(
         description="Points for an engagement activity (survey, review, social share), at "
         "most the partner's cap per member and period."
