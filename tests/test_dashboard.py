@@ -1,0 +1,73 @@
+"""The member's dashboard: one query, what each caller may see, and the ranking of the
+rewards a member can pay for now."""
+
+from __future__ import annotations
+
+from tests.conftest import Gateway
+from tests.operations import ENROL, payload
+from tests.test_api import earn
+from tests.test_rewards import reward
+
+DASHBOARD = """
+query($id: ID!, $suggestions: Int) {
+  dashboard(memberId: $id, suggestions: $suggestions) {
+    member {
+      wallets { partner { slug } balance held pending owed value { amount } }
+      totalValue { amount }
+    }
+    recentActivity { kind points partner { slug } }
+    suggestedRewards { reward { name } payWith { slug } cost shareOfBalance }
+  }
+}"""
+
+
+async def member_with_points(gateway: Gateway) -> str:
+    result = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": "B-1"}})
+    )
+    member: str = result["member"]["id"]
+    for index in range(3):
+        await earn(gateway, member, 100, f"bb-{index}", "brewbar")
+    await earn(gateway, member, 1000, "sky-1", "skyway")
+    return member
+
+
+async def test_the_dashboard_shows_everything_and_ranks_rewards(gateway: Gateway):
+    member = await member_with_points(gateway)
+    await reward(gateway, "brewbar", name="Cappuccino", pricePoints=60, value="2.80")
+    await reward(gateway, "brewbar", name="Beans", pricePoints=250, value="9.00")
+    await reward(gateway, "brewbar", name="Too dear", pricePoints=5000, value="90.00")
+    await reward(gateway, "skyway", name="Lounge", pricePoints=900, value="20.00")
+    body = await gateway.gql(DASHBOARD, {"id": member})
+    board = body["data"]["dashboard"]
+    wallets = {w["partner"]["slug"]: w for w in board["member"]["wallets"]}
+    assert wallets["brewbar"]["balance"] == 300 and wallets["skyway"]["balance"] == 1000
+    assert wallets["brewbar"]["pending"] == 0 and wallets["brewbar"]["owed"] == 0
+    assert board["member"]["totalValue"]["amount"] == "24.00"  # 300 x 0.04 + 1000 x 0.012
+    assert [a["partner"]["slug"] for a in board["recentActivity"]] == [
+        "skyway",
+        "brewbar",
+        "brewbar",
+        "brewbar",
+    ]
+    suggested = [(s["reward"]["name"], s["payWith"]["slug"]) for s in board["suggestedRewards"]]
+    # BrewBar is used most: its rewards first, the one closest to the balance first; the
+    # reward the member cannot pay for from any pool is left out.
+    assert suggested[:2] == [("Beans", "brewbar"), ("Cappuccino", "brewbar")]
+    assert ("Lounge", "skyway") in suggested and "Too dear" not in dict(suggested)
+    assert board["suggestedRewards"][0]["shareOfBalance"] == 250 / 300
+
+
+async def test_a_partner_app_sees_only_its_own_pool_and_strangers_get_null(gateway: Gateway):
+    member = await member_with_points(gateway)
+    await reward(gateway, "skyway", name="Lounge", pricePoints=900, value="20.00")
+    brewbar = await gateway.partner_token("brewbar")
+    board = (await gateway.gql(DASHBOARD, {"id": member}, token=brewbar))["data"]["dashboard"]
+    assert [w["partner"]["slug"] for w in board["member"]["wallets"]] == ["brewbar"]
+    assert board["member"]["totalValue"] is None
+    assert {a["partner"]["slug"] for a in board["recentActivity"]} == {"brewbar"}
+    # Lounge costs 900 miles or their worth in stars: more stars than the wallet holds.
+    assert board["suggestedRewards"] == []
+    freshmart = await gateway.partner_token("freshmart")
+    body = await gateway.gql(DASHBOARD, {"id": member}, token=freshmart)
+    assert body["data"]["dashboard"] is None
