@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -26,18 +26,22 @@ from .auth.keys import KeyStore
 from .auth.providers import ProviderUnavailable
 from .auth.routes import AuthRoutes
 from .auth.system import AuthSystem
+from .challenges import ChallengeService
 from .database import create_engine, migrate
 from .demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
+from .expiry import ExpiryService
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .graphql.settlement import statement_download
 from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
 from .pools import remote_pools
+from .programme import EarningService
 from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
 from .settlement import SettlementService
+from .tiers import TierService
 
 log = logging.getLogger("gateway")
 
@@ -61,24 +65,15 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/graphql")
 
 
-async def sweep_holds(holds: HoldService, every: float) -> None:
-    """Release expired holds now and then; every worker may run it, each hold settles once."""
+async def periodically(what: str, job: Callable[[], Awaitable[object]], every: float) -> None:
+    """Run ``job`` every ``every`` seconds. Every worker may run each job: they are safe to
+    run concurrently (conditional updates, idempotency keys)."""
     while True:
         await asyncio.sleep(every)
         try:
-            await holds.expire_due()
+            await job()
         except Exception:
-            log.exception("releasing expired holds failed; trying again later")
-
-
-async def resume_remote(service: LedgerService, every: float) -> None:
-    """Drive pending remote operations whose retry is due; every worker may run it."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await service.remote.resume_due()
-        except Exception:
-            log.exception("resuming remote operations failed; trying again later")
+            log.exception("%s failed; trying again later", what)
 
 
 def create_app(
@@ -116,11 +111,30 @@ def create_app(
             app.state.settlement = SettlementService(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
-            jobs = []
-            if settings.hold_sweep_seconds > 0:
-                jobs.append(asyncio.create_task(sweep_holds(holds, settings.hold_sweep_seconds)))
+            jobs: list[asyncio.Task[None]] = []
+            sweeps = settings.hold_sweep_seconds
+            if sweeps > 0:
+                programme = EarningService(service)
+                challenges = ChallengeService(service)
+
+                async def award_badges() -> int:
+                    return await challenges.evaluate_all(service.clock() - timedelta(days=2))
+
+                periodic: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
+                    ("releasing expired holds", holds.expire_due, sweeps),
+                    ("maturing pending points", programme.mature_due, sweeps),
+                    ("reviewing tiers", TierService(service).review_due, sweeps),
+                    ("expiring points", ExpiryService(service).expire_due, sweeps * 20),
+                    ("awarding challenge badges", award_badges, sweeps * 20),
+                ]
+                for what, work, every in periodic:
+                    jobs.append(asyncio.create_task(periodically(what, work, every)))
             if settings.remote_retry_seconds > 0 and pools:
-                retry = resume_remote(service, settings.remote_retry_seconds)
+                retry = periodically(
+                    "resuming remote operations",
+                    service.remote.resume_due,
+                    settings.remote_retry_seconds,
+                )
                 jobs.append(asyncio.create_task(retry))
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
@@ -129,10 +143,10 @@ def create_app(
             try:
                 yield
             finally:
-                for job in jobs:
-                    job.cancel()
+                for task in jobs:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await job
+                        await task
                 await service.remote.aclose()
         finally:
             await auth.stop()

@@ -13,9 +13,9 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -243,6 +243,57 @@ def _remote(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+JOBS = {
+    # command words -> what the job does; each is safe to repeat or to run alongside servers
+    ("programme", "mature"): "move pending points whose return window ended into the wallets",
+    ("tiers", "review"): "store due tier reviews and downgrades",
+    ("challenges", "evaluate"): "award the badges of the last 40 days' earns not yet awarded",
+}
+
+
+def _job(settings: Settings, words: tuple[str, str]) -> int:
+    """One of the periodic jobs, once, now (safe to run alongside the servers)."""
+    from .challenges import ChallengeService
+    from .database import create_engine, migrate
+    from .expiry import ExpiryService
+    from .programme import EarningService
+    from .service import LedgerService
+    from .tiers import TierService
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            service = LedgerService(engine, load_coalition(settings.config_dir))
+            await service.start()
+            if words == ("programme", "mature"):
+                matured = await EarningService(service).mature_due(limit=10**6)
+                return f"Matured {matured} purchase(s)."
+            if words == ("expire", "points"):
+                expiry, total, batch = ExpiryService(service), 0, 10_000
+                while (posted := await expiry.expire_due(limit=batch)) > 0:
+                    total += posted
+                    if posted < batch:
+                        break
+                return f"Posted {total} expir{'y' if total == 1 else 'ies'} to breakage."
+            if words == ("tiers", "review"):
+                tiers, total, changed = TierService(service), 0, 1
+                while changed:
+                    changed = await tiers.review_due()
+                    total += changed
+                return f"Reviewed {total} member(s) whose tier was due."
+            if words == ("challenges", "evaluate"):
+                since = service.clock() - timedelta(days=40)
+                awarded = await ChallengeService(service).evaluate_all(since)
+                return f"Awarded {awarded} badge(s)."
+            raise AssertionError(words)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(run()))
+    return 0
 
 
 T = TypeVar("T")
@@ -524,6 +575,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "expire-holds", help="release every point-of-sale hold past its expiry (safe to repeat)"
     )
+    commands.add_parser(
+        "expire-points",
+        help="post the points due to expire to each partner's breakage (safe to repeat, "
+        "or to run on several hosts at once)",
+    )
+    groups: dict[str, Any] = {}
+    for (group, action), text in JOBS.items():
+        if group not in groups:
+            groups[group] = commands.add_parser(group, help=f"{group} jobs").add_subparsers(
+                dest="action", required=True
+            )
+        groups[group].add_parser(action, help=text)
     remote = commands.add_parser(
         "remote", help="operations at partners whose points live in their own systems"
     )
@@ -602,8 +665,12 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(settings, args.action)
         if args.command == "expire-holds":
             return _expire_holds(settings)
+        if args.command == "expire-points":
+            return _job(settings, ("expire", "points"))
         if args.command == "remote":
             return _remote(settings, args)
+        if (args.command, getattr(args, "action", None)) in JOBS:
+            return _job(settings, (args.command, args.action))
         if args.command == "settlement":
             return _settlement(settings, args)
         if args.command == "reconcile":

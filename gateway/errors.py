@@ -52,6 +52,7 @@ class ErrorCode(Enum):
     GIFT_LIMIT_EXCEEDED = "GIFT_LIMIT_EXCEEDED"
     UNKNOWN_CHALLENGE = "UNKNOWN_CHALLENGE"
     UNKNOWN_TIER = "UNKNOWN_TIER"
+    TIER_REQUIRED = "TIER_REQUIRED"  # a reward for a higher tier than the member's
 
 
 def shown(value: str, limit: int = 40) -> str:

@@ -125,6 +125,11 @@ def release_legs(pool: str, held: int) -> list[Leg]:
     return [Leg(pool, AccountCode.HOLDS, -held), Leg(pool, AccountCode.WALLET, held)]
 
 
+def expiry_legs(pool: str, points: int) -> list[Leg]:
+    """Expired points leave the wallet for the partner's breakage account."""
+    return [Leg(pool, AccountCode.WALLET, -points), Leg(pool, AccountCode.BREAKAGE, points)]
+
+
 def reversal_legs(
     kind: TransferKind, legs: Sequence[Leg], total: int, points: int | None
 ) -> list[Leg]:

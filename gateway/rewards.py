@@ -28,6 +28,7 @@ from .ledger import TransferKind, conversion_legs, redeem_legs
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
 from .tables import obligations, reward_claims, reward_redemptions, rewards
+from .tiers import TierService, check_reward_tiers
 from .validation import check_amount, check_points, clean_text, invalid
 
 
@@ -37,7 +38,7 @@ class RewardKind(Enum):
     GIFT_CARD = "gift_card"  # a code is issued on redemption
     EXPERIENCE = "experience"  # usually with limited stock
     DONATION = "donation"  # the donation to the named charity is recorded
-    TIER_UPGRADE = "tier_upgrade"  # recorded; applied once tiers exist
+    TIER_UPGRADE = "tier_upgrade"  # its tier (or the next one up) for a window: see tiers.py
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class RewardRecord:
     stock: int | None
     per_member_limit: int | None
     active: bool
+    tier: str | None = None  # a tier upgrade's tier (a slug); None: the next tier up
+    min_tier: str | None = None  # only members of this tier or above may redeem it
 
     @classmethod
     def from_row(cls, row: Any) -> RewardRecord:
@@ -72,6 +75,8 @@ class RewardRecord:
             row.stock,
             row.per_member_limit,
             row.active,
+            row.tier,
+            row.min_tier,
         )
 
     def available_at(self, moment: datetime) -> bool:
@@ -97,6 +102,8 @@ class RewardDraft:
     stock: int | None = None
     per_member_limit: int | None = None
     active: bool | None = None
+    tier: str | None = None  # a tier upgrade's tier, by slug
+    min_tier: str | None = None  # the lowest tier that may redeem it, by slug
     clear: frozenset[str] = field(default_factory=frozenset)  # settings to set to null
 
 
@@ -149,6 +156,7 @@ class RewardService:
     def __init__(self, ledger: LedgerService) -> None:
         self.ledger = ledger
         self.uow = ledger.uow
+        self.tiers = TierService(ledger)
 
     # Managing the catalogue
 
@@ -184,6 +192,9 @@ class RewardService:
             values["per_member_limit"] = draft.per_member_limit
         if draft.active is not None:
             values["active"] = draft.active
+        for name in ("tier", "min_tier"):  # tier slugs, checked in _check_whole
+            if getattr(draft, name) is not None or name in draft.clear:
+                values[name] = getattr(draft, name)
         for name in draft.clear & {"description", "valid_until", "stock", "per_member_limit"}:
             values[name] = None
         if creating:
@@ -198,6 +209,7 @@ class RewardService:
         until = reward.get("valid_until")
         if until is not None and until <= reward["valid_from"]:
             raise invalid("valid_until", "A reward's validity must end after it starts.")
+        check_reward_tiers(self.ledger.coalition.tiers, reward)
 
     async def create(self, partner: str, draft: RewardDraft) -> RewardRecord:
         self.ledger.partner(partner)
@@ -229,6 +241,8 @@ class RewardService:
                 "charity": current.charity,
                 "valid_from": current.valid_from,
                 "valid_until": current.valid_until,
+                "tier": current.tier,
+                "min_tier": current.min_tier,
                 **values,
             }
             self._check_whole(whole)
@@ -332,6 +346,10 @@ class RewardService:
                 reason = "is out of stock" if reward.stock == 0 else "is not available now"
                 code = ErrorCode.OUT_OF_STOCK if reward.stock == 0 else ErrorCode.REWARD_UNAVAILABLE
                 raise _error(code, f"This reward {reason}.")
+            # A tier floor refuses, a tier upgrade is given: in this transaction, so both
+            # stand or fall with the payment.
+            kind, tier, min_tier = reward.kind.value, reward.tier, reward.min_tier
+            await self.tiers.redeemed(connection, member_id, kind, tier, min_tier, now)
             conversion: Posting | None = None
             rate: Decimal | None = None
             paid = reward.price_points

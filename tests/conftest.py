@@ -7,7 +7,10 @@ the run; elsewhere the PostgreSQL half is skipped and the summary says so.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,13 +26,46 @@ from gateway.app import create_app
 from gateway.audit import audit
 from gateway.service import LedgerService
 from gateway.settings import Settings
+from partners.config import DEMO_DIRECTORY
 
 PARTNER_SCOPES = (
     "members:enrol members:read points:earn points:redeem points:reverse rewards:manage"
 )
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def core_text(file: Path) -> str:
+    """A demo configuration file without the coalition-wide programme (tiers, challenges):
+    the suite's default coalition, so that a test of the core is not paid a challenge bonus
+    or a tier multiplier it did not ask for. Their own tests use the full demo."""
+    text = file.read_text()
+    if file.name == "coalition.toml":
+        starts = [i for i in (text.find("\n[[tiers]]"), text.find("\n[[challenges]]")) if i >= 0]
+        text = text[: min(starts, default=len(text))] + "\n"
+    return text
+
+
+def _core_directory() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="coalition-core-"))
+    atexit.register(shutil.rmtree, directory, True)
+    for file in DEMO_DIRECTORY.glob("*.toml"):
+        (directory / file.name).write_text(core_text(file))
+    return directory
+
+
+CORE_DIRECTORY = _core_directory()
+
 TABLES = (
+    "member_tiers",
+    "challenge_awards",
+    "challenges",
+    "purchase_returns",
+    "purchases",
+    "activity_claims",
+    "referral_codes",
+    "referrals",
+    "wallet_debts",
     "remote_operations",
     "entries",
     "transfers",
@@ -190,6 +226,10 @@ async def start_gateway(
     if database_url.startswith("postgresql"):
         await _truncate(database_url)
     settings.setdefault("public_url", "http://gateway")
+    settings.setdefault("config_dir", str(CORE_DIRECTORY))
+    # Jobs run when a test runs them: a background sweep firing mid-test would make the
+    # test's outcome depend on timing.
+    settings.setdefault("hold_sweep_seconds", 0)
     app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -25,7 +25,7 @@ from partners.config import DEMO_DIRECTORY
 from partners.oidc_provider import DevProvider, DevUser, serve_in_thread
 from partners.remote.reference import ReferencePartner, serve_reference_in_thread
 from partners.sign_in import env_name
-from tests.conftest import Clock, Gateway, start_gateway
+from tests.conftest import Clock, Gateway, core_text, start_gateway
 
 CLAIMS = {
     "skyway": "skyway_member",
@@ -55,8 +55,9 @@ class Brands:
     """The providers, the configuration naming them, and the gateway's credentials."""
 
     providers: dict[str, DevProvider]
-    config_dir: Path
+    config_dir: Path  # the core coalition (see conftest.core_text)
     credentials: tuple[tuple[str, str], ...]
+    programme_dir: Path  # the whole demo: with its tiers and challenges
 
     def client_id(self, name: str) -> str:
         return dict(self.credentials)[f"{env_name(name)}_CLIENT_ID"]
@@ -71,9 +72,11 @@ class Brands:
         return provider.mint(subject, self.client_id(name), claims=user_claims)
 
 
-def _configure(directory: Path, issuers: dict[str, str], remote_url: str) -> None:
+def _configure(
+    directory: Path, issuers: dict[str, str], remote_url: str, whole: bool = False
+) -> None:
     for file in DEMO_DIRECTORY.glob("*.toml"):
-        text = file.read_text()
+        text = file.read_text() if whole else core_text(file)
         name = COALITION if file.stem == "coalition" else file.stem
         # The first is the sign-in's. A remote pool's own `development = true` becomes a
         # partner service on loopback: these gateways also run in production, which
@@ -96,10 +99,14 @@ def brands(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brands]:
         pytest.MonkeyPatch.context() as patch,
     ):
         patch.setenv("COALITION_REMOTE_HARBOUR_TOKEN", token)
+        issuers = {name: p.issuer for name, p in providers.items()}
         directory = tmp_path_factory.mktemp("sso-config")
-        _configure(directory, {name: p.issuer for name, p in providers.items()}, harbour_url)
-        yield Brands(providers, directory, tuple(sorted(credentials.items())))
+        _configure(directory, issuers, harbour_url)
+        whole = tmp_path_factory.mktemp("sso-programme")
+        _configure(whole, issuers, harbour_url, whole=True)
+        yield Brands(providers, directory, tuple(sorted(credentials.items())), whole)
         shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(whole, ignore_errors=True)
 
 
 class _serve_all:
@@ -139,14 +146,16 @@ class _serve_all:
             context.__exit__(None, None, None)
 
 
-async def start_sso(database_url: str, brands: Brands, **settings: Any) -> AsyncIterator[Gateway]:
+async def start_sso(
+    database_url: str, brands: Brands, config_dir: Path | None = None, **settings: Any
+) -> AsyncIterator[Gateway]:
     """A gateway whose partners sign in at the loopback providers (no demo data), with the
     shared clock set back to its start."""
     CLOCK.now = Clock().now
     async for gateway in start_gateway(
         database_url,
         CLOCK,
-        config_dir=brands.config_dir,
+        config_dir=config_dir or brands.config_dir,
         oidc_credentials=brands.credentials,
         **settings,
     ):
@@ -156,6 +165,13 @@ async def start_sso(database_url: str, brands: Brands, **settings: Any) -> Async
 @pytest.fixture
 async def sso(database_url: str, brands: Brands) -> AsyncIterator[Gateway]:
     async for gateway in start_sso(database_url, brands):
+        yield gateway
+
+
+@pytest.fixture
+async def sso_programme(database_url: str, brands: Brands) -> AsyncIterator[Gateway]:
+    """As ``sso``, with the whole demo coalition: its tiers and challenges too."""
+    async for gateway in start_sso(database_url, brands, brands.programme_dir):
         yield gateway
 
 

@@ -3,6 +3,8 @@ rewards a member can pay for now."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.conftest import Gateway
 from tests.operations import ENROL, payload
 from tests.test_api import earn
@@ -71,3 +73,17 @@ async def test_a_partner_app_sees_only_its_own_pool_and_strangers_get_null(gatew
     freshmart = await gateway.partner_token("freshmart")
     body = await gateway.gql(DASHBOARD, {"id": member}, token=freshmart)
     assert body["data"]["dashboard"] is None
+
+
+async def test_the_dashboard_warns_of_points_expiring_within_ninety_days(gateway: Gateway):
+    member = await member_with_points(gateway)
+    query = """query($id: ID!) {
+      dashboard(memberId: $id) { expiringSoon { partner { slug } points expiresAt } }
+    }"""
+    board = (await gateway.gql(query, {"id": member}))["data"]["dashboard"]
+    assert board["expiringSoon"] == []  # BrewBar's stars expire after a year without activity
+    gateway.clock.now += timedelta(days=300)
+    board = (await gateway.gql(query, {"id": member}))["data"]["dashboard"]
+    assert [(e["partner"]["slug"], e["points"]) for e in board["expiringSoon"]] == [
+        ("brewbar", 300)
+    ]

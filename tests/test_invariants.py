@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import tempfile
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from gateway.auth.identity import IdentityService, Proof
 from gateway.database import create_engine, migrate
 from gateway.earning import Line
 from gateway.errors import DomainError, ErrorCode
+from gateway.expiry import ExpiryService
+from gateway.gifting import GiftService
 from gateway.programme import EarningService
 from gateway.records import MemberRef, Posting
 from gateway.service import LedgerService
@@ -64,6 +67,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.survivor: dict[str, str] = {}  # merged member -> the member it lives on as
         self.service = self.run(self._start(url))
         self.programme = EarningService(self.service)
+        self.gifts = GiftService(self.service)
+        self.expiry = ExpiryService(self.service)
         self.purchases: list[tuple[str, str, Decimal]] = []
         self.identity = IdentityService(self.service, self.clock)
 
@@ -252,6 +257,43 @@ class LedgerMachine(RuleBasedStateMachine):
             assert error.code is ErrorCode.ACTIVITY_CAP_REACHED
             return
         self.model[(self.live(member), "brewbar")] += posting.transfer.points
+
+    @rule(giver=members, receiver=members, partner=partners, amount=st.integers(1, 600))
+    def gift(self, giver: str, receiver: str, partner: str, amount: int) -> None:
+        try:
+            posting = self.run(
+                self.gifts.gift(partner, giver, MemberRef(id=receiver), amount, self.key())
+            )
+        except DomainError as error:
+            allowed = {
+                ErrorCode.SAME_MEMBER,
+                ErrorCode.GIFT_LIMIT_EXCEEDED,
+                ErrorCode.AMOUNT_TOO_SMALL,
+                ErrorCode.INSUFFICIENT_POINTS,
+            }
+            assert error.code in allowed, error
+            if error.code is ErrorCode.INSUFFICIENT_POINTS:
+                assert self.model[(self.live(giver), partner)] < amount
+            return
+        assert posting.transfer.points == amount
+        self.model[(self.live(giver), partner)] -= amount
+        self.model[(self.live(receiver), partner)] += amount
+
+    @rule(days=st.integers(30, 800))
+    def time_passes_and_points_expire(self, days: int) -> None:
+        self.clock.now += timedelta(days=days)
+        posted = self.run(self.expiry.expire_due())
+        again = self.run(self.expiry.expire_due())  # the job is safe to run twice
+        assert again == 0
+        if not posted:
+            return
+        # What expired left the wallets (the invariant compares them with the model).
+        for (member, pool), balance in list(self.model.items()):
+            if balance:
+                found = self.run(self.service.wallets([member])).get(member, [])
+                actual = sum(w.balance for w in found if w.pool == pool)
+                assert 0 <= actual <= balance
+                self.model[(member, pool)] = actual
 
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:

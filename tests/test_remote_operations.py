@@ -9,7 +9,6 @@ that nothing was lost or created twice, and what a retry answers.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from partners.remote.reference import (
     ReferencePartner,
     serve_reference_in_thread,
 )
-from tests.conftest import Clock, Gateway, start_gateway
+from tests.conftest import Clock, Gateway, core_text, start_gateway
 from tests.operations import CONVERT, EARN, ERRORS, REDEEM, REVERSE, codes, payload
 
 TOKEN = "northjet-test-token"
@@ -91,7 +90,7 @@ def northjet(served: tuple[ReferencePartner, str]) -> Iterator[ReferencePartner]
 
 def remote_config(directory: Path, base_url: str) -> Path:
     for file in DEMO_DIRECTORY.glob("*.toml"):
-        shutil.copy(file, directory / file.name)
+        (directory / file.name).write_text(core_text(file))
     with (directory / "brewbar.toml").open("a") as brewbar:
         brewbar.write(BREWBAR_TO_NORTHJET)
     text = NORTHJET.format(base_url=base_url, timeout=TIMEOUT)

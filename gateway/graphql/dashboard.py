@@ -3,11 +3,12 @@ shows a member."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import strawberry
 
 from ..dashboard import partner_usage, suggest
+from ..expiry import ExpiryService
 from .context import Info
 from .errors import ArgumentError
 from .members import Member
@@ -16,6 +17,7 @@ from .scalars import decode_member_id
 from .types import Partner, Transfer
 
 USAGE_WINDOW = timedelta(days=180)
+EXPIRY_HORIZON = timedelta(days=90)
 MAX_SUGGESTIONS = 50
 
 
@@ -29,6 +31,13 @@ class SuggestedReward:
     )
 
 
+@strawberry.type(description="Points of one pool that expire at one moment.")
+class ExpiringSoon:
+    partner: Partner
+    points: int
+    expires_at: datetime
+
+
 @strawberry.type(
     description="Everything to show a member at once. `member` carries balances per pool "
     "(held, pending, owed, value, what expires when), the total, tier and progress, badges "
@@ -39,6 +48,9 @@ class Dashboard:
     member: Member
     recent_activity: list[Transfer] = strawberry.field(
         description="The latest transfers, newest first."
+    )
+    expiring_soon: list[ExpiringSoon] = strawberry.field(
+        description="Points that expire in the next 90 days, soonest first."
     )
     suggested_rewards: list[SuggestedReward] = strawberry.field(
         description="Rewards payable now, most interesting first: those of the partners the "
@@ -73,9 +85,23 @@ class DashboardQueries:
         usage = await partner_usage(service, record.id, now - USAGE_WINDOW)
         catalogue = await context.rewards.catalogue(None, None, False, MAX_CATALOGUE)
         picked = suggest(context.rewards, catalogue, wallets, usage, now, suggestions)
+        expiry = ExpiryService(service)
+        soon = []
+        for pool in sorted(wallets):
+            for item in await expiry.upcoming(record.id, pool):
+                if item.expires_at <= now + EXPIRY_HORIZON:
+                    soon.append(
+                        ExpiringSoon(
+                            partner=Partner.of(info, pool),
+                            points=item.points,
+                            expires_at=item.expires_at,
+                        )
+                    )
+        soon.sort(key=lambda item: item.expires_at)
         return Dashboard(
             member=Member.of(record),
             recent_activity=[Transfer.of(t) for t in visible],
+            expiring_soon=soon,
             suggested_rewards=[
                 SuggestedReward(
                     reward=Reward.of(s.reward),

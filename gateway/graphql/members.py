@@ -15,9 +15,11 @@ from strawberry import relay
 from ..auth.store import IdentityRecord
 from ..errors import DomainError, shown
 from ..records import MemberRecord, WalletRecord
+from .challenge_types import Badge, ChallengeProgress, member_badges, member_challenges
 from .context import Info
 from .errors import ArgumentError
 from .scalars import identity_id, member_uuid
+from .tiers import MemberTier, member_tier
 from .types import HoldStatus, Money, Partner, Transfer, Wallet, money
 
 if TYPE_CHECKING:
@@ -186,6 +188,14 @@ class Member(relay.Node):
         ]
 
     @strawberry.field(
+        description="The member's coalition-wide tier, what the next one needs and when the "
+        "tier is reviewed; null when the coalition has no tiers. Seen by whoever sees the "
+        "member (a partner's app with members:read too)."
+    )
+    async def tier(self, info: Info) -> MemberTier | None:
+        return await member_tier(info, self.member_id)
+
+    @strawberry.field(
         description="The wallet at one partner; null for an unknown partner, or for another "
         "partner's pool when asked by a partner's app."
     )
@@ -198,6 +208,19 @@ class Member(relay.Node):
         if not _known(held.get(partner)):
             return None
         return Wallet(record=held.get(partner) or WalletRecord(self.member_id, partner, 0))
+
+    @strawberry.field(
+        description="The code this member gives friends: when a referred member makes a first "
+        "qualifying purchase, both get the partner's referral bonus. Only the member and "
+        "operators see it."
+    )
+    async def referral_code(self, info: Info) -> str | None:
+        access = info.context.access
+        if not (access.is_operator or access.member_id == self.member_id):
+            return None
+        from .programme import programme  # imports this module
+
+        return await programme(info).referral_code(self.member_id)
 
     @strawberry.field(
         description="The worth of all wallets together in the settlement currency; null for "
@@ -267,6 +290,20 @@ class Member(relay.Node):
         access = info.context.access
         visible = [hold for hold in found if access.sees_pool(hold.partner)]
         return [Hold.of(hold) for hold in visible[:first]]
+
+    @strawberry.field(
+        description="The badges the member earned, newest first (a partner's app sees those "
+        "of challenges counting at its own pool). At most 100."
+    )
+    async def badges(self, info: Info, first: int = 50) -> list[Badge]:
+        return await member_badges(info, self.member_id, first)
+
+    @strawberry.field(
+        description="Progress in every challenge running now, in its current period (a "
+        "partner's app sees the challenges counting at its own pool)."
+    )
+    async def challenges(self, info: Info) -> list[ChallengeProgress]:
+        return await member_challenges(info, self.member_id)
 
 
 # Placeholders for remote pools without a balance to show: the member is not the partner's

@@ -7,8 +7,11 @@ import strawberry
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from ..records import scope
+from ..validation import invalid
 from .access import check_member, check_spending, require_own_points, spent_recently
+from .challenges import ChallengeMutations
 from .context import Info
+from .gifting import GiftMutations
 from .holds import HoldMutations
 from .linking import LinkMutations
 from .members import Member
@@ -27,6 +30,8 @@ from .payloads import (
     conversion_payload,
     member_id_of,
 )
+from .programme import ProgrammeMutations, after_earning, programme
+from .purchases import EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .settlement import SettlementMutations
@@ -34,7 +39,15 @@ from .types import Transfer
 
 
 @strawberry.type
-class Mutation(LinkMutations, HoldMutations, RewardMutations, SettlementMutations):
+class Mutation(
+    LinkMutations,
+    HoldMutations,
+    RewardMutations,
+    SettlementMutations,
+    ProgrammeMutations,
+    ChallengeMutations,
+    GiftMutations,
+):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."
@@ -61,17 +74,38 @@ class Mutation(LinkMutations, HoldMutations, RewardMutations, SettlementMutation
             info.context.access.act_at(input.partner, "points:earn")
             member = input.member.resolve(input.partner)
             await check_member(info, member)
-            posting = await info.context.service.earn(
-                input.partner,
-                member,
-                input.idempotency_key,
-                points=input.points,
-                purchase_amount=input.purchase_amount,
-                reason=input.reason,
+            given = [
+                x for x in (input.points, input.purchase_amount, input.purchase) if x is not None
+            ]
+            if len(given) != 1:
+                raise invalid("points", "Give exactly one of points, purchaseAmount or purchase.")
+            if input.points is not None:
+                posting = await info.context.service.earn(
+                    input.partner,
+                    member,
+                    input.idempotency_key,
+                    points=input.points,
+                    reason=input.reason,
+                )
+                if not posting.replayed:
+                    await after_earning(info, [posting.transfer.member_id])
+                return EarnPointsPayload.of(posting, input.partner)  # type: ignore[return-value]
+            amount, lines = (
+                input.purchase.parts()
+                if input.purchase is not None
+                else (input.purchase_amount, [])
+            )
+            earned = await programme(info).earn(
+                input.partner, member, input.idempotency_key, amount, lines, input.reason
             )
         except DomainError as error:
             return EarnPointsPayload(user_errors=UserError.of(error))
-        return EarnPointsPayload.of(posting, input.partner)  # type: ignore[return-value]
+        payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
+        if not earned.posting.replayed:
+            await after_earning(info, [earned.posting.transfer.member_id])
+        payload.breakdown = [EarnAward.of(award) for award in earned.awards]
+        payload.pending = earned.pending
+        return payload
 
     @strawberry.mutation(description="Spend a member's points at a partner.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
@@ -136,6 +170,12 @@ class Mutation(LinkMutations, HoldMutations, RewardMutations, SettlementMutation
             if access.partner is not None and original.to_partner not in (None, access.partner):
                 raise denied(
                     "A conversion into another partner's pool is reversed by an operator.",
+                    ("transfer_id",),
+                )
+            if original.kind.value == "gift":  # two members' wallets: the service cannot yet
+                raise DomainError(
+                    ErrorCode.NOT_REVERSIBLE,
+                    "A gift cannot be reversed; the receiver can gift the points back.",
                     ("transfer_id",),
                 )
             assert transfer_id is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from decimal import Decimal
 from enum import Enum
 
@@ -12,18 +14,37 @@ from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from ..programme import MAX_BULK, BulkLine, Earned, EarningService, Returned
 from ..records import MemberRef
+from ..tiers import TierService
 from ..validation import invalid
 from .access import check_member
+from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
 from .purchases import EarnAward, PurchaseInput
 from .scalars import decode_member_id
 from .types import Transfer
 
+log = logging.getLogger("gateway.graphql.programme")
+
 
 def programme(info: Info) -> EarningService:
-    tiers = getattr(info.context, "tiers", None)
-    return EarningService(info.context.service, tiers)
+    service = info.context.service
+    tiers = TierService(service) if service.coalition.tiers is not None else None
+    return EarningService(service, tiers)
+
+
+async def after_earning(info: Info, member_ids: Iterable[str | None]) -> None:
+    """Once points were earned (and committed): tier upgrades and challenge badges. A failure
+    here is logged, never the answer's: the earn stands, and the tier review and challenge
+    jobs catch up."""
+    service = info.context.service
+    for member_id in {m for m in member_ids if m}:
+        try:
+            if service.coalition.tiers is not None:
+                await TierService(service).refresh(member_id)
+            await challenge_service(info).evaluate(member_id)
+        except Exception:
+            log.exception("tiers or challenges after an earn by %s failed", member_id)
 
 
 async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, int]:
@@ -244,6 +265,14 @@ class ProgrammeMutations:
                     idempotent_replay=answer.posting.replayed,
                 )
             )
+        await after_earning(
+            info,
+            [
+                answer.posting.transfer.member_id
+                for answer in answers
+                if isinstance(answer, Earned) and not answer.posting.replayed
+            ],
+        )
         failed = sum(1 for r in results if r.user_errors)
         return EarnPointsBulkPayload(
             results=results, succeeded=len(results) - failed, failed=failed
@@ -265,6 +294,8 @@ class ProgrammeMutations:
             )
         except DomainError as error:
             return RecordActivityPayload(user_errors=UserError.of(error))
+        if not posting.replayed:
+            await after_earning(info, [posting.transfer.member_id])
         return RecordActivityPayload.of(posting, input.partner)  # type: ignore[return-value]
 
     @strawberry.mutation(

@@ -8,7 +8,10 @@ from strawberry import relay
 from ..errors import DomainError
 from ..records import MemberRef
 from .access import require_own_points
+from .challenges import ChallengeQueries
 from .context import Info
+from .dashboard import DashboardQueries
+from .expiry import ExpiryQueries
 from .holds import Hold
 from .members import Member
 from .payloads import (
@@ -19,14 +22,24 @@ from .payloads import (
     customer_id_of,
     member_id_of,
 )
+from .programme import ProgrammeQueries
 from .rewards import Reward, RewardQueries
 from .scalars import decode_member_id
 from .settlement import SettlementQueries
+from .tiers import TierQueries
 from .types import Partner, Transfer
 
 
 @strawberry.type
-class Query(RewardQueries, SettlementQueries):
+class Query(
+    RewardQueries,
+    SettlementQueries,
+    ProgrammeQueries,
+    ChallengeQueries,
+    TierQueries,
+    ExpiryQueries,
+    DashboardQueries,
+):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         try:

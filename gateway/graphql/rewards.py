@@ -18,6 +18,7 @@ from .context import Info
 from .errors import ArgumentError
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
 from .scalars import decode_int_id, decode_member_id
+from .tiers import Tier, tier_named
 from .types import Money, Partner, Transfer, money
 
 RewardKind = strawberry.enum(DomainRewardKind, description="What a reward gives.")
@@ -88,6 +89,20 @@ class Reward(relay.Node):
     @strawberry.field
     def active(self) -> bool:
         return self.record.active
+
+    @strawberry.field(
+        description="For a tier upgrade: the tier it gives for one window; null: the tier "
+        "above the member's own."
+    )
+    def tier(self, info: Info) -> Tier | None:
+        return tier_named(info, self.record.tier)
+
+    @strawberry.field(
+        description="Only members in this tier or above may redeem it (others get "
+        "TIER_REQUIRED); the catalogue shows it to everyone. Null: open to all."
+    )
+    def min_tier(self, info: Info) -> Tier | None:
+        return tier_named(info, self.record.min_tier)
 
     @strawberry.field(description="Whether it can be redeemed now (active, valid, in stock).")
     def available(self, info: Info) -> bool:
@@ -170,6 +185,12 @@ class RewardInput:
     stock: int | None = strawberry.field(default=None, description="Units; leave out: unlimited.")
     per_member_limit: int | None = None
     active: bool | None = None
+    tier: str | None = strawberry.field(
+        default=None, description="A tier upgrade's tier (its slug); leave out: the next tier up."
+    )
+    min_tier: str | None = strawberry.field(
+        default=None, description="The slug of the lowest tier that may redeem it."
+    )
 
     def draft(self) -> RewardDraft:
         kind = self.kind.value if self.kind is not None else None
@@ -185,6 +206,8 @@ class RewardInput:
             stock=self.stock,
             per_member_limit=self.per_member_limit,
             active=self.active,
+            tier=self.tier,
+            min_tier=self.min_tier,
         )
 
 

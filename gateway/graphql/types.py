@@ -216,11 +216,33 @@ class Wallet:
         held = await info.context.loaders.held.load(self.record.member_id)
         return held.get(self.record.pool, 0)
 
+    async def _owed(self, info: Info) -> int:
+        from .programme import pending_and_owed  # imports this module
+
+        return (await pending_and_owed(info, self.record.member_id, self.record.pool))[1]
+
     @strawberry.field(
-        description="The member's points here, in the partner's currency: available plus held."
+        description="The member's points here, in the partner's currency: available plus "
+        "held, less what the member owes after a return (so it can be below zero)."
     )
     async def balance(self, info: Info) -> int:
-        return self.record.balance + await self._held(info)
+        return self.record.balance + await self._held(info) - await self._owed(info)
+
+    @strawberry.field(
+        description="Points earned but not spendable until the partner's return window ends; "
+        "not in the balance."
+    )
+    async def pending(self, info: Info) -> int:
+        from .programme import pending_and_owed  # imports this module
+
+        return (await pending_and_owed(info, self.record.member_id, self.record.pool))[0]
+
+    @strawberry.field(
+        description="Points owed after a return whose points were spent; new earns here pay "
+        "them back first."
+    )
+    async def owed(self, info: Info) -> int:
+        return await self._owed(info)
 
     @strawberry.field(description="Points in open point-of-sale holds, not spendable.")
     async def held(self, info: Info) -> int:
@@ -233,7 +255,26 @@ class Wallet:
     @strawberry.field(description="The balance's worth in the settlement currency.")
     async def value(self, info: Info) -> Money:
         point_value = info.context.service.coalition.partners[self.record.pool].point_value
-        return money(info, point_value * (self.record.balance + await self._held(info)))
+        points = self.record.balance + await self._held(info) - await self._owed(info)
+        return money(info, point_value * points)
+
+    @strawberry.field(
+        description="The available points by when they expire under the partner's policy, "
+        "oldest first; empty where points never expire. Spending takes the oldest first."
+    )
+    async def expiring(self, info: Info) -> list[ExpiringPoints]:
+        from ..expiry import ExpiryService
+
+        found = await ExpiryService(info.context.service).upcoming(
+            self.record.member_id, self.record.pool
+        )
+        return [ExpiringPoints(points=lot.points, expires_at=lot.expires_at) for lot in found]
+
+
+@strawberry.type(description="Points of a wallet that expire at one moment.")
+class ExpiringPoints:
+    points: int
+    expires_at: datetime
 
 
 @strawberry.type(description="One posting of a transfer to one account.")
@@ -252,8 +293,16 @@ class Leg:
     def amount(self) -> int:
         return self.record.amount
 
-    @strawberry.field(description="The wallet's balance right after this leg (wallet legs).")
-    def balance_after(self) -> int | None:
+    @strawberry.field(
+        description="The wallet's balance right after this leg (wallet legs); null to a "
+        "member for another member's wallet (the other side of a gift)."
+    )
+    async def balance_after(self, info: Info) -> int | None:
+        caller, owner = info.context.access.member_id, self.record.member_id
+        if caller is not None and owner is not None and owner != caller:
+            record = await info.context.loaders.members.load(owner)  # merged: the survivor
+            if record is None or record.id != caller:
+                return None
         return self.record.balance_after
 
 

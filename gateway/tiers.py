@@ -1,0 +1,410 @@
+"""Coalition-wide tiers: a member's tier, their qualifying value, and the jobs that keep
+the stored tier up to date. The rules themselves are in ``tier_rules``.
+
+**Qualifying value**: the points a member earned at every partner within the rolling window
+(members merged into them included), each point valued at its partner's ``point_value`` in
+the settlement currency. A clawback takes its points off when it happens; a reversal of an
+earn takes them off the window of the earn it reverses (so a reversal never reaches into
+another window). Conversions, redemptions, gifts and merges do not count. SQL sums points
+per partner; the valuation is exact decimal arithmetic here.
+
+**Stored state**: ``member_tiers`` (no row: the first tier). What a member is shown is the
+stored state advanced to now, so it is right even before a job has run. ``refresh`` (after
+an earn) and ``review_due`` (a job) store it. Every write is conditional on the row read,
+so concurrent refreshes and jobs never lose or double an update: the loser reads again,
+locked, and finds the work done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from partners.tiers import Tier, Tiers
+
+from . import repository
+from .errors import DomainError, ErrorCode, shown
+from .ledger import TransferKind
+from .service import LedgerService
+from .tables import members, transfers
+from .tier_rules import TierState, advance, bought, initial, tier_of, window_start
+from .tier_tables import member_tiers
+from .validation import invalid
+
+UPGRADE_KIND = "tier_upgrade"  # RewardKind.TIER_UPGRADE's value (rewards imports this module)
+REVIEW_BATCH = 500
+
+
+@dataclass(frozen=True)
+class TierStatus:
+    """Where a member stands: their tier now, and what the next one or keeping this one
+    takes. Values are in the settlement currency."""
+
+    member_id: str
+    tier: Tier
+    since: datetime | None  # None: in the first tier from the start
+    review_at: datetime | None  # None in the first tier
+    downgrade_at: datetime | None  # set after a review the value did not pass
+    qualifying_value: Decimal
+    window_start: datetime  # the value counts earns after this moment, up to now
+    next_tier: Tier | None
+    value_needed: Decimal | None  # more value that reaches ``next_tier`` now
+    value_to_keep: Decimal  # more value the tier needs by its review (0: it qualifies)
+
+
+class TierService:
+    def __init__(self, ledger: LedgerService) -> None:
+        self.ledger = ledger
+        self.uow = ledger.uow
+
+    @property
+    def tiers(self) -> Tiers | None:
+        return self.ledger.coalition.tiers
+
+    # Reading
+
+    async def status(self, member_id: str) -> TierStatus | None:
+        """The member's tier now (a merged member's id gives the survivor's); None when the
+        coalition has no tiers. UNKNOWN_MEMBER for an unknown id.
+
+        A read, unless the stored tier is behind (an upgrade, review or downgrade no job or
+        refresh stored yet): then it is stored first, so that ``since`` and ``review_at``
+        are fixed when first seen rather than moving with the clock."""
+        if self.tiers is None:
+            return None
+        now = self.ledger.clock()
+
+        async def read(connection: AsyncConnection) -> tuple[TierStatus | None, bool]:
+            survivor = await _survivor(connection, member_id)
+            return await self._evaluate(connection, survivor, now)
+
+        status, behind = await self.uow.read(read)
+        if not behind:
+            return status
+        assert status is not None
+
+        async def store(connection: AsyncConnection) -> TierStatus | None:
+            return (await self.settle(connection, status.member_id, now))[0]
+
+        return await self.uow.write(store)
+
+    async def tier_name(self, member_id: str) -> str | None:
+        """The slug of the member's tier now (what promotions name); None without tiers."""
+        status = await self.status(member_id)
+        return status.tier.slug if status else None
+
+    async def earn_multiplier(self, member_id: str, partner: str) -> Decimal:
+        """The member's tier's earn multiplier at ``partner`` now; 1 without tiers or benefit."""
+        tiers = self.tiers
+        if tiers is None or not tiers.has_benefit_at(partner):
+            return Decimal(1)
+        status = await self.status(member_id)
+        return status.tier.multiplier_at(partner) if status else Decimal(1)
+
+    async def current(
+        self, connection: AsyncConnection, member_id: str, now: datetime
+    ) -> TierStatus | None:
+        """Inside a caller's transaction: the member's tier at ``now``, without storing it
+        (``settle`` stores it)."""
+        return (await self._evaluate(connection, member_id, now))[0]
+
+    async def _evaluate(
+        self, connection: AsyncConnection, member_id: str, now: datetime
+    ) -> tuple[TierStatus | None, bool]:
+        """The status at ``now``, and whether it differs from the stored state."""
+        tiers = self.tiers
+        if tiers is None:
+            return None, False
+        value = await self.qualifying_value(connection, member_id, now)
+        state = await _stored(connection, member_id) or initial(tiers)
+        following = advance(tiers, state, value, now)
+        return self._status(tiers, member_id, following, value, now), following != state
+
+    async def qualifying_value(
+        self, connection: AsyncConnection, member_id: str, now: datetime
+    ) -> Decimal:
+        """What the member (and those merged into them) earned in the window ending at
+        ``now``, in the settlement currency."""
+        tiers = self.tiers
+        if tiers is None:
+            return Decimal(0)
+        ids = [member_id, *await repository.merged_into(connection, member_id)]
+        start = window_start(tiers, now)
+        partners = self.ledger.coalition.partners
+        return sum(
+            (
+                partners[partner].point_value * points
+                for partner, points in await _points_by_partner(connection, ids, start, now)
+                if partner in partners
+            ),
+            Decimal(0),
+        )
+
+    # Storing
+
+    async def refresh(self, member_id: str) -> TierStatus | None:
+        """Store the member's tier at now: an upgrade their value reached, and any review or
+        downgrade that fell due. None when the coalition has no tiers."""
+        if self.tiers is None:
+            return None
+        now = self.ledger.clock()
+
+        async def work(connection: AsyncConnection) -> TierStatus | None:
+            survivor = await _survivor(connection, member_id)
+            return (await self.settle(connection, survivor, now))[0]
+
+        return await self.uow.write(work)
+
+    async def review_due(self, limit: int = REVIEW_BATCH) -> int:
+        """Store the reviews and downgrades due now, for at most ``limit`` members (merged
+        members left out); how many members' tiers changed. Safe to run twice or in
+        parallel: a member another run already settled counts there, not here."""
+        if self.tiers is None:
+            return 0
+        now = self.ledger.clock()
+        due = sa.or_(
+            sa.and_(member_tiers.c.downgrade_at.is_(None), member_tiers.c.review_at <= now),
+            member_tiers.c.downgrade_at <= now,
+        )
+        query = (
+            sa.select(member_tiers.c.member_id)
+            .join(members, members.c.id == member_tiers.c.member_id)
+            .where(due, members.c.merged_into.is_(None))
+            .order_by(sa.func.coalesce(member_tiers.c.downgrade_at, member_tiers.c.review_at))
+            .limit(limit)
+        )
+
+        async def find(connection: AsyncConnection) -> list[str]:
+            return [str(row.member_id) for row in await connection.execute(query)]
+
+        changed = 0
+        for member_id in await self.uow.read(find):
+
+            async def work(connection: AsyncConnection, member_id: str = member_id) -> bool:
+                return (await self.settle(connection, member_id, now))[1]
+
+            changed += await self.uow.write(work)
+        return changed
+
+    async def settle(
+        self, connection: AsyncConnection, member_id: str, now: datetime
+    ) -> tuple[TierStatus | None, bool]:
+        """Inside a caller's write: store the member's tier at ``now``. The status, and
+        whether this call changed the stored state."""
+        tiers = self.tiers
+        if tiers is None:
+            return None, False
+        value = await self.qualifying_value(connection, member_id, now)
+
+        def change(state: TierState) -> TierState:
+            return advance(tiers, state, value, now)
+
+        state, changed = await self._store(connection, member_id, change, now)
+        return self._status(tiers, member_id, state, value, now), changed
+
+    async def redeemed(
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        kind: str,
+        tier: str | None,
+        min_tier: str | None,
+        now: datetime,
+    ) -> None:
+        """Inside a reward's redemption: refuse a member below the reward's ``min_tier``
+        (TIER_REQUIRED), and give a tier upgrade's tier (or the next tier up, when the reward
+        names none) for one window. An upgrade the member cannot use is REWARD_UNAVAILABLE.
+        Without tiers in the configuration a tier upgrade gives nothing (it is recorded, as
+        before tiers existed), and a reward for a tier no longer configured is refused."""
+        tiers = self.tiers
+        if min_tier is None and (tiers is None or kind != UPGRADE_KIND):
+            return
+        floor = tiers.tier(min_tier) if tiers and min_tier else None
+        named = tiers.tier(tier) if tiers and tier else None
+        if tiers is None or (min_tier and floor is None) or (tier and named is None):
+            raise DomainError(
+                ErrorCode.REWARD_UNAVAILABLE,
+                "This reward names a tier the coalition no longer has.",
+                ("reward_id",),
+            )
+        status, _ = await self.settle(connection, member_id, now)
+        assert status is not None
+        if floor is not None and status.tier.rank < floor.rank:
+            raise DomainError(
+                ErrorCode.TIER_REQUIRED,
+                f"This reward is for members in the {floor.name} tier or above; you are in "
+                f"{status.tier.name}.",
+                ("reward_id",),
+            )
+        if kind != UPGRADE_KIND:
+            return
+        target = named or tiers.above(status.tier)
+        if target is None or target.rank < status.tier.rank:
+            raise DomainError(
+                ErrorCode.REWARD_UNAVAILABLE,
+                f"You are already in the {status.tier.name} tier; this upgrade would not raise it.",
+                ("reward_id",),
+            )
+
+        def buy(state: TierState) -> TierState:
+            return bought(tiers, state, target, now) or state
+
+        await self._store(connection, member_id, buy, now)
+
+    async def _store(
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        change: Callable[[TierState], TierState],
+        now: datetime,
+    ) -> tuple[TierState, bool]:
+        """Apply ``change`` to the stored state and write it if it differs, conditionally on
+        the row read. A lost race reads the row again, locked, so the second try holds."""
+        tiers = self.tiers
+        assert tiers is not None
+        for lock in (False, True):
+            stored = await _stored(connection, member_id, lock)
+            state = stored or initial(tiers)
+            following = change(state)
+            if following == state:
+                return state, False
+            if await _write(connection, member_id, stored, following, now):
+                return following, True
+        raise RuntimeError(f"the tier of member {member_id} changed under a row lock")
+
+    def _status(
+        self, tiers: Tiers, member_id: str, state: TierState, value: Decimal, now: datetime
+    ) -> TierStatus:
+        tier = tier_of(tiers, state)
+        following = tiers.above(tier)
+        return TierStatus(
+            member_id=member_id,
+            tier=tier,
+            since=state.since,
+            review_at=state.review_at,
+            downgrade_at=state.downgrade_at,
+            qualifying_value=value,
+            window_start=window_start(tiers, now),
+            next_tier=following,
+            value_needed=max(following.qualifying_value - value, Decimal(0)) if following else None,
+            value_to_keep=max(tier.qualifying_value - value, Decimal(0)),
+        )
+
+
+def check_reward_tiers(tiers: Tiers | None, reward: Mapping[str, Any]) -> None:
+    """A reward's ``tier`` and ``min_tier`` (slugs) as a partner sets them: known tiers, a
+    ``tier`` only on a tier upgrade and above the first tier."""
+    for name in ("tier", "min_tier"):
+        slug = reward.get(name)
+        if slug is None:
+            continue
+        if tiers is None:
+            raise DomainError(
+                ErrorCode.UNKNOWN_TIER, "The coalition has no tiers configured.", (name,)
+            )
+        if tiers.tier(slug) is None:
+            known = ", ".join(tier.slug for tier in tiers.levels)
+            raise DomainError(
+                ErrorCode.UNKNOWN_TIER, f"No tier {shown(slug)}; the tiers are {known}.", (name,)
+            )
+    tier = reward.get("tier")
+    if tier is not None and reward.get("kind") != UPGRADE_KIND:
+        raise invalid("tier", "Only a tier upgrade (kind TIER_UPGRADE) gives a tier.")
+    if tier is not None and tiers is not None and tier == tiers.base.slug:
+        raise invalid("tier", "The first tier is everyone's: a tier upgrade gives a higher one.")
+
+
+async def _survivor(connection: AsyncConnection, member_id: str) -> str:
+    found = await repository.members_by_id(connection, [member_id])
+    if member_id not in found:
+        raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
+    return found[member_id].id
+
+
+async def _stored(
+    connection: AsyncConnection, member_id: str, lock: bool = False
+) -> TierState | None:
+    query = sa.select(member_tiers).where(member_tiers.c.member_id == member_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await connection.execute(query)).first()
+    if row is None:
+        return None
+    return TierState(row.tier, row.since, row.review_at, row.downgrade_at)
+
+
+async def _write(
+    connection: AsyncConnection,
+    member_id: str,
+    stored: TierState | None,
+    state: TierState,
+    now: datetime,
+) -> bool:
+    """Insert the first row, or update the row still as ``stored``; False when another
+    transaction wrote first."""
+    values = {
+        "tier": state.tier,
+        "since": state.since or now,
+        "review_at": state.review_at,
+        "downgrade_at": state.downgrade_at,
+        "updated_at": now,
+    }
+    if stored is None:
+        insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(
+            member_tiers
+        )
+        statement: Any = insert.values(member_id=member_id, **values).on_conflict_do_nothing(
+            index_elements=["member_id"]
+        )
+    else:
+        columns = member_tiers.c
+        statement = (
+            sa.update(member_tiers)
+            .where(
+                columns.member_id == member_id,
+                columns.tier == stored.tier,
+                columns.since == stored.since,
+                columns.review_at.is_not_distinct_from(stored.review_at),
+                columns.downgrade_at.is_not_distinct_from(stored.downgrade_at),
+            )
+            .values(**values)
+        )
+    return bool((await connection.execute(statement)).rowcount)
+
+
+async def _points_by_partner(
+    connection: AsyncConnection, member_ids: list[str], start: datetime, now: datetime
+) -> list[tuple[str, int]]:
+    """Qualifying points per partner in the window (start, now]: earns, less clawbacks and
+    reversals of earns (a reversal of a clawback gives its points back). A reversal counts
+    in the window of the transfer it reverses."""
+    earn, clawback = TransferKind.EARN.value, TransferKind.CLAWBACK.value
+    reversal = TransferKind.REVERSAL.value
+    t, original = transfers, transfers.alias("original")
+    points = sa.case(
+        (t.c.kind == earn, t.c.points),
+        (t.c.kind == clawback, -t.c.points),
+        (sa.and_(t.c.kind == reversal, original.c.kind == earn), -t.c.points),
+        (sa.and_(t.c.kind == reversal, original.c.kind == clawback), t.c.points),
+        else_=0,
+    )
+    query = (
+        sa.select(t.c.partner, sa.func.sum(points).label("points"))
+        .select_from(t.outerjoin(original, original.c.id == t.c.reverses_id))
+        .where(
+            t.c.member_id.in_(member_ids),
+            t.c.kind.in_((earn, clawback, reversal)),
+            t.c.created_at > start,
+            t.c.created_at <= now,
+            sa.func.coalesce(original.c.created_at, t.c.created_at) > start,
+        )
+        .group_by(t.c.partner)
+    )
+    return [(str(row.partner), int(row.points or 0)) for row in await connection.execute(query)]
