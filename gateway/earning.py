@@ -7,20 +7,21 @@ The rules apply in this order, each giving whole points rounded with the partner
 2. ``product``: each line matching a multiplier (by SKU first, else by category) earns the
    extra ``(factor - 1)`` times its own base.
 3. ``promotion``: each promotion in force whose conditions hold (tier, first purchase at the
-   partner, minimum amount), in configuration order: a multiplier adds ``(m - 1)`` times the
-   points of steps 1-2; a bonus adds its points.
+   partner, minimum amount), the file's in their order, then the API's oldest first: a
+   multiplier adds ``(m - 1)`` times the points of steps 1-2; a bonus adds its points.
 4. ``tier``: the member's tier multiplier at this partner adds ``(m - 1)`` times steps 1-2.
 5. ``frequency``: the n-th purchase in the period (every n-th) adds the bonus.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from partners.config import Partner
-from partners.earning import Multiplier
+from partners.earning import Multiplier, Promotion
 
 from .errors import DomainError, ErrorCode
 from .validation import invalid
@@ -88,8 +89,15 @@ def _match(multipliers: tuple[Multiplier, ...], line: Line) -> Multiplier | None
     return None
 
 
-def breakdown(partner: Partner, bought: Purchase, member: Member, at: datetime) -> list[Award]:
-    """Every rule that gives points for ``bought``, in the documented order."""
+def breakdown(
+    partner: Partner,
+    bought: Purchase,
+    member: Member,
+    at: datetime,
+    promotions: Sequence[Promotion] = (),
+) -> list[Award]:
+    """Every rule that gives points for ``bought``, in the documented order; ``promotions``:
+    those set through the API, applied after the file's."""
     rules = partner.earning
     base = partner.earn.points_for(bought.amount)
     awards = [Award("base", f"{partner.earn.points_per_unit} per unit spent", base)]
@@ -102,7 +110,7 @@ def breakdown(partner: Partner, bought: Purchase, member: Member, at: datetime) 
         if extra > 0:
             awards.append(Award("product", f"x{rule.factor} on {label}", extra))
     subtotal = sum(award.points for award in awards)
-    for promotion in rules.promotions:
+    for promotion in (*rules.promotions, *promotions):
         if not promotion.in_force_at(at) or bought.amount < promotion.min_amount:
             continue
         if promotion.tier is not None and promotion.tier != member.tier:

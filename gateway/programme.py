@@ -35,6 +35,7 @@ from .programme_tables import (
     referrals,
     wallet_debts,
 )
+from .promotions import in_force
 from .records import MemberRef, Posting
 from .remote import Draft
 from .service import LedgerService
@@ -109,7 +110,9 @@ class EarningService:
             member_id = await self.ledger.resolve_member(member)
             context = await self.ledger.uow.read(lambda c: self._context(c, member_id, partner))
             context = await self._with_tier(context, member_id, partner)
-        awards = earning.breakdown(config, bought, context, self.ledger.clock())
+        now = self.ledger.clock()
+        extra = await self.ledger.uow.read(lambda c: in_force(c, partner, now))
+        awards = earning.breakdown(config, bought, context, now, extra)
         earning.total(awards)
         return awards
 
@@ -141,7 +144,9 @@ class EarningService:
             tier = await self._with_tier(tier, member_id, partner)
         if config.pool.remote:
             context = await ledger.uow.read(lambda c: self._context(c, member_id, partner))
-            awards = earning.breakdown(config, bought, _merge(context, tier), ledger.clock())
+            now = ledger.clock()
+            extra = await ledger.uow.read(lambda c: in_force(c, partner, now))
+            awards = earning.breakdown(config, bought, _merge(context, tier), now, extra)
             draft = Draft(
                 TransferKind.EARN,
                 claim,
@@ -159,7 +164,8 @@ class EarningService:
             live = await ledger._live(connection, member)
             context = _merge(await self._context(connection, live, partner), tier)
             now = ledger.clock()
-            awards = earning.breakdown(config, bought, context, now)
+            extra = await in_force(connection, partner, now)
+            awards = earning.breakdown(config, bought, context, now, extra)
             points = earning.total(awards)
             window = config.earning.return_window
             pending = window.total_seconds() > 0

@@ -62,6 +62,28 @@ class PurchaseReturn(SQLModel, table=True):
     created_at: datetime = Field(sa_type=Moment)
 
 
+class PromotionRow(SQLModel, table=True):
+    """A promotion an operator (or the partner's app) set through the API; the earning rules
+    apply it after those of the partner's file."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (sa.Index("ix_promotions_partner", "partner", "ends"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    partner: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    starts: datetime = Field(sa_type=Moment)
+    ends: datetime = Field(sa_type=Moment)
+    multiplier: str | None = Field(default=None, max_length=40)
+    bonus: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    tier: str | None = Field(default=None, max_length=32)
+    new_at_partner: bool = Field(default=False)
+    min_amount: str = Field(default="0", max_length=40)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=Moment)
+    updated_at: datetime = Field(sa_type=Moment)
+
+
 class ActivityClaim(SQLModel, table=True):
     """How many times a member was paid for an activity at a partner in one period."""
 
@@ -106,6 +128,7 @@ class WalletDebt(SQLModel, table=True):
 
 purchases = Purchase.__table__  # type: ignore[attr-defined]
 purchase_returns = PurchaseReturn.__table__  # type: ignore[attr-defined]
+promotions = PromotionRow.__table__  # type: ignore[attr-defined]
 activity_claims = ActivityClaim.__table__  # type: ignore[attr-defined]
 referral_codes = ReferralCode.__table__  # type: ignore[attr-defined]
 referrals = Referral.__table__  # type: ignore[attr-defined]

@@ -60,6 +60,7 @@ TABLES = (
     "member_tiers",
     "challenge_awards",
     "challenges",
+    "promotions",
     "purchase_returns",
     "purchases",
     "activity_claims",
@@ -145,9 +146,17 @@ def postgres_url() -> str:
 async def _truncate(url: str) -> None:
     connection = await asyncpg.connect(_plain_dsn(url))
     try:
-        exists = await connection.fetchval("SELECT to_regclass('public.entries') IS NOT NULL")
-        if exists:
-            await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        # Only the tables there are: a database an older checkout migrated lacks newer ones
+        # until the gateway migrates it.
+        found = await connection.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' "
+            "AND relnamespace = 'public'::regnamespace AND relname = ANY($1::text[])",
+            list(TABLES),
+        )
+        names = {row["relname"] for row in found}
+        present = [table for table in TABLES if table in names]
+        if present:
+            await connection.execute(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE")
     finally:
         await connection.close()
 

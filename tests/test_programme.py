@@ -510,3 +510,102 @@ async def test_a_bulk_batch_over_ten_thousand_lines_is_refused_whole(gw: Gateway
     line = {"member": {"partnerCustomerId": "S-1"}, "idempotencyKey": "k", "points": 1}
     body = payload(await gw.gql(BULK, {"input": {"partner": "shop", "lines": [line] * 10_001}}))
     assert codes(body) == ["TOO_MANY_LINES"] and body["results"] == []
+
+
+CREATE_PROMOTION = f"""
+mutation($input: CreatePromotionInput!) {{
+  createPromotion(input: $input) {{ promotion {{ id name active configured }} {ERRORS} }}
+}}"""
+UPDATE_PROMOTION = f"""
+mutation($input: UpdatePromotionInput!) {{
+  updatePromotion(input: $input) {{ promotion {{ id active }} {ERRORS} }}
+}}"""
+PROMOTIONS = """
+query($partner: String) { promotions(partner: $partner) { name configured bonus multiplier } }
+"""
+
+
+def promotion(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "Flash bonus",
+        "startsAt": "2026-06-01T00:00:00Z",
+        "endsAt": "2026-06-02T00:00:00Z",
+        "bonus": 40,
+        **fields,
+    }
+
+
+async def test_operators_start_change_and_end_promotions_at_run_time(gw: Gateway, clock: Clock):
+    member = await enrol(gw, "shop", "S-1")
+    await buy(gw, member, "first", amount="1.00")  # the welcome bonus is spent
+    created = payload(
+        await gw.gql(CREATE_PROMOTION, {"input": {"partner": "shop", "promotion": promotion()}})
+    )
+    assert created["userErrors"] == [] and created["promotion"]["configured"] is False
+    listed = (await gw.gql(PROMOTIONS, {"partner": "shop"}))["data"]["promotions"]
+    assert [(p["name"], p["configured"]) for p in listed] == [
+        ("Welcome bonus", True),
+        ("Summer double", True),
+        ("Flash bonus", False),
+    ]
+    earned = await buy(gw, member, "second", amount="10.00")
+    assert [(a["rule"], a["description"], a["points"]) for a in earned["breakdown"]] == [
+        ("base", "1 per unit spent", 10),
+        ("promotion", "Summer double", 10),
+        ("promotion", "Flash bonus", 40),
+    ]
+    ended = payload(
+        await gw.gql(
+            UPDATE_PROMOTION,
+            {
+                "input": {
+                    "promotionId": created["promotion"]["id"],
+                    "promotion": promotion(active=False),
+                }
+            },
+        )
+    )
+    assert ended["promotion"]["active"] is False
+    again = await buy(gw, member, "third", amount="10.00")  # the third this month
+    assert [a["rule"] for a in again["breakdown"]] == ["base", "promotion", "frequency"]
+    clock.now += timedelta(days=2)
+    later = (await gw.gql(PROMOTIONS, {}))["data"]["promotions"]
+    assert "Flash bonus" not in [p["name"] for p in later]
+
+
+async def test_bad_promotions_are_refused_and_partners_manage_only_their_own(gw: Gateway):
+    cases = [
+        (promotion(endsAt="2026-05-01T00:00:00Z"), "INVALID_INPUT", ["input", "promotion", "ends"]),
+        (promotion(multiplier="2"), "INVALID_INPUT", ["input", "promotion", "multiplier"]),
+        (
+            promotion(bonus=None, multiplier="1"),
+            "INVALID_INPUT",
+            ["input", "promotion", "multiplier"],
+        ),
+        (promotion(tier="gold"), "UNKNOWN_TIER", ["input", "promotion", "tier"]),
+    ]
+    for fields, code, field in cases:
+        result = payload(
+            await gw.gql(CREATE_PROMOTION, {"input": {"partner": "shop", "promotion": fields}})
+        )
+        assert [(e["code"], e["field"]) for e in result["userErrors"]] == [(code, field)], fields
+    store = await gw.partner_token("store")
+    refused = payload(
+        await gw.gql(
+            CREATE_PROMOTION, {"input": {"partner": "shop", "promotion": promotion()}}, token=store
+        )
+    )
+    assert codes(refused) == ["ACCESS_DENIED"]
+    own = payload(
+        await gw.gql(
+            CREATE_PROMOTION, {"input": {"partner": "store", "promotion": promotion()}}, token=store
+        )
+    )
+    assert own["userErrors"] == []
+    unknown = payload(
+        await gw.gql(
+            UPDATE_PROMOTION,
+            {"input": {"promotionId": "UHJvbW90aW9uOjk5", "promotion": promotion()}},
+        )
+    )
+    assert codes(unknown) == ["UNKNOWN_PROMOTION"]

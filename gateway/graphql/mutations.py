@@ -31,6 +31,7 @@ from .payloads import (
     member_id_of,
 )
 from .programme import ProgrammeMutations, after_earning, programme
+from .promotions import PromotionMutations
 from .purchases import EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
@@ -47,6 +48,7 @@ class Mutation(
     ProgrammeMutations,
     ChallengeMutations,
     GiftMutations,
+    PromotionMutations,
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "

@@ -23,6 +23,7 @@ from .payloads import (
     member_id_of,
 )
 from .programme import ProgrammeQueries
+from .promotions import PromotionQueries
 from .rewards import Reward, RewardQueries
 from .scalars import decode_member_id
 from .settlement import SettlementQueries
@@ -39,6 +40,7 @@ class Query(
     TierQueries,
     ExpiryQueries,
     DashboardQueries,
+    PromotionQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
