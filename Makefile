@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers; each gets its own PostgreSQL database (`test_gw0`, ...)
+TEST_WORKERS ?= auto
 
 .PHONY: run test lint check schema bench bench-settlement clean
 
@@ -10,7 +12,7 @@ run: $(STAMP)
 	$(BIN)/coalition serve
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -31,7 +33,12 @@ from partners.config import DEMO_DIRECTORY
 PARTNER_SCOPES = (
     "members:enrol members:read points:earn points:redeem points:reverse rewards:manage"
 )
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+BASE_PG_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+# Under pytest-xdist each worker (gw0, gw1, ...) has a database of its own: `test_gw0`, ...
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+PG_URL = f"{BASE_PG_URL}_{WORKER}" if WORKER else BASE_PG_URL
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -95,7 +102,23 @@ def _plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
+async def _create_database(url: str) -> None:
+    """Create a worker's database on the server of ``url`` when it does not exist yet."""
+    parts = urlsplit(_plain_dsn(url))
+    name = parts.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            quoted = '"' + name.replace('"', '""') + '"'
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await admin.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await admin.close()
+
+
 async def _reset_postgres() -> None:
+    if WORKER:
+        await _create_database(PG_URL)
     connection = await asyncpg.connect(_plain_dsn(PG_URL), timeout=5)
     try:
         await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
