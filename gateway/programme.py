@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partners.earning import Promotion
+
 from . import earning, repository
 from .earning import Award, Line
 from .errors import DomainError, ErrorCode, shown
@@ -39,6 +41,7 @@ from .promotions import in_force
 from .records import MemberRef, Posting
 from .remote import Draft
 from .service import LedgerService
+from .tables import members
 from .validation import MAX_REASON_LENGTH, check_amount, clean_text, invalid
 
 log = logging.getLogger("gateway.programme")
@@ -49,11 +52,12 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
 class TierLookup(Protocol):
-    """What earning needs of the tiers: the member's tier and its multiplier at a partner."""
+    """What earning needs of the tiers: the member's tier now, inside the caller's
+    transaction (``gateway.tiers.TierService.current``)."""
 
-    async def tier_name(self, member_id: str) -> str | None: ...
-
-    async def earn_multiplier(self, member_id: str, partner: str) -> Decimal: ...
+    async def current(
+        self, connection: AsyncConnection, member_id: str, now: datetime
+    ) -> Any | None: ...
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,17 @@ class EarningService:
         """What the purchase would earn now, rule by rule; nothing is posted."""
         config = self.ledger.partner(partner)
         bought = self._purchase(amount, lines)
-        context = earning.Member()
-        if member is not None:
-            member_id = await self.ledger.resolve_member(member)
-            context = await self.ledger.uow.read(lambda c: self._context(c, member_id, partner))
-            context = await self._with_tier(context, member_id, partner)
         now = self.ledger.clock()
-        extra = await self.ledger.uow.read(lambda c: in_force(c, partner, now))
+
+        async def work(connection: AsyncConnection) -> tuple[earning.Member, list[Promotion]]:
+            extra = await in_force(connection, partner, now)
+            if member is None:
+                return earning.Member(), extra
+            member_id = await self.ledger._resolve(connection, member)
+            context = await self._context(connection, member_id, partner, now, extra)
+            return context, extra
+
+        context, extra = await self.ledger.uow.read(work)
         awards = earning.breakdown(config, bought, context, now, extra)
         earning.total(awards)
         return awards
@@ -138,15 +146,8 @@ class EarningService:
             "reason": reason,
         }
         claim = ledger._claim(f"earn:{partner}", idempotency_key, request)
-        tier = earning.Member()
-        if self.tiers is not None or config.pool.remote:
-            member_id = await ledger.resolve_member(member)
-            tier = await self._with_tier(tier, member_id, partner)
         if config.pool.remote:
-            context = await ledger.uow.read(lambda c: self._context(c, member_id, partner))
-            now = ledger.clock()
-            extra = await ledger.uow.read(lambda c: in_force(c, partner, now))
-            awards = earning.breakdown(config, bought, _merge(context, tier), now, extra)
+            awards = await self.quote(partner, member, bought.amount, list(bought.lines))
             draft = Draft(
                 TransferKind.EARN,
                 claim,
@@ -158,13 +159,11 @@ class EarningService:
             return Earned(await ledger.remote.run(draft, member), tuple(awards))
 
         async def work(connection: AsyncConnection) -> Earned:
-            replay = await ledger._replay(connection, *ledger._key_of(claim))
-            if replay is not None:
-                return await self._earned(connection, replay)
+            # No read of the key first: the transfer insert claims it (see LedgerService.earn).
             live = await ledger._live(connection, member)
-            context = _merge(await self._context(connection, live, partner), tier)
             now = ledger.clock()
             extra = await in_force(connection, partner, now)
+            context = await self._context(connection, live, partner, now, extra)
             awards = earning.breakdown(config, bought, context, now, extra)
             points = earning.total(awards)
             window = config.earning.return_window
@@ -264,36 +263,48 @@ class EarningService:
         ]
         return earning.purchase(check_amount(amount) if amount is not None else None, checked)
 
-    async def _with_tier(
-        self, context: earning.Member, member_id: str, partner: str
-    ) -> earning.Member:
-        if self.tiers is None:
-            return context
-        return earning.Member(
-            tier=await self.tiers.tier_name(member_id),
-            tier_multiplier=await self.tiers.earn_multiplier(member_id, partner),
-            earned_here_before=context.earned_here_before,
-            purchases_in_period=context.purchases_in_period,
-        )
-
     async def _context(
-        self, connection: AsyncConnection, member_id: str, partner: str
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        partner: str,
+        now: datetime,
+        promotions: list[Promotion],
     ) -> earning.Member:
-        """Whether the member bought at ``partner`` before (bonuses do not count), and how
-        often in the frequency bonus's current period."""
-        ids = [member_id, *await repository.merged_into(connection, member_id)]
+        """What the rules need of the member: whether they bought at ``partner`` before
+        (bonuses do not count), how often in the frequency bonus's period, and their tier
+        (only read when a tier multiplier or a tier's promotion could apply)."""
+        ids = sa.select(members.c.id).where(
+            sa.or_(members.c.id == member_id, members.c.merged_into == member_id)
+        )
         mine = sa.and_(purchases.c.member_id.in_(ids), purchases.c.partner == partner)
         before = await connection.scalar(sa.select(sa.exists().where(mine)))
         count: int | None = 0
-        frequency = self.ledger.coalition.partners[partner].earning.frequency_bonus
-        if frequency is not None and before:
-            since = frequency.period.start(self.ledger.clock())
+        rules = self.ledger.coalition.partners[partner].earning
+        if rules.frequency_bonus is not None and before:
+            since = rules.frequency_bonus.period.start(now)
             count = await connection.scalar(
                 sa.select(sa.func.count())
                 .select_from(purchases)
                 .where(mine, purchases.c.created_at >= since)
             )
-        return earning.Member(earned_here_before=bool(before), purchases_in_period=int(count or 0))
+        tier, multiplier = None, Decimal(1)
+        tiers = self.ledger.coalition.tiers
+        wanted = any(p.tier and p.in_force_at(now) for p in (*rules.promotions, *promotions))
+        if (
+            self.tiers is not None
+            and tiers is not None
+            and (tiers.has_benefit_at(partner) or wanted)
+        ):
+            status = await self.tiers.current(connection, member_id, now)
+            if status is not None:
+                tier, multiplier = status.tier.slug, status.tier.multiplier_at(partner)
+        return earning.Member(
+            tier=tier,
+            tier_multiplier=multiplier,
+            earned_here_before=bool(before),
+            purchases_in_period=int(count or 0),
+        )
 
     async def _earned(self, connection: AsyncConnection, posting: Posting) -> Earned:
         row = (
@@ -594,7 +605,11 @@ class EarningService:
     async def _repay(
         self, connection: AsyncConnection, member_id: str, pool: str, earned: int, what: str
     ) -> None:
-        """Points just credited pay back first what the member owes the pool."""
+        """Points just credited pay back first what the member owes the pool. Only a partner
+        whose returns go below zero has debts (one switched to "cap" since keeps its old
+        debts, unpaid, until it switches back)."""
+        if self.ledger.coalition.partners[pool].earning.returns.when_spent != "negative":
+            return
         query = sa.select(wallet_debts.c.owed).where(
             wallet_debts.c.member_id == member_id, wallet_debts.c.pool == pool
         )
@@ -786,15 +801,6 @@ class EarningService:
                 "reason": f"referral bonus ({role})",
             }
             await self.ledger._post(connection, values, who, earn_legs(partner, points))
-
-
-def _merge(context: earning.Member, tier: earning.Member) -> earning.Member:
-    return earning.Member(
-        tier=tier.tier,
-        tier_multiplier=tier.tier_multiplier,
-        earned_here_before=context.earned_here_before,
-        purchases_in_period=context.purchases_in_period,
-    )
 
 
 def _label(value: str | None, field: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
@@ -38,13 +39,19 @@ async def after_earning(info: Info, member_ids: Iterable[str | None]) -> None:
     here is logged, never the answer's: the earn stands, and the tier review and challenge
     jobs catch up."""
     service = info.context.service
-    for member_id in {m for m in member_ids if m}:
-        try:
-            if service.coalition.tiers is not None:
-                await TierService(service).refresh(member_id)
-            await challenge_service(info).evaluate(member_id)
-        except Exception:
-            log.exception("tiers or challenges after an earn by %s failed", member_id)
+    challenges = challenge_service(info)
+    gate = asyncio.Semaphore(1 if service.engine.dialect.name == "sqlite" else 8)
+
+    async def one(member_id: str) -> None:
+        async with gate:
+            try:
+                if service.coalition.tiers is not None:
+                    await TierService(service).refresh(member_id)
+                await challenges.evaluate(member_id)
+            except Exception:
+                log.exception("tiers or challenges after an earn by %s failed", member_id)
+
+    await asyncio.gather(*(one(m) for m in {m for m in member_ids if m}))
 
 
 async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, int]:
