@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 
 from .reader import MAX_POINTS, Reader
 
@@ -297,14 +296,3 @@ def _returns(reader: Reader) -> Returns:
     if when == "negative" and not limit:
         raise reader.fail("negative_limit", 'is required with when_spent = "negative"')
     return Returns(when, min(limit, MAX_POINTS))
-
-
-def describe(rules: EarningRules) -> dict[str, Any]:
-    """A summary for `coalition check-config`."""
-    return {
-        "multipliers": len(rules.multipliers),
-        "promotions": [p.name for p in rules.promotions],
-        "signup_bonus": rules.signup_bonus,
-        "activities": [a.kind for a in rules.activities],
-        "return_window_days": rules.return_window.days,
-    }
