@@ -25,7 +25,7 @@ DIRECT_SCOPE = "bench-direct"
 # with echo=True and PostgreSQL's log_statement), character for character.
 LIVE_MEMBER = (
     "SELECT members.id, members.merged_into FROM members "
-    "WHERE members.id = $1::VARCHAR FOR KEY SHARE"
+    "WHERE members.id = $1::VARCHAR FOR NO KEY UPDATE"
 )
 CLAIM_TRANSFER = (
     "INSERT INTO transfers (kind, member_id, partner, points, purchase_amount, reason, "

@@ -82,8 +82,10 @@ class _Statements:
             transfers.c.idempotency_scope == sa.bindparam("scope"),
             transfers.c.idempotency_key == sa.bindparam("key"),
         )
-        # KEY SHARE: a merge takes FOR UPDATE on the retired member's row, so a posting
-        # either finishes before the merge moves the wallets or sees the survivor.
+        # FOR NO KEY UPDATE (what key_share=True renders): a merge takes FOR UPDATE on the
+        # retired member's row, so a posting either finishes before the merge moves the
+        # wallets or sees the survivor. It also makes one member's postings wait for each
+        # other, which the expiry job relies on (it takes the same lock to compute FIFO).
         self.live_member = (
             sa.select(members.c.id, members.c.merged_into)
             .where(members.c.id == sa.bindparam("member_id"))

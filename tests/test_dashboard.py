@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import Gateway
+from partners.config import DEMO_DIRECTORY
+from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, payload
 from tests.test_api import earn
 from tests.test_rewards import reward
@@ -87,3 +88,15 @@ async def test_the_dashboard_warns_of_points_expiring_within_ninety_days(gateway
     assert [(e["partner"]["slug"], e["points"]) for e in board["expiringSoon"]] == [
         ("brewbar", 300)
     ]
+
+
+async def test_rewards_kept_for_a_higher_tier_are_not_suggested(database_url: str, clock: Clock):
+    async for demo in start_gateway(database_url, clock, config_dir=str(DEMO_DIRECTORY)):
+        member = await member_with_points(demo)
+        await reward(demo, "brewbar", name="Cappuccino", pricePoints=60, value="2.80")
+        await reward(
+            demo, "brewbar", name="Gold espresso", pricePoints=50, value="2.00", minTier="gold"
+        )
+        board = (await demo.gql(DASHBOARD, {"id": member}))["data"]["dashboard"]
+        names = [s["reward"]["name"] for s in board["suggestedRewards"]]
+        assert "Cappuccino" in names and "Gold espresso" not in names

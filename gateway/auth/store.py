@@ -181,7 +181,7 @@ async def unlink_identity(
 async def lock_members(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, Any]:
     """Lock the members' rows (in id order, so two merges never deadlock) and return them.
 
-    FOR UPDATE conflicts with the KEY SHARE lock every posting takes on its member, so a
+    FOR UPDATE conflicts with the FOR NO KEY UPDATE lock every posting takes on its member, so a
     merge waits for postings in flight and later postings see the merge."""
     rows = {}
     for member_id in sorted(set(member_ids)):
