@@ -100,3 +100,6 @@ async def test_rewards_kept_for_a_higher_tier_are_not_suggested(database_url: st
         board = (await demo.gql(DASHBOARD, {"id": member}))["data"]["dashboard"]
         names = [s["reward"]["name"] for s in board["suggestedRewards"]]
         assert "Cappuccino" in names and "Gold espresso" not in names
+        query = "query($id: ID!) { rewards(affordableFor: $id) { name } }"
+        affordable = (await demo.gql(query, {"id": member}))["data"]["rewards"]
+        assert [r["name"] for r in affordable] == ["Cappuccino"]

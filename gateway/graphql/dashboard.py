@@ -7,9 +7,8 @@ from datetime import datetime, timedelta
 
 import strawberry
 
-from ..dashboard import partner_usage, suggest
+from ..dashboard import partner_usage, suggest, within_tier
 from ..expiry import ExpiryService
-from ..tiers import TierService
 from .context import Info
 from .errors import ArgumentError
 from .members import Member
@@ -85,16 +84,7 @@ class DashboardQueries:
         }
         usage = await partner_usage(service, record.id, now - USAGE_WINDOW)
         catalogue = await context.rewards.catalogue(None, None, False, MAX_CATALOGUE)
-        tiers = service.coalition.tiers
-        if tiers is not None and any(r.min_tier for r in catalogue):
-            # Rewards kept for a higher tier are not suggested: the member cannot have them.
-            status = await TierService(service).status(record.id)
-            rank = status.tier.rank if status is not None else 0
-            catalogue = [
-                r
-                for r in catalogue
-                if r.min_tier is None or (t := tiers.tier(r.min_tier)) is None or t.rank <= rank
-            ]
+        catalogue = await within_tier(service, record.id, catalogue)
         picked = suggest(context.rewards, catalogue, wallets, usage, now, suggestions)
         expiry = ExpiryService(service)
         soon = []
