@@ -15,9 +15,10 @@ default), reset at the start (DROP SCHEMA public CASCADE) and migrated by the ga
    - **gateway**: one ``earnPointsBulk`` call with ``--purchases`` purchases
      (``purchase: {amount}``: the earning rules, the purchase row, the breakdown), timed from
      the request to the parsed answer;
-   - **direct**: the same number of earns of the same points posted with asyncpg by
-     ``bench.direct.post_earn`` (the gateway's own SQL for a points earn, one transaction
-     each, on one connection), timed from the first BEGIN to the last COMMIT.
+   - **direct**: the same rows posted with asyncpg: ``bench.direct.post_earn`` (the
+     gateway's own SQL for an earn: member lock, transfer, wallet, entries) and the purchase
+     row with its breakdown, one transaction each, on one connection, timed from the first
+     BEGIN to the last COMMIT.
 3. Prints purchases per second for each, and their ratio; checks every line succeeded and
    the ledger balances (``coalition audit``'s checks). Exits 1 when a check fails.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from dataclasses import replace
@@ -35,7 +37,7 @@ import asyncpg  # type: ignore[import-untyped]  # ships no type information
 import httpx
 
 from bench.database import Database, prepare_database
-from bench.direct import issuance_accounts, post_earn
+from bench.direct import DIRECT_SCOPE, issuance_accounts, post_earn
 from bench.workload import Earn, Member
 from gateway.app import create_app
 from gateway.audit import audit
@@ -47,6 +49,23 @@ mutation($input: EarnPointsBulkInput!) {
   earnPointsBulk(input: $input) { succeeded failed userErrors { code message } }
 }"""
 PARTNER = "skyway"
+
+
+INSERT_PURCHASE = (
+    "INSERT INTO purchases (transfer_id, member_id, partner, receipt, amount, points, "
+    "breakdown, status, returned_amount, clawed_back, uncollected, created_at) "
+    "SELECT id, member_id, partner, idempotency_key, $3, points, $4, 'available', '0', 0, 0, "
+    "created_at FROM transfers WHERE idempotency_scope = $1 AND idempotency_key = $2"
+)
+
+
+async def record_purchase(connection: asyncpg.Connection, earn: Earn) -> None:
+    """The purchase row the gateway stores with each earn, with its one-rule breakdown."""
+    amount = str(Decimal(earn.points) / 2)
+    breakdown = json.dumps([["base", "2 per unit spent", earn.points]])
+    await connection.execute(
+        INSERT_PURCHASE, f"{DIRECT_SCOPE}:{earn.partner}", earn.key, amount, breakdown
+    )
 
 
 async def run(purchases: int, member_count: int, batches: int) -> int:
@@ -113,6 +132,8 @@ async def run(purchases: int, member_count: int, batches: int) -> int:
                 for earn in earns:
                     async with connection.transaction():
                         problem = await post_earn(connection, issuance, earn)
+                        if not problem:
+                            await record_purchase(connection, earn)
                     if problem:
                         failures += 1
                 direct_seconds = time.perf_counter() - started
