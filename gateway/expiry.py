@@ -63,6 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partners.expiry import ExpiryPolicy, ExpiryRule
 
+from . import repository
 from .errors import DomainError, ErrorCode
 from .ledger import AccountCode, TransferKind, expiry_legs
 from .service import LedgerService
@@ -195,7 +196,7 @@ class ExpiryService:
             live = await lock_member(connection, member_id)
             if live is None:
                 return False
-            ids = [live, *await _merged_into(connection, live)]
+            ids = [live, *await repository.merged_into(connection, live)]
             balance = await _lock_wallet(connection, live, pool)
             if balance <= 0:
                 return False
@@ -294,13 +295,6 @@ async def lock_member(connection: AsyncConnection, member_id: str) -> str | None
         return str(row.id)
     survivor = (await connection.execute(statement, {"member_id": row.merged_into})).first()
     return None if survivor is None else str(survivor.id)
-
-
-async def _merged_into(connection: AsyncConnection, member_id: str) -> list[str]:
-    result = await connection.execute(
-        sa.select(members.c.id).where(members.c.merged_into == member_id)
-    )
-    return [str(row.id) for row in result]
 
 
 async def _live_ids(

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partners.expiry import GiftingLimits
 
+from . import repository
 from .errors import DomainError, ErrorCode, shown
 from .expiry import lock_member
 from .ledger import AccountCode, Leg, TransferKind
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
-from .tables import members, transfers
+from .tables import transfers
 from .validation import MAX_REASON_LENGTH, check_points, clean_text
 
 
@@ -128,7 +129,7 @@ class GiftService:
                 )
             now = ledger.clock()
             since = month_start(now)
-            ids = [giver, *await _merged_into(connection, giver)]
+            ids = [giver, *await repository.merged_into(connection, giver)]
             given = await _given_since(connection, ids, partner, since, ())
             if given + points > limits.max_points_per_month:
                 left = max(0, limits.max_points_per_month - given)
@@ -162,7 +163,7 @@ class GiftService:
         ``since``, leaving out the transfers of ``retry_of`` (scopes and keys)."""
 
         async def work(connection: AsyncConnection) -> int:
-            ids = [member_id, *await _merged_into(connection, member_id)]
+            ids = [member_id, *await repository.merged_into(connection, member_id)]
             return await _given_since(connection, ids, pool, since, retry_of)
 
         return await self.uow.read(work)
@@ -191,13 +192,6 @@ async def _lock_in_order(connection: AsyncConnection, member_ids: Sequence[str])
         if found is not None:
             live[member_id] = found
     return live
-
-
-async def _merged_into(connection: AsyncConnection, member_id: str) -> list[str]:
-    result = await connection.execute(
-        sa.select(members.c.id).where(members.c.merged_into == member_id)
-    )
-    return [str(row.id) for row in result]
 
 
 async def _given_since(

@@ -383,35 +383,6 @@ class EarningService:
             )
         return True
 
-    async def pending(self, member_id: str, pool: str) -> int:
-        """Points of the member's purchases at ``pool`` still in their return window."""
-
-        async def work(connection: AsyncConnection) -> int:
-            ids = [member_id, *await repository.merged_into(connection, member_id)]
-            total = await connection.scalar(
-                sa.select(
-                    sa.func.coalesce(sa.func.sum(purchases.c.points - purchases.c.clawed_back), 0)
-                ).where(
-                    purchases.c.member_id.in_(ids),
-                    purchases.c.partner == pool,
-                    purchases.c.status == PENDING,
-                )
-            )
-            return int(total or 0)
-
-        return await self.ledger.uow.read(work)
-
-    async def owed(self, member_id: str, pool: str) -> int:
-        async def work(connection: AsyncConnection) -> int:
-            value = await connection.scalar(
-                sa.select(wallet_debts.c.owed).where(
-                    wallet_debts.c.member_id == member_id, wallet_debts.c.pool == pool
-                )
-            )
-            return int(value or 0)
-
-        return await self.ledger.uow.read(work)
-
     async def figures(self, member_ids: Sequence[str]) -> dict[str, dict[str, tuple[int, int]]]:
         """Per member and pool: (pending points, points owed), for those that have any."""
 

@@ -210,7 +210,7 @@ class RemoteOperations:
             await connection.execute(sa.insert(remote_operations).values(**row))
         except IntegrityError:
             raise _Raced from None  # the transaction rolls back; the retry finds theirs
-        return Operation.from_row(_Row(row | _EMPTY))
+        return Operation(**(_EMPTY | row))
 
     async def drive(self, operation: Operation) -> Posting:
         """Send the remote step (again, with its key) and settle on what the partner says."""
@@ -550,11 +550,6 @@ class RemoteOperations:
             f"({why or operation.last_error}); it was cancelled and the {operation.points} "
             f"{source.currency_name} went back to the wallet at '{operation.partner}'.",
         )
-
-
-class _Row:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 _EMPTY: dict[str, Any] = {
