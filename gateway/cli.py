@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -146,11 +146,15 @@ def _migrate(settings: Settings) -> int:
 def _check_config(settings: Settings, directory: str | None) -> int:
     coalition = load_coalition(directory or settings.config_dir)
     print(f"{coalition.name}: settlement in {coalition.settlement_currency}")
+    now = datetime.now(UTC)
     for partner in coalition.partners.values():
+        rules = partner.conversions
+        in_force = sum(1 for rule in rules if rule.enabled and rule.in_force_at(now))
+        later = sum(1 for rule in rules if now < rule.effective_from)
         print(
             f"  {partner.slug}: {partner.name}, {partner.currency_name} ({partner.currency_code}) "
             f"worth {partner.point_value} {coalition.settlement_currency}, "
-            f"{len(partner.conversions)} conversion rule(s)"
+            f"{len(rules)} conversion rule(s): {in_force} in force now, {later} starting later"
         )
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,19 @@ from partners.config import DEMO_DIRECTORY, load_coalition
 def test_check_config_prints_the_partners(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config"]) == 0
     assert "skyway: SkyWay Airlines, miles (SKM) worth 0.012 EUR" in capsys.readouterr().out
+
+
+def test_check_config_tells_rules_in_force_from_rules_starting_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for file in DEMO_DIRECTORY.glob("*.toml"):
+        (tmp_path / file.name).write_text(file.read_text())
+    brewbar = (tmp_path / "brewbar.toml").read_text()
+    later = re.sub(r"effective_from = \S+", "effective_from = 2999-01-01", brewbar, count=1)
+    (tmp_path / "brewbar.toml").write_text(later)
+    assert main(["check-config", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 conversion rule(s): 0 in force now, 1 starting later" in out
 
 
 def test_bad_configuration_exits_2_naming_file_partner_and_field(
