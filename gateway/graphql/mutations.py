@@ -54,7 +54,7 @@ class Mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."
     )
-    async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload:
+    async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload | None:
         try:
             info.context.access.act_at(input.partner, "members:enrol")
             enrolled = await info.context.service.enrol(input.partner, input.partner_customer_id)
@@ -71,7 +71,7 @@ class Mutation(
     @strawberry.mutation(
         description="Award points at a partner, as a number of points or for a purchase."
     )
-    async def earn_points(self, info: Info, input: EarnPointsInput) -> EarnPointsPayload:
+    async def earn_points(self, info: Info, input: EarnPointsInput) -> EarnPointsPayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             member = input.member.resolve(input.partner)
@@ -110,7 +110,9 @@ class Mutation(
         return payload
 
     @strawberry.mutation(description="Spend a member's points at a partner.")
-    async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
+    async def redeem_points(
+        self, info: Info, input: RedeemPointsInput
+    ) -> RedeemPointsPayload | None:
         try:
             member = await check_spending(
                 info, input.partner, input.member, input.points, "redeem", input.idempotency_key
@@ -131,7 +133,9 @@ class Mutation(
         description="Convert a member's points of one partner into another's at the rate in "
         "force now. Both pools are posted together or not at all."
     )
-    async def convert_points(self, info: Info, input: ConvertPointsInput) -> ConvertPointsPayload:
+    async def convert_points(
+        self, info: Info, input: ConvertPointsInput
+    ) -> ConvertPointsPayload | None:
         try:
             member_id = member_id_of(input.member_id)
             await require_own_points(info, member_id)
@@ -159,7 +163,7 @@ class Mutation(
     )
     async def reverse_transfer(
         self, info: Info, input: ReverseTransferInput
-    ) -> ReverseTransferPayload:
+    ) -> ReverseTransferPayload | None:
         try:
             transfer_id = decode_int_id(str(input.transfer_id), "Transfer")
             original = (

@@ -22,7 +22,7 @@ from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
 from .purchases import EarnAward, PurchaseInput
-from .scalars import decode_member_id
+from .scalars import Int64, decode_member_id
 from .types import Transfer
 
 log = logging.getLogger("gateway.graphql.programme")
@@ -73,7 +73,7 @@ async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, 
 
 @strawberry.type
 class EarnQuote:
-    points: int
+    points: Int64
     breakdown: list[EarnAward]
 
 
@@ -115,15 +115,15 @@ class ReturnPurchaseInput:
 
 @strawberry.type
 class ReturnPurchasePayload:
-    clawed_back: int = strawberry.field(
+    clawed_back: Int64 = strawberry.field(
         default=0, description="Points taken back now, from the wallet or from pending points."
     )
-    owed: int = strawberry.field(
+    owed: Int64 = strawberry.field(
         default=0,
         description="Points already spent that the member now owes (the wallet shows below "
         "zero by this much; the next earns there pay it back first).",
     )
-    uncollected: int = strawberry.field(
+    uncollected: Int64 = strawberry.field(
         default=0, description="Points already spent that were not taken back (capped)."
     )
     transfer: Transfer | None = None
@@ -158,7 +158,7 @@ class ApplyReferralCodePayload:
 class BulkEarnLineInput:
     member: MemberReferenceInput
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: int | None = None
+    points: Int64 | None = None
     purchase: PurchaseInput | None = None
     reason: str | None = None
 
@@ -182,8 +182,8 @@ class BulkEarnResult:
 @strawberry.type
 class EarnPointsBulkPayload:
     results: list[BulkEarnResult] = strawberry.field(default_factory=list)
-    succeeded: int = 0
-    failed: int = 0
+    succeeded: Int64 = 0
+    failed: Int64 = 0
     user_errors: list[UserError] = strawberry.field(
         default_factory=list, description="Errors of the whole call; line errors are per line."
     )
@@ -225,7 +225,7 @@ class ProgrammeMutations:
     )
     async def earn_points_bulk(
         self, info: Info, input: EarnPointsBulkInput
-    ) -> EarnPointsBulkPayload:
+    ) -> EarnPointsBulkPayload | None:
         results: list[BulkEarnResult] = []
         lines: list[BulkLine] = []
         try:
@@ -291,7 +291,7 @@ class ProgrammeMutations:
     )
     async def record_activity(
         self, info: Info, input: RecordActivityInput
-    ) -> RecordActivityPayload:
+    ) -> RecordActivityPayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             member = input.member.resolve(input.partner)
@@ -311,7 +311,7 @@ class ProgrammeMutations:
     )
     async def return_purchase(
         self, info: Info, input: ReturnPurchaseInput
-    ) -> ReturnPurchasePayload:
+    ) -> ReturnPurchasePayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             returned = await programme(info).return_purchase(
@@ -327,7 +327,7 @@ class ProgrammeMutations:
     )
     async def apply_referral_code(
         self, info: Info, input: ApplyReferralCodeInput
-    ) -> ApplyReferralCodePayload:
+    ) -> ApplyReferralCodePayload | None:
         access = info.context.access
         try:
             member_id = decode_member_id(str(input.member_id))

@@ -7,6 +7,7 @@ from decimal import Decimal
 import strawberry
 
 from ..earning import Award, Line
+from .scalars import Int64
 
 
 @strawberry.input(description="One line of a purchase.")
@@ -35,7 +36,7 @@ class EarnAward:
         description="base, product, promotion, tier or frequency (and points for plain points)."
     )
     description: str
-    points: int
+    points: Int64
 
     @classmethod
     def of(cls, award: Award) -> EarnAward:
