@@ -19,6 +19,7 @@ from strawberry.extensions import (
 )
 
 from .errors import MaskUnexpected, should_mask
+from .literals import NameLiteralErrors
 from .mutations import Mutation
 from .queries import Query
 from .scalars import DateTimeScalar, DecimalScalar, Int64, Int64Scalar
@@ -51,6 +52,7 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Sche
         extensions=[
             MaskUnexpected,
             lambda: AddValidationRules(rules),
+            NameLiteralErrors,
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
