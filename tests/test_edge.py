@@ -318,3 +318,200 @@ async def test_a_failing_mutation_field_does_not_wipe_out_a_committed_answer(
     (error,) = body["errors"]
     assert error["path"] == ["b"] and error["message"] == "Unexpected error."
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+
+
+# 6: field paths in userErrors ------------------------------------------------------------
+
+
+def input_path_exists(operation: str, path: list[str], mutation: bool = True) -> bool:
+    """Whether ``path`` names an argument (and input fields, list positions as digits) of
+    the root field ``operation`` in the schema."""
+    from graphql import GraphQLInputObjectType, GraphQLList, get_nullable_type
+
+    from gateway.graphql.schema import schema
+
+    root = schema._schema.mutation_type if mutation else schema._schema.query_type
+    assert root is not None
+    field = root.fields[operation]
+    argument, *rest = path
+    if argument not in field.args:
+        return False
+    current: Any = get_nullable_type(field.args[argument].type)
+    for part in rest:
+        if isinstance(current, GraphQLList):
+            if not part.isdigit():
+                return False
+            current = get_nullable_type(current.of_type)
+        elif isinstance(current, GraphQLInputObjectType) and part in current.fields:
+            current = get_nullable_type(current.fields[part].type)
+        else:
+            return False
+    return True
+
+
+BAD_LINE = {"amount": "-5.00", "sku": "A"}
+PATH_CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    (
+        "createPromotion",
+        "mutation($input: CreatePromotionInput!) { createPromotion(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "promotion": {
+                    "name": "Late",
+                    "startsAt": "2026-06-02T00:00:00Z",
+                    "endsAt": "2026-06-01T00:00:00Z",
+                    "bonus": 5,
+                },
+            }
+        },
+        ["input", "promotion", "endsAt"],
+    ),
+    (
+        "createPromotion",
+        "mutation($input: CreatePromotionInput!) { createPromotion(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "promotion": {
+                    "name": "Low",
+                    "startsAt": "2026-06-01T00:00:00Z",
+                    "endsAt": "2026-06-02T00:00:00Z",
+                    "bonus": 5,
+                    "minAmount": "-1",
+                },
+            }
+        },
+        ["input", "promotion", "minAmount"],
+    ),
+    (
+        "earnPoints",
+        "mutation($input: EarnPointsInput!) { earnPoints(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"partnerCustomerId": "C-1"},
+                "idempotencyKey": "line",
+                "purchase": {"lines": [{"amount": "5.00"}, BAD_LINE]},
+            }
+        },
+        ["input", "purchase", "lines", "1", "amount"],
+    ),
+    (
+        "earnPoints",
+        "mutation($input: EarnPointsInput!) { earnPoints(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"partnerCustomerId": "C-1"},
+                "idempotencyKey": "whole",
+                "purchase": {"amount": "-3"},
+            }
+        },
+        ["input", "purchase", "amount"],
+    ),
+    (
+        "earnPoints",
+        "mutation($input: EarnPointsInput!) { earnPoints(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"partnerCustomerId": "C-1"},
+                "idempotencyKey": "amount",
+                "purchaseAmount": "-3",
+            }
+        },
+        ["input", "purchaseAmount"],
+    ),
+    (
+        "earnPointsBulk",
+        "mutation($input: EarnPointsBulkInput!) { earnPointsBulk(input: $input) "
+        "{ results { %s } } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "lines": [
+                    {"member": {"partnerCustomerId": "C-1"}, "idempotencyKey": "b1", "points": 5},
+                    {
+                        "member": {"partnerCustomerId": "C-1"},
+                        "idempotencyKey": "b2",
+                        "purchase": {"lines": [BAD_LINE]},
+                    },
+                ],
+            }
+        },
+        ["input", "lines", "1", "purchase", "lines", "0", "amount"],
+    ),
+    (
+        "returnPurchase",
+        "mutation($input: ReturnPurchaseInput!) { returnPurchase(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "receipt": "none",
+                "amount": "-1",
+                "idempotencyKey": "ret",
+            }
+        },
+        ["input", "amount"],
+    ),
+    (
+        "redeemPoints",
+        "mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"partnerCustomerId": " "},
+                "idempotencyKey": "r",
+                "points": 5,
+            }
+        },
+        ["input", "member", "partnerCustomerId"],
+    ),
+    (
+        "createReward",
+        "mutation($input: CreateRewardInput!) { createReward(input: $input) { %s } }",
+        {
+            "input": {
+                "partner": "skyway",
+                "reward": {
+                    "kind": "DISCOUNT",
+                    "name": "Off",
+                    "pricePoints": 100,
+                    "value": "4.00",
+                    "stock": -1,
+                },
+            }
+        },
+        ["input", "reward", "stock"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "document", "variables", "expected"), PATH_CASES)
+async def test_user_error_paths_name_the_field_the_caller_sent(
+    gateway: Gateway,
+    operation: str,
+    document: str,
+    variables: dict[str, Any],
+    expected: list[str],
+):
+    await enrol(gateway)
+    body = await gateway.gql(document % ERRORS, variables)
+    result = body["data"][operation]
+    errors = (
+        [e for r in result["results"] for e in r["userErrors"]]
+        if "results" in result
+        else result["userErrors"]
+    )
+    assert [e["field"] for e in errors] == [expected], errors
+    assert input_path_exists(operation, expected)
+
+
+async def test_a_quote_names_its_own_arguments(gateway: Gateway):
+    query = f"""query($purchase: PurchaseInput!) {{
+      earnQuote(partner: "skyway", purchase: $purchase) {{ {ERRORS} }} }}"""
+    body = await gateway.gql(query, {"purchase": {"lines": [BAD_LINE]}})
+    (error,) = body["data"]["earnQuote"]["userErrors"]
+    assert error["field"] == ["purchase", "lines", "0", "amount"]
+    assert input_path_exists("earnQuote", error["field"], mutation=False)

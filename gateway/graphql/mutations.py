@@ -32,7 +32,7 @@ from .payloads import (
 )
 from .programme import ProgrammeMutations, after_earning, programme
 from .promotions import PromotionMutations
-from .purchases import EarnAward
+from .purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .settlement import SettlementMutations
@@ -101,7 +101,8 @@ class Mutation(
                 input.partner, member, input.idempotency_key, amount, lines, input.reason
             )
         except DomainError as error:
-            return EarnPointsPayload(user_errors=UserError.of(error))
+            where = AS_PURCHASE if input.purchase is not None else AS_PURCHASE_AMOUNT
+            return EarnPointsPayload(user_errors=UserError.of(error.placed(where)))
         payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
         if not earned.posting.replayed:
             await after_earning(info, [earned.posting.transfer.member_id])

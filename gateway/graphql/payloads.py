@@ -44,8 +44,13 @@ class UserError:
     message: str
 
     @classmethod
-    def of(cls, error: DomainError) -> list[UserError]:
-        path = ["input", *(_camel(part) for part in error.field)] if error.field else None
+    def of(cls, error: DomainError, argument: str | None = "input") -> list[UserError]:
+        """The error, its field under ``argument`` (a mutation's ``input``; None for a
+        query's own arguments). The resolver has placed the field where its input holds it
+        (``DomainError.placed``); only the spelling changes here."""
+        if not error.field:
+            return [cls(code=error.code, field=None, message=error.message)]
+        path = [*([argument] if argument else []), *(_camel(part) for part in error.field)]
         return [cls(code=error.code, field=path, message=error.message)]
 
 

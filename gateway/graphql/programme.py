@@ -21,7 +21,7 @@ from .access import check_member
 from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
-from .purchases import EarnAward, PurchaseInput
+from .purchases import AS_PURCHASE, EarnAward, PurchaseInput
 from .scalars import Int64, decode_member_id
 from .types import Transfer
 
@@ -210,7 +210,7 @@ class ProgrammeQueries:
                 info.context.access.act_at(partner, "points:earn")
             awards = await programme(info).quote(partner, ref, *purchase.parts())
         except DomainError as error:
-            return EarnQuotePayload(user_errors=UserError.of(error))
+            return EarnQuotePayload(user_errors=UserError.of(error.placed(AS_PURCHASE), None))
         quote = EarnQuote(
             points=sum(a.points for a in awards), breakdown=[EarnAward.of(a) for a in awards]
         )
@@ -261,7 +261,8 @@ class ProgrammeMutations:
         for index in range(len(lines)):
             answer = outcome[index]
             if isinstance(answer, DomainError):
-                results.append(BulkEarnResult(index=index, user_errors=UserError.of(answer)))
+                placed = answer.placed(AS_PURCHASE).within("lines", str(index))
+                results.append(BulkEarnResult(index=index, user_errors=UserError.of(placed)))
                 continue
             results.append(
                 BulkEarnResult(

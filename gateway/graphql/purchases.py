@@ -30,6 +30,19 @@ class PurchaseInput:
         return self.amount, [Line(x.amount, x.sku, x.category) for x in self.lines]
 
 
+# Where a purchase's errors (named ``amount``, ``lines.<i>.<field>`` or ``purchase`` by the
+# programme) are in an input that sends it as `purchase`, or as `purchaseAmount`.
+AS_PURCHASE: dict[str, tuple[str, ...]] = {
+    "amount": ("purchase", "amount"),
+    "lines": ("purchase", "lines"),
+    "purchase": ("purchase",),
+}
+AS_PURCHASE_AMOUNT: dict[str, tuple[str, ...]] = {
+    "amount": ("purchase_amount",),
+    "purchase": ("purchase_amount",),
+}
+
+
 @strawberry.type(description="What one earning rule gave for a purchase.")
 class EarnAward:
     rule: str = strawberry.field(
