@@ -515,3 +515,40 @@ async def test_a_quote_names_its_own_arguments(gateway: Gateway):
     (error,) = body["data"]["earnQuote"]["userErrors"]
     assert error["field"] == ["purchase", "lines", "0", "amount"]
     assert input_path_exists("earnQuote", error["field"], mutation=False)
+
+
+async def test_a_purchase_earning_past_the_per_transfer_maximum_is_a_user_error(
+    gateway: Gateway,
+):
+    member = await enrol(gateway)
+    variables_path = {"amount": ["purchaseAmount"], "whole": ["purchase"]}
+    for key, variables in (
+        ("amount", {"purchaseAmount": "1000000000"}),
+        ("whole", {"purchase": {"amount": "1000000000"}}),
+    ):
+        body = await gateway.gql(
+            EARN,
+            {
+                "input": {
+                    "partner": "skyway",
+                    "member": {"id": member},
+                    "idempotencyKey": key,
+                    **variables,
+                }
+            },
+        )
+        result = body["data"]["earnPoints"]  # skyway gives 2 miles per EUR
+        assert codes(result) == ["AMOUNT_OUT_OF_BOUNDS"] and result["transfer"] is None, result
+        assert result["userErrors"][0]["field"] == ["input", *variables_path[key]]
+    half = await earn_purchase(gateway, member, "500000000")
+    assert half["userErrors"] == [] and half["transfer"]["points"] == BILLION
+
+
+async def earn_purchase(gateway: Gateway, member: str, amount: str) -> dict[str, Any]:
+    variables = {
+        "partner": "skyway",
+        "member": {"id": member},
+        "idempotencyKey": f"buy-{amount}",
+        "purchaseAmount": amount,
+    }
+    return payload(await gateway.gql(EARN, {"input": variables}))
