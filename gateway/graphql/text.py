@@ -19,7 +19,6 @@ from strawberry.extensions import SchemaExtension
 
 from .errors import BAD_USER_INPUT
 
-
 REFUSED = re.compile("[\x00\ud800-\udfff]")
 
 
