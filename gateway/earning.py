@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from partners.config import Partner
+from partners.config import MAX_POINTS, Partner
 from partners.earning import Multiplier, Promotion
 
 from .errors import DomainError, ErrorCode
@@ -145,6 +145,13 @@ def total(awards: list[Award]) -> int:
         raise DomainError(
             ErrorCode.AMOUNT_TOO_SMALL,
             "This purchase earns no whole point.",
+            ("purchase",),
+        )
+    if points > MAX_POINTS:  # the ledger's limit for one transfer, as for points given
+        raise DomainError(
+            ErrorCode.AMOUNT_OUT_OF_BOUNDS,
+            f"This purchase would earn {points} points; at most {MAX_POINTS} can move in "
+            "one transfer.",
             ("purchase",),
         )
     return points

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 
 
@@ -67,4 +68,19 @@ class DomainError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        # The field at fault, named as the operation that raised it names its arguments
+        # (snake_case; list positions as digits). The API layer places it in its input.
         self.field = field
+
+    def placed(self, where: Mapping[str, tuple[str, ...]]) -> DomainError:
+        """The same error with its field's first part replaced by the path ``where`` gives
+        for it (the same error when ``where`` has none)."""
+        if not self.field or self.field[0] not in where:
+            return self
+        return DomainError(self.code, self.message, (*where[self.field[0]], *self.field[1:]))
+
+    def within(self, *prefix: str) -> DomainError:
+        """The same error with ``prefix`` in front of its field (none: it stays fieldless)."""
+        if not self.field:
+            return self
+        return DomainError(self.code, self.message, (*prefix, *self.field))

@@ -24,6 +24,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from .graphql.context import Context
+from .graphql.errors import formatted
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -81,10 +82,7 @@ def negotiate(accept: str | None) -> str | None:
 
 
 def _error_body(message: str, code: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"message": message}
-    if code is not None:
-        error["extensions"] = {"code": code}
-    return {"errors": [error]}
+    return {"errors": [{"message": message, "extensions": {"code": code or "BAD_REQUEST"}}]}
 
 
 class GraphQLEndpoint:
@@ -212,5 +210,5 @@ class GraphQLEndpoint:
         if not request_error:
             body["data"] = result.data
         if errors:
-            body["errors"] = [error.formatted for error in errors]
+            body["errors"] = [formatted(error, request_error) for error in errors]
         return body, request_error

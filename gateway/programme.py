@@ -257,11 +257,17 @@ class EarningService:
         return list(await asyncio.gather(*(one(line) for line in lines)))
 
     def _purchase(self, amount: Decimal | None, lines: list[Line]) -> earning.Purchase:
-        checked = [
-            Line(check_amount(x.amount), _label(x.sku, "sku"), _label(x.category, "category"))
-            for x in lines
-        ]
-        return earning.purchase(check_amount(amount) if amount is not None else None, checked)
+        """The purchase, checked; errors name ``amount``, ``lines.<i>.<field>`` or the whole
+        ``purchase``."""
+        checked = []
+        for index, x in enumerate(lines):
+            try:
+                sku, category = _label(x.sku, "sku"), _label(x.category, "category")
+                checked.append(Line(check_amount(x.amount, "amount"), sku, category))
+            except DomainError as error:
+                raise error.within("lines", str(index)) from None
+        total = check_amount(amount, "amount") if amount is not None else None
+        return earning.purchase(total, checked)
 
     async def _context(
         self,
@@ -426,7 +432,7 @@ class EarningService:
         """
         ledger = self.ledger
         config = ledger.partner(partner)
-        amount = check_amount(amount)
+        amount = check_amount(amount, "amount")
         request = {"receipt": receipt, "amount": str(amount)}
         claim = ledger._claim(f"return:{partner}", idempotency_key, request)
 

@@ -66,9 +66,9 @@ class PromotionService:
     def _check(self, draft: PromotionDraft) -> dict[str, Any]:
         name = clean_text(draft.name, "name", 200, True)
         if draft.starts.tzinfo is None or draft.ends.tzinfo is None:
-            raise invalid("starts", "Give times with a UTC offset.")
+            raise invalid("starts_at", "Give times with a UTC offset.")
         if draft.ends <= draft.starts:
-            raise invalid("ends", "A promotion ends after it starts.")
+            raise invalid("ends_at", "A promotion ends after it starts.")
         if (draft.multiplier is None) == (draft.bonus is None):
             raise invalid("multiplier", "Give either a multiplier or a bonus.")
         if draft.multiplier is not None and not Decimal(1) < draft.multiplier <= 100:
@@ -82,7 +82,9 @@ class PromotionService:
                 raise DomainError(
                     ErrorCode.UNKNOWN_TIER, f"No tier {shown(draft.tier)}.", ("tier",)
                 )
-        min_amount = check_amount(draft.min_amount) if draft.min_amount else Decimal(0)
+        min_amount = (
+            check_amount(draft.min_amount, "min_amount") if draft.min_amount else Decimal(0)
+        )
         return {
             "name": name,
             "starts": draft.starts,

@@ -282,7 +282,7 @@ class LedgerService:
         if (points is None) == (purchase_amount is None):
             raise invalid("points", "Give either points or purchaseAmount, not both or neither.")
         if purchase_amount is not None:
-            purchase_amount = check_amount(purchase_amount)
+            purchase_amount = check_amount(purchase_amount, "purchase_amount")
             points = config.earn.points_for(purchase_amount)
             if points < 1:
                 raise DomainError(

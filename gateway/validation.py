@@ -53,7 +53,7 @@ def check_points(points: int, field: str = "points") -> int:
     return points
 
 
-def check_amount(amount: Decimal, field: str = "purchase_amount") -> Decimal:
+def check_amount(amount: Decimal, field: str) -> Decimal:
     """An amount of money: positive, bounded, at most 4 decimals, normalised."""
     name = _label(field)
     try:

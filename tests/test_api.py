@@ -151,8 +151,15 @@ async def test_enrol_refuses_unknown_partner_and_blank_customer(gateway: Gateway
         await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": " "}})
     )
     control = payload(
-        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "a\x00b"}})
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "a\x1fb"}})
     )
+    nul = await gateway.gql(
+        ENROL,
+        {"input": {"partner": "skyway", "partnerCustomerId": "a\x00b"}},
+        status=400,
+        errors=True,
+    )  # refused at the edge, before anything runs
+    assert [e["extensions"]["code"] for e in nul["errors"]] == ["BAD_USER_INPUT"]
     assert codes(unknown) == ["UNKNOWN_PARTNER"] and unknown["userErrors"][0]["field"] == [
         "input",
         "partner",
@@ -165,9 +172,9 @@ async def test_enrol_refuses_unknown_partner_and_blank_customer(gateway: Gateway
 async def test_control_characters_in_a_customer_id_are_invalid_input_not_a_crash(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ):
-    """A NUL (which PostgreSQL text cannot hold) or another control character in a member
-    reference or a lookup is refused before any query: INVALID_INPUT in a mutation, null in
-    memberByEnrolment, never "Unexpected error."."""
+    """A control character in a member reference or a lookup is refused before any query:
+    INVALID_INPUT in a mutation, null in memberByEnrolment, never "Unexpected error.". A NUL
+    (which PostgreSQL text cannot hold) is refused at the edge: BAD_USER_INPUT, nothing runs."""
     member = await enrol(gateway, customer="A")
     await earn(gateway, member, 100, "E-0")
     resolved: list[MemberRef] = []
@@ -179,7 +186,7 @@ async def test_control_characters_in_a_customer_id_are_invalid_input_not_a_crash
 
     monkeypatch.setattr(gateway.service, "resolve_member", spy)
     skyway = await gateway.partner_token("skyway")
-    bad_ids = ["A\u0000", "A\x1f", "\u0000", "A" * 129, " "]
+    bad_ids = ["A\x1f", "\x7f", "A" * 129, " "]
     for token in (None, skyway):
         for index, customer in enumerate(bad_ids):
             for operation, name in ((EARN, "earnPoints"), (REDEEM, "redeemPoints")):
@@ -198,9 +205,18 @@ async def test_control_characters_in_a_customer_id_are_invalid_input_not_a_crash
                     "partnerCustomerId",
                 ]
                 assert result["transfer"] is None
+    for customer in ("A\u0000", "\u0000"):
+        variables = {"partner": "skyway", "member": {"partnerCustomerId": customer}}
+        body = await gateway.gql(
+            EARN,
+            {"input": {**variables, "points": 5, "idempotencyKey": "nul"}},
+            status=400,
+            errors=True,
+        )
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
     # The partner a customer id is looked up at, too (an operator names any partner).
     variables = {
-        "partner": "sky\u0000",
+        "partner": "sky\x01",
         "member": {"partnerCustomerId": "A"},
         "points": 5,
         "idempotencyKey": "bad-partner",
@@ -212,7 +228,7 @@ async def test_control_characters_in_a_customer_id_are_invalid_input_not_a_crash
     lookup = """query($partner: String!, $customer: String!) {
       memberByEnrolment(partner: $partner, partnerCustomerId: $customer) { id } }"""
     for token in (None, skyway):
-        for partner, customer in [("skyway", c) for c in bad_ids] + [("sky\u0000", "A")]:
+        for partner, customer in [("skyway", c) for c in bad_ids] + [("sky\x01", "A")]:
             body = await gateway.gql(lookup, {"partner": partner, "customer": customer}, token)
             assert body["data"] == {"memberByEnrolment": None}, (partner, customer, body)
         found = await gateway.gql(lookup, {"partner": "skyway", "customer": "A"}, token)

@@ -575,7 +575,11 @@ async def test_operators_start_change_and_end_promotions_at_run_time(gw: Gateway
 
 async def test_bad_promotions_are_refused_and_partners_manage_only_their_own(gw: Gateway):
     cases = [
-        (promotion(endsAt="2026-05-01T00:00:00Z"), "INVALID_INPUT", ["input", "promotion", "ends"]),
+        (
+            promotion(endsAt="2026-05-01T00:00:00Z"),
+            "INVALID_INPUT",
+            ["input", "promotion", "endsAt"],
+        ),
         (promotion(multiplier="2"), "INVALID_INPUT", ["input", "promotion", "multiplier"]),
         (
             promotion(bonus=None, multiplier="1"),

@@ -22,6 +22,7 @@ from ..challenges import MAX_BADGES, Award, ChallengeService, Progress
 from ..service import LedgerService
 from .context import Info
 from .errors import ArgumentError
+from .scalars import Int64
 from .types import Partner, Transfer
 
 ChallengeKind = strawberry.enum(
@@ -99,7 +100,7 @@ class Challenge(relay.Node):
         return self.record.period
 
     @strawberry.field(description="Partners, earns or points to reach in one period.")
-    def target(self) -> int:
+    def target(self) -> Int64:
         return self.record.target
 
     @strawberry.field(description="The badge's name.")
@@ -115,7 +116,7 @@ class Challenge(relay.Node):
         return Partner.of(info, self.record.partner) if self.record.partner else None
 
     @strawberry.field(description="Points given with the badge (0: none).")
-    def bonus_points(self) -> int:
+    def bonus_points(self) -> Int64:
         return self.record.bonus_points
 
     @strawberry.field(description="Whose points the bonus is.")
@@ -151,11 +152,11 @@ class ChallengeProgress:
         return Challenge.of(self.record.challenge)
 
     @strawberry.field(description="Partners, earns or points so far in this period.")
-    def count(self) -> int:
+    def count(self) -> Int64:
         return self.record.count
 
     @strawberry.field
-    def target(self) -> int:
+    def target(self) -> Int64:
         return self.record.target
 
     @strawberry.field
@@ -201,7 +202,7 @@ class Badge:
         return self.record.awarded_at
 
     @strawberry.field(description="Points given with it (0: none).")
-    def bonus_points(self) -> int:
+    def bonus_points(self) -> Int64:
         return self.record.bonus_points
 
     @strawberry.field

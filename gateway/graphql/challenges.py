@@ -21,7 +21,7 @@ from .challenge_types import (
 )
 from .context import Info
 from .payloads import UserError
-from .scalars import decode_id
+from .scalars import Int64, decode_id
 
 
 @strawberry.input(description="A challenge's settings; on update, only those given change.")
@@ -33,7 +33,7 @@ class ChallengeInput:
     description: str | None = None
     kind: ChallengeKind | None = None  # type: ignore[valid-type]
     period: ChallengePeriod | None = None  # type: ignore[valid-type]
-    target: int | None = strawberry.field(
+    target: Int64 | None = strawberry.field(
         default=None, description="Partners, earns or points to reach in one period."
     )
     badge: str | None = strawberry.field(default=None, description="The badge's name.")
@@ -42,7 +42,7 @@ class ChallengeInput:
         description="Where earns count (VISITS_AT_PARTNER, POINTS_IN_PERIOD); a partner's own "
         "challenge counts at that partner.",
     )
-    bonus_points: int | None = strawberry.field(
+    bonus_points: Int64 | None = strawberry.field(
         default=None, description="Points given with the badge; 0 for none."
     )
     bonus_partner: str | None = strawberry.field(
@@ -126,7 +126,9 @@ class ChallengeMutations:
         description="Create a challenge: coalition-wide (operators), or a partner's own (its "
         "app needs rewards:manage)."
     )
-    async def create_challenge(self, info: Info, input: CreateChallengeInput) -> ChallengePayload:
+    async def create_challenge(
+        self, info: Info, input: CreateChallengeInput
+    ) -> ChallengePayload | None:
         access = info.context.access
         try:
             if input.partner is None:
@@ -143,7 +145,9 @@ class ChallengeMutations:
         return ChallengePayload(challenge=Challenge.of(record))
 
     @strawberry.mutation(description="Change a challenge's settings, or end it (active: false).")
-    async def update_challenge(self, info: Info, input: UpdateChallengeInput) -> ChallengePayload:
+    async def update_challenge(
+        self, info: Info, input: UpdateChallengeInput
+    ) -> ChallengePayload | None:
         access = info.context.access
         service = challenge_service(info)
         try:

@@ -13,7 +13,7 @@ from .context import Info
 from .errors import ArgumentError
 from .members import Member
 from .rewards import MAX_CATALOGUE, Reward
-from .scalars import decode_member_id
+from .scalars import Int64, decode_member_id
 from .types import Partner, Transfer
 
 USAGE_WINDOW = timedelta(days=180)
@@ -25,7 +25,7 @@ MAX_SUGGESTIONS = 50
 class SuggestedReward:
     reward: Reward
     pay_with: Partner = strawberry.field(description="The pool it would be paid from.")
-    cost: int = strawberry.field(description="Points of that pool, conversion included.")
+    cost: Int64 = strawberry.field(description="Points of that pool, conversion included.")
     share_of_balance: float = strawberry.field(
         description="The cost as a share of that pool's balance (1.0: all of it)."
     )
@@ -34,7 +34,7 @@ class SuggestedReward:
 @strawberry.type(description="Points of one pool that expire at one moment.")
 class ExpiringSoon:
     partner: Partner
-    points: int
+    points: Int64
     expires_at: datetime
 
 

@@ -14,6 +14,7 @@ from ..errors import DomainError
 from ..expiry import Breakage, ExpiryService
 from .context import Info
 from .errors import ArgumentError
+from .scalars import Int64
 from .types import Money, Partner, money
 
 ExpiryRule = strawberry.enum(
@@ -51,7 +52,7 @@ class BreakageReport:
         return Partner.of(info, self.record.partner)
 
     @strawberry.field(description="Points expired, net of expiries an operator undid.")
-    def points(self) -> int:
+    def points(self) -> Int64:
         return self.record.points
 
     @strawberry.field(description="Their worth in the settlement currency at the point value.")
@@ -59,7 +60,7 @@ class BreakageReport:
         return money(info, self.record.value)
 
     @strawberry.field(description="Expiry transfers in the period (one per wallet and run).")
-    def expiries(self) -> int:
+    def expiries(self) -> Int64:
         return self.record.expiries
 
     @strawberry.field(description="The period's start, as asked (null: from the beginning).")

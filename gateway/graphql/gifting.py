@@ -25,6 +25,7 @@ from ..records import MemberRef, Posting, WalletRecord, scope
 from .access import check_member, spent_recently
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
+from .scalars import Int64
 from .types import Transfer, Wallet
 
 
@@ -38,7 +39,7 @@ class GiftPointsInput:
     receiver: MemberReferenceInput = strawberry.field(
         description="Who receives: a member id, or the partner's customer id for them."
     )
-    points: int = strawberry.field(
+    points: Int64 = strawberry.field(
         description="Points to give, within the partner's gifting limits."
     )
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
@@ -123,7 +124,7 @@ class GiftMutations:
         "partner's limits (per gift, and per giver and calendar month). A partner without "
         "gifting refuses with GIFT_LIMIT_EXCEEDED; a gift to oneself is SAME_MEMBER."
     )
-    async def gift_points(self, info: Info, input: GiftPointsInput) -> GiftPointsPayload:
+    async def gift_points(self, info: Info, input: GiftPointsInput) -> GiftPointsPayload | None:
         try:
             service, access = info.context.service, info.context.access
             if access.partner is not None:

@@ -14,7 +14,7 @@ from ..records import WalletRecord
 from .access import check_spending
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
-from .scalars import decode_int_id
+from .scalars import Int64, decode_int_id
 from .types import HoldStatus, Partner, Transfer, Wallet
 
 
@@ -46,11 +46,11 @@ class Hold(relay.Node):
         return Partner.of(info, self.record.partner)
 
     @strawberry.field(description="Points held.")
-    def points(self) -> int:
+    def points(self) -> Int64:
         return self.record.points
 
     @strawberry.field(description="Points captured, once captured.")
-    def captured_points(self) -> int | None:
+    def captured_points(self) -> Int64 | None:
         return self.record.captured_points
 
     @strawberry.field
@@ -98,7 +98,7 @@ async def sees_hold(info: Info, record: HoldRecord) -> bool:
 class AuthorizeRedemptionInput:
     partner: str = strawberry.field(description="The partner's slug: its pool is held.")
     member: MemberReferenceInput
-    points: int = strawberry.field(description="Points to set aside.")
+    points: Int64 = strawberry.field(description="Points to set aside.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
     expires_in_seconds: int = strawberry.field(
         default=900, description="How long the hold lasts unless settled (1 s to 7 days)."
@@ -110,7 +110,7 @@ class AuthorizeRedemptionInput:
 class CaptureRedemptionInput:
     hold_id: strawberry.ID
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: int | None = strawberry.field(
+    points: Int64 | None = strawberry.field(
         default=None, description="Points to capture; leave out for all. The rest is released."
     )
 
@@ -171,7 +171,7 @@ class HoldMutations:
     )
     async def authorize_redemption(
         self, info: Info, input: AuthorizeRedemptionInput
-    ) -> HoldPayload:
+    ) -> HoldPayload | None:
         try:
             member = await check_spending(
                 info, input.partner, input.member, input.points, "hold", input.idempotency_key
@@ -194,7 +194,9 @@ class HoldMutations:
         "A hold is settled once: a capture racing a void, or a second capture, is "
         "HOLD_NOT_OPEN."
     )
-    async def capture_redemption(self, info: Info, input: CaptureRedemptionInput) -> HoldPayload:
+    async def capture_redemption(
+        self, info: Info, input: CaptureRedemptionInput
+    ) -> HoldPayload | None:
         try:
             hold = await _open_hold(info, input.hold_id)
             done = await info.context.holds.capture(hold.id, input.idempotency_key, input.points)
@@ -204,7 +206,7 @@ class HoldMutations:
         return await HoldPayload.of(info, done)
 
     @strawberry.mutation(description="Release a hold: its points are available again.")
-    async def void_redemption(self, info: Info, input: VoidRedemptionInput) -> HoldPayload:
+    async def void_redemption(self, info: Info, input: VoidRedemptionInput) -> HoldPayload | None:
         try:
             hold = await _open_hold(info, input.hold_id)
             done = await info.context.holds.void(hold.id, input.idempotency_key)

@@ -86,7 +86,7 @@ class LinkMutations:
         description="A signed-in member starts linking another partner's sign-in from a "
         "native app: returns a short-lived, single-use nonce bound to the member."
     )
-    async def start_account_link(self, info: Info) -> StartAccountLinkPayload:
+    async def start_account_link(self, info: Info) -> StartAccountLinkPayload | None:
         try:
             member_id = _recent_member(info)
         except DomainError as error:
@@ -101,7 +101,7 @@ class LinkMutations:
     )
     async def complete_account_link(
         self, info: Info, input: CompleteAccountLinkInput
-    ) -> CompleteAccountLinkPayload:
+    ) -> CompleteAccountLinkPayload | None:
         try:
             member_id = info.context.access.require_member()
             authenticator = info.context.authenticator
@@ -140,7 +140,7 @@ class LinkMutations:
     )
     async def unlink_identity(
         self, info: Info, input: UnlinkIdentityInput
-    ) -> UnlinkIdentityPayload:
+    ) -> UnlinkIdentityPayload | None:
         try:
             member_id = _recent_member(info)
             pair = decode_identity_id(str(input.identity_id))

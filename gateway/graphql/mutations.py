@@ -32,7 +32,7 @@ from .payloads import (
 )
 from .programme import ProgrammeMutations, after_earning, programme
 from .promotions import PromotionMutations
-from .purchases import EarnAward
+from .purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .settlement import SettlementMutations
@@ -54,7 +54,7 @@ class Mutation(
         description="A partner enrols one of its customers. Enrolling the same "
         "(partner, partnerCustomerId) again returns the member created the first time."
     )
-    async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload:
+    async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload | None:
         try:
             info.context.access.act_at(input.partner, "members:enrol")
             enrolled = await info.context.service.enrol(input.partner, input.partner_customer_id)
@@ -71,7 +71,7 @@ class Mutation(
     @strawberry.mutation(
         description="Award points at a partner, as a number of points or for a purchase."
     )
-    async def earn_points(self, info: Info, input: EarnPointsInput) -> EarnPointsPayload:
+    async def earn_points(self, info: Info, input: EarnPointsInput) -> EarnPointsPayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             member = input.member.resolve(input.partner)
@@ -101,7 +101,8 @@ class Mutation(
                 input.partner, member, input.idempotency_key, amount, lines, input.reason
             )
         except DomainError as error:
-            return EarnPointsPayload(user_errors=UserError.of(error))
+            where = AS_PURCHASE if input.purchase is not None else AS_PURCHASE_AMOUNT
+            return EarnPointsPayload(user_errors=UserError.of(error.placed(where)))
         payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
         if not earned.posting.replayed:
             await after_earning(info, [earned.posting.transfer.member_id])
@@ -110,7 +111,9 @@ class Mutation(
         return payload
 
     @strawberry.mutation(description="Spend a member's points at a partner.")
-    async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
+    async def redeem_points(
+        self, info: Info, input: RedeemPointsInput
+    ) -> RedeemPointsPayload | None:
         try:
             member = await check_spending(
                 info, input.partner, input.member, input.points, "redeem", input.idempotency_key
@@ -131,7 +134,9 @@ class Mutation(
         description="Convert a member's points of one partner into another's at the rate in "
         "force now. Both pools are posted together or not at all."
     )
-    async def convert_points(self, info: Info, input: ConvertPointsInput) -> ConvertPointsPayload:
+    async def convert_points(
+        self, info: Info, input: ConvertPointsInput
+    ) -> ConvertPointsPayload | None:
         try:
             member_id = member_id_of(input.member_id)
             await require_own_points(info, member_id)
@@ -159,7 +164,7 @@ class Mutation(
     )
     async def reverse_transfer(
         self, info: Info, input: ReverseTransferInput
-    ) -> ReverseTransferPayload:
+    ) -> ReverseTransferPayload | None:
         try:
             transfer_id = decode_int_id(str(input.transfer_id), "Transfer")
             original = (

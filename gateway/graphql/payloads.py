@@ -14,7 +14,7 @@ from ..validation import MAX_CUSTOMER_ID_LENGTH, clean_text
 from .context import Info
 from .members import Member
 from .purchases import EarnAward, PurchaseInput
-from .scalars import decode_member_id
+from .scalars import Int64, decode_member_id
 from .types import ConversionRule, Money, Partner, Transfer, Wallet, money
 
 UserErrorCode = strawberry.enum(
@@ -44,8 +44,13 @@ class UserError:
     message: str
 
     @classmethod
-    def of(cls, error: DomainError) -> list[UserError]:
-        path = ["input", *(_camel(part) for part in error.field)] if error.field else None
+    def of(cls, error: DomainError, argument: str | None = "input") -> list[UserError]:
+        """The error, its field under ``argument`` (a mutation's ``input``; None for a
+        query's own arguments). The resolver has placed the field where its input holds it
+        (``DomainError.placed``); only the spelling changes here."""
+        if not error.field:
+            return [cls(code=error.code, field=None, message=error.message)]
+        path = [*([argument] if argument else []), *(_camel(part) for part in error.field)]
         return [cls(code=error.code, field=path, message=error.message)]
 
 
@@ -130,7 +135,7 @@ class EarnPointsInput:
     )
     member: MemberReferenceInput = strawberry.field(description="Who earns.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: int | None = strawberry.field(default=None, description="Points to award.")
+    points: Int64 | None = strawberry.field(default=None, description="Points to award.")
     purchase_amount: Decimal | None = strawberry.field(
         default=None,
         description="A purchase in the partner's purchase currency: the partner's earning "
@@ -150,7 +155,7 @@ class RedeemPointsInput:
         description="The partner's slug (see `partners`): its pool is the one posted to."
     )
     member: MemberReferenceInput = strawberry.field(description="Who spends.")
-    points: int = strawberry.field(description="Points to take from the member's wallet.")
+    points: Int64 = strawberry.field(description="Points to take from the member's wallet.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
     reason: str | None = strawberry.field(default=None, description="Shown in the history.")
 
@@ -204,7 +209,7 @@ class QuoteConversionInput:
     member_id: strawberry.ID = strawberry.field(description="The member's global id.")
     from_partner: str = strawberry.field(description="Slug of the partner whose points are given.")
     to_partner: str = strawberry.field(description="Slug of the partner whose points are received.")
-    points: int = strawberry.field(description="Source points to convert, fee included.")
+    points: Int64 = strawberry.field(description="Source points to convert, fee included.")
 
 
 @strawberry.input
@@ -212,14 +217,14 @@ class ConvertPointsInput:
     member_id: strawberry.ID = strawberry.field(description="The member's global id.")
     from_partner: str = strawberry.field(description="Slug of the partner whose points are given.")
     to_partner: str = strawberry.field(description="Slug of the partner whose points are received.")
-    points: int = strawberry.field(description="Source points to convert, fee included.")
+    points: Int64 = strawberry.field(description="Source points to convert, fee included.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
 
 
 @strawberry.type(description="What a conversion would give now; nothing is posted.")
 class ConversionQuote:
     quote: strawberry.Private[Quote]
-    source_balance: int = strawberry.field(
+    source_balance: Int64 = strawberry.field(
         description="The member's points at the source partner now."
     )
 
@@ -232,11 +237,11 @@ class ConversionQuote:
         return Partner.of(info, self.quote.target)
 
     @strawberry.field(description="Source points given, fee included.")
-    def points(self) -> int:
+    def points(self) -> Int64:
         return self.quote.points
 
     @strawberry.field(description="The fee in source points.")
-    def fee(self) -> int:
+    def fee(self) -> Int64:
         return self.quote.fee
 
     @strawberry.field(description="Target points per source point.")
@@ -244,7 +249,7 @@ class ConversionQuote:
         return self.quote.rate
 
     @strawberry.field(description="Target points received: (points - fee) * rate, rounded down.")
-    def received_points(self) -> int:
+    def received_points(self) -> Int64:
         return self.quote.received
 
     @strawberry.field
@@ -293,7 +298,7 @@ class ConvertPointsPayload:
 class ReverseTransferInput:
     transfer_id: strawberry.ID = strawberry.field(description="The global id of the transfer.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: int | None = strawberry.field(
+    points: Int64 | None = strawberry.field(
         default=None, description="Points to reverse; leave out to reverse in full."
     )
     reason: str | None = strawberry.field(default=None, description="Why: shown in the history.")

@@ -21,8 +21,8 @@ from .access import check_member
 from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
-from .purchases import EarnAward, PurchaseInput
-from .scalars import decode_member_id
+from .purchases import AS_PURCHASE, EarnAward, PurchaseInput
+from .scalars import Int64, decode_member_id
 from .types import Transfer
 
 log = logging.getLogger("gateway.graphql.programme")
@@ -73,7 +73,7 @@ async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, 
 
 @strawberry.type
 class EarnQuote:
-    points: int
+    points: Int64
     breakdown: list[EarnAward]
 
 
@@ -115,15 +115,15 @@ class ReturnPurchaseInput:
 
 @strawberry.type
 class ReturnPurchasePayload:
-    clawed_back: int = strawberry.field(
+    clawed_back: Int64 = strawberry.field(
         default=0, description="Points taken back now, from the wallet or from pending points."
     )
-    owed: int = strawberry.field(
+    owed: Int64 = strawberry.field(
         default=0,
         description="Points already spent that the member now owes (the wallet shows below "
         "zero by this much; the next earns there pay it back first).",
     )
-    uncollected: int = strawberry.field(
+    uncollected: Int64 = strawberry.field(
         default=0, description="Points already spent that were not taken back (capped)."
     )
     transfer: Transfer | None = None
@@ -158,7 +158,7 @@ class ApplyReferralCodePayload:
 class BulkEarnLineInput:
     member: MemberReferenceInput
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: int | None = None
+    points: Int64 | None = None
     purchase: PurchaseInput | None = None
     reason: str | None = None
 
@@ -182,8 +182,8 @@ class BulkEarnResult:
 @strawberry.type
 class EarnPointsBulkPayload:
     results: list[BulkEarnResult] = strawberry.field(default_factory=list)
-    succeeded: int = 0
-    failed: int = 0
+    succeeded: Int64 = 0
+    failed: Int64 = 0
     user_errors: list[UserError] = strawberry.field(
         default_factory=list, description="Errors of the whole call; line errors are per line."
     )
@@ -210,7 +210,7 @@ class ProgrammeQueries:
                 info.context.access.act_at(partner, "points:earn")
             awards = await programme(info).quote(partner, ref, *purchase.parts())
         except DomainError as error:
-            return EarnQuotePayload(user_errors=UserError.of(error))
+            return EarnQuotePayload(user_errors=UserError.of(error.placed(AS_PURCHASE), None))
         quote = EarnQuote(
             points=sum(a.points for a in awards), breakdown=[EarnAward.of(a) for a in awards]
         )
@@ -225,7 +225,7 @@ class ProgrammeMutations:
     )
     async def earn_points_bulk(
         self, info: Info, input: EarnPointsBulkInput
-    ) -> EarnPointsBulkPayload:
+    ) -> EarnPointsBulkPayload | None:
         results: list[BulkEarnResult] = []
         lines: list[BulkLine] = []
         try:
@@ -261,7 +261,8 @@ class ProgrammeMutations:
         for index in range(len(lines)):
             answer = outcome[index]
             if isinstance(answer, DomainError):
-                results.append(BulkEarnResult(index=index, user_errors=UserError.of(answer)))
+                placed = answer.placed(AS_PURCHASE).within("lines", str(index))
+                results.append(BulkEarnResult(index=index, user_errors=UserError.of(placed)))
                 continue
             results.append(
                 BulkEarnResult(
@@ -291,7 +292,7 @@ class ProgrammeMutations:
     )
     async def record_activity(
         self, info: Info, input: RecordActivityInput
-    ) -> RecordActivityPayload:
+    ) -> RecordActivityPayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             member = input.member.resolve(input.partner)
@@ -311,7 +312,7 @@ class ProgrammeMutations:
     )
     async def return_purchase(
         self, info: Info, input: ReturnPurchaseInput
-    ) -> ReturnPurchasePayload:
+    ) -> ReturnPurchasePayload | None:
         try:
             info.context.access.act_at(input.partner, "points:earn")
             returned = await programme(info).return_purchase(
@@ -327,7 +328,7 @@ class ProgrammeMutations:
     )
     async def apply_referral_code(
         self, info: Info, input: ApplyReferralCodeInput
-    ) -> ApplyReferralCodePayload:
+    ) -> ApplyReferralCodePayload | None:
         access = info.context.access
         try:
             member_id = decode_member_id(str(input.member_id))

@@ -11,7 +11,7 @@ from ..errors import DomainError, ErrorCode
 from ..promotions import PromotionDraft, PromotionRecord, PromotionService
 from .context import Info
 from .payloads import UserError
-from .scalars import decode_int_id, encode_id
+from .scalars import Int64, decode_int_id, encode_id
 from .types import Partner
 
 
@@ -45,7 +45,7 @@ class Promotion:
         return self.record.promotion.multiplier
 
     @strawberry.field
-    def bonus(self) -> int | None:
+    def bonus(self) -> Int64 | None:
         return self.record.promotion.bonus
 
     @strawberry.field(description="Only for members of this tier, when set.")
@@ -77,7 +77,7 @@ class PromotionInput:
     multiplier: Decimal | None = strawberry.field(
         default=None, description="Above 1: adds (m - 1) times the purchase's base and products."
     )
-    bonus: int | None = strawberry.field(default=None, description="Or a fixed bonus.")
+    bonus: Int64 | None = strawberry.field(default=None, description="Or a fixed bonus.")
     tier: str | None = None
     new_at_partner: bool = False
     min_amount: Decimal = Decimal(0)
@@ -140,7 +140,9 @@ class PromotionMutations:
     @strawberry.mutation(
         description="An operator, or the partner's app (rewards:manage), starts a promotion."
     )
-    async def create_promotion(self, info: Info, input: CreatePromotionInput) -> PromotionPayload:
+    async def create_promotion(
+        self, info: Info, input: CreatePromotionInput
+    ) -> PromotionPayload | None:
         try:
             info.context.access.act_at(input.partner, "rewards:manage")
             record = await PromotionService(info.context.service).create(
@@ -151,7 +153,9 @@ class PromotionMutations:
         return PromotionPayload(promotion=Promotion(record=record))
 
     @strawberry.mutation(description="Change or end (active: false) a promotion of the API.")
-    async def update_promotion(self, info: Info, input: UpdatePromotionInput) -> PromotionPayload:
+    async def update_promotion(
+        self, info: Info, input: UpdatePromotionInput
+    ) -> PromotionPayload | None:
         service = PromotionService(info.context.service)
         try:
             found_id = decode_int_id(str(input.promotion_id), "Promotion")

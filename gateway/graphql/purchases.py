@@ -7,6 +7,7 @@ from decimal import Decimal
 import strawberry
 
 from ..earning import Award, Line
+from .scalars import Int64
 
 
 @strawberry.input(description="One line of a purchase.")
@@ -29,13 +30,26 @@ class PurchaseInput:
         return self.amount, [Line(x.amount, x.sku, x.category) for x in self.lines]
 
 
+# Where a purchase's errors (named ``amount``, ``lines.<i>.<field>`` or ``purchase`` by the
+# programme) are in an input that sends it as `purchase`, or as `purchaseAmount`.
+AS_PURCHASE: dict[str, tuple[str, ...]] = {
+    "amount": ("purchase", "amount"),
+    "lines": ("purchase", "lines"),
+    "purchase": ("purchase",),
+}
+AS_PURCHASE_AMOUNT: dict[str, tuple[str, ...]] = {
+    "amount": ("purchase_amount",),
+    "purchase": ("purchase_amount",),
+}
+
+
 @strawberry.type(description="What one earning rule gave for a purchase.")
 class EarnAward:
     rule: str = strawberry.field(
         description="base, product, promotion, tier or frequency (and points for plain points)."
     )
     description: str
-    points: int
+    points: Int64
 
     @classmethod
     def of(cls, award: Award) -> EarnAward:

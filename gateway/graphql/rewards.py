@@ -18,7 +18,7 @@ from .access import check_member, spent_recently
 from .context import Info
 from .errors import ArgumentError
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
-from .scalars import decode_int_id, decode_member_id
+from .scalars import Int64, decode_int_id, decode_member_id
 from .tiers import Tier, tier_named
 from .types import Money, Partner, Transfer, money
 
@@ -60,7 +60,7 @@ class Reward(relay.Node):
         return self.record.description
 
     @strawberry.field(description="The price in the partner's points.")
-    def price_points(self) -> int:
+    def price_points(self) -> Int64:
         return self.record.price_points
 
     @strawberry.field(description="What the partner delivering it is owed for it.")
@@ -80,11 +80,11 @@ class Reward(relay.Node):
         return self.record.valid_until
 
     @strawberry.field(description="Units left; null for unlimited.")
-    def stock(self) -> int | None:
+    def stock(self) -> Int64 | None:
         return self.record.stock
 
     @strawberry.field
-    def per_member_limit(self) -> int | None:
+    def per_member_limit(self) -> Int64 | None:
         return self.record.per_member_limit
 
     @strawberry.field
@@ -113,7 +113,7 @@ class Reward(relay.Node):
         description="What it costs now in another partner's points (a conversion at the "
         "rate in force, fee included); null when that pool cannot pay for it."
     )
-    def cost_in(self, info: Info, partner: str) -> int | None:
+    def cost_in(self, info: Info, partner: str) -> Int64 | None:
         try:
             return info.context.rewards.cost(self.record, partner, info.context.service.clock())
         except DomainError:
@@ -135,11 +135,11 @@ class RewardReceipt:
         return Partner.of(info, self.record.paid_with)
 
     @strawberry.field(description="Points of `paidWith` the member gave.")
-    def paid_points(self) -> int:
+    def paid_points(self) -> Int64:
         return self.record.paid_points
 
     @strawberry.field(description="The reward's price in its partner's points.")
-    def price_points(self) -> int:
+    def price_points(self) -> Int64:
         return self.record.price_points
 
     @strawberry.field(description="The conversion rate used, when paid from another pool.")
@@ -176,15 +176,15 @@ class RewardInput:
     kind: RewardKind | None = None  # type: ignore[valid-type]
     name: str | None = None
     description: str | None = None
-    price_points: int | None = None
+    price_points: Int64 | None = None
     value: Decimal | None = strawberry.field(
         default=None, description="Its worth in the settlement currency."
     )
     charity: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    stock: int | None = strawberry.field(default=None, description="Units; leave out: unlimited.")
-    per_member_limit: int | None = None
+    stock: Int64 | None = strawberry.field(default=None, description="Units; leave out: unlimited.")
+    per_member_limit: Int64 | None = None
     active: bool | None = None
     tier: str | None = strawberry.field(
         default=None, description="A tier upgrade's tier (its slug); leave out: the next tier up."
@@ -309,7 +309,7 @@ class RewardQueries:
 @strawberry.type
 class RewardMutations:
     @strawberry.mutation(description="A partner publishes a reward (its app needs rewards:manage).")
-    async def create_reward(self, info: Info, input: CreateRewardInput) -> RewardPayload:
+    async def create_reward(self, info: Info, input: CreateRewardInput) -> RewardPayload | None:
         try:
             info.context.access.act_at(input.partner, "rewards:manage")
             record = await info.context.rewards.create(input.partner, input.reward.draft())
@@ -318,7 +318,7 @@ class RewardMutations:
         return RewardPayload(reward=Reward.of(record))
 
     @strawberry.mutation(description="Change a reward's settings, or withdraw it (active: false).")
-    async def update_reward(self, info: Info, input: UpdateRewardInput) -> RewardPayload:
+    async def update_reward(self, info: Info, input: UpdateRewardInput) -> RewardPayload | None:
         try:
             reward_id = _reward_id(input.reward_id)
             found = (await info.context.rewards.rewards([reward_id])).get(reward_id)
@@ -335,7 +335,9 @@ class RewardMutations:
         "converted at the rate in force, atomically with the redemption. Stock and the "
         "per-member limit hold under concurrent redemptions."
     )
-    async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardPayload:
+    async def redeem_reward(
+        self, info: Info, input: RedeemRewardInput
+    ) -> RedeemRewardPayload | None:
         try:
             reward_id = _reward_id(input.reward_id)
             service, access = info.context.service, info.context.access

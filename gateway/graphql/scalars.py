@@ -6,7 +6,9 @@ import base64
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, NewType
 
 from strawberry import relay
 from strawberry.exceptions import StrawberryInputCoercionError
@@ -38,6 +40,113 @@ DecimalScalar = ScalarDefinition(
     parse_literal=None,
     origin=Decimal,
 )
+
+
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # exclusive; leaves room for any window added later
+
+
+def _parse_datetime(value: object) -> datetime:
+    """An ISO 8601 moment with a UTC offset, within [EARLIEST, LATEST), returned in UTC."""
+    if not isinstance(value, str):
+        raise StrawberryInputCoercionError(
+            f"A DateTime is a string such as 2026-01-01T00:00:00Z, got {value!r}."
+        )
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise StrawberryInputCoercionError(
+            f"{value[:40]!r} is not an ISO 8601 date and time such as 2026-01-01T00:00:00Z."
+        ) from None
+    if moment.utcoffset() is None:
+        raise StrawberryInputCoercionError(
+            f"{value[:40]!r} needs a UTC offset, e.g. 2026-01-01T00:00:00Z."
+        )
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise StrawberryInputCoercionError(
+            f"{value[:40]!r} is outside the accepted range, from {EARLIEST.isoformat()} "
+            f"to before {LATEST.isoformat()}."
+        )
+    return utc
+
+
+DateTimeScalar = ScalarDefinition(
+    name="DateTime",
+    description=(
+        "A moment as an ISO 8601 string with a UTC offset, such as 2026-01-01T00:00:00Z or "
+        "2026-01-01T09:30:00+01:00. Inputs must lie from 1000-01-01T00:00:00Z to before "
+        "9000-01-01T00:00:00Z; they are read in UTC."
+    ),
+    specified_by_url=None,
+    serialize=datetime.isoformat,
+    parse_value=_parse_datetime,
+    parse_literal=None,
+    origin=datetime,
+)
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_TEXT = re.compile(r"^-?[0-9]{1,19}$")
+
+
+def _parse_int64(value: object) -> int:
+    """A JSON number or a string of digits, whole and within 64 bits."""
+    if isinstance(value, bool):
+        raise StrawberryInputCoercionError(f"Int64 values are whole numbers, got {value!r}.")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise StrawberryInputCoercionError(f"Int64 values are whole numbers, got {value!r}.")
+        raise StrawberryInputCoercionError(
+            f"Int64 values are whole numbers without a fraction or exponent, got {value!r}; "
+            "send large values as a string of digits to keep every digit."
+        )
+    if isinstance(value, str):
+        if not INT64_TEXT.fullmatch(value):
+            raise StrawberryInputCoercionError(
+                f"{value[:40]!r} is not a whole number written in decimal digits."
+            )
+        value = int(value)
+    if not isinstance(value, int):
+        raise StrawberryInputCoercionError(f"Int64 values are whole numbers, got {value!r}.")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise StrawberryInputCoercionError(
+            f"{value} is outside the 64-bit range [{INT64_MIN}, {INT64_MAX}]."
+        )
+    return value
+
+
+def _serialize_int64(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Int64 cannot represent {value!r}")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"Int64 cannot represent {value}: outside 64 bits")
+    return value
+
+
+Int64Scalar = ScalarDefinition(
+    name="Int64",
+    description=(
+        "A whole number from -2^63 to 2^63-1: every quantity of points in this API "
+        "(balances, amounts, figures, stock, limits, counts). It is written as a JSON "
+        "number; past 2^53 (9,007,199,254,740,992) a JavaScript client needs a JSON "
+        "parser that keeps big integers (e.g. json-bigint or the `reviver` context of "
+        "JSON.parse). As input it also accepts a string of decimal digits, "
+        '"-12" or "9007199254740993".'
+    ),
+    specified_by_url=None,
+    serialize=_serialize_int64,
+    parse_value=_parse_int64,
+    parse_literal=None,
+)
+
+if TYPE_CHECKING:
+    Int64 = int
+else:
+    Int64 = NewType("Int64", int)  # the schema maps it to Int64Scalar
 
 
 def decode_id(value: str, type_name: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -18,10 +18,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from .errors import should_mask
+from .errors import MaskUnexpected, should_mask
+from .literals import NameLiteralErrors
 from .mutations import Mutation
 from .queries import Query
-from .scalars import DecimalScalar
+from .scalars import DateTimeScalar, DecimalScalar, Int64, Int64Scalar
+from .text import RefuseHostileText
 
 log = logging.getLogger("gateway.graphql")
 
@@ -46,13 +48,15 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Sche
     return Schema(
         query=Query,
         mutation=Mutation,
-        scalar_overrides={Decimal: DecimalScalar},
+        scalar_overrides={Decimal: DecimalScalar, datetime: DateTimeScalar, Int64: Int64Scalar},
         extensions=[
-            lambda: MaskErrors(should_mask_error=should_mask),
+            MaskUnexpected,
             lambda: AddValidationRules(rules),
+            NameLiteralErrors,
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            RefuseHostileText,  # after the cache, which sets the validation errors
         ],
     )
 

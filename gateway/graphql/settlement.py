@@ -21,7 +21,7 @@ from ..settlement import Period, Position, SettlementError, SettlementService, S
 from .context import Info
 from .errors import ArgumentError
 from .payloads import UserError
-from .scalars import decode_int_id, encode_id
+from .scalars import Int64, decode_int_id, encode_id
 from .types import Money, money
 
 SettlementDirection = strawberry.enum(
@@ -103,7 +103,7 @@ class SettlementStatement:
         return [BilateralPosition(record=position) for position in self.record.positions]
 
     @strawberry.field(description="Obligations of the period the partner is a party to.")
-    def obligation_count(self) -> int:
+    def obligation_count(self) -> Int64:
         return self.record.obligation_count
 
     @strawberry.field(description="Where to download it as CSV (same authentication).")
@@ -147,7 +147,7 @@ class SettlementPeriod:
         return self.record.currency
 
     @strawberry.field(description="Obligations in the period, the operator's fees included.")
-    def obligation_count(self) -> int:
+    def obligation_count(self) -> Int64:
         return self.record.obligation_count
 
     @strawberry.field(description="Its statements: all for operators, a partner's app its own.")
@@ -220,7 +220,7 @@ class SettlementMutations:
     )
     async def close_settlement_period(
         self, info: Info, input: CloseSettlementPeriodInput
-    ) -> CloseSettlementPeriodPayload:
+    ) -> CloseSettlementPeriodPayload | None:
         try:
             info.context.access.require_operator()
             principal = info.context.principal

@@ -18,6 +18,7 @@ from ..ledger import AccountCode as DomainAccountCode
 from ..ledger import TransferKind as DomainTransferKind
 from ..records import LegRecord, TransferRecord, WalletRecord
 from .context import Info
+from .scalars import Int64
 
 if TYPE_CHECKING:
     from .members import Member
@@ -101,15 +102,15 @@ class ConversionRule:
         return self.rule.fee_percent
 
     @strawberry.field(description="A fixed fee in source points, added to the percentage.")
-    def fee_fixed(self) -> int:
+    def fee_fixed(self) -> Int64:
         return self.rule.fee_fixed
 
     @strawberry.field
-    def min_points(self) -> int:
+    def min_points(self) -> Int64:
         return self.rule.min_points
 
     @strawberry.field
-    def max_points(self) -> int:
+    def max_points(self) -> Int64:
         return self.rule.max_points
 
     @strawberry.field
@@ -192,16 +193,16 @@ class Partner(relay.Node):
 
 @strawberry.type(description="A pool's totals, derived from the ledger.")
 class PartnerFigures:
-    points_issued: int = strawberry.field(description="Net points issued by earning.")
-    points_redeemed: int = strawberry.field(description="Net points spent at the partner.")
-    points_outstanding: int = strawberry.field(description="Points in members' wallets.")
+    points_issued: Int64 = strawberry.field(description="Net points issued by earning.")
+    points_redeemed: Int64 = strawberry.field(description="Net points spent at the partner.")
+    points_outstanding: Int64 = strawberry.field(description="Points in members' wallets.")
     liability: Money = strawberry.field(description="Outstanding points at the point value.")
-    conversion_fees: int = strawberry.field(description="Fees taken on conversions out.")
-    liquidity: int = strawberry.field(
+    conversion_fees: Int64 = strawberry.field(description="Fees taken on conversions out.")
+    liquidity: Int64 = strawberry.field(
         description="The operator's conversion liquidity in this pool: positive when more "
         "points left the pool by conversion than came in."
     )
-    members_holding_points: int
+    members_holding_points: Int64
 
 
 @strawberry.type(description="A member's points in one partner's pool.")
@@ -225,14 +226,14 @@ class Wallet:
         description="The member's points here, in the partner's currency: available plus "
         "held, less what the member owes after a return (so it can be below zero)."
     )
-    async def balance(self, info: Info) -> int:
+    async def balance(self, info: Info) -> Int64:
         return self.record.balance + await self._held(info) - await self._owed(info)
 
     @strawberry.field(
         description="Points earned but not spendable until the partner's return window ends; "
         "not in the balance."
     )
-    async def pending(self, info: Info) -> int:
+    async def pending(self, info: Info) -> Int64:
         from .programme import pending_and_owed  # imports this module
 
         return (await pending_and_owed(info, self.record.member_id, self.record.pool))[0]
@@ -241,15 +242,15 @@ class Wallet:
         description="Points owed after a return whose points were spent; new earns here pay "
         "them back first."
     )
-    async def owed(self, info: Info) -> int:
+    async def owed(self, info: Info) -> Int64:
         return await self._owed(info)
 
     @strawberry.field(description="Points in open point-of-sale holds, not spendable.")
-    async def held(self, info: Info) -> int:
+    async def held(self, info: Info) -> Int64:
         return await self._held(info)
 
     @strawberry.field(description="Points that can be spent now: the balance less what is held.")
-    def available(self) -> int:
+    def available(self) -> Int64:
         return self.record.balance
 
     @strawberry.field(description="The balance's worth in the settlement currency.")
@@ -273,7 +274,7 @@ class Wallet:
 
 @strawberry.type(description="Points of a wallet that expire at one moment.")
 class ExpiringPoints:
-    points: int
+    points: Int64
     expires_at: datetime
 
 
@@ -290,14 +291,14 @@ class Leg:
         return self.record.account
 
     @strawberry.field(description="Signed points: positive credits the account.")
-    def amount(self) -> int:
+    def amount(self) -> Int64:
         return self.record.amount
 
     @strawberry.field(
         description="The wallet's balance right after this leg (wallet legs); null to a "
         "member for another member's wallet (the other side of a gift)."
     )
-    async def balance_after(self, info: Info) -> int | None:
+    async def balance_after(self, info: Info) -> Int64 | None:
         caller, owner = info.context.access.member_id, self.record.member_id
         if caller is not None and owner is not None and owner != caller:
             record = await info.context.loaders.members.load(owner)  # merged: the survivor
@@ -359,11 +360,11 @@ class Transfer(relay.Node):
         return Member.of(record)
 
     @strawberry.field(description="Points earned, redeemed, converted (source points) or reversed.")
-    def points(self) -> int:
+    def points(self) -> Int64:
         return self.record.points
 
     @strawberry.field(description="For conversions: target points received.")
-    def received_points(self) -> int | None:
+    def received_points(self) -> Int64 | None:
         return self.record.received_points
 
     @strawberry.field(description="The purchase that earned the points, if given.")
@@ -375,7 +376,7 @@ class Transfer(relay.Node):
         return self.record.rate
 
     @strawberry.field(description="For conversions: the fee in source points.")
-    def fee(self) -> int | None:
+    def fee(self) -> Int64 | None:
         return self.record.fee
 
     @strawberry.field
