@@ -14,7 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def create_engine(
+    url: str,
+    pool_size: int = 20,
+    *,
+    pool_timeout: float = 30.0,
+    statement_timeout: float = 0.0,
+) -> AsyncEngine:
+    """An engine for ``url``. On PostgreSQL: ``pool_timeout`` seconds of waiting for a
+    connection raise ``sqlalchemy.exc.TimeoutError`` (the gateway answers SERVICE_BUSY); the
+    server cancels any statement running longer than ``statement_timeout`` seconds (0: never);
+    a pooled connection is checked before use, so one the server dropped is replaced instead
+    of failing the request, and one that fails mid-request is invalidated, never reused."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -24,7 +35,15 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         return engine
     # Size the pool for the expected concurrency: overflow connections are closed when
     # returned, and reopening one costs a connection set-up and its prepared statements.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2)
+    server_settings = {"statement_timeout": str(round(statement_timeout * 1000))}
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size // 2,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"server_settings": server_settings},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,6 +66,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Several gateway processes may start at once; one migrates, the others wait.
+        # Migrations may rewrite big tables: not under the gateway's statement timeout.
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
     command.upgrade(alembic_config(connection), "head")
 

@@ -1,4 +1,4 @@
-"""The schema, with its limits on query depth, size and aliases, and error masking."""
+"""The schema, with its limits on query depth, size, aliases and cost, and error masking."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from .errors import should_mask
+from .cost import QueryCostLimiter
+from .errors import ServiceFailures, should_mask
 from .mutations import Mutation
 from .queries import Query
 from .scalars import DecimalScalar
@@ -36,7 +37,9 @@ class Schema(strawberry.Schema):
                 log.debug("request error: %s", error.message)
 
 
-def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Schema:
+def build_schema(
+    max_depth: int = 12, max_tokens: int = 2000, max_cost: int = 10_000
+) -> strawberry.Schema:
     # Built once: the validation cache keys on the rule classes, and new classes per
     # request would make every request miss it.
     rules = [
@@ -53,6 +56,8 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Sche
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            lambda: QueryCostLimiter(max_cost),
+            ServiceFailures,
         ],
     )
 
