@@ -134,6 +134,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        if self._awaiting_headers() and not self.transport.is_closing():
+        if not self._awaiting_headers() or self.transport.is_closing():
+            return
+        # After an answer given before its request's body was in (a refusal), the rest of
+        # that body is late too: close without a second answer.
+        if self.cycle is None or not self.cycle.more_body:
             self.transport.write(self.TIMEOUT_RESPONSE)
-            self.transport.close()
+        self.transport.close()
