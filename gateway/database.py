@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,8 +25,8 @@ def create_engine(
     """An engine for ``url``. On PostgreSQL: ``pool_timeout`` seconds of waiting for a
     connection raise ``sqlalchemy.exc.TimeoutError`` (the gateway answers SERVICE_BUSY); the
     server cancels any statement running longer than ``statement_timeout`` seconds (0: never);
-    a pooled connection is checked before use, so one the server dropped is replaced instead
-    of failing the request, and one that fails mid-request is invalidated, never reused."""
+    a pooled connection the server dropped is replaced instead of failing the request, and
+    one that fails mid-request is invalidated, never reused."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -36,14 +37,24 @@ def create_engine(
     # Size the pool for the expected concurrency: overflow connections are closed when
     # returned, and reopening one costs a connection set-up and its prepared statements.
     server_settings = {"statement_timeout": str(round(statement_timeout * 1000))}
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         connect_args={"server_settings": server_settings},
     )
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (its session killed, a restart) is replaced
+    at checkout, before anything is sent on it. asyncpg notices the close when it happens,
+    so this costs no round trip (``pool_pre_ping`` would cost three per checkout). One that
+    fails later is invalidated by SQLAlchemy, with the pool's older connections."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -129,12 +129,17 @@ async def waiting_backend(admin: asyncpg.Connection) -> int:
 
 
 async def terminate_others(url: str) -> int:
+    """Kill every other session on the database (the gateway's pooled connections), and
+    wait until they are gone."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     admin = await asyncpg.connect(_plain_dsn(url))
     try:
-        killed: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        killed: int = await admin.fetchval(f"SELECT count(pg_terminate_backend(pid)) {others}")
+        for _ in range(500):
+            if not await admin.fetchval(f"SELECT count(*) {others}"):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the gateway's event loop reads the closes
         return killed
     finally:
         await admin.close()
