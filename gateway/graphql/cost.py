@@ -2,10 +2,12 @@
 
 Each field selected costs 1. A field that takes a page size (`first` or `last`) multiplies
 the cost of what it selects by that size: the value sent (a literal or a variable), or the
-argument's default when none is. So `transfers(first: 100) { edges { node { member {
-transfers(first: 100) { edges { node { id } } } } } } }` costs about 100 x 100 x 3. Fragments
-and inline fragments count as if written in place (an upper bound where they select on
-different types). ``@skip`` and ``@include`` are ignored: the bound holds either way.
+argument's default when none is. A size above the largest page any field serves counts as
+that largest page: the field refuses it with its own error anyway. So `transfers(first: 100)
+{ edges { node { member { transfers(first: 100) { edges { node { id } } } } } } }` costs
+about 100 x 100 x 3. Fragments and inline fragments count as if written in place (an upper
+bound where they select on different types). ``@skip`` and ``@include`` are ignored: the
+bound holds either way.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
+from ..challenges import MAX_BADGES
+from .members import MAX_PAGE
+from .rewards import MAX_CATALOGUE
+from .settlement import MAX_PERIODS
+
 PAGE_SIZE_ARGUMENTS = ("first", "last")
+# The most items any field returns in one page (each refuses a larger `first` itself).
+LARGEST_PAGE = max(MAX_PAGE, MAX_BADGES, MAX_CATALOGUE, MAX_PERIODS)
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
 Composite = Any  # a GraphQL object, interface or union type
@@ -99,7 +108,7 @@ class _Costing:
         values = get_argument_values(definition, node, self.variables)
         sizes = [values.get(name) for name in PAGE_SIZE_ARGUMENTS]
         given = [size for size in sizes if isinstance(size, int)]
-        return max(1, *given) if given else 1
+        return min(max(1, *given), LARGEST_PAGE) if given else 1
 
 
 def operation_cost(
