@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -30,6 +33,7 @@ from .challenges import ChallengeService
 from .database import create_engine, migrate
 from .demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from .expiry import ExpiryService
+from .faults import ServiceFailure, classify
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .graphql.settlement import statement_download
@@ -41,6 +45,7 @@ from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
 from .settlement import SettlementService
+from .slow_clients import RequestBodyDeadline
 from .tiers import TierService
 
 log = logging.getLogger("gateway")
@@ -59,6 +64,20 @@ async def health(request: Request) -> Response:
         log.exception("health check failed")
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+async def service_failure(request: Request, exc: Exception) -> Response:
+    """A lost, unreachable, slow or busy database outside GraphQL execution (signing in, the
+    token endpoint, authenticating a request): 503 with its code and Retry-After."""
+    failure = classify(exc)
+    if failure is None:
+        log.error("unexpected error", exc_info=exc)
+        body = {"errors": [{"message": "Unexpected error."}]}
+        return JSONResponse(body, status_code=500)
+    log.warning("%s: %s", failure.code, exc)
+    error: dict[str, object] = {"message": failure.message, "extensions": failure.extensions}
+    headers = {"Retry-After": str(failure.retry_after)}
+    return JSONResponse({"errors": [error]}, status_code=503, headers=headers)
 
 
 async def home(request: Request) -> Response:
@@ -85,7 +104,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, settings.db_pool_size)
+        engine = create_engine(
+            settings.database_url,
+            settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        )
         try:
             if settings.migrate_on_start:
                 await migrate(engine)
@@ -211,7 +235,7 @@ def create_app(
         session_lifetime=timedelta(hours=settings.session_hours),
     )
     endpoint = GraphQLEndpoint(
-        build_schema(settings.max_query_depth, settings.max_query_tokens),
+        build_schema(settings.max_query_depth, settings.max_query_tokens, settings.max_query_cost),
         context,
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql,
@@ -225,4 +249,14 @@ def create_app(
         *browser.routes(),
         *auth.mounts(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestBodyDeadline, seconds=settings.http_body_timeout)],
+        exception_handlers={
+            ServiceFailure: service_failure,
+            DBAPIError: service_failure,
+            PoolTimeout: service_failure,
+            ConnectionError: service_failure,
+        },
+    )

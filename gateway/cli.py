@@ -85,6 +85,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .slow_clients import HeaderDeadlineProtocol
 
     workers = args.workers or settings.workers
     if workers > 1 and settings.is_sqlite:
@@ -119,7 +120,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": args.port,
         "log_level": args.log_level,
         "access_log": not args.no_access_log,
+        # Closes connections whose request headers come too slowly (HTTP_HEADER_TIMEOUT).
+        "http": HeaderDeadlineProtocol,
     }
+    HeaderDeadlineProtocol.header_timeout = settings.http_header_timeout
     if workers > 1:
         # Each worker process builds its own app from the same environment.
         uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -9,12 +9,24 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def create_engine(
+    url: str,
+    pool_size: int = 20,
+    *,
+    pool_timeout: float = 30.0,
+    statement_timeout: float = 0.0,
+) -> AsyncEngine:
+    """An engine for ``url``. On PostgreSQL: ``pool_timeout`` seconds of waiting for a
+    connection raise ``sqlalchemy.exc.TimeoutError`` (the gateway answers SERVICE_BUSY); the
+    server cancels any statement running longer than ``statement_timeout`` seconds (0: never);
+    a pooled connection the server dropped is replaced instead of failing the request, and
+    one that fails mid-request is invalidated, never reused."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -24,7 +36,25 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         return engine
     # Size the pool for the expected concurrency: overflow connections are closed when
     # returned, and reopening one costs a connection set-up and its prepared statements.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2)
+    server_settings = {"statement_timeout": str(round(statement_timeout * 1000))}
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size // 2,
+        pool_timeout=pool_timeout,
+        connect_args={"server_settings": server_settings},
+    )
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (its session killed, a restart) is replaced
+    at checkout, before anything is sent on it. asyncpg notices the close when it happens,
+    so this costs no round trip (``pool_pre_ping`` would cost three per checkout). One that
+    fails later is invalidated by SQLAlchemy, with the pool's older connections."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,6 +77,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Several gateway processes may start at once; one migrates, the others wait.
+        # Migrations may rewrite big tables: not under the gateway's statement timeout.
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
     command.upgrade(alembic_config(connection), "head")
 

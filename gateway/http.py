@@ -23,6 +23,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from .faults import ServiceFailure
 from .graphql.context import Context
 from .graphql.errors import formatted
 
@@ -83,6 +84,14 @@ def negotiate(accept: str | None) -> str | None:
 
 def _error_body(message: str, code: str | None = None) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code or "BAD_REQUEST"}}]}
+
+
+def _service_failures(result: ExecutionResult) -> list[ServiceFailure]:
+    return [
+        error.original_error
+        for error in result.errors or ()
+        if isinstance(error.original_error, ServiceFailure)
+    ]
 
 
 class GraphQLEndpoint:
@@ -194,9 +203,17 @@ class GraphQLEndpoint:
             raise BadRequest(400, "The request has no `query` string.") from None
         body, request_error = self._body(result)
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        headers = {}
+        failures = _service_failures(result)
+        if failures:
+            # Retryable: say when; and 503 when the failure left nothing answered.
+            headers["Retry-After"] = str(max(failure.retry_after for failure in failures))
+            if not any((result.data or {}).values()):
+                status = 503
         return Response(
             json.dumps(body, separators=(",", ":")),
             status_code=status,
+            headers=headers,
             media_type=f"{media_type}; charset=utf-8",
         )
 

@@ -39,6 +39,19 @@ def _number(environ: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise SettingsError(f"{name} must be 0 or more seconds, got {value!r}")
+    return seconds
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the usual ``postgresql://`` spelling and use the asyncpg driver for it."""
     for prefix in ("postgresql://", "postgres://"):
@@ -57,9 +70,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_size: int = 20
+    db_pool_timeout: float = 5.0  # seconds a request waits for a connection, then SERVICE_BUSY
+    db_statement_timeout: float = 30.0  # seconds; PostgreSQL cancels a longer statement; 0: none
     workers: int = 1
     max_query_depth: int = 12
     max_query_tokens: int = 2000
+    max_query_cost: int = 10_000  # see gateway/graphql/cost.py
+    http_header_timeout: float = 10.0  # seconds to receive a request's headers; 0: unbounded
+    http_body_timeout: float = 30.0  # seconds to receive a request's body; 0: unbounded
     max_body_bytes: int = 4 * 1024 * 1024  # a bulk earn of 10,000 purchases fits
     migrate_on_start: bool = True
     graphiql: bool = True
@@ -106,9 +124,14 @@ class Settings:
             host=environ.get("HOST", "127.0.0.1"),
             port=_number(environ, "PORT", 8000),
             db_pool_size=_number(environ, "DB_POOL_SIZE", 20),
+            db_pool_timeout=_seconds(environ, "DB_POOL_TIMEOUT", 5.0),
+            db_statement_timeout=_seconds(environ, "DB_STATEMENT_TIMEOUT", 30.0),
             workers=_number(environ, "WEB_CONCURRENCY", 1),
             max_query_depth=_number(environ, "GRAPHQL_MAX_DEPTH", 12),
             max_query_tokens=_number(environ, "GRAPHQL_MAX_TOKENS", 2000),
+            max_query_cost=_number(environ, "GRAPHQL_MAX_COST", 10_000),
+            http_header_timeout=_seconds(environ, "HTTP_HEADER_TIMEOUT", 10.0),
+            http_body_timeout=_seconds(environ, "HTTP_BODY_TIMEOUT", 30.0),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
             hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),

@@ -38,3 +38,25 @@ def test_url_spellings() -> None:
     assert normalise_database_url("postgres://x/y") == "postgresql+asyncpg://x/y"
     assert normalise_database_url("sqlite:///a.db") == "sqlite+aiosqlite:///a.db"
     assert normalise_database_url("postgresql+asyncpg://x/y") == "postgresql+asyncpg://x/y"
+
+
+def test_limits_that_protect_the_server() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.max_query_cost == 10_000
+    assert (defaults.db_pool_timeout, defaults.db_statement_timeout) == (5.0, 30.0)
+    assert (defaults.http_header_timeout, defaults.http_body_timeout) == (10.0, 30.0)
+    settings = Settings.from_env(
+        {
+            "GRAPHQL_MAX_COST": "500",
+            "DB_POOL_TIMEOUT": "0.5",
+            "DB_STATEMENT_TIMEOUT": "0",
+            "HTTP_HEADER_TIMEOUT": "2.5",
+            "HTTP_BODY_TIMEOUT": "60",
+        }
+    )
+    assert settings.max_query_cost == 500 and settings.db_pool_timeout == 0.5
+    assert settings.db_statement_timeout == 0
+    assert (settings.http_header_timeout, settings.http_body_timeout) == (2.5, 60)
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(SettingsError, match="DB_POOL_TIMEOUT"):
+            Settings.from_env({"DB_POOL_TIMEOUT": bad})

@@ -7,13 +7,15 @@ request (GraphQL over HTTP and Apollo use the same names).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.exceptions import StrawberryInputCoercionError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from ..errors import DomainError
+from ..faults import ServiceFailure, classify
 
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"  # the document is not GraphQL
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"  # it does not fit the schema or its limits
@@ -27,7 +29,9 @@ class ArgumentError(ValueError):
 
 def should_mask(error: GraphQLError) -> bool:
     original = error.original_error
-    if original is None or isinstance(original, GraphQLError | ArgumentError | DomainError):
+    if original is None or isinstance(
+        original, GraphQLError | ArgumentError | DomainError | ServiceFailure
+    ):
         return False
     # Input coercion errors carry the offending value, not server internals.
     return not isinstance(original, StrawberryInputCoercionError)
@@ -79,3 +83,32 @@ def formatted(error: GraphQLError, before_execution: bool) -> dict[str, Any]:
     extensions.setdefault("code", error_code(error, before_execution))
     shown["extensions"] = extensions
     return shown
+
+
+def service_failure(error: GraphQLError) -> GraphQLError:
+    """``error`` as its coded service failure (a lost, unreachable, slow or busy database),
+    or as it is."""
+    failure = classify(error.original_error)
+    if failure is None or failure is error.original_error:
+        return error
+    return GraphQLError(
+        failure.message,
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
+        failure,
+        extensions=failure.extensions,
+    )
+
+
+class ServiceFailures(SchemaExtension):
+    """Give service failures their code before MaskErrors (listed before this extension, so
+    it finishes after it) would mask them as unexpected."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [service_failure(error) for error in errors]

@@ -1,4 +1,4 @@
-"""The schema, with its limits on query depth, size and aliases, and error masking."""
+"""The schema, with its limits on query depth, size, aliases and cost, and error masking."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from .errors import MaskUnexpected, should_mask
+from .cost import QueryCostLimiter
+from .errors import MaskUnexpected, ServiceFailures, should_mask
 from .literals import NameLiteralErrors
 from .mutations import Mutation
 from .queries import Query
@@ -38,7 +39,9 @@ class Schema(strawberry.Schema):
                 log.debug("request error: %s", error.message)
 
 
-def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Schema:
+def build_schema(
+    max_depth: int = 12, max_tokens: int = 2000, max_cost: int = 10_000
+) -> strawberry.Schema:
     # Built once: the validation cache keys on the rule classes, and new classes per
     # request would make every request miss it.
     rules = [
@@ -57,6 +60,8 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000) -> strawberry.Sche
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             RefuseHostileText,  # after the cache, which sets the validation errors
+            lambda: QueryCostLimiter(max_cost),
+            ServiceFailures,
         ],
     )
 
