@@ -332,15 +332,6 @@ async def transfers_by_id(
     return {row.id: TransferRecord.from_row(row) for row in result}
 
 
-async def reversals_of(connection: AsyncConnection, transfer_ids: Sequence[int]) -> dict[int, int]:
-    result = await connection.execute(
-        sa.select(transfers.c.reverses_id, transfers.c.id).where(
-            transfers.c.reverses_id.in_(transfer_ids)
-        )
-    )
-    return {row.reverses_id: row.id for row in result}
-
-
 async def legs_of(
     connection: AsyncConnection, transfer_ids: Sequence[int]
 ) -> dict[int, list[LegRecord]]:
