@@ -36,7 +36,7 @@ from .purchases import EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .settlement import SettlementMutations
-from .types import Transfer
+from .types import Transfer, Wallet
 
 
 @strawberry.type
@@ -103,6 +103,8 @@ class Mutation(
         except DomainError as error:
             return EarnPointsPayload(user_errors=UserError.of(error))
         payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
+        if earned.wallet is not None:
+            payload.wallet = Wallet(record=earned.wallet)
         if not earned.posting.replayed:
             await after_earning(info, [earned.posting.transfer.member_id])
         payload.breakdown = [EarnAward.of(award) for award in earned.awards]

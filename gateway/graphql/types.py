@@ -213,10 +213,14 @@ class Wallet:
         return Partner.of(info, self.record.pool)
 
     async def _held(self, info: Info) -> int:
+        if self.record.held is not None:
+            return self.record.held
         held = await info.context.loaders.held.load(self.record.member_id)
         return held.get(self.record.pool, 0)
 
     async def _owed(self, info: Info) -> int:
+        if self.record.owed is not None:
+            return self.record.owed
         from .programme import pending_and_owed  # imports this module
 
         return (await pending_and_owed(info, self.record.member_id, self.record.pool))[1]
@@ -233,6 +237,8 @@ class Wallet:
         "not in the balance."
     )
     async def pending(self, info: Info) -> int:
+        if self.record.pending is not None:
+            return self.record.pending
         from .programme import pending_and_owed  # imports this module
 
         return (await pending_and_owed(info, self.record.member_id, self.record.pool))[0]
