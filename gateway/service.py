@@ -47,6 +47,7 @@ from .records import (
     scope,
 )
 from .remote import Draft, RemoteOperations
+from .step_up import StepUp
 from .unit_of_work import UnitOfWork
 from .validation import (
     MAX_CUSTOMER_ID_LENGTH,
@@ -334,15 +335,18 @@ class LedgerService:
         idempotency_key: str,
         reason: str | None = None,
         caller: str | None = None,
+        step_up: StepUp | None = None,
     ) -> Posting:
         """``caller``: set when a member redeems themself, so that their keys live apart
-        from the partner's till numbers (they can neither take nor probe those)."""
+        from the partner's till numbers (they can neither take nor probe those).
+        ``step_up``: checked under the member's lock, in this transaction."""
         self.partner(partner)
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
         claim = self._claim(scope("redeem", partner, caller), idempotency_key, request)
         if self.coalition.is_remote(partner):
+            await self._step_up_before(member, step_up)
             draft = Draft(TransferKind.REDEEM, claim, partner, points, reason=reason)
             return await self.remote.run(draft, member)
 
@@ -355,9 +359,23 @@ class LedgerService:
                 "points": points,
                 "reason": reason,
             }
-            return await self._post(connection, values, member_id, redeem_legs(partner, points))
+            guard = step_up.guard(member_id, self.clock(), claim) if step_up else None
+            legs = redeem_legs(partner, points)
+            return await self._post(connection, values, member_id, legs, guard)
 
         return await self.uow.write(work)
+
+    async def _step_up_before(self, member: MemberRef, step_up: StepUp | None) -> None:
+        """A remote pool's posting runs as a saga, not in one transaction: its step-up is
+        checked before it starts (two such spends racing may both pass)."""
+        if step_up is None:
+            return
+
+        async def work(connection: AsyncConnection) -> None:
+            member_id = await self._resolve(connection, member)
+            await step_up.check(connection, member_id, self.clock())
+
+        await self.uow.read(work)
 
     async def quote(
         self, member_id: str, source: str, target: str, points: int
@@ -375,11 +393,18 @@ class LedgerService:
         return quote, balance
 
     async def convert(
-        self, member_id: str, source: str, target: str, points: int, idempotency_key: str
+        self,
+        member_id: str,
+        source: str,
+        target: str,
+        points: int,
+        idempotency_key: str,
+        step_up: StepUp | None = None,
     ) -> Posting:
         request = {"member": member_id, "from": source, "to": target, "points": points}
         claim = self._claim(scope("convert", member_id), idempotency_key, request)
         if self.coalition.is_remote(source) or self.coalition.is_remote(target):
+            await self._step_up_before(MemberRef(id=member_id), step_up)
             quote = exchange.quote(self.coalition, source, target, points, self.clock())
             draft = Draft(
                 TransferKind.CONVERSION, claim, source, points, to_partner=target, quote=quote
@@ -402,7 +427,8 @@ class LedgerService:
                 "rate": str(quote.rate),
                 "fee": quote.fee,
             }
-            posting = await self._post(connection, values, owner, conversion_legs(quote))
+            guard = step_up.guard(owner, self.clock(), claim) if step_up else None
+            posting = await self._post(connection, values, owner, conversion_legs(quote), guard)
             if not posting.replayed:
                 await self._owe_for_conversion(connection, posting.transfer, source, target)
             return posting
@@ -574,17 +600,6 @@ class LedgerService:
 
     async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
         return await self.uow.read(lambda c: reversals.latest(c, transfer_ids))
-
-    async def spent_since(
-        self, member_id: str, pool: str, since: datetime, retry_of: Sequence[tuple[str, str]]
-    ) -> int:
-        """``retry_of``: the (scope, key) pairs of the call being checked, left out of the sum."""
-
-        async def work(connection: AsyncConnection) -> int:
-            ids = [member_id, *await repository.merged_into(connection, member_id)]
-            return await repository.spent_since(connection, ids, pool, since, retry_of)
-
-        return await self.uow.read(work)
 
     async def figures(self, pool: str) -> dict[str, int]:
         return await self.uow.read(lambda c: repository.pool_figures(c, pool))

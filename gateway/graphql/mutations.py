@@ -6,9 +6,8 @@ import strawberry
 
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
-from ..records import scope
 from ..validation import invalid
-from .access import check_member, check_spending, require_own_points, spent_recently
+from .access import check_member, check_spending, require_own_points, spending
 from .challenges import ChallengeMutations
 from .context import Info
 from .gifting import GiftMutations
@@ -114,9 +113,7 @@ class Mutation(
     @strawberry.mutation(description="Spend a member's points at a partner.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
         try:
-            member = await check_spending(
-                info, input.partner, input.member, input.points, "redeem", input.idempotency_key
-            )
+            member, step_up = await check_spending(info, input.partner, input.member, input.points)
             posting = await info.context.service.redeem(
                 input.partner,
                 member,
@@ -124,6 +121,7 @@ class Mutation(
                 input.idempotency_key,
                 reason=input.reason,
                 caller=info.context.access.member_id,
+                step_up=step_up,
             )
         except DomainError as error:
             return RedeemPointsPayload(user_errors=UserError.of(error))
@@ -141,15 +139,14 @@ class Mutation(
             source = service.partner(input.from_partner, "from_partner")
             owner = (await info.context.loaders.members.load(member_id)) or None
             owner_id = owner.id if owner else member_id
-            retry_of = (scope("convert", member_id), input.idempotency_key)
-            recent = await spent_recently(info, source, owner_id, retry_of)
-            info.context.access.spend(source, input.points, owner_id, service.clock(), recent)
+            step_up = spending(info, source, input.points, owner_id)
             posting = await service.convert(
                 member_id,
                 input.from_partner,
                 input.to_partner,
                 input.points,
                 input.idempotency_key,
+                step_up,
             )
         except DomainError as error:
             return ConvertPointsPayload(user_errors=UserError.of(error))
