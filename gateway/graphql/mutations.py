@@ -153,8 +153,12 @@ class Mutation(
         return conversion_payload(posting)
 
     @strawberry.mutation(
-        description="Undo a transfer with a new transfer that points at it. A transfer can be "
-        "reversed once; a member's wallet never goes below zero."
+        description="Undo a transfer, in full or in part, with a new transfer that points at "
+        "it. Partial reversals (each with its own key) add up to at most the original: a part "
+        "beyond what is left is AMOUNT_OUT_OF_BOUNDS; once nothing is left, "
+        "TRANSFER_ALREADY_REVERSED. "
+        "A conversion is reversed in proportion (its target points and fee too, rounded in "
+        "the house's favour). A member's wallet never goes below zero."
     )
     async def reverse_transfer(
         self, info: Info, input: ReverseTransferInput

@@ -412,7 +412,10 @@ class Transfer(relay.Node):
         record = await info.context.loaders.transfers.load(self.record.reverses_id)
         return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
 
-    @strawberry.field(description="The reversal of this transfer, if it has been reversed.")
+    @strawberry.field(
+        description="The latest reversal of this transfer, if it has been reversed (in full "
+        "or in part: partial reversals add up to at most the transfer)."
+    )
     async def reversed_by(self, info: Info) -> Transfer | None:
         reversal_id = await info.context.loaders.reversals.load(self.record.id)
         if reversal_id is None:
