@@ -42,6 +42,13 @@ CHECKS = {
             SELECT 1 FROM transfers t
             WHERE t.id = o.compensation_id AND t.reverses_id = o.transfer_id)
     """,
+    "a transfer's reversals add up to more than it or to other than its running total": """
+        SELECT t.id, t.points, SUM(r.points), MAX(x.points) FROM transfers t
+        JOIN transfers r ON r.reverses_id = t.id
+        LEFT JOIN reversed_totals x ON x.transfer_id = t.id
+        GROUP BY t.id, t.points
+        HAVING SUM(r.points) > t.points OR SUM(r.points) <> COALESCE(MAX(x.points), 0)
+    """,
     "a transfer has no entries": """
         SELECT t.id FROM transfers t
         WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)

@@ -83,6 +83,29 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+def _upgrade_sqlite(connection: Connection) -> None:
+    """SQLite changes a table's constraints by rebuilding it, which must not check foreign
+    keys while the table is gone; the pragma only takes effect outside a transaction (which
+    Python's sqlite3 has not begun yet: it begins one before a data change). The keys are
+    checked once the schema is at head, and switched on again before the connection goes
+    back to the pool."""
+    connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    connection.commit()
+    try:
+        with connection.begin():
+            _upgrade(connection)
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migrating broke foreign keys: {broken[:5]}")
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.commit()
+
+
 async def migrate(engine: AsyncEngine) -> None:
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade_sqlite)
+        return
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)

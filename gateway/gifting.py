@@ -27,6 +27,7 @@ from .expiry import lock_member
 from .ledger import AccountCode, Leg, TransferKind
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
+from .step_up import StepUp
 from .tables import transfers
 from .validation import MAX_REASON_LENGTH, check_points, clean_text
 
@@ -94,11 +95,13 @@ class GiftService:
         idempotency_key: str,
         message: str | None = None,
         caller: str | None = None,
+        step_up: StepUp | None = None,
     ) -> Posting:
         """Move ``points`` from the giver's wallet at ``partner`` to the receiver's.
 
         ``receiver``: by member id, or by ``partner``'s own customer id. ``caller``: set when
-        a member gifts themself, so that their keys live apart from the partner's."""
+        a member gifts themself, so that their keys live apart from the partner's.
+        ``step_up``: checked under the giver's lock, in the gift's transaction."""
         limits = self.check(partner, points)
         message = clean_text(message, "message", MAX_REASON_LENGTH, False)
         request = {
@@ -128,6 +131,8 @@ class GiftService:
                     ErrorCode.SAME_MEMBER, "A member cannot gift points to themself.", ("receiver",)
                 )
             now = ledger.clock()
+            if step_up is not None:
+                await step_up.check(connection, giver, now)
             since = month_start(now)
             ids = [giver, *await repository.merged_into(connection, giver)]
             given = await _given_since(connection, ids, partner, since, ())

@@ -24,6 +24,7 @@ from .errors import DomainError, ErrorCode
 from .ledger import TransferKind, capture_legs, hold_legs, release_legs
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
+from .step_up import StepUp
 from .tables import holds
 from .validation import MAX_REASON_LENGTH, check_points, clean_text, invalid
 
@@ -149,7 +150,9 @@ class HoldService:
         lifetime: timedelta = DEFAULT_HOLD,
         reason: str | None = None,
         caller: str | None = None,
+        step_up: StepUp | None = None,
     ) -> HoldPosting:
+        """``step_up``: checked under the member's lock, in the hold's transaction."""
         ledger = self.ledger
         ledger.partner(partner)
         if ledger.coalition.is_remote(partner):
@@ -196,8 +199,14 @@ class HoldService:
                 "points": points,
                 "reason": reason,
             }
+
+            async def guard(connection: AsyncConnection, transfer_id: int) -> None:
+                if step_up is not None:
+                    await step_up.guard(member_id, now, claim)(connection, transfer_id)
+                await record(connection, transfer_id)
+
             posting = await ledger._post(
-                connection, values, member_id, hold_legs(partner, points), record
+                connection, values, member_id, hold_legs(partner, points), guard
             )
             hold = await self._by_transfer(connection, posting.transfer.id)
             return HoldPosting(hold, posting)

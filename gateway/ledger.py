@@ -131,12 +131,20 @@ def expiry_legs(pool: str, points: int) -> list[Leg]:
 
 
 def reversal_legs(
-    kind: TransferKind, legs: Sequence[Leg], total: int, points: int | None
+    kind: TransferKind,
+    legs: Sequence[Leg],
+    total: int,
+    points: int | None,
+    reversed_before: int = 0,
 ) -> list[Leg]:
-    """Legs that undo ``legs`` (a transfer of ``total`` points) in full, or ``points`` of it.
+    """Legs that undo ``points`` more of ``legs`` (a transfer of ``total`` points of which
+    earlier reversals took back ``reversed_before``); ``points`` None: all that is left.
 
-    A conversion is reversed in full only: its two pools moved different amounts
-    and any part of it would need a new rate.
+    Partial reversals add up to the original, never beyond it. A conversion is undone in
+    proportion: the member gets ``points`` source points back and returns the target
+    points and the operator the fee in the same proportion, both counted on the running
+    total so the parts add up exactly, rounded in the house's favour (target points up,
+    the fee refund down); each pool's liquidity leg balances the pool.
     """
     if kind is TransferKind.REVERSAL:
         raise DomainError(
@@ -156,24 +164,30 @@ def reversal_legs(
             "A hold is undone with voidRedemption, not reversed.",
             ("transfer_id",),
         )
-    if points is None or points == total:
-        return [Leg(leg.pool, leg.account, -leg.amount, leg.member_id) for leg in legs]
+    left = total - reversed_before
+    if left <= 0:
+        raise DomainError(
+            ErrorCode.TRANSFER_ALREADY_REVERSED,
+            "This transfer has already been reversed in full.",
+            ("transfer_id",),
+        )
+    if points is None:
+        points = left
     if points <= 0:
         raise DomainError(
             ErrorCode.AMOUNT_NOT_POSITIVE, "Points must be a positive whole number.", ("points",)
         )
-    if kind is TransferKind.CONVERSION:
-        raise DomainError(
-            ErrorCode.NOT_REVERSIBLE,
-            "A conversion can only be reversed in full; leave out points.",
-            ("points",),
-        )
-    if points > total:
+    if points > left:
         raise DomainError(
             ErrorCode.AMOUNT_OUT_OF_BOUNDS,
-            f"At most {total} points of this transfer can be reversed.",
+            f"At most {left} points of this transfer can be reversed"
+            + (f" ({reversed_before} of its {total} already were)." if reversed_before else "."),
             ("points",),
         )
+    if points == total:
+        return [Leg(leg.pool, leg.account, -leg.amount, leg.member_id) for leg in legs]
+    if kind is TransferKind.CONVERSION:
+        return _conversion_part(legs, total, reversed_before, reversed_before + points)
     sign = 1 if kind is TransferKind.EARN else -1
     return [
         Leg(
@@ -181,3 +195,32 @@ def reversal_legs(
         )
         for leg in legs
     ]
+
+
+def _conversion_part(legs: Sequence[Leg], total: int, before: int, after: int) -> list[Leg]:
+    """The legs undoing a conversion from ``before`` to ``after`` of its ``total`` source
+    points: every leg but liquidity takes its share of the running total, rounded for the
+    house; liquidity balances each pool."""
+
+    def share(leg: Leg, reversed_points: int) -> int:
+        # What of the leg the running total undoes, as a magnitude: a wallet credit (the
+        # target points received) is taken back rounded up; a debit (the source points
+        # paid, exact) and the fee are given back rounded down.
+        magnitude = abs(leg.amount) * reversed_points
+        up = leg.is_wallet and leg.amount > 0
+        return -(-magnitude // total) if up else magnitude // total
+
+    undone: list[Leg] = []
+    for leg in legs:
+        if leg.account is AccountCode.LIQUIDITY:
+            continue
+        amount = share(leg, after) - share(leg, before)
+        if amount:
+            sign = -1 if leg.amount > 0 else 1
+            undone.append(Leg(leg.pool, leg.account, sign * amount, leg.member_id))
+    for leg in legs:
+        if leg.account is AccountCode.LIQUIDITY:
+            rest = -sum(other.amount for other in undone if other.pool == leg.pool)
+            if rest:
+                undone.append(Leg(leg.pool, leg.account, rest, leg.member_id))
+    return undone

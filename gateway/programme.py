@@ -28,6 +28,7 @@ from partners.earning import Promotion
 from . import earning, repository
 from .earning import Award, Line
 from .errors import DomainError, ErrorCode, shown
+from .holds import AUTHORIZED
 from .ledger import AccountCode, Leg, TransferKind, earn_legs
 from .programme_tables import (
     activity_claims,
@@ -38,10 +39,10 @@ from .programme_tables import (
     wallet_debts,
 )
 from .promotions import in_force
-from .records import MemberRef, Posting
+from .records import MemberRef, Posting, WalletRecord
 from .remote import Draft
 from .service import LedgerService
-from .tables import members
+from .tables import holds, members
 from .validation import MAX_REASON_LENGTH, check_amount, clean_text, invalid
 
 log = logging.getLogger("gateway.programme")
@@ -62,9 +63,14 @@ class TierLookup(Protocol):
 
 @dataclass(frozen=True)
 class Earned:
+    """An earn's answer. ``awards``: every award the call paid (a referral bonus paid in
+    the same transaction too, posted as its own transfer); ``wallet``: the member's wallet
+    as the call left it, after every posting it made (a debt repaid, a referral bonus)."""
+
     posting: Posting
     awards: tuple[Award, ...]
     pending: bool = False
+    wallet: WalletRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,14 @@ class EarningService:
             posting = await ledger._post(connection, values, live, legs)
             if posting.replayed:
                 return await self._earned(connection, posting)
+            if not pending:
+                await self._repay(
+                    connection, live, partner, points, f"purchase {posting.transfer.id}"
+                )
+            referral = await self._reward_referral(connection, live, partner, bought.amount)
+            if referral is not None:
+                awards.append(referral)
+            wallet = await self._wallet(connection, live, partner, points if pending else 0)
             await connection.execute(
                 sa.insert(purchases).values(
                     transfer_id=posting.transfer.id,
@@ -196,6 +210,7 @@ class EarningService:
                     amount=str(bought.amount),
                     points=points,
                     breakdown=json.dumps([[a.rule, a.description, a.points] for a in awards]),
+                    wallet=json.dumps(_wallet_json(wallet)),
                     status=PENDING if pending else AVAILABLE,
                     matures_at=now + window if pending else None,
                     returned_amount="0",
@@ -204,12 +219,7 @@ class EarningService:
                     created_at=now,
                 )
             )
-            if not pending:
-                await self._repay(
-                    connection, live, partner, points, f"purchase {posting.transfer.id}"
-                )
-            await self._reward_referral(connection, live, partner, bought.amount)
-            return Earned(posting, tuple(awards), pending)
+            return Earned(posting, tuple(awards), pending, wallet)
 
         return await ledger.uow.write(work)
 
@@ -313,9 +323,11 @@ class EarningService:
         )
 
     async def _earned(self, connection: AsyncConnection, posting: Posting) -> Earned:
+        """A replay's answer: the first one, as the purchase kept it. (Its ``pending`` says
+        whether the points were pending when earned, as the first answer did.)"""
         row = (
             await connection.execute(
-                sa.select(purchases.c.breakdown, purchases.c.status).where(
+                sa.select(purchases.c.breakdown, purchases.c.wallet, purchases.c.matures_at).where(
                     purchases.c.transfer_id == posting.transfer.id
                 )
             )
@@ -325,7 +337,37 @@ class EarningService:
         awards = tuple(
             Award(rule, text, points) for rule, text, points in json.loads(row.breakdown)
         )
-        return Earned(posting, awards, row.status == PENDING)
+        wallet = _wallet_of(json.loads(row.wallet)) if row.wallet else None
+        return Earned(posting, awards, row.matures_at is not None, wallet)
+
+    async def _wallet(
+        self, connection: AsyncConnection, member_id: str, pool: str, pending_now: int
+    ) -> WalletRecord:
+        """The member's wallet in ``pool`` now, inside the caller's transaction, with
+        ``pending_now`` pending points not yet recorded on a purchase."""
+        balance = await repository.wallet_balance(connection, member_id, pool)
+        pending = await connection.scalar(
+            sa.select(sa.func.sum(purchases.c.points - purchases.c.clawed_back)).where(
+                purchases.c.member_id == member_id,
+                purchases.c.partner == pool,
+                purchases.c.status == PENDING,
+            )
+        )
+        held = await connection.scalar(
+            sa.select(sa.func.sum(holds.c.points)).where(
+                holds.c.member_id == member_id,
+                holds.c.partner == pool,
+                holds.c.status == AUTHORIZED,
+            )
+        )
+        return WalletRecord(
+            member_id,
+            pool,
+            balance,
+            owed=await self._debt(connection, member_id, pool),
+            pending=int(pending or 0) + pending_now,
+            held=int(held or 0),
+        )
 
     # ---- pending points --------------------------------------------------------------------
 
@@ -750,11 +792,12 @@ class EarningService:
 
     async def _reward_referral(
         self, connection: AsyncConnection, member_id: str, partner: str, amount: Decimal
-    ) -> None:
-        """At the referred member's first qualifying purchase: both bonuses, once."""
+    ) -> Award | None:
+        """At the referred member's first qualifying purchase: both bonuses, once; the
+        referred member's award (None when none was paid)."""
         rule = self.ledger.coalition.partners[partner].earning.referral
         if rule is None or amount < rule.min_purchase:
-            return
+            return None
         claimed = await connection.execute(
             sa.update(referrals)
             .where(referrals.c.referred_id == member_id, referrals.c.rewarded_at.is_(None))
@@ -763,7 +806,7 @@ class EarningService:
         )
         row = claimed.first()
         if row is None:
-            return
+            return None
         referrer = await repository.live_member(connection, row.referrer_id)
         for who, points, role in (
             (member_id, rule.referred_points, "referred"),
@@ -778,6 +821,29 @@ class EarningService:
                 "reason": f"referral bonus ({role})",
             }
             await self.ledger._post(connection, values, who, earn_legs(partner, points))
+        return Award("referral", "referral bonus (referred)", rule.referred_points)
+
+
+def _wallet_json(wallet: WalletRecord) -> dict[str, Any]:
+    return {
+        "member": wallet.member_id,
+        "pool": wallet.pool,
+        "balance": wallet.balance,
+        "owed": wallet.owed,
+        "pending": wallet.pending,
+        "held": wallet.held,
+    }
+
+
+def _wallet_of(data: dict[str, Any]) -> WalletRecord:
+    return WalletRecord(
+        data["member"],
+        data["pool"],
+        data["balance"],
+        owed=data["owed"],
+        pending=data["pending"],
+        held=data["held"],
+    )
 
 
 def _label(value: str | None, field: str) -> str | None:

@@ -30,6 +30,9 @@ class Purchase(SQLModel, table=True):
     amount: str = Field(max_length=40)  # decimal text
     points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     breakdown: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON
+    # JSON: the member's wallet as the earn left it (see ``EarningService.earn``); None for
+    # purchases earned before it was kept.
+    wallet: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     status: str = Field(max_length=16)  # pending | available
     matures_at: datetime | None = Field(default=None, sa_type=Moment)
     returned_amount: str = Field(default="0", max_length=40)

@@ -34,7 +34,12 @@ class EnrolmentRecord:
 class WalletRecord:
     member_id: str
     pool: str
-    balance: int
+    balance: int  # available points: the wallet account's balance
+    # Set on an answer's snapshot of the wallet as a call left it (and as its replays show
+    # it): the figures then, rather than those at the time of reading.
+    owed: int | None = None
+    pending: int | None = None
+    held: int | None = None
 
 
 @dataclass(frozen=True)

@@ -332,15 +332,6 @@ async def transfers_by_id(
     return {row.id: TransferRecord.from_row(row) for row in result}
 
 
-async def reversals_of(connection: AsyncConnection, transfer_ids: Sequence[int]) -> dict[int, int]:
-    result = await connection.execute(
-        sa.select(transfers.c.reverses_id, transfers.c.id).where(
-            transfers.c.reverses_id.in_(transfer_ids)
-        )
-    )
-    return {row.reverses_id: row.id for row in result}
-
-
 async def legs_of(
     connection: AsyncConnection, transfer_ids: Sequence[int]
 ) -> dict[int, list[LegRecord]]:
@@ -433,13 +424,13 @@ async def spent_since(
     since: datetime,
     retry_of: Sequence[tuple[str, str]],
 ) -> int:
-    """Points the members redeemed, converted or held out of ``pool`` since ``since``,
+    """Points the members redeemed, converted, held or gifted out of ``pool`` since ``since``,
     leaving out the transfers a retry would answer with (``retry_of``: scopes and keys)."""
     total = await connection.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
             transfers.c.member_id.in_(member_ids),
             transfers.c.partner == pool,
-            transfers.c.kind.in_(["redeem", "conversion", "hold"]),
+            transfers.c.kind.in_(["redeem", "conversion", "hold", "gift"]),
             transfers.c.created_at >= since,
             *(
                 sa.not_(

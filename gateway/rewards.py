@@ -27,6 +27,7 @@ from .errors import DomainError, ErrorCode, shown
 from .ledger import TransferKind, conversion_legs, redeem_legs
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
+from .step_up import StepUp
 from .tables import obligations, reward_claims, reward_redemptions, rewards
 from .tiers import TierService, check_reward_tiers
 from .validation import check_amount, check_points, clean_text, invalid
@@ -320,8 +321,14 @@ class RewardService:
     # Redeeming
 
     async def redeem(
-        self, reward_id: int, member: MemberRef, pay_with: str, idempotency_key: str
+        self,
+        reward_id: int,
+        member: MemberRef,
+        pay_with: str,
+        idempotency_key: str,
+        step_up: StepUp | None = None,
     ) -> Receipt:
+        """``step_up``: checked under the member's lock, in the redemption's transaction."""
         ledger = self.ledger
         ledger.partner(pay_with, "pay_with")
         remote = ledger.coalition.is_remote
@@ -342,6 +349,8 @@ class RewardService:
                 return await self._receipt_of(connection, replay.transfer.id, replayed=True)
             reward = await self._reward(connection, reward_id)
             now = ledger.clock()
+            if step_up is not None:
+                await step_up.check(connection, member_id, now)
             if not reward.available_at(now):
                 reason = "is out of stock" if reward.stock == 0 else "is not available now"
                 code = ErrorCode.OUT_OF_STOCK if reward.stock == 0 else ErrorCode.REWARD_UNAVAILABLE

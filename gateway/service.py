@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from partners.config import Coalition, Partner
 from partners.remote.adapter import RemotePool
 
-from . import exchange, repository
+from . import exchange, repository, reversals
 from .errors import DomainError, ErrorCode, shown
 from .ledger import (
     AccountCode,
@@ -47,6 +47,7 @@ from .records import (
     scope,
 )
 from .remote import Draft, RemoteOperations
+from .step_up import StepUp
 from .unit_of_work import UnitOfWork
 from .validation import (
     MAX_CUSTOMER_ID_LENGTH,
@@ -334,15 +335,18 @@ class LedgerService:
         idempotency_key: str,
         reason: str | None = None,
         caller: str | None = None,
+        step_up: StepUp | None = None,
     ) -> Posting:
         """``caller``: set when a member redeems themself, so that their keys live apart
-        from the partner's till numbers (they can neither take nor probe those)."""
+        from the partner's till numbers (they can neither take nor probe those).
+        ``step_up``: checked under the member's lock, in this transaction."""
         self.partner(partner)
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         check_points(points)
         request = {"member": member.canonical(), "points": points, "reason": reason}
         claim = self._claim(scope("redeem", partner, caller), idempotency_key, request)
         if self.coalition.is_remote(partner):
+            await self._step_up_before(member, step_up)
             draft = Draft(TransferKind.REDEEM, claim, partner, points, reason=reason)
             return await self.remote.run(draft, member)
 
@@ -355,9 +359,23 @@ class LedgerService:
                 "points": points,
                 "reason": reason,
             }
-            return await self._post(connection, values, member_id, redeem_legs(partner, points))
+            guard = step_up.guard(member_id, self.clock(), claim) if step_up else None
+            legs = redeem_legs(partner, points)
+            return await self._post(connection, values, member_id, legs, guard)
 
         return await self.uow.write(work)
+
+    async def _step_up_before(self, member: MemberRef, step_up: StepUp | None) -> None:
+        """A remote pool's posting runs as a saga, not in one transaction: its step-up is
+        checked before it starts (two such spends racing may both pass)."""
+        if step_up is None:
+            return
+
+        async def work(connection: AsyncConnection) -> None:
+            member_id = await self._resolve(connection, member)
+            await step_up.check(connection, member_id, self.clock())
+
+        await self.uow.read(work)
 
     async def quote(
         self, member_id: str, source: str, target: str, points: int
@@ -375,11 +393,18 @@ class LedgerService:
         return quote, balance
 
     async def convert(
-        self, member_id: str, source: str, target: str, points: int, idempotency_key: str
+        self,
+        member_id: str,
+        source: str,
+        target: str,
+        points: int,
+        idempotency_key: str,
+        step_up: StepUp | None = None,
     ) -> Posting:
         request = {"member": member_id, "from": source, "to": target, "points": points}
         claim = self._claim(scope("convert", member_id), idempotency_key, request)
         if self.coalition.is_remote(source) or self.coalition.is_remote(target):
+            await self._step_up_before(MemberRef(id=member_id), step_up)
             quote = exchange.quote(self.coalition, source, target, points, self.clock())
             draft = Draft(
                 TransferKind.CONVERSION, claim, source, points, to_partner=target, quote=quote
@@ -402,7 +427,8 @@ class LedgerService:
                 "rate": str(quote.rate),
                 "fee": quote.fee,
             }
-            posting = await self._post(connection, values, owner, conversion_legs(quote))
+            guard = step_up.guard(owner, self.clock(), claim) if step_up else None
+            posting = await self._post(connection, values, owner, conversion_legs(quote), guard)
             if not posting.replayed:
                 await self._owe_for_conversion(connection, posting.transfer, source, target)
             return posting
@@ -416,15 +442,17 @@ class LedgerService:
         points: int | None = None,
         reason: str | None = None,
     ) -> Posting:
+        """Reverse ``points`` of a transfer (all that is left of it when None): reversals
+        of one transfer add up to it, each with its own key."""
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         if points is not None:
             check_points(points)
         request = {"transfer": transfer_id, "points": points, "reason": reason}
 
         async def work(connection: AsyncConnection) -> Posting:
-            original = (await repository.transfers_by_id(connection, [transfer_id])).get(
-                transfer_id
-            )
+            # Locked first: a racing retry of this call waits here, then finds the key the
+            # first one committed and answers with its posting, writing nothing.
+            original = await reversals.original(connection, transfer_id)
             if original is None:
                 raise DomainError(ErrorCode.UNKNOWN_TRANSFER, "No such transfer.", ("transfer_id",))
             claim = self._claim(f"reverse:{original.partner}", idempotency_key, request)
@@ -447,7 +475,8 @@ class LedgerService:
         self, connection: AsyncConnection, transfer_id: int, key: str, reason: str
     ) -> Posting:
         """Within a saga's transaction: reverse its local step in full, once per ``key``."""
-        original = (await repository.transfers_by_id(connection, [transfer_id]))[transfer_id]
+        original = await reversals.original(connection, transfer_id)
+        assert original is not None
         claim = self._claim("compensate", key, {"transfer": transfer_id})
         replay = await self._replay(connection, *self._key_of(claim))
         if replay is not None:
@@ -462,44 +491,49 @@ class LedgerService:
         points: int | None,
         reason: str | None,
     ) -> Posting:
-        transfer_id = original.id
-        if await repository.reversals_of(connection, [transfer_id]):
-            raise _already_reversed()
-        original_legs = (await repository.legs_of(connection, [transfer_id]))[transfer_id]
+        """Post the next part of ``original``'s reversal; the caller holds its lock."""
+        before = await reversals.reversed_so_far(connection, original.id)
+        original_legs = (await repository.legs_of(connection, [original.id]))[original.id]
         legs = reversal_legs(
             original.kind,
             [Leg(leg.pool, leg.account, leg.amount) for leg in original_legs],
             original.points,
             points,
+            before,
         )
+        part = points if points is not None else original.points - before
         values = {
             **claim,
             "kind": TransferKind.REVERSAL.value,
             "partner": original.partner,
             "to_partner": original.to_partner,
-            "points": points if points is not None else original.points,
-            "received_points": original.received_points,
-            "rate": str(original.rate) if original.rate is not None else None,
-            "fee": original.fee,
+            "points": part,
             "reason": reason,
             "reverses_id": original.id,
         }
+        if original.kind is TransferKind.CONVERSION:
+            # What this part gives back of the target points and of the fee.
+            values["received_points"] = -sum(
+                leg.amount
+                for leg in legs
+                if leg.pool == original.to_partner and leg.account is not AccountCode.LIQUIDITY
+            )
+            values["fee"] = -sum(leg.amount for leg in legs if leg.account is AccountCode.FEES)
+            values["rate"] = str(original.rate) if original.rate is not None else None
         owner = original.member_id
         if owner is not None:
             # A merged member's points now live with the survivor.
             owner = await repository.live_member(connection, owner)
-        try:
-            posting = await self._post(connection, values, owner, legs)
-            if original.kind is TransferKind.CONVERSION and original.to_partner:
-                # The liability goes back: the target now owes the source.
-                await self._owe_for_conversion(
-                    connection, original, original.to_partner, original.partner
-                )
-            return posting
-        except IntegrityError as error:
-            if "reverses" in str(error.orig):
-                raise _already_reversed() from None
-            raise
+        posting = await self._post(connection, values, owner, legs)
+        if posting.replayed:
+            return posting  # a replay writes nothing more
+        await reversals.add(connection, original.id, before, part, posting.transfer.id)
+        if original.kind is TransferKind.CONVERSION and original.to_partner:
+            # The liability goes back: the target now owes the source this part's worth.
+            await self._owe_for_conversion(
+                connection, posting.transfer, original.to_partner, original.partner
+            )
+        return posting
 
     async def _owe_for_conversion(
         self, connection: AsyncConnection, transfer: TransferRecord, debtor: str, creditor: str
@@ -565,18 +599,7 @@ class LedgerService:
         return await self.uow.read(lambda c: repository.legs_of(c, transfer_ids))
 
     async def reversals(self, transfer_ids: Sequence[int]) -> dict[int, int]:
-        return await self.uow.read(lambda c: repository.reversals_of(c, transfer_ids))
-
-    async def spent_since(
-        self, member_id: str, pool: str, since: datetime, retry_of: Sequence[tuple[str, str]]
-    ) -> int:
-        """``retry_of``: the (scope, key) pairs of the call being checked, left out of the sum."""
-
-        async def work(connection: AsyncConnection) -> int:
-            ids = [member_id, *await repository.merged_into(connection, member_id)]
-            return await repository.spent_since(connection, ids, pool, since, retry_of)
-
-        return await self.uow.read(work)
+        return await self.uow.read(lambda c: reversals.latest(c, transfer_ids))
 
     async def figures(self, pool: str) -> dict[str, int]:
         return await self.uow.read(lambda c: repository.pool_figures(c, pool))
@@ -598,11 +621,3 @@ def _decimal(text: str | None) -> Decimal | None:
 def _is_foreign_key_violation(error: IntegrityError) -> bool:
     text = str(error.orig).lower()
     return "foreign key" in text
-
-
-def _already_reversed() -> DomainError:
-    return DomainError(
-        ErrorCode.TRANSFER_ALREADY_REVERSED,
-        "This transfer has already been reversed.",
-        ("transfer_id",),
-    )

@@ -411,7 +411,8 @@ LEDGER_CHECKS = {
     "a reversed conversion has no obligation giving its value back (reversal, conversion)": """
         SELECT r.id, t.id FROM transfers r JOIN transfers t ON t.id = r.reverses_id
         WHERE r.kind = 'reversal' AND t.kind = 'conversion' AND NOT EXISTS (
-            SELECT 1 FROM obligations o WHERE o.transfer_id = t.id AND o.debtor = t.to_partner)
+            SELECT 1 FROM obligations o WHERE o.debtor = t.to_partner
+              AND (o.transfer_id = r.id OR o.transfer_id = t.id))
     """,
     "a cross-brand reward redemption has no reward obligation (redemption, paid with, reward's "
     "partner)": """

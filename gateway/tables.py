@@ -97,7 +97,7 @@ class Transfer(SQLModel, table=True):
         sa.UniqueConstraint(
             "idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"
         ),
-        sa.UniqueConstraint("reverses_id", name="ux_transfers_reverses"),
+        sa.Index("ix_transfers_reverses", "reverses_id"),
         sa.Index("ix_transfers_member_created", "member_id", "created_at"),
     )
 
@@ -120,6 +120,24 @@ class Transfer(SQLModel, table=True):
     idempotency_key: str = Field(max_length=255)
     request_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=Moment)
+
+
+class ReversedTotal(SQLModel, table=True):
+    """How much of a transfer its reversals took back so far (a transfer may be reversed in
+    parts that add up to it, never beyond): one row per reversed transfer, raised by each
+    reversal in its transaction, so the next one reads one row, not every earlier reversal.
+    ``last_reversal_id``: the latest of them (``reversedBy``)."""
+
+    __tablename__ = "reversed_totals"
+    __table_args__ = (sa.CheckConstraint("points > 0", name="ck_reversed_positive"),)
+
+    transfer_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), primary_key=True)
+    )
+    points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    last_reversal_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("transfers.id"), nullable=False)
+    )
 
 
 class Entry(SQLModel, table=True):
@@ -484,6 +502,7 @@ enrolments = Enrolment.__table__  # type: ignore[attr-defined]
 accounts = Account.__table__  # type: ignore[attr-defined]
 transfers = Transfer.__table__  # type: ignore[attr-defined]
 entries = Entry.__table__  # type: ignore[attr-defined]
+reversed_totals = ReversedTotal.__table__  # type: ignore[attr-defined]
 identities = Identity.__table__  # type: ignore[attr-defined]
 auth_flows = AuthFlow.__table__  # type: ignore[attr-defined]
 sessions = Session.__table__  # type: ignore[attr-defined]

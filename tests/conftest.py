@@ -75,6 +75,7 @@ TABLES = (
     "referrals",
     "wallet_debts",
     "remote_operations",
+    "reversed_totals",
     "entries",
     "transfers",
     "accounts",

@@ -81,7 +81,7 @@ async def test_racing_enrolments_of_one_pair_make_one_member(gateway: Gateway):
     assert [r["created"] for r in results].count(True) == 1
 
 
-async def test_racing_reversals_reverse_once(gateway: Gateway):
+async def test_racing_partial_reversals_never_exceed_the_original(gateway: Gateway):
     member = await enrol(gateway)
     earned = await earn(gateway, member, 500, "E1")
     transfer_id = earned["transfer"]["id"]
@@ -104,9 +104,9 @@ async def test_racing_reversals_reverse_once(gateway: Gateway):
         )
     ]
     outcomes = [codes(r) for r in results]
-    assert outcomes.count([]) == 1
-    assert outcomes.count(["TRANSFER_ALREADY_REVERSED"]) == 11
-    assert (await balances(gateway, member))["skyway"] == 400
+    assert outcomes.count([]) == 5
+    assert outcomes.count(["TRANSFER_ALREADY_REVERSED"]) == 7
+    assert (await balances(gateway, member))["skyway"] == 0
 
 
 async def test_opposite_conversions_of_one_member_all_complete(gateway: Gateway):

@@ -58,9 +58,11 @@ def totals(legs: Iterable[Leg]) -> dict[tuple[str, AccountCode], int]:
     return {key: value for key, value in sums.items() if value}
 
 
-def refused(kind: TransferKind, legs: list[Leg], total: int, points: int | None) -> DomainError:
+def refused(
+    kind: TransferKind, legs: list[Leg], total: int, points: int | None, before: int = 0
+) -> DomainError:
     with pytest.raises(DomainError) as caught:
-        reversal_legs(kind, legs, total, points)
+        reversal_legs(kind, legs, total, points, before)
     return caught.value
 
 
@@ -145,10 +147,25 @@ def test_partial_reversal_of_a_redeem_gives_points_back_to_the_wallet() -> None:
     assert totals(redeem_legs("brewbar", 30) + legs)[("brewbar", WALLET)] == -29
 
 
-def test_partial_reversal_of_a_conversion_is_refused() -> None:
+def test_partial_reversals_of_a_conversion_are_proportional_and_add_up() -> None:
     legs = conversion_legs(quote(DEMO, "skyway", "brewbar", 1000, AT))
-    error = refused(CONVERSION, legs, 1000, 500)
-    assert (error.code, error.field) == (ErrorCode.NOT_REVERSIBLE, ("points",))
+    received = totals(legs)[("brewbar", WALLET)]
+    fee = totals(legs).get(("skyway", FEES), 0)
+    first = reversal_legs(CONVERSION, legs, 1000, 300)
+    assert_balanced(first)
+    # The member gets 300 miles back and returns 30% of the stars, rounded up; the operator
+    # refunds 30% of the fee, rounded down.
+    assert totals(first)[("skyway", WALLET)] == 300
+    assert totals(first)[("brewbar", WALLET)] == (-received * 300) // 1000 == -74
+    assert totals(first).get(("skyway", FEES), 0) == -(fee * 300 // 1000)
+    rest = reversal_legs(CONVERSION, legs, 1000, None, 300)
+    assert_balanced(rest)
+    assert totals(legs + first + rest) == {}
+    error = refused(CONVERSION, legs, 1000, 701, 300)
+    assert (error.code, error.field) == (ErrorCode.AMOUNT_OUT_OF_BOUNDS, ("points",))
+    assert "At most 700 points" in error.message
+    done = refused(CONVERSION, legs, 1000, None, 1000)
+    assert done.code is ErrorCode.TRANSFER_ALREADY_REVERSED
 
 
 @pytest.mark.parametrize("points", [None, 10, 120])
@@ -194,14 +211,38 @@ def test_original_plus_reversal_stays_balanced_per_pool(
 ) -> None:
     kind, legs, total = transfer
     assert_balanced(legs)
-    partial = st.integers(1, total) if kind is not CONVERSION else st.just(total)
-    points = data.draw(st.none() | partial)
+    points = data.draw(st.none() | st.integers(1, total))
     undo = reversal_legs(kind, legs, total, points)
     assert_balanced(undo)
     assert_balanced(legs + undo)
     left = total - (total if points is None else points)
     wallets = {pool: n for (pool, account), n in totals(legs + undo).items() if account is WALLET}
-    if kind is CONVERSION or left == 0:
+    if left == 0:
         assert totals(legs + undo) == {}
-    else:
+    elif kind is not CONVERSION:
         assert wallets == {legs[0].pool: left if kind is EARN else -left}
+
+
+@given(transfer=transfers(), data=st.data())
+def test_partial_reversals_add_up_to_the_original_and_never_beyond(
+    transfer: tuple[TransferKind, list[Leg], int], data: st.DataObject
+) -> None:
+    """Parts of any sizes, each balanced per pool, never undo more of any account than the
+    original moved, and the last one leaves nothing of the original; one more is refused."""
+    kind, legs, total = transfer
+    posted = list(legs)
+    before = 0
+    while before < total:
+        points = data.draw(st.none() | st.integers(1, total - before), label="part")
+        undo = reversal_legs(kind, legs, total, points, before)
+        assert_balanced(undo)
+        posted += undo
+        before += points if points is not None else total - before
+        for account, amount in totals(posted).items():
+            original = totals(legs).get(account, 0)
+            # What is left of each account lies between nothing and what the original moved.
+            assert 0 <= amount * (1 if original > 0 else -1) <= abs(original), account
+    assert totals(posted) == {}
+    assert refused(kind, legs, total, None, total).code is ErrorCode.TRANSFER_ALREADY_REVERSED
+    beyond = refused(kind, legs, total, total + 1, 0)
+    assert beyond.code is ErrorCode.AMOUNT_OUT_OF_BOUNDS

@@ -85,8 +85,9 @@ class Access:
     ) -> None:
         """Redeeming or converting ``points`` of ``partner`` from ``member_id``'s wallet.
 
-        ``spent_recently``: what the member redeemed or converted at the partner in the last
-        ``STEP_UP_WINDOW``, so that splitting a large amount does not avoid step-up."""
+        ``spent_recently``: what the member spent at the partner in the last
+        ``STEP_UP_WINDOW``, so that splitting a large amount does not avoid step-up (the
+        caller's early check passes 0; ``gateway.step_up`` checks the sum where it posts)."""
         principal = self.principal
         if isinstance(principal, OperatorPrincipal):
             return
@@ -95,6 +96,13 @@ class Access:
             return
         if principal.member_id != member_id:
             raise denied("You can only spend your own points.", ("member",))
+        self.step_up(partner, points, now, spent_recently)
+
+    def step_up(self, partner: Partner, points: int, now: datetime, spent_recently: int) -> None:
+        """Refuse a member without a second factor that counts spending ``points`` at
+        ``partner`` when with what they spent there in the last ``STEP_UP_WINDOW`` it passes
+        the partner's threshold. ``gateway.step_up`` asks this inside the posting's
+        transaction, where racing spends of the member take turns."""
         if not self.needs_step_up(partner, now):
             return
         assert partner.step_up is not None

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from partners.config import Partner
 
-from ..auth.policy import STEP_UP_WINDOW, denied
+from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
-from ..records import MemberRef, scope
+from ..records import MemberRef
+from ..step_up import StepUp
 from .context import Info
 
 if TYPE_CHECKING:
@@ -65,31 +66,22 @@ async def check_spending(
     partner: str,
     member: MemberReferenceInput,
     points: int,
-    operation: str,
-    idempotency_key: str,
-) -> MemberRef:
+) -> tuple[MemberRef, StepUp]:
     """Spending ``points`` at ``partner`` from the referenced member's wallet (a redeem or a
-    hold): who may, and step-up over the last day. The member reference, to post with."""
+    hold): who may (refused here), and the step-up rule, which the service checks inside
+    the posting's transaction. The member reference to post with, and that rule."""
     service, access = info.context.service, info.context.access
     if access.partner is not None:
         access.act_at(partner, "points:redeem")
     ref = member.resolve(partner)
     member_id = await check_member(info, ref)
-    config = service.partner(partner)
-    retry_of = (scope(operation, config.slug, access.member_id), idempotency_key)
-    recent = await spent_recently(info, config, member_id, retry_of)
-    access.spend(config, points, member_id or "", service.clock(), recent)
-    return ref
+    return ref, spending(info, service.partner(partner), points, member_id)
 
 
-async def spent_recently(
-    info: Info, partner: Partner, member_id: str | None, *retry_of: tuple[str, str]
-) -> int:
-    """What the member spent at ``partner`` in the step-up window, when step-up applies;
-    ``retry_of`` is the (scope, key) of this call, which a retry must not count."""
+def spending(info: Info, partner: Partner, points: int, member_id: str | None) -> StepUp:
+    """Whether the caller may spend ``points`` of ``partner`` from ``member_id``'s wallet,
+    ``points`` alone against the step-up threshold (refused here); the rule for the sum
+    over the window, which the posting's transaction checks (``gateway.step_up``)."""
     access = info.context.access
-    service = info.context.service
-    now = service.clock()
-    if member_id is None or not access.needs_step_up(partner, now):
-        return 0
-    return await service.spent_since(member_id, partner.slug, now - STEP_UP_WINDOW, retry_of)
+    access.spend(partner, points, member_id or "", info.context.service.clock())
+    return StepUp(access, partner, points)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import strawberry
 
-from ..auth.policy import STEP_UP_WINDOW
 from ..errors import DomainError, ErrorCode
 from ..gifting import GiftService
 from ..ledger import AccountCode
-from ..records import MemberRef, Posting, WalletRecord, scope
-from .access import check_member, spent_recently
+from ..records import MemberRef, Posting, WalletRecord
+from .access import check_member, spending
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
 from .scalars import Int64
@@ -134,14 +133,7 @@ class GiftMutations:
             service_gifts.check(input.partner, input.points)
             giver = await _giver(info, input)
             receiver = await _receiver(info, input)
-            now = service.clock()
-            retry_of = (scope("gift", config.slug, access.member_id), input.idempotency_key)
-            recent = await spent_recently(info, config, giver, retry_of)
-            if access.needs_step_up(config, now):
-                recent += await service_gifts.given_since(
-                    giver, config.slug, now - STEP_UP_WINDOW, [retry_of]
-                )
-            access.spend(config, input.points, giver, now, recent)
+            step_up = spending(info, config, input.points, giver)
             posting = await service_gifts.gift(
                 input.partner,
                 giver,
@@ -150,6 +142,7 @@ class GiftMutations:
                 input.idempotency_key,
                 input.message,
                 caller=access.member_id,
+                step_up=step_up,
             )
         except DomainError as error:
             return GiftPointsPayload(user_errors=UserError.of(error))

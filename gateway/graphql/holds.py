@@ -173,9 +173,7 @@ class HoldMutations:
         self, info: Info, input: AuthorizeRedemptionInput
     ) -> HoldPayload | None:
         try:
-            member = await check_spending(
-                info, input.partner, input.member, input.points, "hold", input.idempotency_key
-            )
+            member, step_up = await check_spending(info, input.partner, input.member, input.points)
             done = await info.context.holds.authorize(
                 input.partner,
                 member,
@@ -184,6 +182,7 @@ class HoldMutations:
                 timedelta(seconds=max(0, min(input.expires_in_seconds, 10**7))),
                 input.reason,
                 caller=info.context.access.member_id,
+                step_up=step_up,
             )
         except DomainError as error:
             return HoldPayload(user_errors=UserError.of(error))

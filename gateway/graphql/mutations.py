@@ -6,9 +6,8 @@ import strawberry
 
 from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
-from ..records import scope
 from ..validation import invalid
-from .access import check_member, check_spending, require_own_points, spent_recently
+from .access import check_member, check_spending, require_own_points, spending
 from .challenges import ChallengeMutations
 from .context import Info
 from .gifting import GiftMutations
@@ -36,7 +35,7 @@ from .purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
 from .rewards import RewardMutations
 from .scalars import decode_int_id, encode_id
 from .settlement import SettlementMutations
-from .types import Transfer
+from .types import Transfer, Wallet
 
 
 @strawberry.type
@@ -104,6 +103,8 @@ class Mutation(
             where = AS_PURCHASE if input.purchase is not None else AS_PURCHASE_AMOUNT
             return EarnPointsPayload(user_errors=UserError.of(error.placed(where)))
         payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
+        if earned.wallet is not None:
+            payload.wallet = Wallet(record=earned.wallet)
         if not earned.posting.replayed:
             await after_earning(info, [earned.posting.transfer.member_id])
         payload.breakdown = [EarnAward.of(award) for award in earned.awards]
@@ -115,9 +116,7 @@ class Mutation(
         self, info: Info, input: RedeemPointsInput
     ) -> RedeemPointsPayload | None:
         try:
-            member = await check_spending(
-                info, input.partner, input.member, input.points, "redeem", input.idempotency_key
-            )
+            member, step_up = await check_spending(info, input.partner, input.member, input.points)
             posting = await info.context.service.redeem(
                 input.partner,
                 member,
@@ -125,6 +124,7 @@ class Mutation(
                 input.idempotency_key,
                 reason=input.reason,
                 caller=info.context.access.member_id,
+                step_up=step_up,
             )
         except DomainError as error:
             return RedeemPointsPayload(user_errors=UserError.of(error))
@@ -144,23 +144,26 @@ class Mutation(
             source = service.partner(input.from_partner, "from_partner")
             owner = (await info.context.loaders.members.load(member_id)) or None
             owner_id = owner.id if owner else member_id
-            retry_of = (scope("convert", member_id), input.idempotency_key)
-            recent = await spent_recently(info, source, owner_id, retry_of)
-            info.context.access.spend(source, input.points, owner_id, service.clock(), recent)
+            step_up = spending(info, source, input.points, owner_id)
             posting = await service.convert(
                 member_id,
                 input.from_partner,
                 input.to_partner,
                 input.points,
                 input.idempotency_key,
+                step_up,
             )
         except DomainError as error:
             return ConvertPointsPayload(user_errors=UserError.of(error))
         return conversion_payload(posting)
 
     @strawberry.mutation(
-        description="Undo a transfer with a new transfer that points at it. A transfer can be "
-        "reversed once; a member's wallet never goes below zero."
+        description="Undo a transfer, in full or in part, with a new transfer that points at "
+        "it. Partial reversals (each with its own key) add up to at most the original: a part "
+        "beyond what is left is AMOUNT_OUT_OF_BOUNDS; once nothing is left, "
+        "TRANSFER_ALREADY_REVERSED. "
+        "A conversion is reversed in proportion (its target points and fee too, rounded in "
+        "the house's favour). A member's wallet never goes below zero."
     )
     async def reverse_transfer(
         self, info: Info, input: ReverseTransferInput

@@ -294,12 +294,16 @@ class ConvertPointsPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-@strawberry.input(description="Reverse a transfer once: in full, or part of an earn or a redeem.")
+@strawberry.input(
+    description="Reverse a transfer: in full, or a part (several parts add up to at most it)."
+)
 class ReverseTransferInput:
     transfer_id: strawberry.ID = strawberry.field(description="The global id of the transfer.")
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
     points: Int64 | None = strawberry.field(
-        default=None, description="Points to reverse; leave out to reverse in full."
+        default=None,
+        description="Points to reverse (of a conversion: source points); leave out to reverse "
+        "all that is left.",
     )
     reason: str | None = strawberry.field(default=None, description="Why: shown in the history.")
 

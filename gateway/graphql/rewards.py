@@ -11,10 +11,9 @@ from strawberry import relay
 
 from ..dashboard import within_tier
 from ..errors import DomainError, ErrorCode
-from ..records import scope
-from ..rewards import Receipt, RewardDraft, RewardRecord, conversion_key
+from ..rewards import Receipt, RewardDraft, RewardRecord
 from ..rewards import RewardKind as DomainRewardKind
-from .access import check_member, spent_recently
+from .access import check_member, spending
 from .context import Info
 from .errors import ArgumentError
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
@@ -352,17 +351,9 @@ class RewardMutations:
             # Paying from a pool is spending there: a partner's app only from its own pool,
             # a member with step-up, an operator freely.
             cost = info.context.rewards.cost(reward, paying.slug, service.clock())
-            owner = scope("reward", member_id or "")
-            recent = await spent_recently(
-                info,
-                paying,
-                member_id,
-                (owner, input.idempotency_key),
-                (owner, conversion_key(input.idempotency_key)),
-            )
-            access.spend(paying, cost, member_id or "", service.clock(), recent)
+            step_up = spending(info, paying, cost, member_id)
             receipt = await info.context.rewards.redeem(
-                reward_id, member, paying.slug, input.idempotency_key
+                reward_id, member, paying.slug, input.idempotency_key, step_up
             )
         except DomainError as error:
             if error.field and error.field[0] in ("points", "to_partner", "from_partner"):

@@ -214,10 +214,14 @@ class Wallet:
         return Partner.of(info, self.record.pool)
 
     async def _held(self, info: Info) -> int:
+        if self.record.held is not None:
+            return self.record.held
         held = await info.context.loaders.held.load(self.record.member_id)
         return held.get(self.record.pool, 0)
 
     async def _owed(self, info: Info) -> int:
+        if self.record.owed is not None:
+            return self.record.owed
         from .programme import pending_and_owed  # imports this module
 
         return (await pending_and_owed(info, self.record.member_id, self.record.pool))[1]
@@ -234,6 +238,8 @@ class Wallet:
         "not in the balance."
     )
     async def pending(self, info: Info) -> Int64:
+        if self.record.pending is not None:
+            return self.record.pending
         from .programme import pending_and_owed  # imports this module
 
         return (await pending_and_owed(info, self.record.member_id, self.record.pool))[0]
@@ -407,7 +413,10 @@ class Transfer(relay.Node):
         record = await info.context.loaders.transfers.load(self.record.reverses_id)
         return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
 
-    @strawberry.field(description="The reversal of this transfer, if it has been reversed.")
+    @strawberry.field(
+        description="The latest reversal of this transfer, if it has been reversed (in full "
+        "or in part: partial reversals add up to at most the transfer)."
+    )
     async def reversed_by(self, info: Info) -> Transfer | None:
         reversal_id = await info.context.loaders.reversals.load(self.record.id)
         if reversal_id is None:
