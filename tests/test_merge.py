@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -207,3 +208,63 @@ async def member_seen(gateway: Gateway, member_id: str) -> str:
     body = await gateway.gql(WALLETS, {"id": member_id})
     seen: str = body["data"]["member"]["id"]
     return seen
+
+
+@pytest.fixture
+async def impatient_pg(pg_url: str, brands: Brands) -> AsyncIterator[Gateway]:
+    """The SSO gateway on PostgreSQL whose sessions give up waiting for a lock after 100 ms
+    (``lock_timeout``): a stand-in for a database that keeps failing the gateway."""
+    plain = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = urlsplit(plain).path.lstrip("/")
+    admin = await asyncpg.connect(plain)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" SET lock_timeout = 100')
+        async for gateway in start_sso(pg_url, brands):
+            yield gateway
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" RESET lock_timeout')
+        await admin.close()
+
+
+async def test_a_callback_the_database_keeps_failing_answers_503_and_keeps_its_flow(
+    impatient_pg: Gateway,
+):
+    """The link cannot get its member's row (another transaction holds it longer than every
+    retry waits): the callback answers 503 with Retry-After, never a 500; it links nothing,
+    and it does not use the flow up."""
+    gateway = impatient_pg
+    await sign_in(gateway, "skyway", "bob")
+    bob = decode_member_id(await browser_member(gateway))
+    assert bob is not None
+    start = await gateway.client.get("/auth/link/brewbar")
+    assert start.status_code == 302, start.text
+    callback = urlsplit(await authorize(start.headers["location"], "bob"))
+    plain = postgres_plain(gateway)
+    holder = await asyncpg.connect(plain)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM members WHERE id = $1 FOR UPDATE", bob)
+            response = await gateway.client.get(f"{callback.path}?{callback.query}")
+    finally:
+        await holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert "try again" in response.text.lower()
+    checker = await asyncpg.connect(plain)
+    try:
+        pending = await checker.fetchval(
+            "SELECT count(*) FROM auth_flows WHERE purpose = 'link' AND consumed_at IS NULL"
+        )
+    finally:
+        await checker.close()
+    assert pending == 1
+    me = await as_browser(gateway, "{ me { identities { provider subject } } }")
+    assert me.json()["data"]["me"]["identities"] == [{"provider": "skyway", "subject": "bob"}]
+    # Once the database lets it, linking works.
+    linked = await sign_in(gateway, "brewbar", "bob", path="link")
+    assert linked.response.status_code == 303, linked.response.text
+
+
+def postgres_plain(gateway: Gateway) -> str:
+    url = gateway.service.engine.url.render_as_string(hide_password=False)
+    return url.replace("postgresql+asyncpg://", "postgresql://")
