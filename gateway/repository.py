@@ -180,7 +180,8 @@ async def enrolments_of(
 #
 # 1. it reads, without locks, which members the given ids are now (following
 #    ``merged_into``) and, for a merge, which members were merged into the one retired;
-# 2. it locks all those rows in one statement in ascending id order;
+# 2. it locks all those rows in one statement in ascending id order (usually the same
+#    statement as 1, its subquery reading the survivors from the statement's snapshot);
 # 3. it checks what it read against the locked rows: when a merge committed in between (an
 #    id now names a member it did not lock), the transaction rolls back and runs again
 #    (``unit_of_work.Retry``).
@@ -217,18 +218,19 @@ def _held(connection: AsyncConnection) -> set[str]:
     return _HELD.setdefault(transaction, set())
 
 
+_SEEN = members.alias("seen")  # the members as a lock statement's subquery reads them
+
+
 def _lock_statement(
-    connection: AsyncConnection, ids: Sequence[str], mode: Lock, nowait: bool
+    connection: AsyncConnection, condition: sa.ColumnElement[bool], mode: Lock, nowait: bool
 ) -> Any:
     # Rows are locked in the order the statement sorts them: by code point, as Python's
     # sorted() (which decides what is "late"), whatever the database's collation.
     order = members.c.id.collate("C") if connection.dialect.name == "postgresql" else members.c.id
-    statement = (
-        sa.select(members.c.id, members.c.merged_into).where(members.c.id.in_(ids)).order_by(order)
-    )
+    statement = sa.select(members.c.id, members.c.merged_into).where(condition).order_by(order)
     if mode is Lock.SHARED:
-        return statement.with_for_update(read=True, key_share=True, nowait=nowait)
-    return statement.with_for_update(key_share=mode is Lock.POSTING, nowait=nowait)
+        return statement.with_for_update(read=True, key_share=True, nowait=nowait, of=members)
+    return statement.with_for_update(key_share=mode is Lock.POSTING, nowait=nowait, of=members)
 
 
 async def _merged_into_rows(connection: AsyncConnection, ids: Iterable[str]) -> dict[str, Any]:
@@ -271,21 +273,29 @@ async def lock_members(
     members merged into them are locked too (the merge rewrites them), and a retiring member
     that was merged meanwhile makes the work run again. Returns each known given id's member
     now (itself or its survivor); unknown ids are left out."""
-    # 1. Without locks: the rows involved.
-    merged = await _merged_into_rows(connection, [*member_ids, *retiring])
-    for _ in range(_CHAIN_LIMIT):
-        missing = {str(s) for s in merged.values() if s is not None and str(s) not in merged}
-        if not missing:
-            break
-        merged.update(await _merged_into_rows(connection, missing))
-    wanted = set(merged) | await _absorbed(connection, retiring)
-    if not wanted:
-        return {}
-    # 2. Locked, in ascending id order (or without waiting, when out of it).
     held = _held(connection)
-    new = wanted - held
-    late = bool(held and new and min(new) < max(held))
-    result = await connection.execute(_lock_statement(connection, sorted(wanted), mode, late))
+    if not held and not retiring:
+        # The usual case, in one statement: the rows and their survivors' (read from the
+        # statement's snapshot), locked in order. Nothing held yet, so nothing is late.
+        survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id.in_(member_ids))
+        wanted_rows = sa.or_(members.c.id.in_(member_ids), members.c.id.in_(survivors))
+        result = await connection.execute(_lock_statement(connection, wanted_rows, mode, False))
+    else:
+        # 1. Without locks: the rows involved.
+        merged = await _merged_into_rows(connection, [*member_ids, *retiring])
+        for _ in range(_CHAIN_LIMIT):
+            missing = {str(s) for s in merged.values() if s is not None and str(s) not in merged}
+            if not missing:
+                break
+            merged.update(await _merged_into_rows(connection, missing))
+        wanted = set(merged) | await _absorbed(connection, retiring)
+        if not wanted:
+            return {}
+        # 2. Locked, in ascending id order (or without waiting, when out of it).
+        new = wanted - held
+        late = bool(held and new and min(new) < max(held))
+        condition = members.c.id.in_(sorted(wanted))
+        result = await connection.execute(_lock_statement(connection, condition, mode, late))
     locked = {str(row.id): row.merged_into for row in result}
     held.update(locked)
     # 3. Checked: a merge that committed between 1 and 2 shows here.
