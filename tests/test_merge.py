@@ -15,8 +15,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
+from gateway import repository
 from gateway.graphql.scalars import decode_member_id
+from gateway.unit_of_work import RETRYABLE_SQLSTATES, sqlstate
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, payload
 from tests.sso import Brands, as_browser, authorize, brands, sign_in, sso, start_sso  # noqa: F401
@@ -268,3 +271,39 @@ async def test_a_callback_the_database_keeps_failing_answers_503_and_keeps_its_f
 def postgres_plain(gateway: Gateway) -> str:
     url = gateway.service.engine.url.render_as_string(hide_password=False)
     return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def test_a_member_lock_taken_out_of_order_does_not_wait(sso_pg: Gateway):
+    """A transaction holding member Y that needs member X < Y later (a referrer found after
+    the purchase's member) must not wait for X: waiting out of order is how deadlocks
+    start. It fails at once with a retryable error, and the unit of work runs it again."""
+    gateway = sso_pg
+    ids = []
+    for customer in ("LO-1", "LO-2"):
+        enrolled = await gateway.gql(
+            ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": customer}}
+        )
+        raw = decode_member_id(payload(enrolled)["member"]["id"])
+        assert raw is not None
+        ids.append(raw)
+    low, high = sorted(ids)
+    engine = gateway.service.engine
+    async with engine.connect() as holder, engine.connect() as late:
+        await holder.begin()
+        await repository.lock_members(holder, [low])
+        await late.begin()
+        assert await repository.lock_members(late, [high]) == {high: high}
+        began = time.perf_counter()
+        with pytest.raises(DBAPIError) as raised:
+            await repository.lock_members(late, [low])
+        assert sqlstate(raised.value) in RETRYABLE_SQLSTATES
+        assert time.perf_counter() - began < 0.5
+        await late.rollback()
+        # In order, it waits as usual: the holder's commit lets it through.
+        await late.begin()
+        waiting = asyncio.ensure_future(repository.lock_members(late, [low, high]))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await holder.commit()
+        assert await waiting == {low: low, high: high}
+        await late.rollback()
