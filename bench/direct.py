@@ -23,9 +23,12 @@ DIRECT_SCOPE = "bench-direct"
 
 # What SQLAlchemy renders for gateway/repository.py with the asyncpg dialect (captured
 # with echo=True and PostgreSQL's log_statement), character for character.
+# The member lock (repository.lock_members): the member's row and its survivor's, in order.
 LIVE_MEMBER = (
     "SELECT members.id, members.merged_into FROM members "
-    "WHERE members.id = $1::VARCHAR FOR NO KEY UPDATE"
+    "WHERE members.id IN ($1::VARCHAR) OR members.id IN (SELECT seen.merged_into "
+    "FROM members AS seen WHERE seen.id IN ($2::VARCHAR)) "
+    'ORDER BY members.id COLLATE "C" FOR NO KEY UPDATE OF members'
 )
 CLAIM_TRANSFER = (
     "INSERT INTO transfers (kind, member_id, partner, points, purchase_amount, reason, "
@@ -74,10 +77,13 @@ async def post_earn(
 ) -> str | None:
     """One earn as the gateway posts it; the caller holds the transaction."""
     scope, member_id = f"{DIRECT_SCOPE}:{earn.partner}", earn.member.uuid
-    live = await connection.fetchrow(LIVE_MEMBER, member_id)
-    if live is None:
+    rows = {
+        row["id"]: row["merged_into"]
+        for row in await connection.fetch(LIVE_MEMBER, member_id, member_id)
+    }
+    if member_id not in rows:
         return "unknown member"
-    member_id = live["merged_into"] or live["id"]
+    member_id = rows[member_id] or member_id
     transfer_id = await connection.fetchval(
         CLAIM_TRANSFER,
         "earn",

@@ -40,8 +40,9 @@ from . import repository
 from .challenge_tables import challenge_awards, challenges
 from .errors import DomainError, ErrorCode, shown
 from .ledger import TransferKind, earn_legs
+from .repository import Lock
 from .service import LedgerService
-from .tables import members, transfers
+from .tables import transfers
 from .validation import invalid
 
 log = logging.getLogger(__name__)
@@ -184,20 +185,6 @@ _COLUMNS = (
     "valid_until",
     "active",
 )  # what _columns gives
-
-
-async def _live_member(connection: AsyncConnection, member_id: str) -> str | None:
-    """The member ``member_id`` is now, its row locked FOR KEY SHARE until the transaction
-    ends: no merge moves it meanwhile (a merge locks it FOR UPDATE), while other postings
-    and evaluations of the member go on (concurrent awards are the unique key's to settle)."""
-    row = (
-        await connection.execute(
-            sa.select(members.c.id, members.c.merged_into)
-            .where(members.c.id == member_id)
-            .with_for_update(read=True, key_share=True)
-        )
-    ).first()
-    return None if row is None else str(row.merged_into or row.id)
 
 
 def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
@@ -590,7 +577,9 @@ class ChallengeService:
             return []
 
         async def work(connection: AsyncConnection) -> list[Award]:
-            survivor = await _live_member(connection, member_id)
+            # Other postings and evaluations of the member go on (concurrent awards are
+            # the unique key's to settle); a merge waits.
+            survivor = await repository.live_member(connection, member_id, Lock.SHARED)
             if survivor is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
             ids = await self._members(connection, survivor)

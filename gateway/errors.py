@@ -54,6 +54,9 @@ class ErrorCode(Enum):
     UNKNOWN_CHALLENGE = "UNKNOWN_CHALLENGE"
     UNKNOWN_TIER = "UNKNOWN_TIER"
     TIER_REQUIRED = "TIER_REQUIRED"  # a reward for a higher tier than the member's
+    # Concurrent changes (deadlocks, merges) kept the operation from completing after the
+    # gateway's own retries; nothing was written: retry with the same idempotency key.
+    CONTENTION = "CONTENTION"
 
 
 def shown(value: str, limit: int = 40) -> str:

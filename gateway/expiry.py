@@ -193,7 +193,7 @@ class ExpiryService:
         ledger = self.ledger
 
         async def work(connection: AsyncConnection) -> bool:
-            live = await lock_member(connection, member_id)
+            live = await repository.live_member(connection, member_id)
             if live is None:
                 return False
             ids = [live, *await repository.merged_into(connection, live)]
@@ -278,23 +278,6 @@ class ExpiryService:
 
 
 # Members
-
-
-async def lock_member(connection: AsyncConnection, member_id: str) -> str | None:
-    """The member ``member_id`` is now (itself or its survivor), its row locked FOR NO KEY
-    UPDATE like every posting's: the member's other postings wait until this one ends."""
-    statement = (
-        sa.select(members.c.id, members.c.merged_into)
-        .where(members.c.id == sa.bindparam("member_id"))
-        .with_for_update(key_share=True)  # PostgreSQL: FOR NO KEY UPDATE
-    )
-    row = (await connection.execute(statement, {"member_id": member_id})).first()
-    if row is None:
-        return None
-    if row.merged_into is None:
-        return str(row.id)
-    survivor = (await connection.execute(statement, {"member_id": row.merged_into})).first()
-    return None if survivor is None else str(survivor.id)
 
 
 async def _live_ids(

@@ -5,10 +5,11 @@ A gift is one GIFT transfer with two wallet legs in the partner's pool: the give
 -n, the receiver's +n. Its transfer's member is the giver. A partner without a ``[gifting]``
 table offers no gifting, and a pool kept in the partner's own system has no wallets here.
 
-The monthly limit per giver holds under concurrent gifts: the giver's member row (and the
-receiver's, in id order so that two members gifting each other cannot deadlock) is locked
-FOR NO KEY UPDATE before the month's gifts are summed, so two gifts of one giver are
-checked one after the other. Every posting for a member takes that lock too.
+The monthly limit per giver holds under concurrent gifts: the giver's and the receiver's
+member rows are locked (``repository.lock_members``: in the one order every transaction
+takes member locks in, so that two members gifting each other cannot deadlock) before the
+month's gifts are summed, so two gifts of one giver are checked one after the other. Every
+posting for a member takes that lock too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from partners.expiry import GiftingLimits
 
 from . import repository
 from .errors import DomainError, ErrorCode, shown
-from .expiry import lock_member
 from .ledger import AccountCode, Leg, TransferKind
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
@@ -115,7 +115,7 @@ class GiftService:
 
         async def work(connection: AsyncConnection) -> Posting:
             receiver_id = await _receiver(ledger, connection, receiver)
-            live = await _lock_in_order(connection, [giver_member_id, receiver_id])
+            live = await repository.lock_members(connection, [giver_member_id, receiver_id])
             giver = live.get(giver_member_id)
             if giver is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("giver", "id"))
@@ -187,16 +187,6 @@ async def _receiver(ledger: LedgerService, connection: AsyncConnection, ref: Mem
             message = f"No member is enrolled at '{ref.partner}' as {shown(ref.customer_id)}."
             raise DomainError(error.code, message, field) from None
         raise DomainError(error.code, error.message, field) from None
-
-
-async def _lock_in_order(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, str]:
-    """Lock the members' rows in id order; each given id's member now (None: unknown)."""
-    live: dict[str, str] = {}
-    for member_id in sorted(set(member_ids)):
-        found = await lock_member(connection, member_id)
-        if found is not None:
-            live[member_id] = found
-    return live
 
 
 async def _given_since(

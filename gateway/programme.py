@@ -767,8 +767,8 @@ class EarningService:
                 raise DomainError(
                     ErrorCode.UNKNOWN_REFERRAL_CODE, "No member has this referral code.", ("code",)
                 )
-            live = await repository.live_member(connection, member_id)
-            referrer_live = await repository.live_member(connection, referrer)
+            locked = await repository.lock_members(connection, [member_id, referrer])
+            live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))
             if live == referrer_live:

@@ -12,9 +12,30 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .errors import DomainError, ErrorCode
+
 T = TypeVar("T")
-RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# serialization_failure, deadlock_detected, lock_not_available (a lock taken out of the
+# one order with NOWAIT, see repository.lock_members)
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 log = logging.getLogger(__name__)
+
+
+class Retry(Exception):
+    """Raised by work that found rows it depends on changed between reading and locking
+    them (a member merged meanwhile): the transaction rolls back and the work runs again."""
+
+
+class Contention(DomainError):
+    """Every attempt met concurrent changes: nothing was written; the caller may retry
+    (with the same idempotency key)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorCode.CONTENTION,
+            "Concurrent changes kept this operation from completing; nothing was changed. "
+            "Retry it (with the same idempotency key).",
+        )
 
 
 def sqlstate(error: DBAPIError) -> str | None:
@@ -52,11 +73,15 @@ class UnitOfWork:
             try:
                 async with self._writer(), self.engine.begin() as connection:
                     return await work(connection)
-            except DBAPIError as error:
-                if sqlstate(error) not in RETRYABLE_SQLSTATES or attempt == self.attempts:
+            except (DBAPIError, Retry) as error:
+                why = "a change" if isinstance(error, Retry) else sqlstate(error)
+                if isinstance(error, DBAPIError) and why not in RETRYABLE_SQLSTATES:
                     raise
+                if attempt == self.attempts:
+                    log.warning("gave up after %s (attempt %d)", why, attempt)
+                    raise Contention() from error
                 self.retries += 1
-                log.info("retrying after %s (attempt %d)", sqlstate(error), attempt)
+                log.info("retrying after %s (attempt %d)", why, attempt)
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
         raise AssertionError("unreachable")
 

@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.unit_of_work import UnitOfWork, sqlstate
+from gateway.errors import ErrorCode
+from gateway.unit_of_work import Contention, UnitOfWork, sqlstate
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload
 from tests.test_api import balances, convert, earn, enrol
@@ -169,7 +170,10 @@ async def test_retries_are_bounded(pg_gateway: Gateway):
             text("DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '40P01'; END $$")
         )
 
-    with pytest.raises(DBAPIError) as raised:
+    # A typed, retryable error (CONTENTION), never the database's own.
+    with pytest.raises(Contention) as raised:
         await uow.write(always_deadlocks)
-    assert sqlstate(raised.value) == "40P01"
+    assert raised.value.code is ErrorCode.CONTENTION
+    cause = raised.value.__cause__
+    assert isinstance(cause, DBAPIError) and sqlstate(cause) == "40P01"
     assert attempts == 3 and uow.retries == 2

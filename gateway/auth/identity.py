@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import repository
 from ..errors import DomainError, ErrorCode
+from ..repository import Lock
 from ..service import LedgerService
+from ..unit_of_work import Retry
 from . import store
 from .principal import MemberPrincipal
 from .store import FlowRecord, IdentityRecord, SessionRecord
@@ -83,8 +85,17 @@ class StartedFlow:
     code_verifier: str
 
 
-class _Raced(Exception):
-    pass
+@dataclass(frozen=True)
+class FlowUse:
+    """A flow that a sign-in or link uses up in its own transaction: only when it succeeds,
+    so that a callback failing for a passing reason (the database) leaves it usable."""
+
+    secret: str  # a browser flow's state, or a native link's nonce
+    purposes: tuple[str, ...] = (SIGN_IN, LINK)
+    member_id: str | None = None  # a native link's: only that member may use it
+
+
+FLOW_USED = "This sign-in or link was already used, or it expired: start it again."
 
 
 class IdentityService:
@@ -117,9 +128,9 @@ class IdentityService:
         async def work(connection: AsyncConnection) -> SignedIn:
             found = await store.identity(connection, proof.issuer, proof.subject)
             if found is not None and found.active:
-                member_id = await repository.live_member(connection, found.member_id)
-                assert member_id is not None
-                return SignedIn(member_id, created=False)
+                # A read: signing in changes nothing, so it waits for no posting.
+                members = await repository.members_by_id(connection, [found.member_id])
+                return SignedIn(members[found.member_id].id, created=False)
             now = self.clock()
             member_id = None
             if found is None and proof.customer_id:
@@ -142,74 +153,96 @@ class IdentityService:
                     connection, proof.issuer, proof.subject, member_id, SIGN_IN, now
                 )
             if not attached:
-                raise _Raced
+                raise Retry  # a concurrent sign-in attached it first: find theirs
             return SignedIn(member_id, created)
 
-        try:
-            return await self.uow.write(work)
-        except _Raced:
-            return await self.uow.write(work)
+        return await self.uow.write(work)
 
     async def _enrolled_member(self, connection: AsyncConnection, proof: Proof) -> str | None:
+        """The member the token's customer id is enrolled with (locked), if any."""
+        enrolled = await self._enrolment_owner(connection, proof)
+        return await repository.live_member(connection, enrolled) if enrolled else None
+
+    async def _enrolment_owner(self, connection: AsyncConnection, proof: Proof) -> str | None:
         if proof.customer_id is None or proof.provider not in self.ledger.coalition.partners:
             return None
         enrolment = await repository.enrolment(connection, proof.provider, proof.customer_id)
-        if enrolment is None:
-            return None
-        return await repository.live_member(connection, enrolment.member_id)
+        return enrolment.member_id if enrolment else None
 
-    async def link(self, member_id: str, proof: Proof) -> Linked:
+    async def link(self, member_id: str, proof: Proof, flow: FlowUse | None = None) -> Linked:
         """Attach a freshly proven identity to the signed-in member. When it belongs to
         another member (or, for an identity never linked before, its customer id does),
-        the same person has now proven both: the other member is merged into this one."""
+        the same person has now proven both: the other member is merged into this one.
+        ``flow``: the sign-in flow or link nonce this link uses up (only if it succeeds)."""
 
         async def work(connection: AsyncConnection) -> Linked:
-            survivor = await repository.live_member(connection, member_id)
+            # Who is involved, read without locks; then all of them locked at once, in the
+            # one order (see repository.lock_members), and the reading checked.
+            found = await store.identity(connection, proof.issuer, proof.subject)
+            other = None
+            if found is None:
+                other = await self._enrolment_owner(connection, proof)
+            elif found.active:
+                other = found.member_id
+            live = await self._lock_for_link(connection, member_id, other)
+            if await store.identity(connection, proof.issuer, proof.subject) != found:
+                raise Retry  # linked or unlinked meanwhile: decide again
+            survivor = live.get(member_id)
             if survivor is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.")
+            if flow is not None and not await self._use(connection, flow):
+                raise DomainError(ErrorCode.LINK_INVALID, FLOW_USED, ("id_token",))
             now = self.clock()
-            merged: list[str] = []
-            found = await store.identity(connection, proof.issuer, proof.subject)
-            already = False
+            owner = live.get(other) if other is not None else None
             if found is None:
                 if not await store.claim_identity(
                     connection, proof.issuer, proof.subject, survivor, proof.provider, LINK, now
                 ):
-                    raise _Raced
-                other = await self._enrol_if_new(connection, proof, survivor)
-                if other is not None:
-                    other_live = await repository.live_member(connection, other)
-                    if other_live is not None and other_live != survivor:
-                        await self._merge(connection, survivor, other_live)
-                        merged.append(other_live)
-            elif not found.active:
-                if not await store.reattach_identity(
-                    connection, proof.issuer, proof.subject, survivor, LINK, now
-                ):
-                    raise _Raced
-            else:
-                owner = await repository.live_member(connection, found.member_id)
-                already = owner == survivor
-                if owner is not None and owner != survivor:
-                    await self._merge(connection, survivor, owner)
-                    merged.append(owner)
+                    raise Retry  # a concurrent link or sign-in attached it first
+                enrolled = await self._enrol_if_new(connection, proof, survivor)
+                if enrolled != other and (enrolled is not None or owner != survivor):
+                    raise Retry  # enrolled meanwhile: decide again
+            elif not found.active and not await store.reattach_identity(
+                connection, proof.issuer, proof.subject, survivor, LINK, now
+            ):
+                raise Retry  # reattached meanwhile
+            merged: list[str] = []
+            if owner is not None and owner != survivor:
+                await self.ledger.absorb_wallets(connection, owner, survivor)
+                await store.retire_member(connection, owner, survivor, now)
+                merged.append(owner)
+            already = found is not None and found.active and owner == survivor
             return Linked(survivor, tuple(merged), already)
 
-        try:
-            return await self.uow.write(work)
-        except _Raced:
-            return await self.uow.write(work)
+        return await self.uow.write(work)
 
-    async def _merge(self, connection: AsyncConnection, survivor: str, retired: str) -> None:
-        rows = await store.lock_members(connection, [survivor, retired])
-        if rows[retired].merged_into is not None or rows[survivor].merged_into is not None:
-            raise DomainError(ErrorCode.LINK_INVALID, "A merge of these members is under way.")
-        await self.ledger.absorb_wallets(connection, retired, survivor)
-        await store.retire_member(connection, retired, survivor, self.clock())
+    @staticmethod
+    async def _lock_for_link(
+        connection: AsyncConnection, member_id: str, other: str | None
+    ) -> dict[str, str]:
+        """Lock the linking member and ``other`` (the identity's or customer id's member),
+        with everything a merge of the other into the linker rewrites; each id's member."""
+        ids = [member_id] if other is None else [member_id, other]
+        seen = await repository.members_by_id(connection, ids)
+        survivor, owner = seen.get(member_id), seen.get(other) if other else None
+        merging = survivor is not None and owner is not None and owner.id != survivor.id
+        retiring = [owner.id] if merging and owner is not None else []
+        live = await repository.lock_members(connection, ids, Lock.EXCLUSIVE, retiring)
+        if survivor is not None and live.get(member_id) != survivor.id:
+            raise Retry  # merged meanwhile
+        if owner is not None and other is not None and live.get(other) != owner.id:
+            raise Retry
+        return live
+
+    async def _use(self, connection: AsyncConnection, flow: FlowUse) -> bool:
+        used = await store.consume_flow(
+            connection, digest(flow.secret), flow.purposes, self.clock(), flow.member_id
+        )
+        return used is not None
 
     async def unlink(self, member_id: str, issuer: str, subject: str) -> None:
         async def work(connection: AsyncConnection) -> None:
-            await store.lock_members(connection, [member_id])
+            await repository.lock_members(connection, [member_id], Lock.EXCLUSIVE)
             held = (await store.identities_of(connection, [member_id])).get(member_id, [])
             if not any(i.issuer == issuer and i.subject == subject for i in held):
                 raise DomainError(
@@ -279,10 +312,18 @@ class IdentityService:
         await self.uow.write(work)
         return flow
 
+    async def pending_flow(self, state: str) -> FlowRecord | None:
+        """The flow a callback's state names, if it is still to be used (a read: the
+        sign-in or link that succeeds uses it up, see ``FlowUse``)."""
+        return await self.uow.read(
+            lambda c: store.pending_flow(c, digest(state), (SIGN_IN, LINK), self.clock())
+        )
+
     async def finish_flow(self, state: str) -> FlowRecord | None:
-        """The flow a callback's state names, once; None if unknown, used or expired."""
+        """Use up the flow a callback's state names (a refused callback); None if unknown,
+        used or expired."""
         return await self.uow.write(
-            lambda c: store.consume_flow(c, digest(state), ("sign_in", "link"), self.clock())
+            lambda c: store.consume_flow(c, digest(state), (SIGN_IN, LINK), self.clock())
         )
 
     async def start_native_link(self, member_id: str) -> tuple[str, datetime]:
@@ -307,17 +348,6 @@ class IdentityService:
         await self.uow.write(work)
         return nonce, expires
 
-    async def redeem_link_nonce(self, nonce: str, member_id: str) -> bool:
-        """Use a native link's nonce once, and only for the member it was issued to."""
-
-        async def work(connection: AsyncConnection) -> bool:
-            flow = await store.consume_flow(
-                connection, digest(nonce), ("native_link",), self.clock(), member_id
-            )
-            return flow is not None
-
-        return await self.uow.write(work)
-
     # Sessions
 
     async def open_session(
@@ -329,7 +359,9 @@ class IdentityService:
         mfa: bool,
         lifetime: timedelta,
         step_up_from: datetime | None = None,
+        flow: FlowUse | None = None,
     ) -> str:
+        """A browser session; ``flow``: the sign-in flow it uses up (in its transaction)."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         values = {
@@ -345,6 +377,8 @@ class IdentityService:
         }
 
         async def work(connection: AsyncConnection) -> None:
+            if flow is not None and not await self._use(connection, flow):
+                raise DomainError(ErrorCode.LINK_INVALID, FLOW_USED)
             await store.delete_ended_sessions(connection, now - SESSION_RETENTION)
             await store.insert_session(connection, values)
 

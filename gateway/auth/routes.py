@@ -17,14 +17,17 @@ from urllib.parse import urlsplit
 import httpx
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..errors import DomainError
 from ..graphql.scalars import encode_id
+from ..unit_of_work import Contention
 from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of, signed_in_at
 from .errors import InvalidToken
-from .identity import FLOW_LIFETIME, IdentityService, recently_signed_in, step_up_from
+from .identity import FLOW_LIFETIME, FlowUse, IdentityService, recently_signed_in, step_up_from
 from .principal import MemberPrincipal, OperatorPrincipal
 from .providers import Provider
 
@@ -175,48 +178,94 @@ class AuthRoutes:
         bound = self.auth.unsign(FLOW_COOKIE, cookie, lifetime) if cookie else None
         if not state or bound is None or not hmac.compare_digest(state, bound):
             return self._page(400, "Sign-in refused", "The sign-in state does not match.")
-        flow = await self.identity.finish_flow(state)
+        try:
+            return await self._finish(request, provider, state)
+        except (Contention, DBAPIError) as error:
+            # The database failed us after the gateway's own retries; the flow was not used
+            # up (its sign-in or link did not commit), nothing happened: say to try again.
+            log.warning("callback of %s failed: %r", provider.name, error)
+            page = self._page(
+                503, "Try again", "The gateway is busy and could not finish; nothing was changed."
+            )
+            page.headers["Retry-After"] = "1"
+            return page
+
+    async def _refuse(self, state: str, title: str, message: str) -> Response:
+        """A refused callback uses its flow up: it cannot succeed later."""
+        await self.identity.finish_flow(state)
+        return self._page(400, title, message)
+
+    async def _finish(self, request: Request, provider: Provider, state: str) -> Response:
+        """The callback once the browser's flow matched: the flow is used up by the sign-in
+        or link that succeeds, or by a refusal."""
+        flow = await self.identity.pending_flow(state)
         if flow is None or flow.provider != provider.name:
-            return self._page(400, "Sign-in refused", "This sign-in was already used or expired.")
+            return await self._refuse(
+                state, "Sign-in refused", "This sign-in was already used or expired."
+            )
         issuer = request.query_params.get("iss")
         if issuer is not None and issuer != provider.issuer:
-            return self._page(400, "Sign-in refused", "The answer came from another issuer.")
+            return await self._refuse(
+                state, "Sign-in refused", "The answer came from another issuer."
+            )
         if "error" in request.query_params:
             reason = request.query_params.get("error", "")[:64]
-            return self._page(400, "Sign-in cancelled", f"The provider answered: {reason}.")
+            return await self._refuse(
+                state, "Sign-in cancelled", f"The provider answered: {reason}."
+            )
         code = request.query_params.get("code")
         if not code:
-            return self._page(400, "Sign-in refused", "The provider sent no code.")
+            return await self._refuse(state, "Sign-in refused", "The provider sent no code.")
         try:
             claims = await self._exchange(provider, code, flow.code_verifier, flow.nonce)
         except InvalidToken as error:
-            return self._page(400, "Sign-in refused", error.reason)
+            return await self._refuse(state, "Sign-in refused", error.reason)
         proof = proof_of(provider, claims)
         mfa = provider.shows_mfa(claims)
+        use = FlowUse(state)
         if flow.purpose == "link":
             principal = await self.auth.session_principal(request)
             if not isinstance(principal, MemberPrincipal) or principal.member_id != flow.member_id:
-                return self._page(
-                    400, "Link refused", "Finish the link in the session that began it."
+                return await self._refuse(
+                    state, "Link refused", "Finish the link in the session that began it."
                 )
             signed_in = signed_in_at({"auth_time": claims.get("auth_time")})
             if signed_in is None or signed_in < flow.created_at - LEEWAY_DELTA:
-                return self._page(
-                    400, "Link refused", "The provider did not show a fresh sign-in for this link."
+                return await self._refuse(
+                    state,
+                    "Link refused",
+                    "The provider did not show a fresh sign-in for this link.",
                 )
-            await self.identity.link(principal.member_id, proof)
+            try:
+                await self.identity.link(principal.member_id, proof, use)
+            except Contention:
+                raise
+            except DomainError as error:
+                return await self._refuse(state, "Link refused", error.message)
             response: Response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
             self._forget(response, FLOW_COOKIE)
             return response
         operator = provider.is_operator(claims)
         member_id, waits = None, None
-        if not operator:
-            member_id = (await self.identity.sign_in(proof)).member_id
-            identity = await self.identity.linked(proof.issuer, proof.subject)
-            waits = step_up_from(identity) if identity else None
-        token = await self.identity.open_session(
-            member_id, operator, proof.issuer, proof.subject, mfa, self.session_lifetime, waits
-        )
+        try:
+            if not operator:
+                member_id = (await self.identity.sign_in(proof)).member_id
+                identity = await self.identity.linked(proof.issuer, proof.subject)
+                waits = step_up_from(identity) if identity else None
+            token = await self.identity.open_session(
+                member_id,
+                operator,
+                proof.issuer,
+                proof.subject,
+                mfa,
+                self.session_lifetime,
+                waits,
+                use,
+            )
+        except Contention:
+            raise
+        except DomainError as error:
+            return await self._refuse(state, "Sign-in refused", error.message)
         response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
         self._cookie(response, SESSION_COOKIE, token, int(self.session_lifetime.total_seconds()))
         self._forget(response, FLOW_COOKIE)

@@ -178,23 +178,6 @@ async def unlink_identity(
 # Members
 
 
-async def lock_members(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, Any]:
-    """Lock the members' rows (in id order, so two merges never deadlock) and return them.
-
-    FOR UPDATE conflicts with the FOR NO KEY UPDATE lock every posting takes on its member, so a
-    merge waits for postings in flight and later postings see the merge."""
-    rows = {}
-    for member_id in sorted(set(member_ids)):
-        row = (
-            await connection.execute(
-                sa.select(members).where(members.c.id == member_id).with_for_update()
-            )
-        ).first()
-        if row is not None:
-            rows[member_id] = row
-    return rows
-
-
 async def retire_member(
     connection: AsyncConnection, retired: str, survivor: str, at: datetime
 ) -> None:
@@ -217,6 +200,23 @@ async def insert_flow(connection: AsyncConnection, values: dict[str, Any]) -> No
     await connection.execute(sa.insert(auth_flows).values(**values))
 
 
+async def pending_flow(
+    connection: AsyncConnection, flow_id: str, purposes: Sequence[str], now: datetime
+) -> FlowRecord | None:
+    """The flow, if it is of one of ``purposes`` and still to be used."""
+    row = (
+        await connection.execute(
+            sa.select(*_FLOW_COLUMNS).where(
+                auth_flows.c.id == flow_id,
+                auth_flows.c.purpose.in_(purposes),
+                auth_flows.c.consumed_at.is_(None),
+                auth_flows.c.expires_at > now,
+            )
+        )
+    ).first()
+    return _flow(row) if row else None
+
+
 async def consume_flow(
     connection: AsyncConnection,
     flow_id: str,
@@ -235,22 +235,24 @@ async def consume_flow(
     if member_id is not None:
         conditions.append(auth_flows.c.member_id == member_id)
     statement = (
-        sa.update(auth_flows)
-        .where(*conditions)
-        .values(consumed_at=now)
-        .returning(
-            auth_flows.c.created_at,
-            auth_flows.c.purpose,
-            auth_flows.c.provider,
-            auth_flows.c.nonce,
-            auth_flows.c.code_verifier,
-            auth_flows.c.member_id,
-            auth_flows.c.return_to,
-        )
+        sa.update(auth_flows).where(*conditions).values(consumed_at=now).returning(*_FLOW_COLUMNS)
     )
     row = (await connection.execute(statement)).first()
-    if row is None:
-        return None
+    return _flow(row) if row else None
+
+
+_FLOW_COLUMNS = (
+    auth_flows.c.created_at,
+    auth_flows.c.purpose,
+    auth_flows.c.provider,
+    auth_flows.c.nonce,
+    auth_flows.c.code_verifier,
+    auth_flows.c.member_id,
+    auth_flows.c.return_to,
+)
+
+
+def _flow(row: Any) -> FlowRecord:
     return FlowRecord(
         row.created_at,
         row.purpose,
@@ -263,7 +265,7 @@ async def consume_flow(
 
 
 async def delete_expired_flows(connection: AsyncConnection, before: datetime) -> None:
-    await connection.execute(sa.delete(auth_flows).where(auth_flows.c.expires_at < before))
+    await _delete_unlocked(connection, auth_flows, auth_flows.c.expires_at < before)
 
 
 # Sessions
@@ -301,7 +303,16 @@ async def session(
 
 
 async def delete_ended_sessions(connection: AsyncConnection, before: datetime) -> None:
-    await connection.execute(sa.delete(sessions).where(sessions.c.expires_at < before))
+    await _delete_unlocked(connection, sessions, sessions.c.expires_at < before)
+
+
+async def _delete_unlocked(
+    connection: AsyncConnection, table: sa.Table, condition: sa.ColumnElement[bool]
+) -> None:
+    """Clean-up on the way: delete the rows no other transaction holds (a merge moving a
+    retired member's sessions and flows holds them), so that it never waits for one."""
+    doomed = sa.select(table.c.id).where(condition).with_for_update(skip_locked=True)
+    await connection.execute(sa.delete(table).where(table.c.id.in_(doomed)))
 
 
 async def revoke_session(connection: AsyncConnection, session_id: str, now: datetime) -> None:
@@ -315,13 +326,21 @@ async def revoke_session(connection: AsyncConnection, session_id: str, now: date
 async def partners_of(
     connection: AsyncConnection, member_ids: Sequence[str]
 ) -> dict[str, set[str]]:
-    """Where each member holds an enrolment or a linked identity."""
+    """Where each member holds an enrolment or a linked identity: a merged member's id
+    gives its survivor's. One statement, so a merge committing meanwhile is seen whole or
+    not at all (never the retired member already emptied and the survivor not yet named)."""
     found: dict[str, set[str]] = defaultdict(set)
-    enrolled = sa.select(enrolments.c.member_id, enrolments.c.partner.label("partner")).where(
-        enrolments.c.member_id.in_(member_ids)
+    given = members.alias("given")
+    live = sa.func.coalesce(given.c.merged_into, given.c.id)
+    enrolled = (
+        sa.select(given.c.id.label("member_id"), enrolments.c.partner.label("partner"))
+        .join(enrolments, enrolments.c.member_id == live)
+        .where(given.c.id.in_(member_ids))
     )
-    signed_in = sa.select(identities.c.member_id, identities.c.provider.label("partner")).where(
-        identities.c.member_id.in_(member_ids), identities.c.unlinked_at.is_(None)
+    signed_in = (
+        sa.select(given.c.id.label("member_id"), identities.c.provider.label("partner"))
+        .join(identities, identities.c.member_id == live)
+        .where(given.c.id.in_(member_ids), identities.c.unlinked_at.is_(None))
     )
     for row in await connection.execute(sa.union(enrolled, signed_in)):
         found[row.member_id].add(row.partner)

@@ -8,7 +8,7 @@ import strawberry
 
 from ..auth.authenticate import proof_of
 from ..auth.errors import InvalidToken
-from ..auth.identity import recently_signed_in
+from ..auth.identity import FlowUse, recently_signed_in
 from ..auth.principal import MemberPrincipal
 from ..errors import DomainError, ErrorCode
 from .context import Info
@@ -115,16 +115,16 @@ class LinkMutations:
                     ("id_token",),
                 ) from None
             nonce = claims.get("nonce")
-            if not isinstance(nonce, str) or not await info.context.identity.redeem_link_nonce(
-                nonce, member_id
-            ):
+            if not isinstance(nonce, str):
                 raise DomainError(
                     ErrorCode.LINK_INVALID,
                     "The token's nonce is not a link you started, or it was used or expired; "
                     "start the link again.",
                     ("id_token",),
                 )
-            linked = await info.context.identity.link(member_id, proof_of(provider, claims))
+            # The nonce is used up by the link's own transaction: only if the link succeeds.
+            flow = FlowUse(nonce, ("native_link",), member_id)
+            linked = await info.context.identity.link(member_id, proof_of(provider, claims), flow)
         except DomainError as error:
             return CompleteAccountLinkPayload(user_errors=UserError.of(error))
         info.context.loaders.members.clear_all()
