@@ -189,7 +189,9 @@ def test_discovery_document(http: httpx.Client, provider: DevProvider) -> None:
     assert document["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]
+    assert document["introspection_endpoint"] == f"{issuer}/introspect"
     assert document["scopes_supported"] == ["openid", "profile"]
     assert {"sub", "nonce", "acr", "amr", "name", "skyway_member", "roles"} <= set(
         document["claims_supported"]
@@ -456,7 +458,8 @@ async def test_mounted_under_a_prefix(clock: Clock) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=issuer + "/") as http:
         document = (await http.get(".well-known/openid-configuration")).json()
-        assert provider.issuer == document["issuer"] == issuer
+        # The issuer is kept exactly, its trailing slash included; endpoints sit below it.
+        assert provider.issuer == document["issuer"] == issuer + "/"
         assert document["jwks_uri"] == f"{issuer}/jwks"
         pkce = Pkce()
         page = await http.get(document["authorization_endpoint"], params=authorization_params(pkce))
@@ -470,7 +473,7 @@ async def test_mounted_under_a_prefix(clock: Clock) -> None:
         body = (await http.post(document["token_endpoint"], data=data)).json()
         keys = jwk.KeySet.import_key_set((await http.get(document["jwks_uri"])).json())
         claims = jwt.decode(body["id_token"], keys, algorithms=["RS256"]).claims
-        assert (claims["iss"], claims["aud"], claims["nonce"]) == (issuer, CLIENT, "nonce-456")
+        assert (claims["iss"], claims["aud"], claims["nonce"]) == (issuer + "/", CLIENT, "nonce-456")
         bearer = {"Authorization": f"Bearer {body['access_token']}"}
         info = await http.get(document["userinfo_endpoint"], headers=bearer)
         assert info.json()["sub"] == "SKY-1001"

@@ -501,11 +501,16 @@ async def complete_link(gateway: Gateway, token: str, id_token: str) -> dict[str
     return result
 
 
+def fresh(nonce: str) -> dict[str, Any]:
+    """The claims of an ID token from a sign-in made for the link ``nonce`` started."""
+    return {"nonce": nonce, "auth_time": int(CLOCK().timestamp())}
+
+
 async def test_native_link_attaches_the_other_brands_identity(sso: Gateway, brands: Brands):
     bob = brands.token("skyway", "bob")
     member = await bearer_member(sso, bob)
     nonce = await start_link(sso, bob)
-    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
     assert result["userErrors"] == []
     assert result["member"]["id"] == member
     assert identities(result["member"]) == {("skyway", "bob"), ("brewbar", "bob")}
@@ -517,7 +522,7 @@ async def test_native_link_merges_a_member_the_identity_already_had(sso: Gateway
     bob = brands.token("skyway", "bob")
     member = await bearer_member(sso, bob)
     nonce = await start_link(sso, bob)
-    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
     assert result["userErrors"] == []
     assert result["mergedMemberIds"] == [other]
     assert await member_seen_by_operator(sso, other) == member
@@ -526,9 +531,9 @@ async def test_native_link_merges_a_member_the_identity_already_had(sso: Gateway
 async def test_native_link_nonce_is_single_use(sso: Gateway, brands: Brands):
     bob = brands.token("skyway", "bob")
     nonce = await start_link(sso, bob)
-    first = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
+    first = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
     assert first["userErrors"] == []
-    again = await complete_link(sso, bob, brands.token("freshmart", "bob", nonce=nonce))
+    again = await complete_link(sso, bob, brands.token("freshmart", "bob", **fresh(nonce)))
     assert codes(again) == ["LINK_INVALID"]
     assert identities(await bearer_account(sso, bob)) == {("skyway", "bob"), ("brewbar", "bob")}
 
@@ -536,7 +541,7 @@ async def test_native_link_nonce_is_single_use(sso: Gateway, brands: Brands):
 async def test_native_link_nonce_of_another_member_is_refused(sso: Gateway, brands: Brands):
     bob, carol = brands.token("skyway", "bob"), brands.token("freshmart", "carol")
     nonce = await start_link(sso, bob)
-    stolen = await complete_link(sso, carol, brands.token("brewbar", "carol", nonce=nonce))
+    stolen = await complete_link(sso, carol, brands.token("brewbar", "carol", **fresh(nonce)))
     assert codes(stolen) == ["LINK_INVALID"]
     assert identities(await bearer_account(sso, bob)) == {("skyway", "bob")}
     assert identities(await bearer_account(sso, carol)) == {("freshmart", "carol")}
@@ -547,7 +552,7 @@ async def test_native_link_nonce_expires(sso: Gateway, brands: Brands):
     nonce = await start_link(sso, bob)
     CLOCK.now += timedelta(minutes=6)
     late = await complete_link(
-        sso, brands.token("skyway", "bob"), brands.token("brewbar", "bob", nonce=nonce)
+        sso, brands.token("skyway", "bob"), brands.token("brewbar", "bob", **fresh(nonce))
     )
     assert codes(late) == ["LINK_INVALID"]
 
@@ -570,6 +575,39 @@ async def test_native_link_with_an_id_token_for_another_audience_is_refused(
     assert result["userErrors"][0]["field"] == ["input", "idToken"]
 
 
+@pytest.mark.parametrize(
+    "auth_time",
+    [None, -600, -61, "yesterday"],
+    ids=["missing", "a-provider-session-10-minutes-old", "just-before-the-link", "not-a-number"],
+)
+async def test_native_link_needs_a_sign_in_made_for_the_link(
+    sso: Gateway, brands: Brands, auth_time: int | str | None
+):
+    bob = brands.token("skyway", "bob")
+    nonce = await start_link(sso, bob)
+    CLOCK.now += timedelta(seconds=30)  # the app sends the member to the other provider
+    signed_in = auth_time
+    if isinstance(auth_time, int):  # seconds before the link started
+        signed_in = int((CLOCK() - timedelta(seconds=30)).timestamp()) + auth_time
+    stale = brands.token("brewbar", "bob", nonce=nonce, auth_time=signed_in)
+    result = await complete_link(sso, bob, stale)
+    assert codes(result) == ["REAUTHENTICATION_REQUIRED"]
+    assert result["userErrors"][0]["field"] == ["input", "idToken"]
+    assert result["member"] is None
+    assert identities(await bearer_account(sso, bob)) == {("skyway", "bob")}
+
+
+async def test_native_link_accepts_a_sign_in_made_after_the_link_started(
+    sso: Gateway, brands: Brands
+):
+    bob = brands.token("skyway", "bob")
+    nonce = await start_link(sso, bob)
+    CLOCK.now += timedelta(minutes=2)
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
+    assert result["userErrors"] == []
+    assert identities(result["member"]) == {("skyway", "bob"), ("brewbar", "bob")}
+
+
 async def test_partner_apps_and_operators_cannot_start_a_native_link(sso: Gateway):
     for token in (await sso.partner_token("skyway"), await sso.operator_token()):
         result = payload(await sso.gql(START_LINK, token=token))
@@ -581,7 +619,7 @@ async def test_a_partner_app_cannot_complete_a_native_link(sso: Gateway, brands:
     bob = brands.token("skyway", "bob")
     nonce = await start_link(sso, bob)
     app = await sso.partner_token("brewbar")
-    result = await complete_link(sso, app, brands.token("brewbar", "bob", nonce=nonce))
+    result = await complete_link(sso, app, brands.token("brewbar", "bob", **fresh(nonce)))
     assert codes(result) == ["ACCESS_DENIED"]
 
 

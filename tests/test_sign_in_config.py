@@ -24,7 +24,7 @@ def test_a_partner_names_its_provider_claim_and_step_up(tmp_path: Path) -> None:
     )
     alpha = load_coalition(config).partners["alpha"]
     assert alpha.sign_in is not None and alpha.step_up is not None
-    assert alpha.sign_in.issuer == "https://login.alpha.example"
+    assert alpha.sign_in.issuer == "https://login.alpha.example/"  # exact: an issuer is a string
     assert alpha.sign_in.customer_id_claim == "alpha_id"
     assert alpha.sign_in.audiences == ("alpha-ios",)
     assert alpha.sign_in.mfa_acr == ("mfa",) and "otp" in alpha.sign_in.mfa_amr

@@ -40,6 +40,16 @@ def recently_signed_in(principal: MemberPrincipal, now: datetime) -> bool:
     return at is not None and now - at <= RECENT_SIGN_IN
 
 
+LINK_SIGN_IN_LEEWAY = timedelta(seconds=60)  # clock skew allowed on a link's auth_time
+
+
+def fresh_for_link(signed_in: datetime | None, started_at: datetime) -> bool:
+    """Whether a provider sign-in at ``signed_in`` (its ``auth_time``) was made for a link
+    started at ``started_at``: a link (browser or native) needs a fresh sign-in, not a
+    provider session left open; no ``auth_time`` is no proof."""
+    return signed_in is not None and signed_in >= started_at - LINK_SIGN_IN_LEEWAY
+
+
 def step_up_from(identity: IdentityRecord) -> datetime | None:
     """When the identity's second factor starts to count for step-up (None: at once)."""
     return identity.linked_at + STEP_UP_COOLING_OFF if identity.origin == LINK else None
@@ -307,14 +317,14 @@ class IdentityService:
         await self.uow.write(work)
         return nonce, expires
 
-    async def redeem_link_nonce(self, nonce: str, member_id: str) -> bool:
-        """Use a native link's nonce once, and only for the member it was issued to."""
+    async def redeem_link_nonce(self, nonce: str, member_id: str) -> FlowRecord | None:
+        """Use a native link's nonce once, and only for the member it was issued to: the
+        link it started (``created_at`` is when), or None."""
 
-        async def work(connection: AsyncConnection) -> bool:
-            flow = await store.consume_flow(
+        async def work(connection: AsyncConnection) -> FlowRecord | None:
+            return await store.consume_flow(
                 connection, digest(nonce), ("native_link",), self.clock(), member_id
             )
-            return flow is not None
 
         return await self.uow.write(work)
 

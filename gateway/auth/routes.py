@@ -22,9 +22,15 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..graphql.scalars import encode_id
-from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of, signed_in_at
+from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, authenticated_at, proof_of
 from .errors import InvalidToken
-from .identity import FLOW_LIFETIME, IdentityService, recently_signed_in, step_up_from
+from .identity import (
+    FLOW_LIFETIME,
+    IdentityService,
+    fresh_for_link,
+    recently_signed_in,
+    step_up_from,
+)
 from .principal import MemberPrincipal, OperatorPrincipal
 from .providers import Provider
 
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.auth")
 
 DEFAULT_RETURN = "/graphql"
-LEEWAY_DELTA = timedelta(seconds=60)
 
 
 class AuthRoutes:
@@ -199,8 +204,7 @@ class AuthRoutes:
                 return self._page(
                     400, "Link refused", "Finish the link in the session that began it."
                 )
-            signed_in = signed_in_at({"auth_time": claims.get("auth_time")})
-            if signed_in is None or signed_in < flow.created_at - LEEWAY_DELTA:
+            if not fresh_for_link(authenticated_at(claims), flow.created_at):
                 return self._page(
                     400, "Link refused", "The provider did not show a fresh sign-in for this link."
                 )
@@ -234,12 +238,7 @@ class AuthRoutes:
         if verifier:
             form["code_verifier"] = verifier
         try:
-            response = await provider.http.post(
-                endpoint,
-                data=form,
-                auth=httpx.BasicAuth(provider.client_id, provider.client_secret),
-                headers={"Accept": "application/json"},
-            )
+            response = await provider.post_form(endpoint, form)
             answer = response.json()
         except (httpx.HTTPError, ValueError):
             raise InvalidToken("the provider's token endpoint did not answer") from None

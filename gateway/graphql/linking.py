@@ -6,9 +6,9 @@ from datetime import datetime
 
 import strawberry
 
-from ..auth.authenticate import proof_of
+from ..auth.authenticate import authenticated_at, proof_of
 from ..auth.errors import InvalidToken
-from ..auth.identity import recently_signed_in
+from ..auth.identity import fresh_for_link, recently_signed_in
 from ..auth.principal import MemberPrincipal
 from ..errors import DomainError, ErrorCode
 from .context import Info
@@ -115,13 +115,23 @@ class LinkMutations:
                     ("id_token",),
                 ) from None
             nonce = claims.get("nonce")
-            if not isinstance(nonce, str) or not await info.context.identity.redeem_link_nonce(
-                nonce, member_id
-            ):
+            link = None
+            if isinstance(nonce, str):
+                link = await info.context.identity.redeem_link_nonce(nonce, member_id)
+            if link is None:
                 raise DomainError(
                     ErrorCode.LINK_INVALID,
                     "The token's nonce is not a link you started, or it was used or expired; "
                     "start the link again.",
+                    ("id_token",),
+                )
+            if not fresh_for_link(authenticated_at(claims), link.created_at):
+                raise DomainError(
+                    ErrorCode.REAUTHENTICATION_REQUIRED,
+                    "The ID token does not show a sign-in at the provider made for this link "
+                    "(its auth_time is missing or older than the link): start the link again "
+                    "and have the provider ask for the sign-in afresh (prompt=login, "
+                    "max_age=0).",
                     ("id_token",),
                 )
             linked = await info.context.identity.link(member_id, proof_of(provider, claims))
