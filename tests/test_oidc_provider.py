@@ -473,7 +473,11 @@ async def test_mounted_under_a_prefix(clock: Clock) -> None:
         body = (await http.post(document["token_endpoint"], data=data)).json()
         keys = jwk.KeySet.import_key_set((await http.get(document["jwks_uri"])).json())
         claims = jwt.decode(body["id_token"], keys, algorithms=["RS256"]).claims
-        assert (claims["iss"], claims["aud"], claims["nonce"]) == (issuer + "/", CLIENT, "nonce-456")
+        assert (claims["iss"], claims["aud"], claims["nonce"]) == (
+            issuer + "/",
+            CLIENT,
+            "nonce-456",
+        )
         bearer = {"Authorization": f"Bearer {body['access_token']}"}
         info = await http.get(document["userinfo_endpoint"], headers=bearer)
         assert info.json()["sub"] == "SKY-1001"
