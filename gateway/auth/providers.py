@@ -138,8 +138,9 @@ class Provider:
         return self._metadata
 
     def _check_auth_method(self, document: Mapping[str, Any], endpoint: str) -> None:
-        """The provider must offer our method at ``endpoint`` (RFC 8414: the token
-        endpoint's list defaults to client_secret_basic; other endpoints' to it)."""
+        """The provider must offer our method (and assertion algorithm) at ``endpoint``.
+        RFC 8414: the token endpoint's list defaults to client_secret_basic; the
+        introspection endpoint's is taken, when missing, to be the token endpoint's."""
         default = (
             [CLIENT_SECRET_BASIC]
             if endpoint == "token_endpoint"
@@ -157,6 +158,15 @@ class Provider:
             raise InvalidToken(
                 f"the provider '{self.name}' does not offer {self.client.method} "
                 "(token_endpoint_auth_method)"
+            )
+        algorithms = document.get(f"{endpoint}_auth_signing_alg_values_supported")
+        algorithm = self.client.algorithm
+        if algorithm is not None and isinstance(algorithms, list) and algorithm not in algorithms:
+            log.error(
+                "provider %s: %s takes no %s client assertion", self.name, endpoint, algorithm
+            )
+            raise InvalidToken(
+                f"the provider '{self.name}' does not accept {algorithm} client assertions"
             )
 
     async def post_form(self, url: str, form: dict[str, str]) -> httpx.Response:
