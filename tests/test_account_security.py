@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
 from tests.sso import CLOCK, Brands, authorize, brands, sign_in, sso  # noqa: F401
-from tests.test_sign_in import COMPLETE_LINK, START_LINK, UNLINK, arrive, begin, fresh
+from tests.test_sign_in import COMPLETE_LINK, START_LINK, UNLINK, arrive, begin
 
 ME = "{ me { id wallets { partner { slug } balance } identities { id provider } } }"
 
@@ -56,8 +56,8 @@ async def test_an_old_token_cannot_start_a_link(sso: Gateway, brands: Brands):
     )
     started = payload(await sso.gql(START_LINK, token=old))
     assert codes(started) == ["REAUTHENTICATION_REQUIRED"] and started["nonce"] is None
-    renewed = brands.token("skyway", "victim")
-    assert codes(payload(await sso.gql(START_LINK, token=renewed))) == []
+    fresh = brands.token("skyway", "victim")
+    assert codes(payload(await sso.gql(START_LINK, token=fresh))) == []
 
 
 async def test_an_old_token_cannot_unlink(sso: Gateway, brands: Brands):
@@ -65,7 +65,7 @@ async def test_an_old_token_cannot_unlink(sso: Gateway, brands: Brands):
     nonce = payload(await sso.gql(START_LINK, token=skyway))["nonce"]
     linked = payload(
         await sso.gql(
-            COMPLETE_LINK, {"token": brands.token("brewbar", "bob", **fresh(nonce))}, token=skyway
+            COMPLETE_LINK, {"token": brands.token("brewbar", "bob", nonce=nonce)}, token=skyway
         )
     )
     assert codes(linked) == []
@@ -115,7 +115,7 @@ async def test_a_newly_linked_second_factor_does_not_count_for_a_day(sso: Gatewa
     assert await redeem(sso, victim, member_id, 6000, "v-1") == ["STEP_UP_REQUIRED"]
     # With the victim's ordinary token, the thief links their own MFA-capable sign-in.
     nonce = payload(await sso.gql(START_LINK, token=victim))["nonce"]
-    thief = brands.token("brewbar", "thief", **fresh(nonce))
+    thief = brands.token("brewbar", "thief", nonce=nonce)
     assert codes(payload(await sso.gql(COMPLETE_LINK, {"token": thief}, token=victim))) == []
     with_mfa = brands.token("brewbar", "thief", amr=["pwd", "otp"])
     assert await redeem(sso, with_mfa, member_id, 6000, "t-1") == ["STEP_UP_REQUIRED"]
@@ -164,7 +164,7 @@ async def test_an_unlinked_sign_in_with_a_customer_id_starts_a_new_member(
     skyway = brands.token("skyway", "alice")  # carries skyway_member SKY-1001
     assert (await me(sso, skyway))["id"] == alice
     nonce = payload(await sso.gql(START_LINK, token=skyway))["nonce"]
-    brewbar = brands.token("brewbar", "alice-2", **fresh(nonce))
+    brewbar = brands.token("brewbar", "alice-2", nonce=nonce)
     assert codes(payload(await sso.gql(COMPLETE_LINK, {"token": brewbar}, token=skyway))) == []
     account = await me(sso, brewbar)
     skyway_id = next(i["id"] for i in account["identities"] if i["provider"] == "skyway")

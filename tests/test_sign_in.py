@@ -501,16 +501,11 @@ async def complete_link(gateway: Gateway, token: str, id_token: str) -> dict[str
     return result
 
 
-def fresh(nonce: str) -> dict[str, Any]:
-    """The claims of an ID token from a sign-in made for the link ``nonce`` started."""
-    return {"nonce": nonce, "auth_time": int(CLOCK().timestamp())}
-
-
 async def test_native_link_attaches_the_other_brands_identity(sso: Gateway, brands: Brands):
     bob = brands.token("skyway", "bob")
     member = await bearer_member(sso, bob)
     nonce = await start_link(sso, bob)
-    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
     assert result["userErrors"] == []
     assert result["member"]["id"] == member
     assert identities(result["member"]) == {("skyway", "bob"), ("brewbar", "bob")}
@@ -522,7 +517,7 @@ async def test_native_link_merges_a_member_the_identity_already_had(sso: Gateway
     bob = brands.token("skyway", "bob")
     member = await bearer_member(sso, bob)
     nonce = await start_link(sso, bob)
-    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
     assert result["userErrors"] == []
     assert result["mergedMemberIds"] == [other]
     assert await member_seen_by_operator(sso, other) == member
@@ -531,9 +526,9 @@ async def test_native_link_merges_a_member_the_identity_already_had(sso: Gateway
 async def test_native_link_nonce_is_single_use(sso: Gateway, brands: Brands):
     bob = brands.token("skyway", "bob")
     nonce = await start_link(sso, bob)
-    first = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
+    first = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
     assert first["userErrors"] == []
-    again = await complete_link(sso, bob, brands.token("freshmart", "bob", **fresh(nonce)))
+    again = await complete_link(sso, bob, brands.token("freshmart", "bob", nonce=nonce))
     assert codes(again) == ["LINK_INVALID"]
     assert identities(await bearer_account(sso, bob)) == {("skyway", "bob"), ("brewbar", "bob")}
 
@@ -541,7 +536,7 @@ async def test_native_link_nonce_is_single_use(sso: Gateway, brands: Brands):
 async def test_native_link_nonce_of_another_member_is_refused(sso: Gateway, brands: Brands):
     bob, carol = brands.token("skyway", "bob"), brands.token("freshmart", "carol")
     nonce = await start_link(sso, bob)
-    stolen = await complete_link(sso, carol, brands.token("brewbar", "carol", **fresh(nonce)))
+    stolen = await complete_link(sso, carol, brands.token("brewbar", "carol", nonce=nonce))
     assert codes(stolen) == ["LINK_INVALID"]
     assert identities(await bearer_account(sso, bob)) == {("skyway", "bob")}
     assert identities(await bearer_account(sso, carol)) == {("freshmart", "carol")}
@@ -552,7 +547,7 @@ async def test_native_link_nonce_expires(sso: Gateway, brands: Brands):
     nonce = await start_link(sso, bob)
     CLOCK.now += timedelta(minutes=6)
     late = await complete_link(
-        sso, brands.token("skyway", "bob"), brands.token("brewbar", "bob", **fresh(nonce))
+        sso, brands.token("skyway", "bob"), brands.token("brewbar", "bob", nonce=nonce)
     )
     assert codes(late) == ["LINK_INVALID"]
 
@@ -603,7 +598,7 @@ async def test_native_link_accepts_a_sign_in_made_after_the_link_started(
     bob = brands.token("skyway", "bob")
     nonce = await start_link(sso, bob)
     CLOCK.now += timedelta(minutes=2)
-    result = await complete_link(sso, bob, brands.token("brewbar", "bob", **fresh(nonce)))
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
     assert result["userErrors"] == []
     assert identities(result["member"]) == {("skyway", "bob"), ("brewbar", "bob")}
 
@@ -619,7 +614,7 @@ async def test_a_partner_app_cannot_complete_a_native_link(sso: Gateway, brands:
     bob = brands.token("skyway", "bob")
     nonce = await start_link(sso, bob)
     app = await sso.partner_token("brewbar")
-    result = await complete_link(sso, app, brands.token("brewbar", "bob", **fresh(nonce)))
+    result = await complete_link(sso, app, brands.token("brewbar", "bob", nonce=nonce))
     assert codes(result) == ["ACCESS_DENIED"]
 
 
