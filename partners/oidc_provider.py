@@ -123,6 +123,9 @@ class DevProvider:
     ``code_challenge`` is refused. Tokens live ``token_lifetime`` seconds. With
     ``opaque_access_tokens`` the access tokens are random strings, checked at ``/introspect``.
     ``auth_methods`` are the client authentication methods the discovery document offers.
+    A client assertion's ``aud`` may name the issuer, the token endpoint or the endpoint
+    called (RFC 9126 section 2), unless ``assertion_audience`` ("issuer" or
+    "token_endpoint") allows that one only, as some providers do.
     """
 
     def __init__(
@@ -137,12 +140,14 @@ class DevProvider:
         clock: Callable[[], float] = time.time,
         opaque_access_tokens: bool = False,
         auth_methods: Sequence[str] = AUTH_METHODS,
+        assertion_audience: str | None = None,
     ) -> None:
         self.issuer = issuer  # exactly: a trailing "/" is part of it
         self.base = issuer.rstrip("/")  # where the endpoints are
         self.title = title
         self.opaque_access_tokens = opaque_access_tokens
         self.auth_methods = tuple(auth_methods)
+        self.assertion_audience = assertion_audience
         self.introspections = 0  # answered introspection requests
         self._opaque: dict[str, dict[str, Any]] = {}  # opaque access token -> its claims
         self._assertions: set[str] = set()  # jti of client assertions seen (no replays)
@@ -517,7 +522,10 @@ class DevProvider:
             return _invalid_client()
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
-        accepted = {self.issuer, f"{self.base}/token", endpoint}
+        accepted = {
+            "issuer": {self.issuer},
+            "token_endpoint": {f"{self.base}/token"},
+        }.get(self.assertion_audience or "", {self.issuer, f"{self.base}/token", endpoint})
         if not accepted.intersection(a for a in audiences if isinstance(a, str)):
             return _invalid_client()
         jti = str(claims["jti"])

@@ -26,6 +26,7 @@ CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT = (
     "private_key_jwt",
 )
 AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT)
+ASSERTION_AUDIENCES = ("issuer", "token_endpoint")  # what a client assertion's aud names
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SignIn:
     operator_role: str | None  # coalition only: the role that makes an operator
     # How the gateway authenticates at the token (and introspection) endpoint.
     token_endpoint_auth_method: str = CLIENT_SECRET_BASIC
+    client_assertion_audience: str = "issuer"  # private_key_jwt: aud is this URL
     introspection: bool = False  # opaque access tokens are checked by introspection
     introspection_endpoint: str | None = None  # None: the discovery document's
 
@@ -82,6 +84,7 @@ def read_sign_in(reader: Reader, coalition: bool) -> SignIn:
         "mfa_acr",
         "mfa_amr",
         "token_endpoint_auth_method",
+        "client_assertion_audience",
         "introspection",
         "introspection_endpoint",
     }
@@ -106,6 +109,15 @@ def read_sign_in(reader: Reader, coalition: bool) -> SignIn:
         raise reader.fail("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
     if development and method == PRIVATE_KEY_JWT:
         raise reader.fail("token_endpoint_auth_method", "the development provider takes a secret")
+    audience = reader.text("client_assertion_audience", required=False) or "issuer"
+    if audience not in ASSERTION_AUDIENCES:
+        raise reader.fail(
+            "client_assertion_audience", f"must be one of {', '.join(ASSERTION_AUDIENCES)}"
+        )
+    if "client_assertion_audience" in reader.table and method != PRIVATE_KEY_JWT:
+        raise reader.fail(
+            "client_assertion_audience", "needs token_endpoint_auth_method = private_key_jwt"
+        )
     introspection = reader.boolean("introspection", False)
     endpoint = _url(reader, "introspection_endpoint")
     if endpoint is not None and not introspection:
@@ -121,6 +133,7 @@ def read_sign_in(reader: Reader, coalition: bool) -> SignIn:
         operator_claim=operator_claim,
         operator_role=operator_role,
         token_endpoint_auth_method=method,
+        client_assertion_audience=audience,
         introspection=introspection,
         introspection_endpoint=endpoint,
     )

@@ -69,6 +69,15 @@ def test_the_coalition_names_the_operator_role(tmp_path: Path) -> None:
             "sign_in.introspection_endpoint",
         ),
         ('[sign_in]\ndevelopment = true\nintrospection = "yes"\n', "sign_in.introspection"),
+        (
+            '[sign_in]\ndevelopment = true\nclient_assertion_audience = "token_endpoint"\n',
+            "sign_in.client_assertion_audience",
+        ),
+        (
+            '[sign_in]\nissuer = "https://a.example"\n'
+            'token_endpoint_auth_method = "private_key_jwt"\nclient_assertion_audience = "x"\n',
+            "sign_in.client_assertion_audience",
+        ),
         ("[step_up]\n", "step_up.points"),
     ],
 )

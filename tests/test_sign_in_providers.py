@@ -157,15 +157,20 @@ async def test_client_secret_post_signs_in(database_url: str, brands: Brands, tm
             assert await signed_in_identity(gateway) == [{"provider": "skyway", "subject": "alice"}]
 
 
-@pytest.mark.parametrize("kind", ["RSA", "EC"])
+@pytest.mark.parametrize(
+    ("kind", "audience"), [("RSA", "issuer"), ("EC", "issuer"), ("EC", "token_endpoint")]
+)
 async def test_private_key_jwt_signs_in(
-    database_url: str, brands: Brands, tmp_path: Path, kind: str
+    database_url: str, brands: Brands, tmp_path: Path, kind: str, audience: str
 ):
+    """The provider takes only the assertion audience it is set to, as some do."""
     private_pem, public_keys = key_pair(kind)
-    with provider_at() as provider:
+    with provider_at(assertion_audience=audience) as provider:
         provider.add_client(CLIENT_ID, method=PRIVATE_KEY_JWT, public_keys=public_keys)
         credentials = {"CLIENT_ID": CLIENT_ID, "PRIVATE_KEY": private_pem}
         method = 'token_endpoint_auth_method = "private_key_jwt"\n'
+        if audience != "issuer":
+            method += f'client_assertion_audience = "{audience}"\n'
         async with gateway_for(
             database_url, brands, tmp_path, provider, credentials, method
         ) as gateway:

@@ -6,8 +6,11 @@ Each sign-in names its ``token_endpoint_auth_method`` (OpenID Connect Core secti
   (RFC 6749 section 2.3.1), so a secret such as ``q8+Zr/Xk2w+T1v/Ym9n==`` reaches a strict
   provider intact;
 - ``client_secret_post``: ``client_id`` and ``client_secret`` in the form body;
-- ``private_key_jwt``: a short-lived JWT signed with the gateway's private key for that
-  provider (RFC 7523 section 2.2), whose ``aud`` is the provider's issuer identifier.
+- ``private_key_jwt``: a short-lived, single-use JWT signed with the gateway's private key
+  for that provider (RFC 7523 section 2.2), whose ``aud`` is the provider's issuer
+  identifier (RFC 9126's recommendation; Auth0's default) or, with
+  ``client_assertion_audience = "token_endpoint"``, its token endpoint URL (OpenID Connect
+  Core section 9's SHOULD, which some providers require).
 
 Credentials come from the environment: ``COALITION_OIDC_<NAME>_CLIENT_ID`` and either
 ``…_CLIENT_SECRET`` or ``…_PRIVATE_KEY`` (a PEM private key, or a private JWK as JSON; RSA
@@ -52,8 +55,9 @@ class ClientAuth:
     def apply(
         self, form: dict[str, str], audience: str, now: float
     ) -> tuple[dict[str, str], dict[str, str]]:
-        """The headers and the form of a request to an endpoint of the provider whose
-        issuer is ``audience``, with the client's authentication added."""
+        """The headers and the form of a request to an endpoint of the provider, with the
+        client's authentication added; ``audience`` names the provider in an assertion
+        (its issuer, or its token endpoint: ``client_assertion_audience``)."""
         if self.method == CLIENT_SECRET_BASIC:
             assert self.secret is not None
             pair = f"{quote_plus(self.client_id)}:{quote_plus(self.secret)}"

@@ -171,7 +171,10 @@ class Provider:
 
     async def post_form(self, url: str, form: dict[str, str]) -> httpx.Response:
         """POST ``form`` to one of the provider's endpoints as the gateway's client."""
-        headers, body = self.client.apply(form, self.issuer, self._now())
+        audience = self.issuer
+        if self.sign_in.client_assertion_audience == "token_endpoint":
+            audience = await self.endpoint("token_endpoint")
+        headers, body = self.client.apply(form, audience, self._now())
         return await self.http.post(
             url, data=body, headers={"Accept": "application/json", **headers}
         )
