@@ -321,7 +321,8 @@ def _load_toml(file: Path) -> dict[str, Any]:
 
 def _issuer_key(issuer: str) -> str:
     """``issuer`` as compared for duplicates: scheme and host in lower case, without the
-    default port (``read_sign_in`` already dropped a trailing slash)."""
+    default port or a trailing slash (the issuer itself is an exact string; this only
+    refuses two spellings of one provider)."""
     parts = urlsplit(issuer)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -333,7 +334,7 @@ def _issuer_key(issuer: str) -> str:
         port = None
     if port is not None and port != {"https": 443, "http": 80}.get(scheme):
         host = f"{host}:{port}"
-    return f"{scheme}://{host}{parts.path}"
+    return f"{scheme}://{host}{parts.path.rstrip('/')}"
 
 
 def load_coalition(directory: Path | str) -> Coalition:

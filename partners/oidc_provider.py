@@ -1,10 +1,17 @@
 """A small OpenID Connect provider that plays a partner brand's identity provider.
 
 For development and tests only: the authorization code flow with PKCE (S256 only), a sign-in
-page listing development users, RS256-signed ID and access tokens, discovery, JWKS, userinfo
-and logout. State is kept in memory and every time comes from ``clock``. Every URL it hands
-out is built from ``issuer``, so the app works at the root of its own port as well as mounted
-under a path prefix. Any absolute http(s) redirect URI is accepted for a known client.
+page listing development users, RS256-signed ID and access tokens (or opaque access tokens,
+with token introspection per RFC 7662), discovery, JWKS, userinfo and logout. State is kept
+in memory and every time comes from ``clock``. Every URL it hands out is built from
+``issuer``, so the app works at the root of its own port as well as mounted under a path
+prefix; the issuer is kept exactly as given, a trailing ``/`` included (Auth0's issuers end
+in one). Any absolute http(s) redirect URI is accepted for a known client.
+
+Clients authenticate as registered (``add_client``): ``client_secret_basic`` (the id and
+secret form-encoded before Basic, RFC 6749 section 2.3.1, and decoded so here),
+``client_secret_post``, or ``private_key_jwt`` (an RFC 7523 assertion verified against the
+client's registered public keys).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import html
+import json
 import re
 import secrets
 import time
@@ -40,6 +48,10 @@ _CONTROLS = frozenset({"subject", "other_subject", "mfa", "deny"})  # sign-in fo
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+BASIC, POST, PRIVATE_KEY_JWT = "client_secret_basic", "client_secret_post", "private_key_jwt"
+AUTH_METHODS = (BASIC, POST, PRIVATE_KEY_JWT)
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384"]
 _PAGE_HEADERS = {
     **_NO_STORE,
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -62,6 +74,15 @@ class DevUser:
     subject: str
     name: str
     claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Client:
+    """A registered client: how it authenticates, with a secret or its public keys."""
+
+    methods: frozenset[str]
+    secret: str | None = None
+    keys: jwk.KeySet | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +118,14 @@ class _Grant:
 class DevProvider:
     """An in-memory OpenID Connect provider for ``issuer``; serve or mount ``app``.
 
-    ``clients`` maps client ids to secrets. With ``require_pkce`` an authorization request
-    without an S256 ``code_challenge`` is refused. Tokens live ``token_lifetime`` seconds.
+    ``clients`` maps client ids to secrets (either secret method accepted; ``add_client``
+    registers one method). With ``require_pkce`` an authorization request without an S256
+    ``code_challenge`` is refused. Tokens live ``token_lifetime`` seconds. With
+    ``opaque_access_tokens`` the access tokens are random strings, checked at ``/introspect``.
+    ``auth_methods`` are the client authentication methods the discovery document offers.
+    A client assertion's ``aud`` may name the issuer, the token endpoint or the endpoint
+    called (RFC 9126 section 2), unless ``assertion_audience`` ("issuer" or
+    "token_endpoint") allows that one only, as some providers do.
     """
 
     def __init__(
@@ -111,15 +138,28 @@ class DevProvider:
         require_pkce: bool = True,
         token_lifetime: int = 600,
         clock: Callable[[], float] = time.time,
+        opaque_access_tokens: bool = False,
+        auth_methods: Sequence[str] = AUTH_METHODS,
+        assertion_audience: str | None = None,
     ) -> None:
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # exactly: a trailing "/" is part of it
+        self.base = issuer.rstrip("/")  # where the endpoints are
         self.title = title
+        self.opaque_access_tokens = opaque_access_tokens
+        self.auth_methods = tuple(auth_methods)
+        self.assertion_audience = assertion_audience
+        self.introspections = 0  # answered introspection requests
+        self._opaque: dict[str, dict[str, Any]] = {}  # opaque access token -> its claims
+        self._assertions: set[str] = set()  # jti of client assertions seen (no replays)
         self.require_pkce = require_pkce
         self.token_lifetime = token_lifetime
         self.codes_issued = 0
         self.tokens_issued = 0
         self._clock = clock
-        self._clients: dict[str, str] = dict(clients)
+        self._clients: dict[str, _Client] = {
+            client_id: _Client(frozenset({BASIC, POST}), secret=secret)
+            for client_id, secret in clients.items()
+        }
         self._users: dict[str, DevUser] = {user.subject: user for user in users}
         self._signed_in: dict[str, DevUser] = {}  # free-text subjects, for userinfo
         self._codes: dict[str, _Grant] = {}
@@ -132,14 +172,32 @@ class DevProvider:
                 Route("/jwks", self._jwks, methods=["GET"]),
                 Route("/authorize", self._authorize, methods=["GET", "POST"]),
                 Route("/token", self._token, methods=["POST"]),
+                Route("/introspect", self._introspect, methods=["POST"]),
                 Route("/userinfo", self._userinfo, methods=["GET", "POST"]),
                 Route("/logout", self._logout, methods=["GET", "POST"]),
             ]
         )
 
-    def add_client(self, client_id: str, secret: str) -> None:
-        """Register a client, or replace the secret of a known one."""
-        self._clients[client_id] = secret
+    def add_client(
+        self,
+        client_id: str,
+        secret: str | None = None,
+        *,
+        method: str | None = None,
+        public_keys: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Register a client, or replace a known one. ``method`` alone is then accepted
+        (without it: either secret method); ``private_key_jwt`` needs ``public_keys``, a
+        JWK Set, and no secret."""
+        if method is not None and method not in AUTH_METHODS:
+            raise ValueError(f"unknown client authentication method {method!r}")
+        if (method == PRIVATE_KEY_JWT) != (public_keys is not None) or (
+            (method == PRIVATE_KEY_JWT) == (secret is not None)
+        ):
+            raise ValueError("private_key_jwt takes public_keys; the secret methods a secret")
+        methods = frozenset({method} if method else {BASIC, POST})
+        keys = jwk.KeySet.import_key_set(public_keys) if public_keys is not None else None  # type: ignore[arg-type]
+        self._clients[client_id] = _Client(methods, secret, keys)
 
     def add_user(self, user: DevUser) -> None:
         """Offer ``user`` on the sign-in page, replacing one with the same subject."""
@@ -180,6 +238,35 @@ class DevProvider:
         "typ": "JWT"}`` updated the same way from ``header``. ``key`` (by default
         ``signing_key``) signs it; the kid stays the current one unless ``header`` says so.
         """
+        payload = self._claims(subject, audience, claims, lifetime)
+        head: dict[str, Any] = {"alg": "RS256", "kid": self.signing_key.kid, "typ": "JWT"}
+        _merge(head, header)
+        alg = head.get("alg")
+        algorithms = [alg] if isinstance(alg, str) else None
+        signer = self.signing_key if key is None else key
+        return jwt.encode(head, payload, signer, algorithms=algorithms, default_type=None)
+
+    def mint_opaque(
+        self,
+        subject: str,
+        audience: str | list[str],
+        *,
+        claims: Mapping[str, Any] | None = None,
+        lifetime: int | None = None,
+    ) -> str:
+        """An opaque access token standing for the claims ``mint`` would sign (the same
+        arguments), as introspection will describe it."""
+        token = secrets.token_urlsafe(32)
+        self._opaque[token] = self._claims(subject, audience, claims, lifetime)
+        return token
+
+    def _claims(
+        self,
+        subject: str,
+        audience: str | list[str],
+        claims: Mapping[str, Any] | None,
+        lifetime: int | None,
+    ) -> dict[str, Any]:
         now = int(self._clock())
         span = self.token_lifetime if lifetime is None else lifetime
         payload: dict[str, Any] = {
@@ -192,12 +279,7 @@ class DevProvider:
             "jti": secrets.token_urlsafe(16),
         }
         _merge(payload, claims)
-        head: dict[str, Any] = {"alg": "RS256", "kid": self.signing_key.kid, "typ": "JWT"}
-        _merge(head, header)
-        alg = head.get("alg")
-        algorithms = [alg] if isinstance(alg, str) else None
-        signer = self.signing_key if key is None else key
-        return jwt.encode(head, payload, signer, algorithms=algorithms, default_type=None)
+        return payload
 
     # Endpoints
 
@@ -205,18 +287,22 @@ class DevProvider:
         extra = {name for user in list(self._users.values()) for name in user.claims}
         return {
             "issuer": self.issuer,
-            "authorization_endpoint": f"{self.issuer}/authorize",
-            "token_endpoint": f"{self.issuer}/token",
-            "userinfo_endpoint": f"{self.issuer}/userinfo",
-            "jwks_uri": f"{self.issuer}/jwks",
-            "end_session_endpoint": f"{self.issuer}/logout",
+            "authorization_endpoint": f"{self.base}/authorize",
+            "token_endpoint": f"{self.base}/token",
+            "introspection_endpoint": f"{self.base}/introspect",
+            "userinfo_endpoint": f"{self.base}/userinfo",
+            "jwks_uri": f"{self.base}/jwks",
+            "end_session_endpoint": f"{self.base}/logout",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": list(self.auth_methods),
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+            "introspection_endpoint_auth_methods_supported": list(self.auth_methods),
+            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "scopes_supported": list(SCOPES),
             "claims_supported": [*_CLAIMS, *sorted(extra.difference(_CLAIMS))],
             "acr_values_supported": ["mfa"],
@@ -333,7 +419,7 @@ class DevProvider:
         params, repeated = _single((await request.form()).multi_items())
         if repeated:
             return _oauth_error(400, "invalid_request", f"repeated: {', '.join(sorted(repeated))}")
-        client_id = self._authenticate(request, params)
+        client_id = self._authenticate(request, params, f"{self.base}/token")
         if isinstance(client_id, Response):
             return client_id
         grant_type = params.get("grant_type")
@@ -366,28 +452,86 @@ class DevProvider:
             return _oauth_error(400, "invalid_grant", "code_verifier does not match")
         return JSONResponse(self._issue(grant), headers=_NO_STORE)
 
-    def _authenticate(self, request: Request, params: Mapping[str, str]) -> str | Response:
-        """The authenticated client id (client_secret_basic or _post), or a 4xx response."""
+    def _authenticate(
+        self, request: Request, params: Mapping[str, str], endpoint: str
+    ) -> str | Response:
+        """The client id, authenticated by the method it registered, or a 4xx response.
+
+        ``endpoint`` is the URL called, which a client assertion may name as its audience.
+        """
         header = request.headers.get("authorization")
+        presented = [
+            method
+            for method, present in (
+                (BASIC, header is not None),
+                (POST, "client_secret" in params),
+                (PRIVATE_KEY_JWT, "client_assertion" in params),
+            )
+            if present
+        ]
+        if len(presented) > 1:
+            return _oauth_error(400, "invalid_request", "use one authentication method")
+        method = presented[0] if presented else POST
+        if method not in self.auth_methods:
+            return _invalid_client()
+        if method == PRIVATE_KEY_JWT:
+            return self._assertion_client(params, endpoint)
         if header is not None:
-            scheme, _, credentials = header.partition(" ")
-            if "client_secret" in params:
-                return _oauth_error(400, "invalid_request", "use one authentication method")
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-            except ValueError:  # binascii.Error and UnicodeDecodeError alike
-                decoded = ""
-            raw_id, colon, raw_secret = decoded.partition(":")
-            if scheme.lower() != "basic" or not colon:
+            credentials = _basic_credentials(header)
+            if credentials is None:
                 return _invalid_client()
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)  # RFC 6749 2.3.1
+            client_id, secret = credentials
             if params.get("client_id", client_id) != client_id:
                 return _invalid_client()
         else:
             client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
-        expected = self._clients.get(client_id)
-        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+        client = self._clients.get(client_id)
+        if (
+            client is None
+            or method not in client.methods
+            or client.secret is None
+            or not hmac.compare_digest(_bytes(client.secret), _bytes(secret))
+        ):
             return _invalid_client()
+        return client_id
+
+    def _assertion_client(self, params: Mapping[str, str], endpoint: str) -> str | Response:
+        """RFC 7523 section 3: the client whose registered key signed the assertion, which
+        names it as iss and sub, this provider (or ``endpoint``) as aud, and is fresh."""
+        if params.get("client_assertion_type") != ASSERTION_TYPE:
+            return _oauth_error(
+                400, "invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}"
+            )
+        assertion = params.get("client_assertion", "")
+        client_id = params.get("client_id") or _unverified_issuer(assertion) or ""
+        client = self._clients.get(client_id)
+        if client is None or client.keys is None or PRIVATE_KEY_JWT not in client.methods:
+            return _invalid_client()
+        now = int(self._clock())
+        try:
+            claims = jwt.decode(assertion, client.keys, algorithms=ASSERTION_ALGORITHMS).claims
+            jwt.JWTClaimsRegistry(
+                now=now,
+                leeway=5,
+                iss={"essential": True, "value": client_id},
+                sub={"essential": True, "value": client_id},
+                exp={"essential": True},
+                jti={"essential": True},
+            ).validate(claims)
+        except (JoseError, ValueError, TypeError):
+            return _invalid_client()
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        accepted = {
+            "issuer": {self.issuer},
+            "token_endpoint": {f"{self.base}/token"},
+        }.get(self.assertion_audience or "", {self.issuer, f"{self.base}/token", endpoint})
+        if not accepted.intersection(a for a in audiences if isinstance(a, str)):
+            return _invalid_client()
+        jti = str(claims["jti"])
+        if jti in self._assertions:  # each assertion is used once
+            return _invalid_client()
+        self._assertions.add(jti)
         return client_id
 
     def _issue(self, grant: _Grant) -> dict[str, Any]:
@@ -406,7 +550,10 @@ class DevProvider:
             **assurance,
             "jti": grant.access_jti,
         }
-        access_token = self.mint(user.subject, grant.client_id, claims=access_claims)
+        if self.opaque_access_tokens:
+            access_token = self.mint_opaque(user.subject, grant.client_id, claims=access_claims)
+        else:
+            access_token = self.mint(user.subject, grant.client_id, claims=access_claims)
         id_claims = {
             "name": user.name,
             **claims,
@@ -444,8 +591,36 @@ class DevProvider:
         body = {**user.claims, "name": user.name, "sub": subject}
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def _introspect(self, request: Request) -> Response:
+        """RFC 7662: whether an access token is active, and its claims."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return _oauth_error(400, "invalid_request", "send application/x-www-form-urlencoded")
+        params, repeated = _single((await request.form()).multi_items())
+        if repeated:
+            return _oauth_error(400, "invalid_request", f"repeated: {', '.join(sorted(repeated))}")
+        client_id = self._authenticate(request, params, f"{self.base}/introspect")
+        if isinstance(client_id, Response):
+            return client_id
+        token = params.get("token")
+        if not token:
+            return _oauth_error(400, "invalid_request", "token is missing")
+        self.introspections += 1
+        claims = self._verify(token)
+        body: dict[str, Any] = {"active": False}
+        if claims is not None:
+            body = {**claims, "active": True, "token_type": "Bearer"}
+        return JSONResponse(body, headers=_NO_STORE)
+
     def _verify(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token this provider signed that has not expired, else None."""
+        """The claims of a token this provider issued (signed or opaque) that has not
+        expired and was not revoked, else None."""
+        opaque = self._opaque.get(token)
+        if opaque is not None:
+            exp = opaque.get("exp")  # without one (a test's choice) it never expires
+            if isinstance(exp, int) and self._clock() >= exp:
+                return None
+            return None if opaque.get("jti") in self._revoked else dict(opaque)
         try:
             decoded = jwt.decode(token, jwk.KeySet(list(self._keys)), algorithms=["RS256"])
             jwt.JWTClaimsRegistry(
@@ -503,7 +678,7 @@ class DevProvider:
         body = (
             f"<p>Signing in to <code>{e(auth.client_id)}</code>.</p>\n"
             + (f'<p class="notice">{e(notice)}</p>\n' if notice else "")
-            + f'<form method="post" action="{e(self.issuer)}/authorize">\n{hidden}'
+            + f'<form method="post" action="{e(self.base)}/authorize">\n{hidden}'
             # Pressing Enter in the text field submits the first button: make it this one.
             '<button type="submit" name="subject" value="" class="default" tabindex="-1"'
             ' aria-hidden="true">Sign in</button>\n'
@@ -590,6 +765,37 @@ def _s256(verifier: str) -> str:
 def _at_hash(access_token: str) -> str:
     """OpenID Connect Core 3.1.3.6: the left half of the SHA-256 of the token."""
     return _b64url(hashlib.sha256(access_token.encode("ascii")).digest()[:16])
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """The client id and secret of a Basic header, each form-decoded (RFC 6749 2.3.1): a
+    ``+`` sent as is becomes a space, as a strict provider reads it."""
+    scheme, _, credentials = header.partition(" ")
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError alike
+        return None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if scheme.lower() != "basic" or not colon:
+        return None
+    return unquote_plus(raw_id), unquote_plus(raw_secret)
+
+
+def _unverified_issuer(assertion: str) -> str | None:
+    """The ``iss`` of a compact JWT, unverified: only to find whose keys verify it."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeError, RecursionError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:

@@ -63,9 +63,11 @@ class Brands:
         return dict(self.credentials)[f"{env_name(name)}_CLIENT_ID"]
 
     def token(self, name: str, subject: str, **claims: Any) -> str:
-        """A token from a provider as it would issue one to the gateway."""
+        """A token from a provider as it would issue one to the gateway, right after the
+        person signed in there (``auth_time`` now; ``auth_time=None`` leaves it out)."""
         provider = self.providers[name]
         user_claims = {
+            "auth_time": int(CLOCK().timestamp()),
             **next((u.claims for u in USERS[name] if u.subject == subject), {}),
             **claims,
         }

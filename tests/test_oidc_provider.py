@@ -189,7 +189,9 @@ def test_discovery_document(http: httpx.Client, provider: DevProvider) -> None:
     assert document["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]
+    assert document["introspection_endpoint"] == f"{issuer}/introspect"
     assert document["scopes_supported"] == ["openid", "profile"]
     assert {"sub", "nonce", "acr", "amr", "name", "skyway_member", "roles"} <= set(
         document["claims_supported"]
@@ -456,7 +458,8 @@ async def test_mounted_under_a_prefix(clock: Clock) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=issuer + "/") as http:
         document = (await http.get(".well-known/openid-configuration")).json()
-        assert provider.issuer == document["issuer"] == issuer
+        # The issuer is kept exactly, its trailing slash included; endpoints sit below it.
+        assert provider.issuer == document["issuer"] == issuer + "/"
         assert document["jwks_uri"] == f"{issuer}/jwks"
         pkce = Pkce()
         page = await http.get(document["authorization_endpoint"], params=authorization_params(pkce))
@@ -470,7 +473,95 @@ async def test_mounted_under_a_prefix(clock: Clock) -> None:
         body = (await http.post(document["token_endpoint"], data=data)).json()
         keys = jwk.KeySet.import_key_set((await http.get(document["jwks_uri"])).json())
         claims = jwt.decode(body["id_token"], keys, algorithms=["RS256"]).claims
-        assert (claims["iss"], claims["aud"], claims["nonce"]) == (issuer, CLIENT, "nonce-456")
+        assert (claims["iss"], claims["aud"], claims["nonce"]) == (
+            issuer + "/",
+            CLIENT,
+            "nonce-456",
+        )
         bearer = {"Authorization": f"Bearer {body['access_token']}"}
         info = await http.get(document["userinfo_endpoint"], headers=bearer)
         assert info.json()["sub"] == "SKY-1001"
+
+
+# Client assertions (private_key_jwt) and introspection (opaque access tokens)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def assertion(key: jwk.ECKey, client_id: str, audience: str, clock: Clock, **claims: Any) -> str:
+    now = int(clock())
+    payload = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now}
+    payload |= {"exp": now + 60, "jti": secrets.token_urlsafe(8), **claims}
+    return jwt.encode({"alg": "ES256", "kid": key.kid}, payload, key, algorithms=["ES256"])
+
+
+def test_private_key_jwt_is_verified_against_the_registered_keys(
+    http: httpx.Client, provider: DevProvider, clock: Clock
+) -> None:
+    key = jwk.ECKey.generate_key("P-256", private=True)
+    key.ensure_kid()
+    client = f"jwt-{secrets.token_hex(4)}"
+    public = {"keys": [dict(key.as_dict(private=False))]}
+    provider.add_client(client, method="private_key_jwt", public_keys=public)
+    opaque = provider.mint_opaque("SKY-1001", client)
+
+    def introspect(signed: str) -> httpx.Response:
+        form = {"token": opaque, "client_assertion_type": ASSERTION_TYPE}
+        return http.post("/introspect", data={**form, "client_assertion": signed})
+
+    good = assertion(key, client, provider.issuer, clock)
+    assert introspect(good).json()["active"] is True
+    assert introspect(good).status_code == 401  # an assertion is single use
+    endpoint = assertion(key, client, f"{provider.issuer}/introspect", clock)
+    assert introspect(endpoint).status_code == 200  # the endpoint called may be the aud
+    other = jwk.ECKey.generate_key("P-256", private=True)
+    other.ensure_kid()
+    refused = [
+        assertion(key, client, "https://elsewhere.example", clock),
+        assertion(key, client, provider.issuer, clock, exp=int(clock()) - 60),
+        assertion(key, client, provider.issuer, clock, sub="someone-else"),
+        assertion(other, client, provider.issuer, clock),
+        assertion(key, CLIENT, provider.issuer, clock),  # a secret client's id
+    ]
+    for signed in refused:
+        assert introspect(signed).status_code == 401
+    basic = http.post("/introspect", data={"token": opaque}, auth=(client, "any"))
+    assert basic.status_code == 401  # registered for private_key_jwt only
+
+
+def test_introspection_describes_opaque_tokens(
+    http: httpx.Client, provider: DevProvider, clock: Clock
+) -> None:
+    token = provider.mint_opaque("SKY-1001", CLIENT, claims={"scope": "openid"})
+    assert http.post("/introspect", data={"token": token}).status_code == 401  # who asks?
+    answer = http.post("/introspect", data={"token": token}, auth=(CLIENT, SECRET)).json()
+    assert answer["active"] is True and answer["iss"] == provider.issuer
+    assert (answer["sub"], answer["aud"], answer["token_type"]) == ("SKY-1001", CLIENT, "Bearer")
+    info = http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert info.json()["sub"] == "SKY-1001"  # userinfo takes it too
+    unknown = http.post("/introspect", data={"token": "nope"}, auth=(CLIENT, SECRET)).json()
+    assert unknown == {"active": False}
+    clock.now += provider.token_lifetime
+    ended = http.post("/introspect", data={"token": token}, auth=(CLIENT, SECRET)).json()
+    assert ended == {"active": False}
+
+
+async def test_opaque_access_tokens_from_the_code_flow(clock: Clock) -> None:
+    provider = DevProvider(
+        "http://op.example", {CLIENT: SECRET}, [ALICE], clock=clock, opaque_access_tokens=True
+    )
+    transport = httpx.ASGITransport(app=provider.app)
+    async with httpx.AsyncClient(transport=transport, base_url=provider.issuer) as http:
+        pkce = Pkce()
+        form = FormParser()
+        form.feed((await http.get("/authorize", params=authorization_params(pkce))).text)
+        signed_in = await http.post(form.action, data={**dict(form.hidden), "subject": "SKY-1001"})
+        code = redirect_query(signed_in)["code"]
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+        data["code_verifier"] = pkce.verifier
+        tokens = (await http.post("/token", data=data, auth=(CLIENT, SECRET))).json()
+        assert tokens["access_token"].count(".") != 2 and tokens["id_token"].count(".") == 2
+        asked = {"token": tokens["access_token"]}
+        answer = (await http.post("/introspect", data=asked, auth=(CLIENT, SECRET))).json()
+        assert answer["active"] is True and answer["sub"] == "SKY-1001"
+        assert answer["auth_time"] and answer["scope"] == "openid profile"

@@ -570,6 +570,39 @@ async def test_native_link_with_an_id_token_for_another_audience_is_refused(
     assert result["userErrors"][0]["field"] == ["input", "idToken"]
 
 
+@pytest.mark.parametrize(
+    "auth_time",
+    [None, -600, -61, "yesterday"],
+    ids=["missing", "a-provider-session-10-minutes-old", "just-before-the-link", "not-a-number"],
+)
+async def test_native_link_needs_a_sign_in_made_for_the_link(
+    sso: Gateway, brands: Brands, auth_time: int | str | None
+):
+    bob = brands.token("skyway", "bob")
+    nonce = await start_link(sso, bob)
+    CLOCK.now += timedelta(seconds=30)  # the app sends the member to the other provider
+    signed_in = auth_time
+    if isinstance(auth_time, int):  # seconds before the link started
+        signed_in = int((CLOCK() - timedelta(seconds=30)).timestamp()) + auth_time
+    stale = brands.token("brewbar", "bob", nonce=nonce, auth_time=signed_in)
+    result = await complete_link(sso, bob, stale)
+    assert codes(result) == ["REAUTHENTICATION_REQUIRED"]
+    assert result["userErrors"][0]["field"] == ["input", "idToken"]
+    assert result["member"] is None
+    assert identities(await bearer_account(sso, bob)) == {("skyway", "bob")}
+
+
+async def test_native_link_accepts_a_sign_in_made_after_the_link_started(
+    sso: Gateway, brands: Brands
+):
+    bob = brands.token("skyway", "bob")
+    nonce = await start_link(sso, bob)
+    CLOCK.now += timedelta(minutes=2)
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
+    assert result["userErrors"] == []
+    assert identities(result["member"]) == {("skyway", "bob"), ("brewbar", "bob")}
+
+
 async def test_partner_apps_and_operators_cannot_start_a_native_link(sso: Gateway):
     for token in (await sso.partner_token("skyway"), await sso.operator_token()):
         result = payload(await sso.gql(START_LINK, token=token))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey, RSAKey
 
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
@@ -24,7 +25,7 @@ def test_a_partner_names_its_provider_claim_and_step_up(tmp_path: Path) -> None:
     )
     alpha = load_coalition(config).partners["alpha"]
     assert alpha.sign_in is not None and alpha.step_up is not None
-    assert alpha.sign_in.issuer == "https://login.alpha.example"
+    assert alpha.sign_in.issuer == "https://login.alpha.example/"  # exact: an issuer is a string
     assert alpha.sign_in.customer_id_claim == "alpha_id"
     assert alpha.sign_in.audiences == ("alpha-ios",)
     assert alpha.sign_in.mfa_acr == ("mfa",) and "otp" in alpha.sign_in.mfa_amr
@@ -50,6 +51,33 @@ def test_the_coalition_names_the_operator_role(tmp_path: Path) -> None:
         ('[sign_in]\ndevelopment = true\noperator_role = "x"\n', "sign_in.operator_role"),
         ('[sign_in]\ndevelopment = true\ncustomer_id_claim = "a b"\n', "sign_in.customer_id_claim"),
         ("[step_up]\npoints = 0\n", "step_up.points"),
+        (
+            '[sign_in]\ndevelopment = true\ntoken_endpoint_auth_method = "client_secret_jwt"\n',
+            "sign_in.token_endpoint_auth_method",
+        ),
+        (
+            '[sign_in]\ndevelopment = true\ntoken_endpoint_auth_method = "private_key_jwt"\n',
+            "sign_in.token_endpoint_auth_method",
+        ),
+        (
+            '[sign_in]\ndevelopment = true\nintrospection_endpoint = "https://a.example/i"\n',
+            "sign_in.introspection_endpoint",
+        ),
+        (
+            "[sign_in]\ndevelopment = true\nintrospection = true\n"
+            'introspection_endpoint = "http://a.example/i"\n',
+            "sign_in.introspection_endpoint",
+        ),
+        ('[sign_in]\ndevelopment = true\nintrospection = "yes"\n', "sign_in.introspection"),
+        (
+            '[sign_in]\ndevelopment = true\nclient_assertion_audience = "token_endpoint"\n',
+            "sign_in.client_assertion_audience",
+        ),
+        (
+            '[sign_in]\nissuer = "https://a.example"\n'
+            'token_endpoint_auth_method = "private_key_jwt"\nclient_assertion_audience = "x"\n',
+            "sign_in.client_assertion_audience",
+        ),
         ("[step_up]\n", "step_up.points"),
     ],
 )
@@ -115,6 +143,49 @@ def test_a_real_provider_without_credentials_stops_the_start(tmp_path: Path) -> 
         ("COALITION_OIDC_ALPHA_CLIENT_SECRET", "s"),
     )
     create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=credentials))
+
+
+def test_client_authentication_and_introspection_settings_load(tmp_path: Path) -> None:
+    config = one(
+        tmp_path,
+        '[sign_in]\nissuer = "https://tenant.auth.example/"\n'
+        'token_endpoint_auth_method = "private_key_jwt"\nintrospection = true\n'
+        'introspection_endpoint = "https://tenant.auth.example/oauth/introspect"\n',
+    )
+    sign_in = load_coalition(config).partners["alpha"].sign_in
+    assert sign_in is not None
+    assert sign_in.issuer == "https://tenant.auth.example/"
+    assert sign_in.token_endpoint_auth_method == "private_key_jwt"
+    assert sign_in.introspection is True
+    assert sign_in.introspection_endpoint == "https://tenant.auth.example/oauth/introspect"
+    default = load_coalition(one(tmp_path, _issuer("https://b.example"))).partners["alpha"]
+    assert default.sign_in is not None
+    assert default.sign_in.token_endpoint_auth_method == "client_secret_basic"
+    assert default.sign_in.introspection is False
+
+
+def test_private_key_jwt_needs_a_usable_private_key_at_start(tmp_path: Path) -> None:
+    config = one(
+        tmp_path,
+        '[sign_in]\nissuer = "https://login.alpha.example"\n'
+        'token_endpoint_auth_method = "private_key_jwt"\n',
+    )
+    only_id = (("COALITION_OIDC_ALPHA_CLIENT_ID", "gw"),)
+    with pytest.raises(SettingsError, match="COALITION_OIDC_ALPHA_PRIVATE_KEY"):
+        create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=only_id))
+    secret_only = (*only_id, ("COALITION_OIDC_ALPHA_CLIENT_SECRET", "s"))
+    with pytest.raises(SettingsError, match="COALITION_OIDC_ALPHA_PRIVATE_KEY"):
+        create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=secret_only))
+    garbage = (*only_id, ("COALITION_OIDC_ALPHA_PRIVATE_KEY", "not a key"))
+    with pytest.raises(SettingsError, match="not a PEM or JWK private key"):
+        create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=garbage))
+    public = RSAKey.generate_key(2048, private=True).as_pem(private=False).decode()
+    public_only = (*only_id, ("COALITION_OIDC_ALPHA_PRIVATE_KEY", public))
+    with pytest.raises(SettingsError, match="private RSA key"):
+        create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=public_only))
+    key = ECKey.generate_key("P-256", private=True).as_pem(private=True).decode()
+    usable = (*only_id, ("COALITION_OIDC_ALPHA_PRIVATE_KEY", key))
+    create_app(Settings(config_dir=config, demo_data=False, oidc_credentials=usable))
 
 
 def test_production_refuses_development_providers_and_needs_a_session_secret() -> None:

@@ -15,22 +15,29 @@ from .errors import InvalidToken
 from .identity import IdentityService, Proof, step_up_from
 from .issuer import TokenIssuer
 from .principal import MemberPrincipal, OperatorPrincipal, Principal
-from .providers import Provider, Providers
+from .providers import PROVIDER_HEADER, Provider, Providers
 
 SESSION_COOKIE = "coalition_session"
 FLOW_COOKIE = "coalition_flow"
 
 
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def authenticated_at(claims: dict[str, Any]) -> datetime | None:
+    """When the person signed in at the provider (``auth_time``), if the token says."""
+    return _moment(claims.get("auth_time"))
+
+
 def signed_in_at(claims: dict[str, Any]) -> datetime | None:
     """When the person behind the token signed in: ``auth_time``, else ``iat``."""
-    for name in ("auth_time", "iat"):
-        value = claims.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            try:
-                return datetime.fromtimestamp(value, UTC)
-            except (OverflowError, OSError, ValueError):
-                return None
-    return None
+    return authenticated_at(claims) or _moment(claims.get("iat"))
 
 
 def proof_of(provider: Provider, claims: dict[str, Any]) -> Proof:
@@ -50,12 +57,12 @@ class Authenticator:
     secret: str  # signs the cookies, with a salt per cookie
     session_seconds: int
 
-    async def bearer(self, token: str) -> Principal:
-        """The principal a bearer token proves; InvalidToken otherwise."""
+    async def bearer(self, token: str, provider_name: str | None = None) -> Principal:
+        """The principal a bearer token proves; InvalidToken otherwise. ``provider_name``
+        names the provider of an opaque token when several introspect."""
         if self.issuer.looks_like_ours(token):
             return await self.issuer.verify(token)
-        provider = self.providers.for_token(token)
-        claims = await provider.verify(token)
+        provider, claims = await self.providers.access_claims(token, provider_name)
         if provider.is_operator(claims):
             return OperatorPrincipal(subject=str(claims["sub"]), issuer=provider.issuer)
         proof = proof_of(provider, claims)
@@ -115,5 +122,5 @@ class Authenticator:
             scheme, _, token = header.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise InvalidToken("send credentials as `Authorization: Bearer <token>`")
-            return await self.bearer(token.strip())
+            return await self.bearer(token.strip(), request.headers.get(PROVIDER_HEADER))
         return await self.session_principal(request)

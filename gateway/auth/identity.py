@@ -42,6 +42,16 @@ def recently_signed_in(principal: MemberPrincipal, now: datetime) -> bool:
     return at is not None and now - at <= RECENT_SIGN_IN
 
 
+LINK_SIGN_IN_LEEWAY = timedelta(seconds=60)  # clock skew allowed on a link's auth_time
+
+
+def fresh_for_link(signed_in: datetime | None, started_at: datetime) -> bool:
+    """Whether a provider sign-in at ``signed_in`` (its ``auth_time``) was made for a link
+    started at ``started_at``: a link (browser or native) needs a fresh sign-in, not a
+    provider session left open; no ``auth_time`` is no proof."""
+    return signed_in is not None and signed_in >= started_at - LINK_SIGN_IN_LEEWAY
+
+
 def step_up_from(identity: IdentityRecord) -> datetime | None:
     """When the identity's second factor starts to count for step-up (None: at once)."""
     return identity.linked_at + STEP_UP_COOLING_OFF if identity.origin == LINK else None
@@ -347,6 +357,24 @@ class IdentityService:
 
         await self.uow.write(work)
         return nonce, expires
+
+    async def pending_link(self, nonce: str, member_id: str) -> FlowRecord | None:
+        """The native link a nonce started, if it is still to be used and was issued to this
+        member (a read: the link that succeeds uses it up, see ``FlowUse``)."""
+        found = await self.uow.read(
+            lambda c: store.pending_flow(c, digest(nonce), ("native_link",), self.clock())
+        )
+        return found if found is not None and found.member_id == member_id else None
+
+    async def discard_link(self, nonce: str, member_id: str) -> None:
+        """Use up a native link's nonce that was refused: the member starts again."""
+
+        async def work(connection: AsyncConnection) -> None:
+            await store.consume_flow(
+                connection, digest(nonce), ("native_link",), self.clock(), member_id
+            )
+
+        await self.uow.write(work)
 
     # Sessions
 

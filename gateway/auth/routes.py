@@ -25,9 +25,16 @@ from starlette.routing import Route
 from ..errors import DomainError
 from ..graphql.scalars import encode_id
 from ..unit_of_work import Contention
-from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, proof_of, signed_in_at
+from .authenticate import FLOW_COOKIE, SESSION_COOKIE, Authenticator, authenticated_at, proof_of
 from .errors import InvalidToken
-from .identity import FLOW_LIFETIME, FlowUse, IdentityService, recently_signed_in, step_up_from
+from .identity import (
+    FLOW_LIFETIME,
+    FlowUse,
+    IdentityService,
+    fresh_for_link,
+    recently_signed_in,
+    step_up_from,
+)
 from .principal import MemberPrincipal, OperatorPrincipal
 from .providers import Provider
 
@@ -37,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.auth")
 
 DEFAULT_RETURN = "/graphql"
-LEEWAY_DELTA = timedelta(seconds=60)
 
 
 class AuthRoutes:
@@ -229,8 +235,7 @@ class AuthRoutes:
                 return await self._refuse(
                     state, "Link refused", "Finish the link in the session that began it."
                 )
-            signed_in = signed_in_at({"auth_time": claims.get("auth_time")})
-            if signed_in is None or signed_in < flow.created_at - LEEWAY_DELTA:
+            if not fresh_for_link(authenticated_at(claims), flow.created_at):
                 return await self._refuse(
                     state,
                     "Link refused",
@@ -283,12 +288,7 @@ class AuthRoutes:
         if verifier:
             form["code_verifier"] = verifier
         try:
-            response = await provider.http.post(
-                endpoint,
-                data=form,
-                auth=httpx.BasicAuth(provider.client_id, provider.client_secret),
-                headers={"Accept": "application/json"},
-            )
+            response = await provider.post_form(endpoint, form)
             answer = response.json()
         except (httpx.HTTPError, ValueError):
             raise InvalidToken("the provider's token endpoint did not answer") from None

@@ -22,9 +22,10 @@ from ..demo import DEMO_OPERATOR, DEMO_SIGN_INS
 from ..service import LedgerService
 from ..settings import Settings, SettingsError
 from .authenticate import Authenticator
+from .client_auth import ClientAuth, ClientAuthError, client_auth
 from .identity import IdentityService
 from .issuer import TokenIssuer
-from .providers import COALITION, Provider, ProviderError, Providers, credentials
+from .providers import COALITION, Provider, Providers
 
 log = logging.getLogger("gateway.auth")
 
@@ -73,8 +74,8 @@ class AuthSystem:
         for name, sign_in in self.sign_ins.items():
             if not sign_in.development:
                 try:
-                    credentials(name, settings.oidc_credential)  # fail now, not at sign-in
-                except ProviderError as error:
+                    self._client(name, sign_in)  # fail now, not at sign-in
+                except ClientAuthError as error:
                     raise SettingsError(str(error)) from None
                 continue
             if settings.production:
@@ -99,28 +100,32 @@ class AuthSystem:
             for name, provider in self.dev_providers.items()
         ]
 
+    def _client(self, name: str, sign_in: SignIn) -> ClientAuth:
+        if sign_in.development:
+            method = sign_in.token_endpoint_auth_method
+            return ClientAuth(method, DEV_CLIENT_ID, secret=self.dev_secret)
+        return client_auth(name, sign_in.token_endpoint_auth_method, self.settings.oidc_credential)
+
     def _provider(self, app: Starlette, name: str, sign_in: SignIn) -> Provider:
         if sign_in.development:
             # The bundled provider answers in-process: no network hop, any port.
             http = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), timeout=5, verify=_tls()
             )
-            client_id, secret = DEV_CLIENT_ID, self.dev_secret
             issuer = self.dev_providers[name].issuer
         else:
             http = httpx.AsyncClient(timeout=5, follow_redirects=False, verify=_tls())
-            client_id, secret = credentials(name, self.settings.oidc_credential)
             assert sign_in.issuer is not None
             issuer = sign_in.issuer
         self._clients.append(http)
-        return Provider(name, sign_in, issuer, client_id, secret, http, self.clock)
+        return Provider(name, sign_in, issuer, self._client(name, sign_in), http, self.clock)
 
     def start(self, app: Starlette, service: LedgerService, issuer: TokenIssuer) -> None:
         try:
             providers = Providers(
                 {name: self._provider(app, name, s) for name, s in self.sign_ins.items()}
             )
-        except ProviderError as error:
+        except ClientAuthError as error:
             raise SettingsError(str(error)) from None
         self.identity = IdentityService(service, self.clock)
         self.authenticator = Authenticator(

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import strawberry
 
-from ..auth.authenticate import proof_of
+from ..auth.authenticate import authenticated_at, proof_of
 from ..auth.errors import InvalidToken
-from ..auth.identity import FlowUse, recently_signed_in
+from ..auth.identity import FlowUse, fresh_for_link, recently_signed_in
 from ..auth.principal import MemberPrincipal
 from ..errors import DomainError, ErrorCode
 from .context import Info
@@ -115,11 +115,25 @@ class LinkMutations:
                     ("id_token",),
                 ) from None
             nonce = claims.get("nonce")
-            if not isinstance(nonce, str):
+            link = None
+            if isinstance(nonce, str):
+                link = await info.context.identity.pending_link(nonce, member_id)
+            if link is None:
                 raise DomainError(
                     ErrorCode.LINK_INVALID,
                     "The token's nonce is not a link you started, or it was used or expired; "
                     "start the link again.",
+                    ("id_token",),
+                )
+            assert isinstance(nonce, str)
+            if not fresh_for_link(authenticated_at(claims), link.created_at):
+                await info.context.identity.discard_link(nonce, member_id)
+                raise DomainError(
+                    ErrorCode.REAUTHENTICATION_REQUIRED,
+                    "The ID token does not show a sign-in at the provider made for this link "
+                    "(its auth_time is missing or older than the link): start the link again "
+                    "and have the provider ask for the sign-in afresh (prompt=login, "
+                    "max_age=0).",
                     ("id_token",),
                 )
             # The nonce is used up by the link's own transaction: only if the link succeeds.
