@@ -211,6 +211,11 @@ class ReferencePartner:
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
 
+    @property
+    def token(self) -> str:
+        """The bearer token it accepts."""
+        return self._token.decode()
+
     # ---- inspection, for tests -----------------------------------------------------------
 
     def reset(self, members: dict[str, int] | None = None) -> None:
