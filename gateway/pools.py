@@ -31,11 +31,10 @@ def shared_variable(slug: str) -> str:
 def development_partner(
     slug: str, members: Mapping[str, dict[str, int]] | None
 ) -> ReferencePartner:
-    """The reference partner that stands in for a development pool, with its opening
-    members."""
-    return ReferencePartner(
-        secrets.token_urlsafe(24), dict((members or {}).get(slug, {})), open_enrolment=True
-    )
+    """The reference partner that stands in for a development pool. It knows its opening
+    ``members`` only, as a real partner knows its own customers: enrolling another customer
+    id there is refused (UNKNOWN_CUSTOMER)."""
+    return ReferencePartner(secrets.token_urlsafe(24), dict((members or {}).get(slug, {})))
 
 
 @contextmanager
