@@ -100,7 +100,7 @@ class RewardRecord:
         return self.stock is None or self.stock > 0
 
     @property
-    def tiers(self) -> RewardTiers:
+    def tier_settings(self) -> RewardTiers:
         return RewardTiers(self.kind.value, self.tier, self.min_tier)
 
 
@@ -119,7 +119,7 @@ def refusal(
         if reward.stock == 0:
             return _error(ErrorCode.OUT_OF_STOCK, "This reward is out of stock.")
         return _error(ErrorCode.REWARD_UNAVAILABLE, "This reward is not available now.")
-    refused = tier_refusal(tiers, status, reward.tiers)
+    refused = tier_refusal(tiers, status, reward.tier_settings)
     if refused is not None:
         return refused
     if reward.per_member_limit is not None and claimed >= reward.per_member_limit:
@@ -376,7 +376,7 @@ class RewardService:
         now = self.ledger.clock()
         tiers = self.ledger.coalition.tiers
         status = None
-        if any(needs_tier(tiers, reward.tiers) for reward in catalogue):
+        if any(needs_tier(tiers, reward.tier_settings) for reward in catalogue):
             status = await self.tiers.status(member_id)
 
         async def work(connection: AsyncConnection) -> dict[int, int]:
@@ -434,12 +434,12 @@ class RewardService:
             # The rule the catalogue offers by; the tier is stored and an upgrade given in
             # this transaction, so both stand or fall with the payment. The stock and the
             # limit are taken again below, conditionally, against racing redemptions.
-            status = await self.tiers.redeemed(connection, member_id, reward.tiers, now)
+            status = await self.tiers.redeemed(connection, member_id, reward.tier_settings, now)
             used = (await claims(connection, member_id, [reward])).get(reward.id, 0)
             refused = refusal(reward, now, ledger.coalition.tiers, status, used)
             if refused is not None:
                 raise refused
-            await self.tiers.bought(connection, member_id, reward.tiers, status, now)
+            await self.tiers.bought(connection, member_id, reward.tier_settings, status, now)
             conversion: Posting | None = None
             rate: Decimal | None = None
             paid = reward.price_points
