@@ -125,8 +125,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     }
     HeaderDeadlineProtocol.header_timeout = settings.http_header_timeout
     if workers > 1:
-        # Each worker process builds its own app from the same environment.
-        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        from .demo import DEMO_REMOTE_MEMBERS
+        from .pools import shared_development_pools
+
+        # Each worker process builds its own app from the same environment; a development
+        # pool is served once, here, for all of them (one ledger, as a real partner keeps).
+        with shared_development_pools(coalition, os.environ, DEMO_REMOTE_MEMBERS) as shared:
+            for slug in shared:
+                print(f"Development pool of {slug}: served once for the {workers} workers")
+            uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     else:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     return 0

@@ -18,24 +18,6 @@ from .service import LedgerService
 from .tables import transfers
 
 
-async def within_tier(
-    ledger: LedgerService, member_id: str, catalogue: Sequence[RewardRecord]
-) -> list[RewardRecord]:
-    """``catalogue`` less the rewards kept for a tier above the member's."""
-    tiers = ledger.coalition.tiers
-    if tiers is None or not any(r.min_tier for r in catalogue):
-        return list(catalogue)
-    from .tiers import TierService  # tiers imports the rewards this module imports
-
-    status = await TierService(ledger).status(member_id)
-    rank = status.tier.rank if status is not None else 0
-    return [
-        r
-        for r in catalogue
-        if r.min_tier is None or (t := tiers.tier(r.min_tier)) is None or t.rank <= rank
-    ]
-
-
 @dataclass(frozen=True)
 class Suggestion:
     reward: RewardRecord

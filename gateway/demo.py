@@ -17,8 +17,9 @@ DEMO_MEMBERS = (
 
 
 # Members of the demo's remote pools as the partner's own system knows them: customer id
-# and balance there, before the gateway moves anything.
-DEMO_REMOTE_MEMBERS: dict[str, dict[str, int]] = {"harbour": {"HH-4004": 12000}}
+# and balance there, before the gateway moves anything. Only these can be enrolled there;
+# HH-4010 is a guest not enrolled in the coalition yet.
+DEMO_REMOTE_MEMBERS: dict[str, dict[str, int]] = {"harbour": {"HH-4004": 12000, "HH-4010": 3000}}
 DEMO_REMOTE_ENROLMENTS = (("harbour", "HH-4004"),)  # Carol, a hotel guest too
 
 

@@ -39,6 +39,7 @@ class ErrorCode(Enum):
     PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"  # a remote pool's outcome is not known yet
     PARTNER_REFUSED = "PARTNER_REFUSED"  # a remote pool refused; nothing was kept
     NOT_AVAILABLE_AT_REMOTE_POOL = "NOT_AVAILABLE_AT_REMOTE_POOL"
+    UNKNOWN_CUSTOMER = "UNKNOWN_CUSTOMER"  # a remote pool's partner has no such customer
     # The programme: earning rules, referrals, returns, bulk, tiers, gifting, challenges.
     UNKNOWN_PURCHASE = "UNKNOWN_PURCHASE"
     RETURN_EXCEEDS_PURCHASE = "RETURN_EXCEEDS_PURCHASE"

@@ -404,18 +404,38 @@ class RemoteOperations:
             return None
         return await self.balance_of(partner, customer_id)
 
-    async def balance_of(self, partner: str, customer_id: str) -> int:
-        """A customer's balance at a remote partner now; 0 if the partner does not know them,
-        ``PARTNER_UNAVAILABLE`` if it does not answer."""
+    async def balance_of(self, partner: str, customer_id: str) -> int | None:
+        """A customer's balance at a remote partner now; None if the partner does not know
+        them, ``PARTNER_UNAVAILABLE`` if it does not answer."""
         try:
             return await self._pool(partner).balance(customer_id)
         except RemoteUnknownMember:
-            return 0
+            return None
         except RemoteError as error:
             raise DomainError(
                 ErrorCode.PARTNER_UNAVAILABLE,
                 f"{self._name(partner)} did not give the balance: {error}.",
             ) from None
+
+    async def check_customer(self, partner: str, customer_id: str) -> None:
+        """Before enrolling a customer id at a remote partner: the partner knows it, or
+        ``UNKNOWN_CUSTOMER``; ``PARTNER_UNAVAILABLE`` (nothing enrolled, try again) when
+        it does not answer."""
+        field = ("partner_customer_id",)
+        try:
+            balance = await self.balance_of(partner, customer_id)
+        except DomainError as error:
+            raise DomainError(
+                ErrorCode.PARTNER_UNAVAILABLE,
+                f"{error.message} Nothing was enrolled: try again.",
+                field,
+            ) from None
+        if balance is None:
+            raise DomainError(
+                ErrorCode.UNKNOWN_CUSTOMER,
+                f"{self._name(partner)} has no customer {shown(customer_id)}.",
+                field,
+            )
 
     # ---- pieces ----------------------------------------------------------------------------
 

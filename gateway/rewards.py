@@ -22,15 +22,28 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import exchange
+from partners.tiers import Tiers
+
+from . import exchange, repository
 from .errors import DomainError, ErrorCode, shown
 from .ledger import TransferKind, conversion_legs, redeem_legs
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
 from .step_up import StepUp
 from .tables import obligations, reward_claims, reward_redemptions, rewards
-from .tiers import TierService, check_reward_tiers
+from .tiers import (
+    RewardTiers,
+    TierService,
+    TierStatus,
+    check_reward_tiers,
+    needs_tier,
+    tier_refusal,
+)
 from .validation import check_amount, check_points, clean_text, invalid
+
+
+def _error(code: ErrorCode, message: str, *fields: str) -> DomainError:
+    return DomainError(code, message, fields or ("reward_id",))
 
 
 class RewardKind(Enum):
@@ -86,6 +99,56 @@ class RewardRecord:
         if self.valid_until is not None and moment >= self.valid_until:
             return False
         return self.stock is None or self.stock > 0
+
+    @property
+    def tier_settings(self) -> RewardTiers:
+        return RewardTiers(self.kind.value, self.tier, self.min_tier)
+
+
+def refusal(
+    reward: RewardRecord,
+    moment: datetime,
+    tiers: Tiers | None,
+    status: TierStatus | None,
+    claimed: int,
+) -> DomainError | None:
+    """Why a member cannot redeem ``reward`` at ``moment`` (None: they can, funds aside):
+    withdrawn, outside its validity or out of stock; their tier (``status``, needed when
+    ``needs_tier``); or its limit per member, of which they used ``claimed``. The one rule
+    for redeeming and for what a member is offered."""
+    if not reward.available_at(moment):
+        if reward.stock == 0:
+            return _error(ErrorCode.OUT_OF_STOCK, "This reward is out of stock.")
+        return _error(ErrorCode.REWARD_UNAVAILABLE, "This reward is not available now.")
+    refused = tier_refusal(tiers, status, reward.tier_settings)
+    if refused is not None:
+        return refused
+    if reward.per_member_limit is not None and claimed >= reward.per_member_limit:
+        return _limit_reached(reward)
+    return None
+
+
+def _limit_reached(reward: RewardRecord) -> DomainError:
+    return _error(
+        ErrorCode.REWARD_LIMIT_REACHED,
+        f"This reward can be redeemed {reward.per_member_limit} time(s) per member.",
+    )
+
+
+async def claims(
+    connection: AsyncConnection, member_id: str, found: Sequence[RewardRecord]
+) -> dict[int, int]:
+    """How many times the member redeemed each of ``found`` that has a limit per member,
+    in one query."""
+    limited = [reward.id for reward in found if reward.per_member_limit is not None]
+    if not limited:
+        return {}
+    result = await connection.execute(
+        sa.select(reward_claims.c.reward_id, reward_claims.c.count).where(
+            reward_claims.c.member_id == member_id, reward_claims.c.reward_id.in_(limited)
+        )
+    )
+    return {int(reward_id): int(count) for reward_id, count in result}
 
 
 @dataclass(frozen=True)
@@ -147,10 +210,6 @@ class Receipt:
             row.created_at,
             replayed,
         )
-
-
-def _error(code: ErrorCode, message: str, *fields: str) -> DomainError:
-    return DomainError(code, message, fields or ("reward_id",))
 
 
 class RewardService:
@@ -298,8 +357,45 @@ class RewardService:
 
         return await self.uow.read(work)
 
+    def payer(self, pay_with: str) -> None:
+        """Refuse a pool that cannot pay for rewards: an unknown partner, or one that keeps
+        its points in its own system."""
+        self.ledger.partner(pay_with, "pay_with")
+        if self.ledger.coalition.is_remote(pay_with):
+            raise DomainError(
+                ErrorCode.NOT_AVAILABLE_AT_REMOTE_POOL,
+                f"'{pay_with}' keeps its points in its own system: rewards cannot be paid "
+                "with them through the gateway yet. Pay with another pool.",
+                ("pay_with",),
+            )
+
+    async def redeemable(
+        self, member_id: str, catalogue: Sequence[RewardRecord]
+    ) -> list[RewardRecord]:
+        """``catalogue`` less the rewards the member cannot redeem now (``refusal``): the
+        member's tier and their uses of limited rewards are read once for the whole list."""
+        now = self.ledger.clock()
+        tiers = self.ledger.coalition.tiers
+        status = None
+        if any(needs_tier(tiers, reward.tier_settings) for reward in catalogue):
+            status = await self.tiers.status(member_id)
+
+        async def work(connection: AsyncConnection) -> dict[int, int]:
+            found = await repository.members_by_id(connection, [member_id])
+            survivor = found[member_id].id if member_id in found else member_id
+            return await claims(connection, survivor, catalogue)
+
+        used = await self.uow.read(work)
+        return [
+            reward
+            for reward in catalogue
+            if refusal(reward, now, tiers, status, used.get(reward.id, 0)) is None
+        ]
+
     def cost(self, reward: RewardRecord, pay_with: str, at: datetime) -> int:
-        """Points of ``pay_with`` the reward costs now (the price, or a conversion)."""
+        """Points of ``pay_with`` the reward costs now (the price, or a conversion);
+        a DomainError when that pool cannot pay for it."""
+        self.payer(pay_with)
         if pay_with == reward.partner:
             return reward.price_points
         return exchange.quote_to_receive(
@@ -330,15 +426,8 @@ class RewardService:
     ) -> Receipt:
         """``step_up``: checked under the member's lock, in the redemption's transaction."""
         ledger = self.ledger
-        ledger.partner(pay_with, "pay_with")
+        self.payer(pay_with)
         remote = ledger.coalition.is_remote
-        if remote(pay_with):
-            raise DomainError(
-                ErrorCode.NOT_AVAILABLE_AT_REMOTE_POOL,
-                f"'{pay_with}' keeps its points in its own system: rewards cannot be paid "
-                "with them through the gateway yet. Pay with another pool.",
-                ("pay_with",),
-            )
         request = {"reward": reward_id, "member": member.canonical(), "pay_with": pay_with}
 
         async def work(connection: AsyncConnection) -> Receipt:
@@ -351,14 +440,15 @@ class RewardService:
             now = ledger.clock()
             if step_up is not None:
                 await step_up.check(connection, member_id, now)
-            if not reward.available_at(now):
-                reason = "is out of stock" if reward.stock == 0 else "is not available now"
-                code = ErrorCode.OUT_OF_STOCK if reward.stock == 0 else ErrorCode.REWARD_UNAVAILABLE
-                raise _error(code, f"This reward {reason}.")
-            # A tier floor refuses, a tier upgrade is given: in this transaction, so both
-            # stand or fall with the payment.
-            kind, tier, min_tier = reward.kind.value, reward.tier, reward.min_tier
-            await self.tiers.redeemed(connection, member_id, kind, tier, min_tier, now)
+            # The rule the catalogue offers by; the tier is stored and an upgrade given in
+            # this transaction, so both stand or fall with the payment. The stock and the
+            # limit are taken again below, conditionally, against racing redemptions.
+            status = await self.tiers.redeemed(connection, member_id, reward.tier_settings, now)
+            used = (await claims(connection, member_id, [reward])).get(reward.id, 0)
+            refused = refusal(reward, now, ledger.coalition.tiers, status, used)
+            if refused is not None:
+                raise refused
+            await self.tiers.bought(connection, member_id, reward.tier_settings, status, now)
             conversion: Posting | None = None
             rate: Decimal | None = None
             paid = reward.price_points
@@ -461,10 +551,7 @@ class RewardService:
                 .returning(reward_claims.c.count)
             )
             if (await connection.execute(statement)).first() is None:
-                raise _error(
-                    ErrorCode.REWARD_LIMIT_REACHED,
-                    f"This reward can be redeemed {reward.per_member_limit} time(s) per member.",
-                )
+                raise _limit_reached(reward)
 
     async def _owe(
         self,

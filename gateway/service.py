@@ -110,6 +110,12 @@ class LedgerService:
         self.partner(partner)
         cleaned = clean_text(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH, True)
         assert cleaned is not None
+        if self.coalition.is_remote(partner):
+            # A partner keeping its own points is asked whether the customer exists (outside
+            # any transaction); an enrolment already made is answered without asking.
+            known = await self.uow.read(lambda c: repository.enrolment(c, partner, cleaned))
+            if known is None:
+                await self.remote.check_customer(partner, cleaned)
 
         async def work(connection: AsyncConnection) -> Enrolled:
             existing = await repository.enrolment(connection, partner, cleaned)

@@ -210,48 +210,30 @@ class TierService:
         return self._status(tiers, member_id, state, value, now), changed
 
     async def redeemed(
+        self, connection: AsyncConnection, member_id: str, settings: RewardTiers, now: datetime
+    ) -> TierStatus | None:
+        """Inside a reward's redemption: the member's tier, stored at ``now`` (None when the
+        reward's tier settings do not matter: see ``needs_tier``). The caller checks it with
+        ``tier_refusal``, then ``bought`` gives a tier upgrade's tier."""
+        if not needs_tier(self.tiers, settings):
+            return None
+        return (await self.settle(connection, member_id, now))[0]
+
+    async def bought(
         self,
         connection: AsyncConnection,
         member_id: str,
-        kind: str,
-        tier: str | None,
-        min_tier: str | None,
+        settings: RewardTiers,
+        status: TierStatus | None,
         now: datetime,
     ) -> None:
-        """Inside a reward's redemption: refuse a member below the reward's ``min_tier``
-        (TIER_REQUIRED), and give a tier upgrade's tier (or the next tier up, when the reward
-        names none) for one window. An upgrade the member cannot use is REWARD_UNAVAILABLE.
-        Without tiers in the configuration a tier upgrade gives nothing (it is recorded, as
-        before tiers existed), and a reward for a tier no longer configured is refused."""
+        """Inside a tier upgrade's redemption that ``tier_refusal`` passed: its tier (or the
+        next one up) for one window."""
         tiers = self.tiers
-        if min_tier is None and (tiers is None or kind != UPGRADE_KIND):
-            return
-        floor = tiers.tier(min_tier) if tiers and min_tier else None
-        named = tiers.tier(tier) if tiers and tier else None
-        if tiers is None or (min_tier and floor is None) or (tier and named is None):
-            raise DomainError(
-                ErrorCode.REWARD_UNAVAILABLE,
-                "This reward names a tier the coalition no longer has.",
-                ("reward_id",),
-            )
-        status, _ = await self.settle(connection, member_id, now)
-        assert status is not None
-        if floor is not None and status.tier.rank < floor.rank:
-            raise DomainError(
-                ErrorCode.TIER_REQUIRED,
-                f"This reward is for members in the {floor.name} tier or above; you are in "
-                f"{status.tier.name}.",
-                ("reward_id",),
-            )
-        if kind != UPGRADE_KIND:
-            return
-        target = named or tiers.above(status.tier)
-        if target is None or target.rank < status.tier.rank:
-            raise DomainError(
-                ErrorCode.REWARD_UNAVAILABLE,
-                f"You are already in the {status.tier.name} tier; this upgrade would not raise it.",
-                ("reward_id",),
-            )
+        if tiers is None or status is None or settings.kind != UPGRADE_KIND:
+            return  # without tiers a tier upgrade is recorded and gives nothing
+        target = upgrade_target(tiers, status, settings.tier)
+        assert target is not None
 
         def buy(state: TierState) -> TierState:
             return bought(tiers, state, target, now) or state
@@ -296,6 +278,68 @@ class TierService:
             value_needed=max(following.qualifying_value - value, Decimal(0)) if following else None,
             value_to_keep=max(tier.qualifying_value - value, Decimal(0)),
         )
+
+
+@dataclass(frozen=True)
+class RewardTiers:
+    """A reward's settings that concern tiers: its kind, a tier upgrade's tier and the
+    lowest tier that may redeem it (slugs)."""
+
+    kind: str
+    tier: str | None
+    min_tier: str | None
+
+
+def needs_tier(tiers: Tiers | None, settings: RewardTiers) -> bool:
+    """Whether the member's tier decides if they may redeem such a reward."""
+    return settings.min_tier is not None or (tiers is not None and settings.kind == UPGRADE_KIND)
+
+
+def upgrade_target(tiers: Tiers, status: TierStatus, tier: str | None) -> Tier | None:
+    """The tier an upgrade to ``tier`` (None: the next one up) gives a member in ``status``;
+    None when it would not help them: a tier below theirs, or their own tier unless they are
+    in the grace after a missed review (buying it then keeps it)."""
+    target = tiers.tier(tier) if tier else tiers.above(status.tier)
+    if target is None or target.rank < status.tier.rank:
+        return None
+    if target.rank == status.tier.rank and status.downgrade_at is None:
+        return None
+    return target
+
+
+def tier_refusal(
+    tiers: Tiers | None, status: TierStatus | None, settings: RewardTiers
+) -> DomainError | None:
+    """Why a member in ``status`` may not redeem a reward with these settings (None: they
+    may). ``status`` is needed when ``needs_tier``. A floor refuses a member below it
+    (TIER_REQUIRED); an upgrade that would not raise the tier is REWARD_UNAVAILABLE, and so
+    is a reward naming a tier no longer configured. Without tiers in the configuration a
+    tier upgrade is recorded and gives nothing."""
+    if not needs_tier(tiers, settings):
+        return None
+    floor = tiers.tier(settings.min_tier) if tiers and settings.min_tier else None
+    named = tiers.tier(settings.tier) if tiers and settings.tier else None
+    if tiers is None or (settings.min_tier and floor is None) or (settings.tier and named is None):
+        return DomainError(
+            ErrorCode.REWARD_UNAVAILABLE,
+            "This reward names a tier the coalition no longer has.",
+            ("reward_id",),
+        )
+    assert status is not None
+    if floor is not None and status.tier.rank < floor.rank:
+        return DomainError(
+            ErrorCode.TIER_REQUIRED,
+            f"This reward is for members in the {floor.name} tier or above; you are in "
+            f"{status.tier.name}.",
+            ("reward_id",),
+        )
+    if settings.kind == UPGRADE_KIND and upgrade_target(tiers, status, settings.tier) is None:
+        return DomainError(
+            ErrorCode.REWARD_UNAVAILABLE,
+            f"You are already in the {status.tier.name} tier; this upgrade would not raise it.",
+            ("reward_id",),
+        )
+    return None
 
 
 def check_reward_tiers(tiers: Tiers | None, reward: Mapping[str, Any]) -> None:

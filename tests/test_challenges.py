@@ -373,6 +373,7 @@ async def test_a_bonus_is_not_a_visit_and_a_reversed_earn_does_not_count(gateway
 
 
 async def test_the_next_period_awards_again(gateway: Gateway):
+    gateway.app.state.reference_partners["harbour"].add_member("HH-N1")  # a hotel guest
     member = await enrol(gateway, "harbour", "HH-N1")
     await earn_at(gateway, member, "skyway", "brewbar", "freshmart")
     await evaluate(gateway, member)

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from partners.config import DEMO_DIRECTORY
 from tests.conftest import Clock, Gateway, start_gateway
-from tests.operations import ENROL, payload
+from tests.operations import ENROL, codes, payload
 from tests.test_api import earn
-from tests.test_rewards import reward
+from tests.test_rewards import redeem, reward
 
 DASHBOARD = """
 query($id: ID!, $suggestions: Int) {
@@ -103,3 +103,64 @@ async def test_rewards_kept_for_a_higher_tier_are_not_suggested(database_url: st
         query = "query($id: ID!) { rewards(affordableFor: $id) { name } }"
         affordable = (await demo.gql(query, {"id": member}))["data"]["rewards"]
         assert [r["name"] for r in affordable] == ["Cappuccino"]
+
+
+# Issue 10, item 4: what is suggested can be redeemed. The listing and the redemption use one
+# predicate (stock, validity, tier, the member's limit), in bulk for the listing.
+
+SUGGESTED_AND_AFFORDABLE = """
+query($id: ID!) {
+  dashboard(memberId: $id, suggestions: 50) { suggestedRewards { reward { name } } }
+  rewards(affordableFor: $id) { name }
+}"""
+
+
+async def offered(gateway: Gateway, member: str) -> tuple[set[str], set[str]]:
+    """The names the dashboard suggests and those `rewards(affordableFor:)` lists."""
+    body = await gateway.gql(SUGGESTED_AND_AFFORDABLE, {"id": member})
+    assert "errors" not in body, body
+    data = body["data"]
+    suggested = {s["reward"]["name"] for s in data["dashboard"]["suggestedRewards"]}
+    return suggested, {r["name"] for r in data["rewards"]}
+
+
+async def test_a_reward_whose_limit_the_member_used_up_is_not_offered(gateway: Gateway):
+    member = await member_with_points(gateway)
+    once = await reward(gateway, "brewbar", name="Once", pricePoints=60, perMemberLimit=1)
+    twice = await reward(gateway, "brewbar", name="Twice", pricePoints=10, perMemberLimit=2)
+    last = await reward(gateway, "brewbar", name="Last unit", pricePoints=20, stock=1)
+    await reward(gateway, "brewbar", name="Open", pricePoints=30)
+    assert await offered(gateway, member) == ({"Once", "Twice", "Last unit", "Open"},) * 2
+    for reward_id, key in ((once, "r-1"), (twice, "r-2"), (last, "r-3")):
+        assert codes(await redeem(gateway, reward_id, member, "brewbar", key)) == []
+    # "Once" is used up for this member, "Last unit" for everyone; "Twice" has one use left.
+    assert await offered(gateway, member) == ({"Twice", "Open"},) * 2
+    assert codes(await redeem(gateway, once, member, "brewbar", "r-4")) == ["REWARD_LIMIT_REACHED"]
+    assert codes(await redeem(gateway, twice, member, "brewbar", "r-5")) == []
+    assert await offered(gateway, member) == ({"Open"},) * 2
+    # The limit is the member's: another member is still offered all three.
+    other = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": "B-2"}})
+    )["member"]["id"]
+    await earn(gateway, other, 100, "other-1", "brewbar")
+    assert await offered(gateway, other) == ({"Once", "Twice", "Open"},) * 2
+
+
+async def test_a_tier_upgrade_that_would_not_raise_the_tier_is_not_offered(
+    database_url: str, clock: Clock
+):
+    async for demo in start_gateway(database_url, clock, config_dir=str(DEMO_DIRECTORY)):
+        member = await member_with_points(demo)  # 12 EUR at BrewBar + 12 EUR at SkyWay: Blue
+        silver = await reward(
+            demo, "brewbar", name="Silver", kind="TIER_UPGRADE", pricePoints=50, tier="silver"
+        )
+        await reward(demo, "brewbar", name="Gold", kind="TIER_UPGRADE", pricePoints=60, tier="gold")
+        step = await reward(demo, "brewbar", name="Step up", kind="TIER_UPGRADE", pricePoints=70)
+        assert await offered(demo, member) == ({"Silver", "Gold", "Step up"},) * 2
+        await earn(demo, member, 25, "bb-more", "brewbar")  # 25 EUR: Silver
+        assert await offered(demo, member) == ({"Gold", "Step up"},) * 2
+        assert codes(await redeem(demo, silver, member, "brewbar", "k-silver")) == [
+            "REWARD_UNAVAILABLE"
+        ]
+        assert codes(await redeem(demo, step, member, "brewbar", "k-step")) == []  # Gold
+        assert await offered(demo, member) == (set(), set())

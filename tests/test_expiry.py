@@ -532,6 +532,7 @@ async def test_all_of_an_inactive_members_points_expire_at_once(gw: Gateway, clo
 async def test_never_and_remote_pools_are_left_alone(gw: Gateway, clock: Clock):
     member = await enrol(gw, "FM-1", "freshmart")
     await earned(gw, member, 500, "E-fm", "freshmart")
+    gw.app.state.reference_partners["harbour"].add_member("HH-1")  # a hotel guest
     guest = await enrol(gw, "HH-1", "harbour")
     await earned(gw, guest, 700, "E-hh", "harbour")
     assert await expiring(gw, member, "freshmart") == []

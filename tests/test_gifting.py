@@ -184,6 +184,8 @@ async def test_a_partner_without_gifting_and_a_remote_pool_refuse(gw: Gateway):
     assert codes(result) == ["GIFT_LIMIT_EXCEEDED"]
     assert result["userErrors"][0]["field"] == ["input", "partner"]
     assert "does not let members gift points" in result["userErrors"][0]["message"]
+    for customer in ("HH-1", "HH-2"):  # hotel guests
+        gw.app.state.reference_partners["harbour"].add_member(customer)
     guest = await enrol(gw, "HH-1", "harbour")
     friend = await enrol(gw, "HH-2", "harbour")
     await earned(gw, guest, 50, "E-hh", "harbour")

@@ -21,7 +21,8 @@ from gateway.cli import main
 from gateway.pools import remote_pools
 from gateway.remote import COMPLETED, PENDING
 from gateway.tables import remote_operations, reward_redemptions
-from partners.config import ConfigError, load_coalition
+from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
+from partners.remote.adapter import RemoteUnknownMember
 from partners.remote.reference import BY_KEY, TRANSACTIONS, ReferencePartner
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, codes, payload
@@ -175,7 +176,8 @@ async def test_a_development_remote_pool_is_refused_in_production(tmp_path: Path
     pools, references = remote_pools(coalition, environ={}, production=False)
     try:
         assert set(pools) == set(references) == {"northjet"}
-        assert await pools["northjet"].balance("anyone") == 0  # open enrolment
+        with pytest.raises(RemoteUnknownMember):  # it knows its opening members only
+            await pools["northjet"].balance("anyone")
     finally:
         for pool in pools.values():
             await pool.aclose()
@@ -206,12 +208,16 @@ async def test_a_development_remote_pool_works_end_to_end(
     async for gw in start_gateway(
         database_url, clock, config_dir=str(directory), hold_sweep_seconds=0
     ):
-        enrolled = payload(
-            await gw.gql(ENROL, {"input": {"partner": "northjet", "partnerCustomerId": "NJ-NEW-7"}})
-        )
+        enrol = {"input": {"partner": "northjet", "partnerCustomerId": "NJ-NEW-7"}}
+        # The stand-in knows its own customers only, as a real partner does.
+        refused = payload(await gw.gql(ENROL, enrol))
+        assert [e["code"] for e in refused["userErrors"]] == ["UNKNOWN_CUSTOMER"]
+        reference: ReferencePartner = gw.app.state.reference_partners["northjet"]
+        reference.add_member("NJ-NEW-7")
+        enrolled = payload(await gw.gql(ENROL, enrol))
         assert enrolled["userErrors"] == [] and enrolled["created"] is True
         member = enrolled["member"]["id"]
-        # A customer the reference partner never saw has a wallet with zero points.
+        # A new customer of the partner has a wallet with zero points.
         wallets = payload(await gw.gql(WALLETS, {"id": member}))["wallets"]
         assert {w["partner"]["slug"]: w["balance"] for w in wallets} == {
             "brewbar": 0,
@@ -228,10 +234,22 @@ async def test_a_development_remote_pool_works_end_to_end(
         assert again["transfer"]["id"] == earned["transfer"]["id"]
         wallets = payload(await gw.gql(WALLETS, {"id": member}))["wallets"]
         assert {w["partner"]["slug"]: w["balance"] for w in wallets}["northjet"] == 250
-        reference: ReferencePartner = gw.app.state.reference_partners["northjet"]
         assert reference.balance_of("NJ-NEW-7") == 250
         assert len(reference.transactions) == 1
         assert [o.status for o in await operations(gw)] == [COMPLETED]
+
+
+async def test_the_demo_hotel_knows_its_guests_only(database_url: str, clock: Clock) -> None:
+    async for gw in start_gateway(database_url, clock, config_dir=str(DEMO_DIRECTORY)):
+        enrol = {"input": {"partner": "harbour", "partnerCustomerId": "HH-9999"}}
+        refused = payload(await gw.gql(ENROL, enrol))
+        assert codes(refused) == ["UNKNOWN_CUSTOMER"] and refused["member"] is None
+        assert refused["userErrors"][0]["field"] == ["input", "partnerCustomerId"]
+        enrol["input"]["partnerCustomerId"] = "HH-4010"  # a guest not enrolled yet
+        enrolled = payload(await gw.gql(ENROL, enrol))
+        assert enrolled["userErrors"] == [] and enrolled["created"] is True
+        wallets = payload(await gw.gql(WALLETS, {"id": enrolled["member"]["id"]}))["wallets"]
+        assert {w["partner"]["slug"]: w["balance"] for w in wallets}["harbour"] == 3000
 
 
 # ---- coalition remote resume | list ---------------------------------------------------------

@@ -21,6 +21,7 @@ from gateway.remote import COMPENSATED, COMPLETED, FAILED, PENDING
 from gateway.tables import obligations, remote_operations
 from partners.config import DEMO_DIRECTORY
 from partners.remote.reference import (
+    BALANCE,
     BY_KEY,
     MODES,
     TRANSACTIONS,
@@ -248,7 +249,9 @@ async def test_a_member_not_enrolled_at_the_remote_partner_is_refused_without_a_
 async def test_a_customer_the_partner_does_not_know_is_unknown_member(
     gw: Gateway, northjet: ReferencePartner
 ):
+    northjet.add_member("NJ-404")
     member = await member_at_northjet(gw, "NJ-404")
+    northjet.reset({"NJ-1": 1000, "NJ-2": 0})  # then the partner closes the account
     result = await earn(gw, member, 10, "k", "northjet")
     assert codes(result) == ["UNKNOWN_MEMBER"]
     assert "NorthJet has no member 'NJ-404'" in result["userErrors"][0]["message"]
@@ -323,7 +326,9 @@ async def test_converting_remote_points_into_a_hosted_pool(gw: Gateway, northjet
 async def test_a_refusal_after_the_wallet_was_debited_gives_the_points_back(
     gw: Gateway, northjet: ReferencePartner
 ):
-    member = await member_at_northjet(gw, "NJ-404")  # the partner does not know this one
+    northjet.add_member("NJ-404")
+    member = await member_at_northjet(gw, "NJ-404")
+    northjet.reset({"NJ-1": 1000, "NJ-2": 0})  # then the partner closes the account
     await stars(gw, member, 100)
     result = await convert(gw, member, "brewbar", "northjet", 40, "c-1")
     assert codes(result) == ["PARTNER_REFUSED"]
@@ -484,3 +489,70 @@ async def test_racing_drivers_settle_one_pending_operation_once(
     assert await settled(gw, northjet, member) == DONE["from_remote"]
     assert len(real_transactions(northjet)) == 1
     assert await transfers_of(gw, member) == ["conversion", "earn"]
+
+
+# ---- enrolment asks the partner (issue 10, item 8) -------------------------------------------
+
+ENROL_AT = f"""
+mutation($customer: String!) {{
+  enrolMember(input: {{partner: "northjet", partnerCustomerId: $customer}}) {{
+    member {{ id wallets {{ partner {{ slug }} balance }} }} created {ERRORS}
+  }}
+}}"""
+BY_ENROLMENT = """
+query($customer: String!) {
+  memberByEnrolment(partner: "northjet", partnerCustomerId: $customer) { id }
+}"""
+
+
+async def enrol_at_northjet(gw: Gateway, customer: str) -> dict[str, Any]:
+    return payload(await gw.gql(ENROL_AT, {"customer": customer}))
+
+
+async def enrolled_as(gw: Gateway, customer: str) -> Any:
+    return (await gw.gql(BY_ENROLMENT, {"customer": customer}))["data"]["memberByEnrolment"]
+
+
+async def test_enrolment_at_a_remote_partner_refuses_a_customer_it_does_not_know(
+    gw: Gateway, northjet: ReferencePartner
+):
+    result = await enrol_at_northjet(gw, "NJ-404")
+    assert codes(result) == ["UNKNOWN_CUSTOMER"] and result["member"] is None
+    assert result["userErrors"][0]["field"] == ["input", "partnerCustomerId"]
+    assert "NorthJet" in result["userErrors"][0]["message"]
+    assert await enrolled_as(gw, "NJ-404") is None
+    # A customer it knows is enrolled, with the balance it gives.
+    known = await enrol_at_northjet(gw, "NJ-1")
+    assert known["userErrors"] == [] and known["created"] is True
+    wallets = {w["partner"]["slug"]: w["balance"] for w in known["member"]["wallets"]}
+    assert wallets["northjet"] == 1000
+
+
+async def test_enrolment_while_the_partner_does_not_answer_is_retryable(
+    gw: Gateway, northjet: ReferencePartner
+):
+    northjet.fail_next(BALANCE, "error", times=5)
+    result = await enrol_at_northjet(gw, "NJ-2")
+    assert codes(result) == ["PARTNER_UNAVAILABLE"] and result["member"] is None
+    assert "try again" in result["userErrors"][0]["message"]
+    assert await enrolled_as(gw, "NJ-2") is None
+    northjet.faults.clear()
+    again = await enrol_at_northjet(gw, "NJ-2")
+    assert again["userErrors"] == [] and again["created"] is True
+    # Once enrolled, enrolling again answers from the gateway alone.
+    northjet.fail_next(BALANCE, "error", times=5)
+    calls = len(northjet.calls)
+    repeat = await enrol_at_northjet(gw, "NJ-2")
+    assert repeat["userErrors"] == [] and repeat["created"] is False
+    assert [c for c in northjet.calls[calls:] if c.method == "POST"] == []
+
+
+async def test_a_customer_the_partner_no_longer_knows_has_no_wallet_there(
+    gw: Gateway, northjet: ReferencePartner
+):
+    member = await member_at_northjet(gw, "NJ-2")
+    wallets = payload(await gw.gql(WALLETS, {"id": member}))["wallets"]
+    assert {w["partner"]["slug"]: w["balance"] for w in wallets}["northjet"] == 0
+    northjet.reset({"NJ-1": 1000})  # the partner closed NJ-2's account
+    wallets = payload(await gw.gql(WALLETS, {"id": member}))["wallets"]
+    assert "northjet" not in {w["partner"]["slug"] for w in wallets}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import httpx
+
+from bench.auth import write_config
+from tests.conftest import _create_database as create_database
 
 
 def free_port() -> int:
@@ -71,3 +77,80 @@ def test_serve_runs_the_demo_coalition(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+# Issue 10, item 9: with several workers the demo's development remote pool (Harbour Hotels)
+# keeps one ledger, served once by `coalition serve` for all its workers.
+
+HARBOUR_EARN = """
+mutation($key: String!) {
+  earnPoints(input: {partner: "harbour", member: {partnerCustomerId: "HH-4004"},
+                     points: 1000, idempotencyKey: $key}) {
+    wallet { balance } userErrors { code message }
+  }
+}"""
+
+
+def test_several_workers_share_the_development_pool(tmp_path: Path, pg_url: str) -> None:
+    database = f"{pg_url}_serve"
+    asyncio.run(fresh_database(database))
+    port = free_port()
+    environ = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "COALITION_CONFIG_DIR": str(write_config(tmp_path / "config")),  # no development sign-in
+        "PORT": str(port),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--workers", "2", "--no-access-log"],
+            env=environ,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while log.read_text().count("Application startup complete.") < 2:  # both workers
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the gateway did not start:\n{log.read_text()}"
+            time.sleep(0.3)
+        grant = httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("harbour-app", "harbour-demo-secret"),
+        )
+        assert grant.status_code == 200, grant.text
+        headers = {"authorization": f"Bearer {grant.json()['access_token']}"}
+
+        def stay(index: int) -> int:
+            with httpx.Client() as client:  # a new connection: either worker may answer
+                response = client.post(
+                    f"{base}/graphql",
+                    json={"query": HARBOUR_EARN, "variables": {"key": f"stay-{index}"}},
+                    headers=headers,
+                    timeout=30,
+                )
+            result = response.json()["data"]["earnPoints"]
+            assert result["userErrors"] == [], result
+            balance: int = result["wallet"]["balance"]
+            return balance
+
+        # Concurrent stays, so that both workers answer; one ledger gives each its own
+        # balance after, from Carol's 12,000 hotel points up.
+        with ThreadPoolExecutor(8) as pool:
+            balances = sorted(pool.map(stay, range(16)))
+        assert balances == [13_000 + 1_000 * index for index in range(16)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def fresh_database(url: str) -> None:
+    await create_database(url)
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import strawberry
 
-from ..dashboard import partner_usage, suggest, within_tier
+from ..dashboard import partner_usage, suggest
 from ..expiry import ExpiryService
 from .context import Info
 from .errors import ArgumentError
@@ -84,7 +84,7 @@ class DashboardQueries:
         }
         usage = await partner_usage(service, record.id, now - USAGE_WINDOW)
         catalogue = await context.rewards.catalogue(None, None, False, MAX_CATALOGUE)
-        catalogue = await within_tier(service, record.id, catalogue)
+        catalogue = await context.rewards.redeemable(record.id, catalogue)
         picked = suggest(context.rewards, catalogue, wallets, usage, now, suggestions)
         expiry = ExpiryService(service)
         soon = []

@@ -168,6 +168,8 @@ class Member(relay.Node):
                     wallets[slug] = WalletRecord(self.member_id, slug, _UNANSWERED)
                 elif isinstance(answer, BaseException):
                     raise answer
+                elif answer is None:  # the partner does not know the customer (any more)
+                    wallets[slug] = WalletRecord(self.member_id, slug, _NOT_A_CUSTOMER)
                 else:
                     wallets[slug] = WalletRecord(self.member_id, slug, answer)
         return wallets

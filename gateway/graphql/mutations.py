@@ -51,7 +51,10 @@ class Mutation(
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
-        "(partner, partnerCustomerId) again returns the member created the first time."
+        "(partner, partnerCustomerId) again returns the member created the first time. A "
+        "partner that keeps its points in its own system is asked first: UNKNOWN_CUSTOMER "
+        "if it has no such customer, PARTNER_UNAVAILABLE (nothing enrolled; retry) if it "
+        "does not answer."
     )
     async def enrol_member(self, info: Info, input: EnrolMemberInput) -> EnrolMemberPayload | None:
         try:

@@ -9,7 +9,6 @@ from decimal import Decimal
 import strawberry
 from strawberry import relay
 
-from ..dashboard import within_tier
 from ..errors import DomainError, ErrorCode
 from ..rewards import Receipt, RewardDraft, RewardRecord
 from ..rewards import RewardKind as DomainRewardKind
@@ -268,7 +267,8 @@ class RewardQueries:
     @strawberry.field(
         description="The rewards catalogue, cheapest first: by partner and kind, only those "
         "available now unless asked, and (with `affordableFor`) only those the member can "
-        "pay for now from some pool and whose `minTier` they hold."
+        "redeem now and pay for from some pool: available, their `minTier` held, their "
+        "`perMemberLimit` not used up, and a tier upgrade only when it would raise their tier."
     )
     async def rewards(
         self,
@@ -290,7 +290,7 @@ class RewardQueries:
         record = await info.context.loaders.members.load(member_id) if member_id else None
         if record is None or not await info.context.sees_member(record.id):
             raise ArgumentError("`affordableFor` is not a member you may see.")
-        found = await within_tier(info.context.service, record.id, found)
+        found = await info.context.rewards.redeemable(record.id, found)
         wallets = {w.pool: w.balance for w in await info.context.loaders.wallets.load(record.id)}
         now = info.context.service.clock()
         affordable = []

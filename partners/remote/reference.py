@@ -169,7 +169,7 @@ class Faults:
 class ReferencePartner:
     """An in-memory partner points service behind one bearer ``token``.
 
-    ``members`` maps customer ids to opening balances; with ``open_enrolment`` (for the demo)
+    ``members`` maps customer ids to opening balances; with ``open_enrolment``
     any other customer id is a member with no points yet. ``app`` is the Starlette application;
     ``faults`` (and the shortcut ``fail_next``) script failures; ``calls`` lists the requests
     received; ``balance_of`` and ``transactions`` show what the partner actually did.
@@ -187,7 +187,7 @@ class ReferencePartner:
             raise ValueError("the reference partner needs a token")
         self._token = token.encode()
         self._clock = clock
-        self._open_enrolment = open_enrolment  # development: any customer id is a member
+        self._open_enrolment = open_enrolment  # any customer id is a member
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -210,6 +210,11 @@ class ReferencePartner:
             ],
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
+
+    @property
+    def token(self) -> str:
+        """The bearer token it accepts."""
+        return self._token.decode()
 
     # ---- inspection, for tests -----------------------------------------------------------
 
