@@ -412,16 +412,26 @@ class DevProvider:
             params=kept,
         )
 
-    async def _token(self, request: Request) -> Response:
+    async def _client_form(
+        self, request: Request, endpoint: str
+    ) -> tuple[str, dict[str, str]] | Response:
+        """A back-channel request's form and the client it authenticates, or the refusal."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             return _oauth_error(400, "invalid_request", "send application/x-www-form-urlencoded")
         params, repeated = _single((await request.form()).multi_items())
         if repeated:
             return _oauth_error(400, "invalid_request", f"repeated: {', '.join(sorted(repeated))}")
-        client_id = self._authenticate(request, params, f"{self.base}/token")
+        client_id = self._authenticate(request, params, f"{self.base}/{endpoint}")
         if isinstance(client_id, Response):
             return client_id
+        return client_id, params
+
+    async def _token(self, request: Request) -> Response:
+        client = await self._client_form(request, "token")
+        if isinstance(client, Response):
+            return client
+        client_id, params = client
         grant_type = params.get("grant_type")
         if not grant_type:
             return _oauth_error(400, "invalid_request", "grant_type is missing")
@@ -593,15 +603,10 @@ class DevProvider:
 
     async def _introspect(self, request: Request) -> Response:
         """RFC 7662: whether an access token is active, and its claims."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            return _oauth_error(400, "invalid_request", "send application/x-www-form-urlencoded")
-        params, repeated = _single((await request.form()).multi_items())
-        if repeated:
-            return _oauth_error(400, "invalid_request", f"repeated: {', '.join(sorted(repeated))}")
-        client_id = self._authenticate(request, params, f"{self.base}/introspect")
-        if isinstance(client_id, Response):
-            return client_id
+        client = await self._client_form(request, "introspect")
+        if isinstance(client, Response):
+            return client
+        _, params = client
         token = params.get("token")
         if not token:
             return _oauth_error(400, "invalid_request", "token is missing")
