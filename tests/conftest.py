@@ -64,6 +64,8 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "outbox",
+    "consumer_positions",
     "member_tiers",
     "challenge_awards",
     "challenges",
