@@ -60,6 +60,11 @@ _SQLITE = (
     .order_by(outbox.c.id)
     .limit(sa.bindparam("limit"))
 )
+_LATEST = (
+    sa.select(outbox.c.transaction_id, outbox.c.id)
+    .order_by(outbox.c.transaction_id.desc(), outbox.c.id.desc())
+    .limit(1)
+)
 
 
 async def read(connection: AsyncConnection, after: Position, limit: int = 100) -> list[Event]:
@@ -69,6 +74,12 @@ async def read(connection: AsyncConnection, after: Position, limit: int = 100) -
     params = {"transaction_id": after.transaction, "sequence": after.sequence, "limit": limit}
     result = await connection.execute(statement, params)
     return [_event(row) for row in result]
+
+
+async def latest(connection: AsyncConnection) -> Position | None:
+    """The position of the last event committed (readable or not yet), if any."""
+    row = (await connection.execute(_LATEST)).first()
+    return None if row is None else Position(int(row.transaction_id), int(row.id))
 
 
 def _event(row: Any) -> Event:

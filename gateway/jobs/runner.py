@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..events.actor import set_actor
-from ..events.event import Consumer
-from ..events.followers import follow, try_lock
+from ..events.event import Consumer, Position
+from ..events.followers import follow, position, try_lock
+from ..events.log import latest
 from ..unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.jobs")
@@ -73,6 +74,23 @@ class JobRunner:
             while (applied := await self.follow(consumer)) is not None and applied > 0:
                 total += applied
         return total
+
+    async def settle(self) -> None:
+        """Return once every consumer has applied every event committed before the call
+        (applying them here, or waiting for the runner that holds a consumer): for tests
+        and for operators who need "everything so far is applied". A transaction held open
+        elsewhere delays it (see ``gateway.events.log``): callers bound it with
+        ``asyncio.timeout``."""
+        target = await self.uow.read(latest)
+        if target is None:
+            return
+        for consumer in self.consumers:
+            while await self._position(consumer.name) < target:
+                if not await self.follow(consumer):
+                    await asyncio.sleep(0.01)  # held elsewhere, or the log not yet readable
+
+    async def _position(self, name: str) -> Position:
+        return await self.uow.read(lambda connection: position(connection, name))
 
     async def sweep(self, sweep: Sweep) -> bool:
         """Run ``sweep`` once; False when another runner is running it."""
