@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.auth import (
@@ -46,6 +46,7 @@ class Gateway:
     servers: list[int]  # the processes that accept connections: the workers, or pid itself
     tree: list[int]  # pid and all its children, for CPU accounting
     token: str = ""  # the bench's operator access token, once the gateway answers
+    env: dict[str, str] = field(default_factory=dict)  # what it runs with beyond os.environ
 
 
 def free_port() -> int:
@@ -154,13 +155,13 @@ async def running_gateway(
     """The gateway in a subprocess on the demo configuration without sign-in, with an
     operator client, every worker ready and ``token`` set; terminated on the way out."""
     port = free_port()
-    env = {
-        **os.environ,
+    own = {
         "DATABASE_URL": database.gateway_url,
         "COALITION_DEMO_DATA": "false",
         "COALITION_CONFIG_DIR": str(write_config(Path(work_dir) / "config")),
         "COALITION_TOKEN_LIFETIME": str(TOKEN_LIFETIME),
     }
+    env = {**os.environ, **own}
     credentials = await create_operator_client(coalition_command(), env)
     log_path = Path(work_dir) / "gateway.log"
     with log_path.open("wb") as log:
@@ -182,7 +183,7 @@ async def running_gateway(
         )
         try:
             servers = [process.pid] if workers == 1 else []
-            gateway = Gateway(port, process.pid, log_path, servers, [process.pid])
+            gateway = Gateway(port, process.pid, log_path, servers, [process.pid], env=own)
             await wait_ready(gateway, process, workers, credentials)
             yield gateway
         finally:
