@@ -1,9 +1,11 @@
-"""Earn throughput and latency: the real gateway over HTTP against the same SQL sent directly.
+"""Earn throughput and latency: the real gateway over HTTP against the same SQL sent directly,
+and whether an earn or a wallet read costs more for a member with a long history.
 
 Usage, from the repository root with PostgreSQL on 127.0.0.1:5432 (user postgres, trust)::
 
     .venv/bin/python -m bench.earn [--members 2000] [--requests 4000] [--warmup 200]
                                    [--concurrency 16] [--workers 2] [--seed 1]
+                                   [--pairs 100] [--pair-warmup 10]
 
 The database is ``coalition_bench``, created when missing and reset at the start of every
 run (DROP SCHEMA public CASCADE; CREATE SCHEMA public). Point elsewhere with
@@ -14,39 +16,39 @@ What it does:
 1. Starts the gateway (``.venv/bin/coalition serve --port <free> --workers <n>
    --no-access-log --log-level warning``, demo data off, its default DB pool per worker)
    on a copy of the demo configuration without its ``[sign_in]`` tables (the development
-   sign-in providers allow one worker only; see bench/auth.py), after ``coalition client
-   create --operator`` made the bench's OAuth client. Waits until ``GET /healthz``
-   answers, takes one operator access token from ``POST /oauth/token`` (its lifetime
-   raised to 6 h with COALITION_TOKEN_LIFETIME, so one token lasts the run) and waits
-   until every worker process has answered a GraphQL request (it migrates at start-up,
-   each worker starts on its own). Every GraphQL request carries that bearer token.
-   Opens ``--concurrency`` HTTP/1.1 keep-alive connections, spread evenly over the
-   workers (see ``bench.server.open_connections``), and enrols ``--members`` members at
-   each of skyway, brewbar and freshmart through ``enrolMember`` (setup, not timed).
+   sign-in providers allow one worker only; see bench/auth.py) and with its programme
+   (tiers, challenges, promotions) on, after ``coalition client create --operator`` made the
+   bench's OAuth client. Waits until ``GET /healthz`` answers, takes one operator access
+   token from ``POST /oauth/token`` (its lifetime raised to 6 h with
+   COALITION_TOKEN_LIFETIME) and waits until every worker process has answered a GraphQL
+   request. Every GraphQL request carries that bearer token. Opens ``--concurrency``
+   HTTP/1.1 keep-alive connections, spread evenly over the workers (see
+   ``bench.server.open_connections``). Enrols four skyway members for the history pairs,
+   then ``--members`` members at each of skyway, brewbar and freshmart through
+   ``enrolMember``, while the four members' histories are seeded with SQL (HISTORIES;
+   bench/history.py). None of this is timed.
 2. gateway spread: ``earnPoints`` from ``--concurrency`` clients, each with its own
    connection, each earn for a random member at a partner drawn uniformly. gateway hot:
    every earn at skyway, for members enrolled at skyway. Each scenario first runs
-   ``--warmup`` earns that are not counted. The gateway is stopped after these two.
-   The HTTP client is the minimal one in bench/client.py: requests are serialised
-   before the clock starts and an answer is read with two buffered reads, so the bench
-   takes little CPU from the gateway and PostgreSQL on a small machine (httpx took about
-   2 ms per request); the report prints the bench's CPU per earn.
-3. direct spread / direct hot (bench/direct.py): the same postings from ``--concurrency``
-   asyncpg connections, one each, one transaction per earn with exactly the statements the
-   gateway sends for it (gateway/service.py ``earn`` and ``_post``, gateway/repository.py
-   ``claim_transfer`` and ``post_legs``), as SQLAlchemy renders them, in the gateway's
-   order: BEGIN; the transfer INSERT ... ON CONFLICT DO NOTHING RETURNING id; the wallet
-   upsert RETURNING id, balance; the entries INSERT as an executemany of the two legs;
-   COMMIT. Their idempotency scope is ``bench-direct:<partner>``, never the gateway's
-   ``earn:<partner>``, so the two can not collide.
-4. Prints earns/s and the client-side p50/p99 latency of each scenario (write of the
-   request to the last byte of the answer; for direct, BEGIN to COMMIT), the gateway/direct
-   and hot/spread ratios, where the CPU went (in cores and in ms per earn, from /proc) and
-   how many new database sessions were opened, then a consistency check in SQL: every
-   pool's entries sum to zero, every wallet balance equals the sum of its entries, and
-   each earn posted exactly one transfer with two entries.
+   ``--warmup`` earns that are not counted. The HTTP client is the minimal one in
+   bench/client.py (httpx took about 2 ms per request); the report prints its CPU per earn.
+3. The pairs, on one connection, alternately (bench/history.py): an earn at skyway for the
+   member with 10 earlier transfers and for the one with 10,000; then ``member { wallets {
+   balance } }`` for the member with 1,000 entries and the one with 1,000,000.
+   ``--pair-warmup`` untimed then ``--pairs`` timed requests each. The gateway is stopped.
+4. direct spread / direct hot (bench/direct.py): first the gateway is started in this
+   process and one earn per partner sent through it with SQLAlchemy's engine events
+   recording its statements (bench/trace.py); the transaction that claimed the earn's key
+   is the posting. Then the same workloads from ``--concurrency`` asyncpg connections, one
+   transaction per earn sending exactly those statements (text as recorded, the earn's own
+   values; bench/replay.py). The report lists them.
+5. Prints earns/s and the client-side p50/p99 latency of each scenario (write of the request
+   to the last byte of the answer; for direct, BEGIN to COMMIT), the ratios, the pairs' p50,
+   mean and ratio, issue 11's aims beside the figures, where the CPU went (from /proc) and
+   how many database sessions were opened, then the consistency check (bench/consistency.py).
 
-Exits 1 when any earn failed or the consistency check found a problem. Linux only (/proc).
+Exits 1 when any request failed or the consistency check found a problem; an aim missed is
+reported, not a failure. Linux only (/proc).
 """
 
 from __future__ import annotations
