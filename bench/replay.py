@@ -9,7 +9,7 @@ asyncpg dialect sent it, its parameters as passed to asyncpg, and the rows it re
 - the earn's member id, idempotency key, points and minus the points: filled from the earn;
 - an integer an earlier statement of the transaction returned (the transfer id, the wallet's
   account id and balance): taken from that statement's answer at replay;
-- a date-time: the moment of the replay;
+- a date-time within a minute of the trace: the moment of the replay (others as recorded);
 - a 64-character hex string (the request hash): a hash of the replayed earn;
 - a text containing the member id or the key (a JSON document, say): the same text with them
   replaced;
@@ -26,10 +26,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 HASH = re.compile(r"[0-9a-f]{64}")
+NOW_WITHIN = timedelta(seconds=60)  # a recorded moment this close to the trace's is "now"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Values:
     member: str
     key: str
     points: int
-    at: datetime
+    at: datetime  # the posting's moment (the trace's: when it was recorded)
 
     def hash(self) -> str:
         return hashlib.sha256(f"{self.member}|{self.points}|{self.key}".encode()).hexdigest()
@@ -139,7 +140,10 @@ def _slot(value: Any, values: Values, returned: dict[int, tuple[int, int, int]])
             return Slot("result", at=returned[value])
         return Slot("const", value)
     if isinstance(value, datetime):
-        return Slot("now")
+        # The moment of the posting (created_at, occurred_at) is "now"; another moment (the
+        # start of a period, an expiry date) is sent as recorded.
+        traced = values.at if value.tzinfo is not None else values.at.replace(tzinfo=None)
+        return Slot("now") if abs(value - traced) <= NOW_WITHIN else Slot("const", value)
     if isinstance(value, str):
         if value == values.member:
             return Slot("member")

@@ -144,7 +144,6 @@ async def trace_postings(env: Mapping[str, str], earns: Sequence[Earn]) -> Trace
                 if problem is not None:
                     raise RuntimeError(f"the traced earn {earn} failed: {problem}")
                 posting = posting_of(recorder, earn.key)
-                # Date-times are recognised by type, not value: any moment does.
                 values = Values(earn.member.uuid, earn.key, earn.points, now())
                 templates[earn.partner] = build_template(earn.partner, posting, values)
                 counts[earn.partner] = recorder.sent

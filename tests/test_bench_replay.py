@@ -9,13 +9,15 @@ import pytest
 
 from bench.replay import Recorded, Values, build_template
 
-TRACED = Values("member-a", "key-a", 123_457, datetime(2026, 1, 1, tzinfo=UTC))
+TRACED = Values("member-a", "key-a", 123_457, datetime(2026, 1, 1, 12, tzinfo=UTC))
+MONTH = datetime(2026, 1, 1, tzinfo=UTC)  # a period's start: not the posting's moment
 LATER = Values("member-b", "key-b", 40, datetime(2026, 2, 2, tzinfo=UTC))
 LOCK = "SELECT id FROM members WHERE id = $1 FOR NO KEY UPDATE"
 CLAIM = "INSERT INTO transfers (...) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
 CREDIT = "INSERT INTO accounts (...) VALUES ($1, $2, $3) ON CONFLICT ... RETURNING id, balance"
 ENTRIES = "INSERT INTO entries (...) VALUES ($1, $2, $3, $4, $5, $6)"
-OUTBOX = "INSERT INTO events (payload) VALUES ($1)"
+OUTBOX = "INSERT INTO events (payload, occurred_at) VALUES ($1, $2)"
+COUNTER = "UPDATE counters SET points = points + $1 WHERE member_id = $2 AND period = $3"
 HASH_A = "ab" * 32
 
 
@@ -45,14 +47,15 @@ def recorded_posting() -> list[Recorded]:
             False,
             [],
         ),
+        Recorded(COUNTER, (123_457, "member-a", MONTH), False, []),
     ]
 
 
 def test_a_later_earn_sends_the_same_statements_with_its_own_values() -> None:
     template = build_template("skyway", recorded_posting(), TRACED)
-    assert [step.sql for step in template.steps] == [LOCK, CLAIM, CREDIT, ENTRIES, OUTBOX]
+    assert [step.sql for step in template.steps] == [LOCK, CLAIM, CREDIT, ENTRIES, OUTBOX, COUNTER]
     # What PostgreSQL answers the later earn: its transfer 9100, its wallet 88 at 640 points.
-    answers = [[("member-b",)], [(9100,)], [(88, 640)], [], []]
+    answers = [[("member-b",)], [(9100,)], [(88, 640)], [], [], []]
     sent = [step.arguments(LATER, answers) for step in template.steps]
     assert sent[0] == ["member-b"]
     assert sent[1] == ["earn", "member-b", "skyway", 40, "earn:skyway", "key-b", LATER.hash()]
@@ -64,6 +67,7 @@ def test_a_later_earn_sends_the_same_statements_with_its_own_values() -> None:
         [9100, 88, "skyway", "member-b", 40, 640],
     ]
     assert sent[4] == ['{"member": "member-b", "key": "key-b", "at": 1}', LATER.at]
+    assert sent[5] == [40, "member-b", MONTH]
     assert template.steps[3].executemany
 
 
