@@ -1,11 +1,11 @@
 """The baseline: each earn posted straight over asyncpg with the statements the gateway itself
 sent for an earn (recorded by bench/trace.py, templated by bench/replay.py).
 
-One transaction per earn (``BEGIN ISOLATION LEVEL READ COMMITTED``, as SQLAlchemy's asyncpg
-dialect opens it), then every recorded statement in the recorded order, each with the
-earn's values, over asyncpg's prepared statements (``fetch``, or ``executemany`` where the
-gateway used it), then COMMIT. No SQLAlchemy, no GraphQL, no HTTP: what is left is the
-ledger's own work and asyncpg's.
+One transaction per earn, begun as the gateway's was (asyncpg's ``transaction()`` with the
+isolation level SQLAlchemy's asyncpg adapter had: by default none, a plain BEGIN), then every
+recorded statement in the recorded order, each with the earn's values, over asyncpg's
+prepared statements (``fetch``, or ``executemany`` where the gateway used it), then COMMIT.
+No SQLAlchemy, no GraphQL, no HTTP: what is left is the ledger's own work and asyncpg's.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def direct_attempt(connection: asyncpg.Connection, templates: dict[str, Template
 
     async def attempt(earn: Earn) -> tuple[float, str | None]:
         started = time.perf_counter()
-        async with connection.transaction(isolation="read_committed"):
-            await post_earn(connection, templates[earn.partner], earn)
+        template = templates[earn.partner]
+        async with connection.transaction(isolation=template.isolation):
+            await post_earn(connection, template, earn)
         return time.perf_counter() - started, None
 
     return attempt

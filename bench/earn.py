@@ -277,9 +277,11 @@ async def direct_scenarios(
     traced = trace_earns(run)
     trace = await trace_postings(run.env, traced)
     run.earns.extend(traced)
+    isolation = trace.templates[HOT_PARTNER].isolation or "the server's default"
     described = [
         "direct sends, per earn, what the gateway sent in the transaction that "
         f"posted its traced earn ({HOT_PARTNER}; bench/trace.py):",
+        f"  in one transaction: BEGIN (isolation {isolation}) ... COMMIT",
         *describe(trace.templates[HOT_PARTNER]),
         "statements the traced earn request sent in all (posting, reads, work after): "
         + ", ".join(f"{p} {n}" for p, n in trace.statements_per_request.items()),

@@ -106,6 +106,7 @@ class Step:
 class Template:
     partner: str
     steps: tuple[Step, ...]
+    isolation: str | None = None  # the BEGIN's (asyncpg's names); None: a plain BEGIN
 
 
 def _text_slot(text: str, values: Values) -> Slot | None:
@@ -155,7 +156,9 @@ def _slot(value: Any, values: Values, returned: dict[int, tuple[int, int, int]])
     return Slot("const", value)
 
 
-def build_template(partner: str, recorded: Sequence[Recorded], values: Values) -> Template:
+def build_template(
+    partner: str, recorded: Sequence[Recorded], values: Values, isolation: str | None = None
+) -> Template:
     """The recorded transaction as a template; ``values``: the traced earn's. Raises
     ValueError when the earn's member, key or points appear in no statement, or when an
     answer held the points (their slots would be ambiguous)."""
@@ -180,7 +183,7 @@ def build_template(partner: str, recorded: Sequence[Recorded], values: Values) -
     missing = {"member", "key", "points"} - used
     if missing:
         raise ValueError(f"the recorded posting never sends the earn's {sorted(missing)}")
-    return Template(partner, tuple(steps))
+    return Template(partner, tuple(steps), isolation)
 
 
 def _flatten(slots: Sequence[Slot]) -> list[Slot]:

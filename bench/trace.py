@@ -29,15 +29,22 @@ from gateway.settings import Settings
 
 
 @dataclass
+class Transaction:
+    isolation: str | None  # how the asyncpg adapter opened it (None: a plain BEGIN)
+    statements: list[Recorded] = field(default_factory=list)
+
+
+@dataclass
 class Recorder:
     """Statements by connection while its transaction is open; committed ones kept."""
 
-    open: dict[int, list[Recorded]] = field(default_factory=dict)
-    committed: list[list[Recorded]] = field(default_factory=list)
+    open: dict[int, Transaction] = field(default_factory=dict)
+    committed: list[Transaction] = field(default_factory=list)
     sent: int = 0  # every statement, in a transaction or not
 
     def begin(self, connection: Any) -> None:
-        self.open[id(connection)] = []
+        adapter = connection.connection.dbapi_connection
+        self.open[id(connection)] = Transaction(getattr(adapter, "isolation_level", None))
 
     def after_execute(
         self,
@@ -49,8 +56,8 @@ class Recorder:
         executemany: bool,
     ) -> None:
         self.sent += 1
-        group = self.open.get(id(connection))
-        if group is None:
+        transaction = self.open.get(id(connection))
+        if transaction is None:
             return  # outside a transaction (a pool's ping)
         # The asyncpg adapter's cursor holds the fetched rows until SQLAlchemy reads them.
         rows = [] if executemany else [tuple(row) for row in getattr(cursor, "_rows", ())]
@@ -58,12 +65,12 @@ class Recorder:
             sent: Any = [tuple(row) for row in parameters]
         else:
             sent = tuple(parameters or ())
-        group.append(Recorded(statement, sent, executemany, rows))
+        transaction.statements.append(Recorded(statement, sent, executemany, rows))
 
     def commit(self, connection: Any) -> None:
-        group = self.open.pop(id(connection), None)
-        if group is not None:
-            self.committed.append(group)
+        transaction = self.open.pop(id(connection), None)
+        if transaction is not None:
+            self.committed.append(transaction)
 
     def rollback(self, connection: Any) -> None:
         self.open.pop(id(connection), None)
@@ -81,22 +88,19 @@ class Recorder:
         event.remove(Engine, "rollback", self.rollback)
 
 
-def _mentions(value: Any, key: str) -> bool:
+def _sends(value: Any, key: str) -> bool:
     if isinstance(value, list | tuple):
-        return any(_mentions(item, key) for item in value)
-    return isinstance(value, str) and key in value
+        return any(_sends(item, key) for item in value)
+    return isinstance(value, str) and value == key
 
 
-def posting_of(recorder: Recorder, key: str) -> list[Recorded]:
-    """The one committed transaction that sent ``key``."""
-    found = [
-        group
-        for group in recorder.committed
-        if any(_mentions(statement.parameters, key) for statement in group)
-    ]
-    if len(found) != 1:
-        raise RuntimeError(f"{len(found)} committed transactions sent the key {key!r}, not 1")
-    return found[0]
+def posting_of(recorder: Recorder, key: str) -> Transaction:
+    """The first committed transaction that sent ``key`` as a parameter: the posting (work
+    reacting to it, if any sends the key too, commits after it)."""
+    for transaction in recorder.committed:
+        if any(_sends(statement.parameters, key) for statement in transaction.statements):
+            return transaction
+    raise RuntimeError(f"no committed transaction sent the key {key!r}")
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,9 @@ async def trace_postings(env: Mapping[str, str], earns: Sequence[Earn]) -> Trace
                     raise RuntimeError(f"the traced earn {earn} failed: {problem}")
                 posting = posting_of(recorder, earn.key)
                 values = Values(earn.member.uuid, earn.key, earn.points, now())
-                templates[earn.partner] = build_template(earn.partner, posting, values)
+                templates[earn.partner] = build_template(
+                    earn.partner, posting.statements, values, posting.isolation
+                )
                 counts[earn.partner] = recorder.sent
                 recorder.committed.clear()
                 recorder.sent = 0
