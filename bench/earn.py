@@ -323,8 +323,9 @@ async def run(options: Options) -> int:
             gateway = await gateway_scenarios(database, options, rng, monitor, work_dir)
             direct, described = await direct_scenarios(database, options, rng, gateway, monitor)
         results = gateway.results | direct
-        print("  checking the ledger", flush=True)
+        checking = time.perf_counter()
         ledger = await check_ledger(monitor_connection, gateway.earns, gateway.seeded)
+        print(f"  ledger checked in {time.perf_counter() - checking:.1f} s", flush=True)
     finally:
         await monitor_connection.close()
     print_report(
