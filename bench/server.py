@@ -31,7 +31,7 @@ from bench.database import Database
 from bench.procfs import children_of, command_line, server_ends
 
 ROOT = Path(__file__).resolve().parent.parent
-HEALTH_TIMEOUT = 60.0
+HEALTH_TIMEOUT = 180.0  # a loaded 2-core machine took over 60 s to start two workers
 STOP_TIMEOUT = 15.0
 BALANCE_ATTEMPTS = 200
 PROBE = "{ __typename }"
