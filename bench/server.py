@@ -74,7 +74,19 @@ def log_lines(path: Path) -> list[str]:
 
 
 def log_problems(path: Path) -> list[str]:
-    return [line for line in log_lines(path) if line.startswith(LOG_MARKERS)]
+    """Warning and error lines; a traceback as its first line and its exception's."""
+    problems: list[str] = []
+    in_traceback = False
+    for line in log_lines(path):
+        if in_traceback and line and not line.startswith((" ", "\t")):
+            in_traceback = False
+            if not line.startswith(LOG_MARKERS):
+                problems[-1] += f" ... {line}"
+                continue
+        if line.startswith(LOG_MARKERS):
+            problems.append(line)
+            in_traceback = line.startswith("Traceback")
+    return problems
 
 
 async def fetch_token(gateway: Gateway, credentials: Credentials) -> str:
