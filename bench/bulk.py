@@ -15,8 +15,9 @@ default), reset at the start (DROP SCHEMA public CASCADE) and migrated by the ga
    - **gateway**: one ``earnPointsBulk`` call with ``--purchases`` purchases
      (``purchase: {amount}``: the earning rules, the purchase row, the breakdown), timed from
      the request to the parsed answer;
-   - **direct**: the same rows posted with asyncpg: ``bench.direct.post_earn`` (the
-     gateway's own SQL for an earn: member lock, transfer, wallet, entries) and the purchase
+   - **direct**: the same rows posted with asyncpg: ``bench.bulk_sql.post_earn`` (a hand
+     copy of the gateway's SQL for an earn before issue 11: member lock, transfer, wallet,
+     entries) and the purchase
      row with its breakdown, one transaction each, on one connection, timed from the first
      BEGIN to the last COMMIT.
 3. Prints purchases per second for each, and their ratio; checks every line succeeded and
@@ -36,8 +37,8 @@ from decimal import Decimal
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 import httpx
 
+from bench.bulk_sql import DIRECT_SCOPE, issuance_accounts, post_earn
 from bench.database import Database, prepare_database
-from bench.direct import DIRECT_SCOPE, issuance_accounts, post_earn
 from bench.workload import Earn, Member
 from gateway.app import create_app
 from gateway.audit import audit

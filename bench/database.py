@@ -1,4 +1,4 @@
-"""The bench's PostgreSQL database: where it is, its reset, and the ledger's consistency."""
+"""The bench's PostgreSQL database: where it is and its reset (bench/consistency.py checks it)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/coalition_bench"
-
-POOL_TOTALS = """
-SELECT pool, COUNT(*) AS entries, SUM(amount) AS total FROM entries GROUP BY pool ORDER BY pool
-"""
-WALLET_MISMATCHES = """
-SELECT COUNT(*) AS wallets,
-       COUNT(*) FILTER (WHERE balance <> posted) AS mismatched
-FROM (
-    SELECT a.id, a.balance, COALESCE(SUM(e.amount), 0) AS posted
-    FROM accounts a LEFT JOIN entries e ON e.account_id = a.id
-    WHERE a.member_id IS NOT NULL
-    GROUP BY a.id, a.balance
-) AS wallets
-"""
-POSTING_COUNTS = """
-SELECT (SELECT COUNT(*) FROM transfers) AS transfers,
-       (SELECT COUNT(*) FROM entries) AS entries,
-       (SELECT COUNT(*) FROM (
-            SELECT transfer_id FROM entries GROUP BY transfer_id HAVING COUNT(*) <> 2
-        ) AS odd) AS odd_transfers
-"""
 
 
 @dataclass(frozen=True)
@@ -69,55 +48,3 @@ async def prepare_database(database: Database) -> None:
         await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     finally:
         await connection.close()
-
-
-@dataclass(frozen=True)
-class PoolTotal:
-    pool: str
-    entries: int
-    total: int
-
-    @property
-    def balanced(self) -> bool:
-        return self.total == 0
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """What the consistency check found, against the number of earns that succeeded."""
-
-    expected: int
-    pools: list[PoolTotal]
-    wallets: int
-    mismatched: int  # wallets whose balance is not the sum of their entries
-    transfers: int
-    entries: int
-    odd_transfers: int  # transfers without exactly two entries
-
-    @property
-    def consistent(self) -> bool:
-        return (
-            all(pool.balanced for pool in self.pools)
-            and self.mismatched == 0
-            and self.transfers == self.expected
-            and self.odd_transfers == 0
-            and self.entries == 2 * self.transfers
-        )
-
-
-async def read_ledger(connection: asyncpg.Connection, expected: int) -> Ledger:
-    pools = [
-        PoolTotal(row["pool"], row["entries"], int(row["total"]))
-        for row in await connection.fetch(POOL_TOTALS)
-    ]
-    wallets = await connection.fetchrow(WALLET_MISMATCHES)
-    counts = await connection.fetchrow(POSTING_COUNTS)
-    return Ledger(
-        expected,
-        pools,
-        wallets["wallets"],
-        wallets["mismatched"],
-        counts["transfers"],
-        counts["entries"],
-        counts["odd_transfers"],
-    )

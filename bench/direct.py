@@ -1,124 +1,46 @@
-"""The baseline: each earn posted straight over asyncpg with exactly the gateway's SQL.
+"""The baseline: each earn posted straight over asyncpg with the statements the gateway itself
+sent for an earn (recorded by bench/trace.py, templated by bench/replay.py).
 
-One transaction per earn, in the gateway's order (gateway/service.py ``earn`` and ``_post``,
-gateway/repository.py ``live_member``, ``claim_transfer`` and ``post_legs``): the member
-locked against a concurrent merge, the transfer claimed by its idempotency key, the wallet
-upsert, then both entries as one executemany.
+One transaction per earn, begun as the gateway's was (asyncpg's ``transaction()`` with the
+isolation level SQLAlchemy's asyncpg adapter had: by default none, a plain BEGIN), then every
+recorded statement in the recorded order, each with the earn's values, over asyncpg's
+prepared statements (``fetch``, or ``executemany`` where the gateway used it), then COMMIT.
+No SQLAlchemy, no GraphQL, no HTTP: what is left is the ledger's own work and asyncpg's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
 from bench.measurement import Attempt
-from bench.workload import PARTNERS, Earn
-
-# Never the gateway's ``earn:<partner>``, so direct and gateway earns can not collide.
-DIRECT_SCOPE = "bench-direct"
-
-# What SQLAlchemy renders for gateway/repository.py with the asyncpg dialect (captured
-# with echo=True and PostgreSQL's log_statement), character for character.
-# The member lock (repository.lock_members): the member's row and its survivor's, in order.
-LIVE_MEMBER = (
-    "SELECT members.id, members.merged_into FROM members "
-    "WHERE members.id IN ($1::VARCHAR) OR members.id IN (SELECT seen.merged_into "
-    "FROM members AS seen WHERE seen.id IN ($2::VARCHAR)) "
-    'ORDER BY members.id COLLATE "C" FOR NO KEY UPDATE OF members'
-)
-CLAIM_TRANSFER = (
-    "INSERT INTO transfers (kind, member_id, partner, points, purchase_amount, reason, "
-    "idempotency_scope, idempotency_key, request_hash, created_at) VALUES ($1::VARCHAR, "
-    "$2::VARCHAR, $3::VARCHAR, $4::BIGINT, $5::VARCHAR, $6::VARCHAR, $7::VARCHAR, "
-    "$8::VARCHAR, $9::VARCHAR, $10::TIMESTAMP WITH TIME ZONE) ON CONFLICT "
-    "(idempotency_scope, idempotency_key) DO NOTHING RETURNING transfers.id"
-)
-CREDIT_WALLET = (
-    "INSERT INTO accounts (pool, code, member_id, balance) VALUES ($1::VARCHAR, $2::VARCHAR, "
-    "$3::VARCHAR, $4::BIGINT) ON CONFLICT (member_id, pool) WHERE member_id IS NOT NULL "
-    "DO UPDATE SET balance = (accounts.balance + excluded.balance) "
-    "RETURNING accounts.id, accounts.balance"
-)
-INSERT_ENTRIES = (
-    "INSERT INTO entries (transfer_id, account_id, pool, member_id, amount, balance_after) "
-    "VALUES ($1::BIGINT, $2::BIGINT, $3::VARCHAR, $4::VARCHAR, $5::BIGINT, $6::BIGINT)"
-)
-ISSUANCE_ACCOUNTS = "SELECT pool, id FROM accounts WHERE member_id IS NULL AND code = 'issuance'"
+from bench.replay import Template, Values, now
+from bench.workload import Earn
 
 
-def fingerprint(member_id: str, points: int) -> str:
-    """The request hash the gateway stores for an earn of ``points`` by member id."""
-    request = {
-        "member": {"id": member_id},
-        "points": points,
-        "purchase_amount": None,
-        "reason": None,
-    }
-    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+async def post_earn(connection: asyncpg.Connection, template: Template, earn: Earn) -> None:
+    """The template's statements for ``earn``; the caller holds the transaction."""
+    values = Values(earn.member.uuid, earn.key, earn.points, now())
+    answers: list[list[tuple[Any, ...]]] = []
+    for step in template.steps:
+        arguments = step.arguments(values, answers)
+        if step.executemany:
+            await connection.executemany(step.sql, arguments)
+            answers.append([])
+        else:
+            answers.append([tuple(row) for row in await connection.fetch(step.sql, *arguments)])
 
 
-async def issuance_accounts(connection: asyncpg.Connection) -> dict[str, int]:
-    """Each partner's issuance account id: the other leg of every earn."""
-    rows = await connection.fetch(ISSUANCE_ACCOUNTS)
-    accounts = {row["pool"]: row["id"] for row in rows}
-    missing = set(PARTNERS) - set(accounts)
-    if missing:
-        raise RuntimeError(f"no issuance account for {sorted(missing)}")
-    return accounts
-
-
-async def post_earn(
-    connection: asyncpg.Connection, issuance: dict[str, int], earn: Earn
-) -> str | None:
-    """One earn as the gateway posts it; the caller holds the transaction."""
-    scope, member_id = f"{DIRECT_SCOPE}:{earn.partner}", earn.member.uuid
-    rows = {
-        row["id"]: row["merged_into"]
-        for row in await connection.fetch(LIVE_MEMBER, member_id, member_id)
-    }
-    if member_id not in rows:
-        return "unknown member"
-    member_id = rows[member_id] or member_id
-    transfer_id = await connection.fetchval(
-        CLAIM_TRANSFER,
-        "earn",
-        member_id,
-        earn.partner,
-        earn.points,
-        None,
-        None,
-        scope,
-        earn.key,
-        fingerprint(member_id, earn.points),
-        datetime.now(UTC),
-    )
-    if transfer_id is None:
-        return "idempotency key already used"
-    wallet = await connection.fetchrow(
-        CREDIT_WALLET, earn.partner, "wallet", member_id, earn.points
-    )
-    await connection.executemany(
-        INSERT_ENTRIES,
-        [
-            (transfer_id, issuance[earn.partner], earn.partner, None, -earn.points, None),
-            (transfer_id, wallet["id"], earn.partner, member_id, earn.points, wallet["balance"]),
-        ],
-    )
-    return None
-
-
-def direct_attempt(connection: asyncpg.Connection, issuance: dict[str, int]) -> Attempt[Earn]:
+def direct_attempt(connection: asyncpg.Connection, templates: dict[str, Template]) -> Attempt[Earn]:
     """Timed from BEGIN to COMMIT."""
 
     async def attempt(earn: Earn) -> tuple[float, str | None]:
         started = time.perf_counter()
-        async with connection.transaction():
-            problem = await post_earn(connection, issuance, earn)
-        return time.perf_counter() - started, problem
+        template = templates[earn.partner]
+        async with connection.transaction(isolation=template.isolation):
+            await post_earn(connection, template, earn)
+        return time.perf_counter() - started, None
 
     return attempt

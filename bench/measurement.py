@@ -103,6 +103,15 @@ class Monitor:
         )
 
 
+def percentile(latencies: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of latencies in seconds, in milliseconds (0 for none)."""
+    if not latencies:
+        return 0.0
+    ordered = sorted(latencies)
+    rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
+    return ordered[min(rank, len(ordered) - 1)] * 1000
+
+
 @dataclass(frozen=True)
 class Result:
     name: str
@@ -116,10 +125,7 @@ class Result:
         return len(self.latencies) / self.elapsed
 
     def percentile(self, fraction: float) -> float:
-        """Nearest-rank percentile, in milliseconds."""
-        ordered = sorted(self.latencies)
-        rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
-        return ordered[min(rank, len(ordered) - 1)] * 1000
+        return percentile(self.latencies, fraction)
 
     def per_earn(self, cores: float) -> float:
         """Milliseconds of CPU per earn, from cores busy over the scenario."""

@@ -60,13 +60,18 @@ class Enrolment:
 
 
 async def enrol_all(
-    connections: Sequence[HttpConnection], port: int, token: str, count: int
+    connections: Sequence[HttpConnection],
+    port: int,
+    token: str,
+    count: int,
+    partners: Sequence[str] = PARTNERS,
+    prefix: str = "bench",
 ) -> dict[str, list[Member]]:
     """``count`` members at each partner, by partner; stops the run when any failed."""
     jobs = [
-        Enrolment(partner, f"bench-{partner}-{index:06d}")
+        Enrolment(partner, f"{prefix}-{partner}-{index:06d}")
         for index in range(count)
-        for partner in PARTNERS
+        for partner in partners
     ]
     found: dict[Enrolment, Member] = {}
 
@@ -92,7 +97,7 @@ async def enrol_all(
         raise RuntimeError(f"{len(failures)} enrolments failed, e.g. {failures[:3]}")
     elapsed = time.perf_counter() - started
     print(f"  enrolled {len(jobs)} members in {elapsed:.1f} s ({len(jobs) / elapsed:.0f}/s)")
-    return {partner: [found[job] for job in jobs if job.partner == partner] for partner in PARTNERS}
+    return {partner: [found[job] for job in jobs if job.partner == partner] for partner in partners}
 
 
 @dataclass(frozen=True)

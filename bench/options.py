@@ -13,3 +13,5 @@ class Options:
     concurrency: int  # clients, each with its own connection
     workers: int  # gateway worker processes
     seed: int
+    pairs: int  # timed requests per member in the history pairs
+    pair_warmup: int  # untimed ones before them

@@ -4,8 +4,10 @@ ledger's consistency and failed earns, each a block of lines."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from bench.database import Ledger
+from bench.consistency import Ledger, consistency_lines
+from bench.history import Pair
 from bench.measurement import Result
 from bench.options import Options
 from bench.workload import PARTNERS
@@ -24,7 +26,7 @@ def ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator else "n/a"
 
 
-def header(options: Options, database: str, version: str) -> list[str]:
+def header(options: Options, database: str, version: str, programme: str) -> list[str]:
     pool = os.environ.get("DB_POOL_SIZE")
     pool = f"DB pool {pool} (DB_POOL_SIZE)" if pool else "its default DB pool"
     return [
@@ -34,6 +36,7 @@ def header(options: Options, database: str, version: str) -> list[str]:
         f"requests {options.requests} per scenario after a warm-up of {options.warmup}, "
         f"concurrency {options.concurrency}, gateway workers {options.workers} "
         f"({pool} per worker), seed {options.seed}",
+        f"programme on (the demo configuration): {programme}",
     ]
 
 
@@ -93,32 +96,65 @@ def per_earn_table(results: dict[str, Result]) -> list[str]:
         )
     lines.append(
         "(bench in the gateway rows = this HTTP client; in the direct rows = asyncpg "
-        "and the same Python work the gateway does per posting)"
+        "and filling in the recorded statements)"
     )
     return lines
 
 
-def consistency_lines(ledger: Ledger) -> list[str]:
-    lines = ["consistency:"]
-    for pool in ledger.pools:
+def pairs_table(pairs: list[Pair]) -> list[str]:
+    lines = [
+        f"{'one request, alternately':<40}{'p50 ms':>8}{'mean ms':>9}{'per s':>8}{'failures':>10}"
+    ]
+    for pair in pairs:
+        for long, label in ((False, pair.short_label), (True, pair.long_label)):
+            mean = pair.mean(long)
+            lines.append(
+                f"{pair.name + ', ' + label:<40}{pair.p50(long):>8.2f}{mean:>9.2f}"
+                f"{1000 / mean if mean else 0:>8.1f}"
+                f"{len(pair.failures) if long else '':>10}"
+            )
         lines.append(
-            f"  pool {pool.pool:<10} {pool.entries:>7} entries, "
-            f"sum {pool.total:>3}  {'ok' if pool.balanced else 'NOT ZERO'}"
+            f"{'  ' + pair.long_label + ' / ' + pair.short_label:<40}"
+            f"{pair.p50_ratio:>7.2f}x{pair.mean_ratio:>8.2f}x"
         )
-    lines.append(
-        f"  wallets: {ledger.wallets} checked, {ledger.mismatched} differ "
-        f"from the sum of their entries"
-    )
-    lines.append(
-        f"  transfers: {ledger.transfers} posted for {ledger.expected} earns; "
-        f"{ledger.entries} entries, {ledger.odd_transfers} transfers without exactly two"
-    )
-    lines.append(f"  => {'CONSISTENT' if ledger.consistent else 'INCONSISTENT'}")
     return lines
 
 
-def failure_lines(results: dict[str, Result]) -> list[str]:
+def aims_table(results: dict[str, Result], pairs: dict[str, Pair]) -> list[str]:
+    """Issue 11's aims beside this run's figures: reported, never a failure."""
+    figures: list[tuple[str, float | None, str, bool]] = []
+
+    def rate(top: str, bottom: str) -> float | None:
+        if top in results and bottom in results and results[bottom].rate:
+            return results[top].rate / results[bottom].rate
+        return None
+
+    for kind in ("spread", "hot"):
+        value = rate(f"gateway {kind}", f"direct {kind}")
+        figures.append((f"gateway / direct earns/s, {kind}", value, ">= 0.5", (value or 0) >= 0.5))
+    for side in ("gateway", "direct"):
+        value = rate(f"{side} hot", f"{side} spread")
+        figures.append((f"hot / spread earns/s, {side}", value, ">= 0.9", (value or 0) >= 0.9))
+    for name, limit in (("earn", 1.1), ("wallet read", 1.2)):
+        if name in pairs:
+            pair = pairs[name]
+            value = pair.p50_ratio
+            label = f"{name} p50, {pair.long_label} / {pair.short_label}"
+            figures.append((label, value, f"<= {limit}", value <= limit))
+    lines = [f"{'aims (issue 11, this machine)':<52}{'figure':>8}{'aim':>9}"]
+    for label, value, aim, met in figures:
+        shown = f"{value:.2f}" if value is not None else "n/a"
+        lines.append(f"{label:<52}{shown:>8}{aim:>9}  {'met' if met else 'MISSED'}")
+    lines.append("(an aim missed is reported, not a failure: the exit status is for errors)")
+    return lines
+
+
+def failure_lines(results: dict[str, Result], pairs: list[Pair]) -> list[str]:
     lines = []
+    for pair in pairs:
+        if pair.failures:
+            lines.append(f"{pair.name}: {len(pair.failures)} failed requests")
+            lines.extend(f"  {failure}" for failure in pair.failures[:SHOWN_FAILURES])
     for result in results.values():
         if result.failures:
             lines.append(f"{result.name}: {len(result.failures)} failed earns")
@@ -128,32 +164,41 @@ def failure_lines(results: dict[str, Result]) -> list[str]:
     return lines
 
 
-def print_report(
-    header_lines: list[str],
-    results: dict[str, Result],
-    spread: str,
-    reopened: int,
-    log_problems: list[str],
-    ledger: Ledger,
-) -> None:
-    """Every block, a blank line between blocks; ``spread`` is server.spread_line's."""
+@dataclass(frozen=True)
+class Report:
+    header: list[str]
+    results: dict[str, Result]
+    pairs: dict[str, Pair]  # "earn", "wallet read"
+    direct: list[str]  # what direct sends (bench.trace), one line each
+    spread: str  # server.spread_line's
+    reopened: int
+    log_problems: list[str]
+    ledger: Ledger
+
+
+def print_report(report: Report) -> None:
+    """Every block, a blank line between blocks."""
+    results, pairs = report.results, list(report.pairs.values())
     sections = [
-        header_lines,
+        report.header,
         results_table(results),
         ratios_table(results),
+        pairs_table(pairs),
+        aims_table(results, report.pairs),
         usage_table(results, os.cpu_count() or 1),
         per_earn_table(results),
+        report.direct,
         [
-            spread,
+            report.spread,
             f"connections reopened during the run (closed by the server, or after a failure): "
-            f"{reopened}",
+            f"{report.reopened}",
         ],
         [
-            f"gateway log: {len(log_problems)} warning/error lines",
-            *log_problems[:SHOWN_LOG_LINES],
+            f"gateway log: {len(report.log_problems)} warning/error lines",
+            *report.log_problems[:SHOWN_LOG_LINES],
         ],
-        consistency_lines(ledger),
-        failure_lines(results),
+        consistency_lines(report.ledger),
+        failure_lines(results, pairs),
     ]
     print()
     print("\n\n".join("\n".join(section) for section in sections if section))

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.auth import (
@@ -31,7 +31,7 @@ from bench.database import Database
 from bench.procfs import children_of, command_line, server_ends
 
 ROOT = Path(__file__).resolve().parent.parent
-HEALTH_TIMEOUT = 60.0
+HEALTH_TIMEOUT = 180.0  # a loaded 2-core machine took over 60 s to start two workers
 STOP_TIMEOUT = 15.0
 BALANCE_ATTEMPTS = 200
 PROBE = "{ __typename }"
@@ -46,6 +46,7 @@ class Gateway:
     servers: list[int]  # the processes that accept connections: the workers, or pid itself
     tree: list[int]  # pid and all its children, for CPU accounting
     token: str = ""  # the bench's operator access token, once the gateway answers
+    env: dict[str, str] = field(default_factory=dict)  # what it runs with beyond os.environ
 
 
 def free_port() -> int:
@@ -73,7 +74,19 @@ def log_lines(path: Path) -> list[str]:
 
 
 def log_problems(path: Path) -> list[str]:
-    return [line for line in log_lines(path) if line.startswith(LOG_MARKERS)]
+    """Warning and error lines; a traceback as its first line and its exception's."""
+    problems: list[str] = []
+    in_traceback = False
+    for line in log_lines(path):
+        if in_traceback and line and not line.startswith((" ", "\t")):
+            in_traceback = False
+            if not line.startswith(LOG_MARKERS):
+                problems[-1] += f" ... {line}"
+                continue
+        if line.startswith(LOG_MARKERS):
+            problems.append(line)
+            in_traceback = line.startswith("Traceback")
+    return problems
 
 
 async def fetch_token(gateway: Gateway, credentials: Credentials) -> str:
@@ -154,13 +167,13 @@ async def running_gateway(
     """The gateway in a subprocess on the demo configuration without sign-in, with an
     operator client, every worker ready and ``token`` set; terminated on the way out."""
     port = free_port()
-    env = {
-        **os.environ,
+    own = {
         "DATABASE_URL": database.gateway_url,
         "COALITION_DEMO_DATA": "false",
         "COALITION_CONFIG_DIR": str(write_config(Path(work_dir) / "config")),
         "COALITION_TOKEN_LIFETIME": str(TOKEN_LIFETIME),
     }
+    env = {**os.environ, **own}
     credentials = await create_operator_client(coalition_command(), env)
     log_path = Path(work_dir) / "gateway.log"
     with log_path.open("wb") as log:
@@ -182,7 +195,7 @@ async def running_gateway(
         )
         try:
             servers = [process.pid] if workers == 1 else []
-            gateway = Gateway(port, process.pid, log_path, servers, [process.pid])
+            gateway = Gateway(port, process.pid, log_path, servers, [process.pid], env=own)
             await wait_ready(gateway, process, workers, credentials)
             yield gateway
         finally:
