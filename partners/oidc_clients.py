@@ -1,6 +1,6 @@
-"""The development provider's registered clients and how they authenticate at its back channel.
+"""The development provider's clients and how they authenticate at its back channel.
 
-``client_secret_basic`` (the id and secret form-encoded before Basic, RFC 6749 section
+Methods: ``client_secret_basic`` (the id and secret form-encoded before Basic, RFC 6749 section
 2.3.1, and decoded so here), ``client_secret_post``, or ``private_key_jwt`` (an RFC 7523
 assertion verified against the client's registered public keys).
 """

@@ -1,5 +1,4 @@
-"""Requests to the development provider: their parameters, and the authorization request
-with the redirects that answer it."""
+"""Requests to the development provider: parameters, authorization requests, redirects."""
 
 from __future__ import annotations
 

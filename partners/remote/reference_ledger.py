@@ -1,5 +1,4 @@
-"""The reference partner's books: members, balances, transactions and the answers bound to
-idempotency keys, each operation atomic under one lock."""
+"""The reference partner's books: members, balances, transactions, keys; atomic operations."""
 
 from __future__ import annotations
 
