@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from partners.config import Coalition, ConversionRule
+from partners.config import Coalition
+from partners.conversions import ConversionRule
 
 from .errors import DomainError, ErrorCode, shown
 

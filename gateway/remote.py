@@ -32,15 +32,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partners.remote.adapter import (
+from partners.remote.adapter import RemotePool
+from partners.remote.exceptions import (
     RemoteError,
     RemoteInsufficientPoints,
-    RemotePool,
     RemoteRefused,
-    RemoteTransaction,
     RemoteUnavailable,
     RemoteUnknownMember,
 )
+from partners.remote.transactions import RemoteTransaction
 from partners.remote.wire import derive_key
 
 from . import repository

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import Enum
 from pathlib import Path
@@ -18,15 +18,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .challenges import Challenge, read_challenges
+from .conversions import ConversionRule, read_conversions
 from .earning import EARNING_KEYS, EarningRules, read_earning
 from .expiry import ExpiryPolicy, GiftingLimits, read_expiry, read_gifting
-from .reader import MAX_POINTS, ConfigError, Reader
+from .pools import Pool, read_pool
+from .reader import MAX_POINTS, SLUG, ConfigError, Reader
 from .sign_in import SignIn, StepUp, read_sign_in, read_step_up
 from .tiers import Tiers, read_tiers
 
 __all__ = ["MAX_POINTS", "ConfigError", "SignIn", "StepUp"]
 
-SLUG = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 CURRENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,7}$")
 RESERVED_SLUGS = {"coalition", "operator"}  # the coalition's own provider; the fee creditor
 
@@ -58,85 +59,6 @@ class EarnRule:
 
 
 @dataclass(frozen=True)
-class ConversionRule:
-    """A directed rule: points of ``source`` become points of ``target`` at ``rate``."""
-
-    source: str
-    target: str
-    rate: Decimal
-    fee_percent: Decimal
-    fee_fixed: int
-    min_points: int
-    max_points: int
-    enabled: bool
-    effective_from: datetime
-    effective_until: datetime | None
-
-    def in_force_at(self, moment: datetime) -> bool:
-        if moment < self.effective_from:
-            return False
-        return self.effective_until is None or moment < self.effective_until
-
-    def overlaps(self, other: ConversionRule) -> bool:
-        far = datetime.max.replace(tzinfo=UTC)
-        return self.effective_from < (other.effective_until or far) and other.effective_from < (
-            self.effective_until or far
-        )
-
-
-@dataclass(frozen=True)
-class Pool:
-    """Where a partner's points are kept: in the gateway's ledger (``hosted``), or in the
-    partner's own system, reached over the API of ``partners/remote/openapi.yaml``."""
-
-    hosted: bool = True
-    base_url: str | None = None  # remote: the API's root; None with ``development``
-    development: bool = False  # remote: the gateway serves a reference partner in-process
-    timeout_seconds: float = 5.0
-
-    @property
-    def remote(self) -> bool:
-        return not self.hosted
-
-
-def _read_pool(reader: Reader) -> Pool:
-    reader.unknown_keys({"hosted", "base_url", "development", "timeout_seconds"})
-    where = reader.text("hosted", required=False) or "gateway"
-    if where not in ("gateway", "remote"):
-        raise reader.fail("hosted", f'must be "gateway" or "remote", got {where!r}')
-    if where == "gateway":
-        for field in ("base_url", "development", "timeout_seconds"):
-            if field in reader.table:
-                raise reader.fail(field, 'applies only to a pool with hosted = "remote"')
-        return Pool()
-    development = reader.boolean("development", False)
-    base_url = reader.text("base_url", required=False) or None
-    if development == (base_url is not None):
-        raise reader.fail(
-            "base_url", "a remote pool needs either base_url or development = true, not both"
-        )
-    if base_url is not None:
-        parts = urlsplit(base_url)
-        if (
-            parts.scheme not in ("https", "http")
-            or not parts.netloc
-            or parts.query
-            or parts.fragment
-            or parts.username is not None
-        ):
-            raise reader.fail("base_url", f"must be an absolute https URL, got {base_url!r}")
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise reader.fail("base_url", "must use https (plain http is allowed for loopback)")
-        base_url = base_url.rstrip("/")
-    timeout = reader.table.get("timeout_seconds", 5)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
-        raise reader.fail(
-            "timeout_seconds", f"must be a number of seconds up to 120, got {timeout!r}"
-        )
-    return Pool(False, base_url, development, float(timeout))
-
-
-@dataclass(frozen=True)
 class Partner:
     slug: str
     name: str
@@ -148,7 +70,7 @@ class Partner:
     source_file: str
     sign_in: SignIn | None = None
     step_up: StepUp | None = None
-    pool: Pool = Pool()
+    pool: Pool = field(default_factory=Pool)
     earning: EarningRules = field(default_factory=lambda: EarningRules())  # see earning.py
     expiry: ExpiryPolicy | None = None  # None: points never expire
     gifting: GiftingLimits | None = None  # None: members cannot gift points here
@@ -190,46 +112,6 @@ class Coalition:
         return partner is not None and partner.pool.remote
 
 
-def _read_rule(reader: Reader, source: str) -> ConversionRule:
-    reader.unknown_keys(
-        {
-            "to",
-            "rate",
-            "fee_percent",
-            "fee_fixed",
-            "min_points",
-            "max_points",
-            "enabled",
-            "effective_from",
-            "effective_until",
-        }
-    )
-    fee_percent = reader.decimal("fee_percent", default="0", positive=False)
-    if fee_percent >= 100:
-        raise reader.fail("fee_percent", f"must be below 100, got {fee_percent}")
-    min_points = reader.integer("min_points", default=1, minimum=1)
-    max_points = reader.integer("max_points", default=MAX_POINTS, minimum=1)
-    if max_points < min_points:
-        raise reader.fail("max_points", f"{max_points} is below min_points {min_points}")
-    effective_from = reader.moment("effective_from", required=True)
-    assert effective_from is not None
-    effective_until = reader.moment("effective_until", required=False)
-    if effective_until is not None and effective_until <= effective_from:
-        raise reader.fail("effective_until", "must be after effective_from")
-    return ConversionRule(
-        source=source,
-        target=reader.text("to", SLUG),
-        rate=reader.decimal("rate"),
-        fee_percent=fee_percent,
-        fee_fixed=reader.integer("fee_fixed", default=0),
-        min_points=min_points,
-        max_points=max_points,
-        enabled=reader.boolean("enabled", True),
-        effective_from=effective_from,
-        effective_until=effective_until,
-    )
-
-
 def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) -> Partner:
     slug_value = data.get("slug")
     partner = slug_value if isinstance(slug_value, str) else None
@@ -265,24 +147,7 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
     except ValueError:
         choices = ", ".join(r.value for r in Rounding)
         raise earn.fail("rounding", f"must be one of {choices}, got {rounding_text!r}") from None
-    raw_rules = data.get("conversions", [])
-    if not isinstance(raw_rules, list):
-        raise reader.fail("conversions", "must be an array of tables ([[conversions]])")
-    rules = []
-    for index, raw in enumerate(raw_rules):
-        if not isinstance(raw, dict):
-            raise reader.fail(f"conversions[{index}]", "must be a table")
-        rules.append(_read_rule(Reader(file, slug, raw, f"conversions[{index}]."), slug))
-    for index, rule in enumerate(rules):
-        if rule.target == slug:
-            raise reader.fail(f"conversions[{index}].to", "a partner cannot convert into itself")
-        for other in rules[:index]:
-            if other.target == rule.target and other.overlaps(rule):
-                raise reader.fail(
-                    f"conversions[{index}].effective_from",
-                    f"overlaps another rule to '{rule.target}'; give the earlier one an "
-                    "effective_until no later than this one's effective_from",
-                )
+    conversions = read_conversions(reader, file, slug)
     return Partner(
         slug=slug,
         name=reader.text("name"),
@@ -295,11 +160,11 @@ def _read_partner(file: Path, data: dict[str, Any], settlement_currency: str) ->
             purchase_currency=earn.text("purchase_currency", CURRENCY_CODE, required=False)
             or settlement_currency,
         ),
-        conversions=tuple(rules),
+        conversions=conversions,
         source_file=str(file),
         sign_in=_optional(reader, "sign_in", lambda table: read_sign_in(table, coalition=False)),
         step_up=_optional(reader, "step_up", read_step_up),
-        pool=_optional(reader, "pool", _read_pool) or Pool(),
+        pool=_optional(reader, "pool", read_pool) or Pool(),
         earning=read_earning(reader),
         expiry=_optional(reader, "expiry", read_expiry),
         gifting=_optional(reader, "gifting", read_gifting),

@@ -10,6 +10,8 @@ from typing import Any
 
 DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 MAX_POINTS = 1_000_000_000
+SLUG = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+"""A partner's slug: how files, the API and the ledger name it."""
 
 
 class ConfigError(ValueError):

@@ -22,8 +22,9 @@ from gateway.pools import remote_pools
 from gateway.remote import COMPLETED, PENDING
 from gateway.tables import remote_operations, reward_redemptions
 from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
-from partners.remote.adapter import RemoteUnknownMember
-from partners.remote.reference import BY_KEY, TRANSACTIONS, ReferencePartner
+from partners.remote.exceptions import RemoteUnknownMember
+from partners.remote.reference import ReferencePartner
+from partners.remote.reference_faults import BY_KEY, TRANSACTIONS
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, codes, payload
 from tests.test_remote_operations import (  # noqa: F401  (fixtures)

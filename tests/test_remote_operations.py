@@ -20,14 +20,8 @@ from gateway.graphql.scalars import decode_member_id, encode_id
 from gateway.remote import COMPENSATED, COMPLETED, FAILED, PENDING
 from gateway.tables import obligations, remote_operations
 from partners.config import DEMO_DIRECTORY
-from partners.remote.reference import (
-    BALANCE,
-    BY_KEY,
-    MODES,
-    TRANSACTIONS,
-    ReferencePartner,
-    serve_reference_in_thread,
-)
+from partners.remote.reference import ReferencePartner, serve_reference_in_thread
+from partners.remote.reference_faults import BALANCE, BY_KEY, MODES, TRANSACTIONS
 from tests.conftest import Clock, Gateway, core_text, start_gateway
 from tests.operations import CONVERT, EARN, ERRORS, REDEEM, REVERSE, codes, payload
 

@@ -16,26 +16,19 @@ from typing import Any
 import httpx
 import pytest
 
-from partners.remote.adapter import (
+from partners.remote.adapter import RemotePool
+from partners.remote.exceptions import (
     RemoteAlreadyReversed,
     RemoteInsufficientPoints,
     RemoteKeyReused,
-    RemotePool,
     RemoteRefused,
     RemoteRejected,
-    RemoteTransaction,
     RemoteUnavailable,
     RemoteUnknownMember,
 )
-from partners.remote.reference import (
-    BALANCE,
-    BY_KEY,
-    REVERSAL,
-    ROUTES,
-    TRANSACTIONS,
-    ReferencePartner,
-    serve_reference_in_thread,
-)
+from partners.remote.reference import ReferencePartner, serve_reference_in_thread
+from partners.remote.reference_faults import BALANCE, BY_KEY, REVERSAL, ROUTES, TRANSACTIONS
+from partners.remote.transactions import RemoteTransaction
 from partners.remote.wire import KEY, derive_key, token_from_environment, token_variable
 
 TOKEN = "partner-token-for-tests"

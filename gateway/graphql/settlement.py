@@ -12,7 +12,7 @@ from datetime import datetime
 import strawberry
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from partners.config import SLUG
+from partners.reader import SLUG
 
 from ..auth.policy import Access
 from ..errors import DomainError

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
-from partners import config
+from partners import config, conversions
 
 from ..ledger import AccountCode as DomainAccountCode
 from ..ledger import TransferKind as DomainTransferKind
@@ -83,7 +83,7 @@ class EarnRate:
     )
 )
 class ConversionRule:
-    rule: strawberry.Private[config.ConversionRule]
+    rule: strawberry.Private[conversions.ConversionRule]
 
     @strawberry.field
     def from_partner(self, info: Info) -> Partner:

@@ -4,9 +4,10 @@ Every answer is checked against the request before it is believed: an answer of 
 shape, or about another member, key, amount or transaction, raises ``RemoteUnavailable``
 with reason ``"malformed"``, exactly as a timeout does: the outcome is unknown.
 
-Exceptions split in two: ``RemoteRefused`` (and its subclasses) means the partner answered
-and nothing happened; ``RemoteUnavailable`` means the outcome is unknown and the caller must
-find out with the same key (``find``, or the same call again) before it concludes anything.
+Exceptions (``exceptions``) split in two: ``RemoteRefused`` (and its subclasses) means the
+partner answered and nothing happened; ``RemoteUnavailable`` means the outcome is unknown and
+the caller must find out with the same key (``find``, or the same call again) before it
+concludes anything. What the partner reports is a ``transactions.RemoteTransaction``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from .exceptions import (
+    RemoteAlreadyReversed,
+    RemoteError,
+    RemoteInsufficientPoints,
+    RemoteKeyReused,
+    RemoteRejected,
+    RemoteUnavailable,
+    RemoteUnknownMember,
+    malformed,
+)
+from .transactions import RemoteTransaction, TransactionType, expect, read_transaction
 from .wire import (
     ALREADY_REVERSED,
     INSUFFICIENT_POINTS,
@@ -32,119 +42,14 @@ from .wire import (
     MAX_REFERENCE_LENGTH,
     UNKNOWN_KEY,
     UNKNOWN_MEMBER,
-    parse_time,
     text_ok,
     token_from_environment,
 )
 
-__all__ = [
-    "RemoteAlreadyReversed",
-    "RemoteError",
-    "RemoteInsufficientPoints",
-    "RemoteKeyReused",
-    "RemotePool",
-    "RemoteRefused",
-    "RemoteRejected",
-    "RemoteTransaction",
-    "RemoteUnavailable",
-    "RemoteUnknownMember",
-    "TransactionType",
-]
+__all__ = ["RemotePool"]
 
-TransactionType = Literal["credit", "debit"]
 _TRANSIENT = frozenset({408, 425, 429})  # 4xx that mean "not processed, try again"
 _MAX_DETAIL = 200
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteTransaction:
-    """A transaction in the partner's ledger, as the partner reported it.
-
-    ``reverses`` is the id of the transaction this one reverses, None for a plain credit or
-    debit; a reversal carries the reference of the transaction it reverses.
-    """
-
-    id: str
-    type: TransactionType
-    customer_id: str
-    points: int
-    balance_after: int
-    created_at: datetime
-    reference: str
-    idempotency_key: str
-    reverses: str | None = None
-
-
-class RemoteError(Exception):
-    """Anything that went wrong calling a remote pool."""
-
-
-class RemoteUnavailable(RemoteError):
-    """No trustworthy answer: the outcome is unknown (the operation may or may not have
-    happened). ``reason`` is ``"timeout"``, ``"connection"``, ``"status"`` (5xx, 408, 425,
-    429) or ``"malformed"``; ``detail`` says more."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-class RemoteRefused(RemoteError):
-    """The partner answered with a refusal: the operation did not happen.
-
-    ``status`` is the HTTP status and ``code`` the contract's ``error`` code (None when the
-    body did not carry one).
-    """
-
-    def __init__(self, status: int, code: str | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class RemoteUnknownMember(RemoteRefused):
-    """The partner has no member with this customer id."""
-
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(404, UNKNOWN_MEMBER, f"the partner has no member {customer_id!r}")
-        self.customer_id = customer_id
-
-
-class RemoteInsufficientPoints(RemoteRefused):
-    """A debit (or the debit reversing a credit) would overdraw; ``balance`` is the
-    member's balance the partner reported with the refusal."""
-
-    def __init__(self, balance: int) -> None:
-        super().__init__(422, INSUFFICIENT_POINTS, f"insufficient points: balance {balance}")
-        self.balance = balance
-
-
-class RemoteKeyReused(RemoteRefused):
-    """The idempotency key was already used for a different request."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(409, KEY_REUSED, f"idempotency key {key!r} was used for another request")
-        self.key = key
-
-
-class RemoteAlreadyReversed(RemoteRefused):
-    """The transaction was already reversed, under another key, by ``reversal_id``."""
-
-    def __init__(self, transaction_id: str, reversal_id: str) -> None:
-        message = f"transaction {transaction_id!r} was already reversed by {reversal_id!r}"
-        super().__init__(409, ALREADY_REVERSED, message)
-        self.transaction_id = transaction_id
-        self.reversal_id = reversal_id
-
-
-class RemoteRejected(RemoteRefused):
-    """Any other refusal (4xx): bad request, bad token (401), unknown transaction,
-    not reversible. ``detail`` is the partner's explanation, or its error code."""
-
-    def __init__(self, status: int, code: str | None, detail: str) -> None:
-        super().__init__(status, code, f"rejected ({status} {code or 'no code'}): {detail}")
-        self.detail = detail
 
 
 class RemotePool:
@@ -212,10 +117,10 @@ class RemotePool:
             raise RemoteUnknownMember(customer_id)
         body = _success(response, (200,))
         if body.get("customer_id") != customer_id:
-            raise _malformed(f"balance answer is for {body.get('customer_id')!r}")
+            raise malformed(f"balance answer is for {body.get('customer_id')!r}")
         balance = body.get("balance")
         if type(balance) is not int or balance < 0:
-            raise _malformed(f"balance {balance!r} is not a whole number of points")
+            raise malformed(f"balance {balance!r} is not a whole number of points")
         return balance
 
     async def credit(
@@ -242,13 +147,13 @@ class RemotePool:
         _check_key(key)
 
         def check(transaction: RemoteTransaction) -> None:
-            _expect(transaction, idempotency_key=key, reverses=transaction_id)
+            expect(transaction, idempotency_key=key, reverses=transaction_id)
 
         async def attempt() -> RemoteTransaction:
             path = f"/transactions/{quote(transaction_id, safe='')}/reversal"
             response = await self._send("POST", path, key=key)
             _refusal(response, key, transaction_id=transaction_id)
-            transaction = _transaction(_success(response, (200, 201)))
+            transaction = read_transaction(_success(response, (200, 201)))
             check(transaction)
             return transaction
 
@@ -261,8 +166,8 @@ class RemotePool:
         response = await self._send("GET", f"/transactions/by-key/{quote(key, safe='')}")
         if response.status_code == 404 and _code(response) == UNKNOWN_KEY:
             return None
-        transaction = _transaction(_success(response, (200,)))
-        _expect(transaction, idempotency_key=key)
+        transaction = read_transaction(_success(response, (200,)))
+        expect(transaction, idempotency_key=key)
         return transaction
 
     # ---- the machinery ---------------------------------------------------------------------
@@ -284,14 +189,14 @@ class RemotePool:
         }
 
         def check(transaction: RemoteTransaction) -> None:
-            _expect(transaction, idempotency_key=key, reverses=None, **request)
+            expect(transaction, idempotency_key=key, reverses=None, **request)
 
         async def attempt() -> RemoteTransaction:
             response = await self._send("POST", "/transactions", key=key, body=request)
             if kind == "credit" and _code(response) == INSUFFICIENT_POINTS:
-                raise _malformed("a credit was refused for insufficient points")
+                raise malformed("a credit was refused for insufficient points")
             _refusal(response, key, customer_id=customer_id)
-            transaction = _transaction(_success(response, (200, 201)))
+            transaction = read_transaction(_success(response, (200, 201)))
             check(transaction)
             return transaction
 
@@ -360,10 +265,6 @@ def _check_key(key: str) -> None:
         raise ValueError("an idempotency key is 1 to 255 characters from A-Z a-z 0-9 . _ ~ : -")
 
 
-def _malformed(detail: str) -> RemoteUnavailable:
-    return RemoteUnavailable("malformed", detail)
-
-
 def _json(response: httpx.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
@@ -387,10 +288,10 @@ def _success(response: httpx.Response, statuses: tuple[int, ...]) -> dict[str, A
         text = detail if isinstance(detail, str) else code or response.text
         raise RemoteRejected(response.status_code, code, text[:_MAX_DETAIL])
     if response.status_code not in statuses:
-        raise _malformed(f"unexpected status {response.status_code}")
+        raise malformed(f"unexpected status {response.status_code}")
     body = _json(response)
     if body is None:
-        raise _malformed("the answer is not a JSON object")
+        raise malformed("the answer is not a JSON object")
     return body
 
 
@@ -412,53 +313,10 @@ def _refusal(
     if status == 409 and code == ALREADY_REVERSED and transaction_id is not None:
         reversal_id = body.get("reversal_id")
         if not isinstance(reversal_id, str) or not reversal_id:
-            raise _malformed("already_reversed without a reversal_id")
+            raise malformed("already_reversed without a reversal_id")
         raise RemoteAlreadyReversed(transaction_id, reversal_id)
     if status == 422 and code == INSUFFICIENT_POINTS:
         balance = body.get("balance")
         if type(balance) is not int or balance < 0:
-            raise _malformed(f"insufficient_points with balance {balance!r}")
+            raise malformed(f"insufficient_points with balance {balance!r}")
         raise RemoteInsufficientPoints(balance)
-
-
-def _transaction(body: dict[str, Any]) -> RemoteTransaction:
-    """The transaction of an answer, every field of the right type, or ``malformed``."""
-    fields: dict[str, str] = {}
-    for name in ("id", "customer_id", "reference", "idempotency_key"):
-        value = body.get(name)
-        if not isinstance(value, str) or not value:
-            raise _malformed(f"{name} {value!r} is not a non-empty string")
-        fields[name] = value
-    kind = body.get("type")
-    if kind not in ("credit", "debit"):
-        raise _malformed(f"type {kind!r} is not credit or debit")
-    points, balance_after = body.get("points"), body.get("balance_after")
-    if type(points) is not int or not 0 < points <= MAX_POINTS:
-        raise _malformed(f"points {points!r} is not a positive whole number")
-    if type(balance_after) is not int or balance_after < 0:
-        raise _malformed(f"balance_after {balance_after!r} is not a whole number of points")
-    created_at = parse_time(body.get("created_at"))
-    if created_at is None:
-        raise _malformed(f"created_at {body.get('created_at')!r} is not an RFC 3339 time")
-    reverses = body.get("reverses")
-    if reverses is not None and (not isinstance(reverses, str) or not reverses):
-        raise _malformed(f"reverses {reverses!r} is not a transaction id")
-    return RemoteTransaction(
-        id=fields["id"],
-        type="credit" if kind == "credit" else "debit",
-        customer_id=fields["customer_id"],
-        points=points,
-        balance_after=balance_after,
-        created_at=created_at,
-        reference=fields["reference"],
-        idempotency_key=fields["idempotency_key"],
-        reverses=reverses,
-    )
-
-
-def _expect(transaction: RemoteTransaction, **expected: object) -> None:
-    """``malformed`` unless the transaction has each expected value: it answers our request."""
-    for name, value in expected.items():
-        actual = getattr(transaction, name)
-        if actual != value:
-            raise _malformed(f"the answer's {name} {actual!r} does not match the request {value!r}")
