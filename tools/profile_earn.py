@@ -142,7 +142,7 @@ async def main(args: argparse.Namespace) -> None:
             for statement in seen:
                 print("  ", statement)
             return
-        profiler = cProfile.Profile() if args.profile else None
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
