@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from .faults import ServiceFailure
 from .graphql.context import Context
 from .graphql.errors import formatted
+from .graphql.persisted import PersistedQueries, PersistedQueryError
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -107,6 +108,7 @@ class GraphQLEndpoint:
         self.context = context
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
+        self.persisted = PersistedQueries()
 
     async def handle(self, request: Request) -> Response:
         if self.graphiql and self._wants_ide(request):
@@ -161,6 +163,12 @@ class GraphQLEndpoint:
             raise BadRequest(
                 400, "The request body must be a JSON object (batching is not offered)."
             )
+        extensions = raw.get("extensions")
+        if isinstance(extensions, dict) and extensions.get("persistedQuery") is not None:
+            try:
+                raw["query"] = self.persisted.query(extensions["persistedQuery"], raw.get("query"))
+            except PersistedQueryError as error:
+                raise BadRequest(error.status, error.message, code=error.code) from None
         query = raw.get("query")
         if not isinstance(query, str) or not query.strip():
             raise BadRequest(400, "The request has no `query` string.")

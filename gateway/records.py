@@ -97,6 +97,8 @@ class Posting:
     legs: tuple[LegRecord, ...]
     replayed: bool
     remote_balance: tuple[str, int] | None = None  # a remote pool's balance, as it answered
+    # The wallet the posting credited, as it left it (held and owed then), where it was read.
+    wallet: WalletRecord | None = None
 
     def balance_after(self, pool: str) -> int | None:
         for leg in self.legs:

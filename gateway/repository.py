@@ -219,6 +219,8 @@ def _held(connection: AsyncConnection) -> set[str]:
 
 
 _SEEN = members.alias("seen")  # the members as a lock statement's subquery reads them
+# The usual lock statement per dialect and mode, built once (its ids bound per call).
+_USUAL_LOCKS: dict[tuple[str, Lock], Any] = {}
 
 
 def _lock_statement(
@@ -277,9 +279,19 @@ async def lock_members(
     if not held and not retiring:
         # The usual case, in one statement: the rows and their survivors' (read from the
         # statement's snapshot), locked in order. Nothing held yet, so nothing is late.
-        survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id.in_(member_ids))
-        wanted_rows = sa.or_(members.c.id.in_(member_ids), members.c.id.in_(survivors))
-        result = await connection.execute(_lock_statement(connection, wanted_rows, mode, False))
+        statement = _USUAL_LOCKS.get((connection.dialect.name, mode))
+        if statement is None:
+            if connection.dialect.name == "postgresql":  # an array: no IN list rendered per call
+                ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
+                survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id == sa.any_(ids))
+                wanted_rows = sa.or_(members.c.id == sa.any_(ids), members.c.id.in_(survivors))
+            else:
+                ids = sa.bindparam("ids", expanding=True)
+                survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id.in_(ids))
+                wanted_rows = sa.or_(members.c.id.in_(ids), members.c.id.in_(survivors))
+            statement = _lock_statement(connection, wanted_rows, mode, False)
+            _USUAL_LOCKS[(connection.dialect.name, mode)] = statement
+        result = await connection.execute(statement, {"ids": list(member_ids)})
     else:
         # 1. Without locks: the rows involved.
         merged = await _merged_into_rows(connection, [*member_ids, *retiring])

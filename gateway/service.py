@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from partners.config import Coalition, Partner
 from partners.remote.adapter import RemotePool
 
-from . import exchange, repository, reversals
+from . import exchange, posting_sql, repository, reversals
 from .errors import DomainError, ErrorCode, shown
 from .events import outbox
 from .ledger import (
@@ -226,8 +226,18 @@ class LedgerService:
             values["request_hash"],
         )
         values = {**values, "member_id": member_id, "created_at": self.clock()}
+        wallet: WalletRecord | None = None
+        posted: tuple[int, list[LegRecord], WalletRecord] | None = None
+        fast = guard is None and posting_sql.one_statement(connection, legs)
         try:
-            transfer_id = await repository.claim_transfer(connection, values)
+            if fast:
+                # One statement claims, credits and enters (see gateway/posting_sql.py).
+                posted = await posting_sql.post_credit(
+                    connection, values, member_id, legs, self._system_accounts
+                )
+                transfer_id = None if posted is None else posted[0]
+            else:
+                transfer_id = await repository.claim_transfer(connection, values)
         except IntegrityError as error:
             # Earns and redeems name a member by id without reading it first: the
             # transfer's foreign key is the check.
@@ -244,9 +254,12 @@ class LedgerService:
         if guard is not None:
             await guard(connection, transfer_id)
         try:
-            records = await repository.post_legs(
-                connection, transfer_id, member_id, legs, self._system_accounts
-            )
+            if posted is not None:
+                _, records, wallet = posted
+            else:
+                records = await repository.post_legs(
+                    connection, transfer_id, member_id, legs, self._system_accounts
+                )
         except repository.Overdraft as overdraft:
             raise DomainError(
                 ErrorCode.INSUFFICIENT_POINTS,
@@ -271,7 +284,7 @@ class LedgerService:
             created_at=values["created_at"],
         )
         await outbox.append(connection, [outbox.posted(transfer, event_data)])
-        return Posting(transfer, tuple(records), replayed=False)
+        return Posting(transfer, tuple(records), replayed=False, wallet=wallet)
 
     def _claim(self, scope: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
         cleaned = clean_text(key, "idempotency_key", MAX_KEY_LENGTH, True)

@@ -28,6 +28,7 @@ from joserfc.errors import (
     JoseError,
     MissingClaimError,
 )
+from joserfc.jwk import RSAKey
 from joserfc.jwt import ClaimsOption
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,6 +40,7 @@ from .principal import OPERATOR_SCOPE, PARTNER_SCOPES, OperatorPrincipal, Partne
 TOKEN_TYPE = "at+jwt"
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_TOKENS = 10_000  # signatures remembered (see TokenIssuer._verified)
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "scope", "iat", "exp", "jti")
 
 
@@ -84,6 +86,10 @@ class TokenIssuer:
         self.audience = f"{issuer}/graphql"
         self.lifetime = lifetime
         self.clock = clock
+        # Tokens whose signature was checked, by their exact text, with the key that checked
+        # it: a token sent again is not verified again while that key is published (its
+        # claims, expiry included, are checked every time). Bounded: cleared when full.
+        self._verified: dict[str, tuple[RSAKey, dict[str, Any]]] = {}
 
     async def client_credentials(
         self, client_id: str, secret: str, scope: str | None
@@ -159,12 +165,19 @@ class TokenIssuer:
         key = await self.keys.key_for(kid)
         if key is None:
             raise InvalidToken("unknown key")
-        try:
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
-        except BadSignatureError:
-            raise InvalidToken("bad signature") from None
-        except (JoseError, ValueError):
-            raise InvalidToken("malformed token") from None
+        verified = self._verified.get(token)
+        if verified is not None and verified[0] is key:
+            claims = verified[1]
+        else:
+            try:
+                claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
+            except BadSignatureError:
+                raise InvalidToken("bad signature") from None
+            except (JoseError, ValueError):
+                raise InvalidToken("malformed token") from None
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = (key, claims)
         self._check_claims(claims)
         return self._principal(claims)
 

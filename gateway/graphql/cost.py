@@ -26,6 +26,7 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
     get_named_type,
     get_operation_ast,
     is_interface_type,
@@ -59,6 +60,7 @@ class _Costing:
         self.fragments = fragments
         self.variables = variables
         self._fragment_costs: dict[str, int] = {}  # a fragment spread 1,000 times is costed once
+        self.uses_variables = False  # whether a page size came from a variable
 
     def selection_set(self, parent: Composite, selections: SelectionSetNode | None) -> int:
         if selections is None:
@@ -105,6 +107,8 @@ class _Costing:
     def _page_size(self, definition: GraphQLField, node: FieldNode) -> int:
         if not any(name in definition.args for name in PAGE_SIZE_ARGUMENTS):
             return 1
+        if any(isinstance(argument.value, VariableNode) for argument in node.arguments or ()):
+            self.uses_variables = True
         values = get_argument_values(definition, node, self.variables)
         sizes = [values.get(name) for name in PAGE_SIZE_ARGUMENTS]
         given = [size for size in sizes if isinstance(size, int)]
@@ -117,8 +121,25 @@ def operation_cost(
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: VariableValues,
 ) -> int:
+    return _costing(schema, operation, fragments, variables)[0]
+
+
+def _costing(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: VariableValues,
+) -> tuple[int, bool]:
+    """The cost, and whether it depends on the variables' values."""
     root: GraphQLObjectType | None = schema.get_root_type(operation.operation)
-    return _Costing(schema, fragments, variables).selection_set(root, operation.selection_set)
+    costing = _Costing(schema, fragments, variables)
+    return costing.selection_set(root, operation.selection_set), costing.uses_variables
+
+
+# Operations (query text, operation name, budget) known to be within their budget whatever
+# their variables: the same document again is not costed again. Bounded: cleared when full.
+_WITHIN_BUDGET: set[tuple[str, str | None, int]] = set()
+_WITHIN_BUDGET_SIZE = 1024
 
 
 class QueryCostLimiter(SchemaExtension):
@@ -128,6 +149,11 @@ class QueryCostLimiter(SchemaExtension):
         self.max_cost = max_cost
 
     def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        known = (context.query or "", context.operation_name, self.max_cost)
+        if known in _WITHIN_BUDGET:
+            yield
+            return
         cost = self._cost()
         if cost is not None and cost > self.max_cost:
             raise GraphQLError(
@@ -157,4 +183,9 @@ class QueryCostLimiter(SchemaExtension):
             for definition in document.definitions
             if isinstance(definition, FragmentDefinitionNode)
         }
-        return operation_cost(schema, operation, fragments, coerced)
+        cost, uses_variables = _costing(schema, operation, fragments, coerced)
+        if not uses_variables and cost <= self.max_cost and context.query:
+            if len(_WITHIN_BUDGET) >= _WITHIN_BUDGET_SIZE:
+                _WITHIN_BUDGET.clear()
+            _WITHIN_BUDGET.add((context.query, context.operation_name, self.max_cost))
+        return cost

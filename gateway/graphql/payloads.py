@@ -197,6 +197,8 @@ class RedeemPointsPayload(PointsPayload):
 
 
 def _wallet_after(posting: Posting, pool: str) -> Wallet | None:
+    if posting.wallet is not None and posting.wallet.pool == pool:
+        return Wallet(record=posting.wallet)  # with the held and owed points then
     balance = posting.balance_after(pool)
     member_id = posting.transfer.member_id
     if balance is None or member_id is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable
 from decimal import Decimal
 from enum import Enum
@@ -15,6 +16,7 @@ from ..auth.policy import denied
 from ..errors import DomainError, ErrorCode
 from ..programme import MAX_BULK, BulkLine, Earned, EarningService, Returned
 from ..records import MemberRef
+from ..service import LedgerService
 from ..tiers import TierService
 from ..validation import invalid
 from .access import check_member
@@ -28,10 +30,18 @@ from .types import Transfer
 log = logging.getLogger("gateway.graphql.programme")
 
 
+_EARNING: weakref.WeakKeyDictionary[LedgerService, EarningService] = weakref.WeakKeyDictionary()
+
+
 def programme(info: Info) -> EarningService:
+    """The earning service of the request's ledger service: built once per ledger service
+    (it keeps no state of its own), not per request."""
     service = info.context.service
-    tiers = TierService(service) if service.coalition.tiers is not None else None
-    return EarningService(service, tiers)
+    found = _EARNING.get(service)
+    if found is None:
+        tiers = TierService(service) if service.coalition.tiers is not None else None
+        found = _EARNING[service] = EarningService(service, tiers)
+    return found
 
 
 async def after_earning(info: Info, member_ids: Iterable[str | None]) -> None:

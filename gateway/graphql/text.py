@@ -52,8 +52,15 @@ class _Literals(Visitor):
             self.found.append(node)
 
 
+def literals_may_be_hostile(query: str | None) -> bool:
+    """Whether a document's string literals may hold hostile text: a literal holds what its
+    source text holds, or what a ``\\u`` escape spells. Most documents hold neither, so
+    their syntax tree is not walked."""
+    return query is None or "\\u" in query or hostile(query)
+
+
 def hostile_text_errors(
-    document: DocumentNode | None, variables: dict[str, Any] | None
+    document: DocumentNode | None, variables: dict[str, Any] | None, query: str | None = None
 ) -> list[GraphQLError]:
     message = "holds a NUL character or a lone surrogate, which no text field accepts."
     errors = [
@@ -61,7 +68,7 @@ def hostile_text_errors(
         for name, value in (variables or {}).items()
         for path in _found_in(value, f"${name}")
     ]
-    if document is not None:
+    if document is not None and literals_may_be_hostile(query):
         literals = _Literals()
         visit(document, literals)
         errors += [
@@ -76,7 +83,7 @@ class RefuseHostileText(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        errors = hostile_text_errors(context.graphql_document, context.variables)
+        errors = hostile_text_errors(context.graphql_document, context.variables, context.query)
         if errors:  # with them, nothing runs
             context.pre_execution_errors = [*(context.pre_execution_errors or []), *errors]
         yield
