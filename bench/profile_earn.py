@@ -1,6 +1,6 @@
 """CPU per earn inside one gateway process: earnPoints over the ASGI app, no HTTP server.
 
-    .venv/bin/python -m tools.profile_earn postgresql+asyncpg://postgres@127.0.0.1/h_x \
+    .venv/bin/python -m bench.profile_earn postgresql+asyncpg://postgres@127.0.0.1/h_x \
         [--earns 2000] [--clients 16] [--profile out.pstats] [--no-after-earning]
 
 Prints the process CPU time per earn (everything the gateway's process does for one earn:
