@@ -5,12 +5,14 @@ the stored tier up to date. The rules themselves are in ``tier_rules``.
 (members merged into them included), each point valued at its partner's ``point_value`` in
 the settlement currency. A clawback takes its points off when it happens; a reversal of an
 earn takes them off the window of the earn it reverses (so a reversal never reaches into
-another window). Conversions, redemptions, gifts and merges do not count. SQL sums points
-per partner; the valuation is exact decimal arithmetic here.
+another window). Conversions, redemptions, gifts and merges do not count. The points per
+partner are kept running in each posting's transaction (``tier_values``: no rescan of
+history); the valuation is exact decimal arithmetic here.
 
 **Stored state**: ``member_tiers`` (no row: the first tier). What a member is shown is the
-stored state advanced to now, so it is right even before a job has run. ``refresh`` (after
-an earn) and ``review_due`` (a job) store it. Every write is conditional on the row read,
+stored state advanced to now, so it is right even before a job has run. Every posting that
+changes the value stores it in its own transaction (``programme_observer``), and so do
+``refresh`` and ``review_due`` (a job). Every write is conditional on the row read,
 so concurrent refreshes and jobs never lose or double an update: the loser reads again,
 locked, and finds the work done.
 """
@@ -27,13 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partners.config import Partner
 from partners.tiers import Tier, Tiers
 
-from . import repository
+from . import repository, tier_values
 from .errors import DomainError, ErrorCode, shown
-from .ledger import TransferKind
 from .service import LedgerService
-from .tables import members, transfers
+from .tables import members
 from .tier_rules import TierState, advance, bought, initial, tier_of, window_start
 from .tier_tables import member_tiers
 from .validation import invalid
@@ -131,21 +133,13 @@ class TierService:
         self, connection: AsyncConnection, member_id: str, now: datetime
     ) -> Decimal:
         """What the member (and those merged into them) earned in the window ending at
-        ``now``, in the settlement currency."""
+        ``now``, in the settlement currency: read from the running sums (``tier_values``),
+        never from the member's history."""
         tiers = self.tiers
         if tiers is None:
             return Decimal(0)
-        ids = [member_id, *await repository.merged_into(connection, member_id)]
-        start = window_start(tiers, now)
-        partners = self.ledger.coalition.partners
-        return sum(
-            (
-                partners[partner].point_value * points
-                for partner, points in await _points_by_partner(connection, ids, start, now)
-                if partner in partners
-            ),
-            Decimal(0),
-        )
+        points = await tier_values.read(connection, member_id, window_start(tiers, now))
+        return valuation(self.ledger.coalition.partners, points)
 
     # Storing
 
@@ -194,14 +188,20 @@ class TierService:
         return changed
 
     async def settle(
-        self, connection: AsyncConnection, member_id: str, now: datetime
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        now: datetime,
+        value: Decimal | None = None,
     ) -> tuple[TierStatus | None, bool]:
-        """Inside a caller's write: store the member's tier at ``now``. The status, and
-        whether this call changed the stored state."""
+        """Inside a caller's write: store the member's tier at ``now`` (``value``: their
+        qualifying value then, when the caller knows it). The status, and whether this
+        call changed the stored state."""
         tiers = self.tiers
         if tiers is None:
             return None, False
-        value = await self.qualifying_value(connection, member_id, now)
+        if value is None:
+            value = await self.qualifying_value(connection, member_id, now)
 
         def change(state: TierState) -> TierState:
             return advance(tiers, state, value, now)
@@ -278,6 +278,19 @@ class TierService:
             value_needed=max(following.qualifying_value - value, Decimal(0)) if following else None,
             value_to_keep=max(tier.qualifying_value - value, Decimal(0)),
         )
+
+
+def valuation(partners: Mapping[str, Partner], points: Mapping[str, int]) -> Decimal:
+    """Qualifying points per partner valued at each partner's ``point_value`` (a partner no
+    longer in the coalition counts nothing)."""
+    return sum(
+        (
+            partners[partner].point_value * amount
+            for partner, amount in points.items()
+            if partner in partners
+        ),
+        Decimal(0),
+    )
 
 
 @dataclass(frozen=True)
@@ -421,34 +434,3 @@ async def _write(
             .values(**values)
         )
     return bool((await connection.execute(statement)).rowcount)
-
-
-async def _points_by_partner(
-    connection: AsyncConnection, member_ids: list[str], start: datetime, now: datetime
-) -> list[tuple[str, int]]:
-    """Qualifying points per partner in the window (start, now]: earns, less clawbacks and
-    reversals of earns (a reversal of a clawback gives its points back). A reversal counts
-    in the window of the transfer it reverses."""
-    earn, clawback = TransferKind.EARN.value, TransferKind.CLAWBACK.value
-    reversal = TransferKind.REVERSAL.value
-    t, original = transfers, transfers.alias("original")
-    points = sa.case(
-        (t.c.kind == earn, t.c.points),
-        (t.c.kind == clawback, -t.c.points),
-        (sa.and_(t.c.kind == reversal, original.c.kind == earn), -t.c.points),
-        (sa.and_(t.c.kind == reversal, original.c.kind == clawback), t.c.points),
-        else_=0,
-    )
-    query = (
-        sa.select(t.c.partner, sa.func.sum(points).label("points"))
-        .select_from(t.outerjoin(original, original.c.id == t.c.reverses_id))
-        .where(
-            t.c.member_id.in_(member_ids),
-            t.c.kind.in_((earn, clawback, reversal)),
-            t.c.created_at > start,
-            t.c.created_at <= now,
-            sa.func.coalesce(original.c.created_at, t.c.created_at) > start,
-        )
-        .group_by(t.c.partner)
-    )
-    return [(str(row.partner), int(row.points or 0)) for row in await connection.execute(query)]

@@ -64,6 +64,9 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "tier_contributions",
+    "tier_values",
+    "challenge_counters",
     "member_tiers",
     "challenge_awards",
     "challenges",
