@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -29,25 +27,23 @@ from .auth.keys import KeyStore
 from .auth.providers import ProviderUnavailable
 from .auth.routes import AuthRoutes
 from .auth.system import AuthSystem
-from .challenges import ChallengeService
 from .database import create_engine, migrate
 from .demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
-from .expiry import ExpiryService
+from .events.actor import set_actor
 from .faults import ServiceFailure, classify
 from .graphql.context import Context
 from .graphql.schema import build_schema
 from .graphql.settlement import statement_download
 from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
+from .jobs import wiring
 from .pools import remote_pools
-from .programme import EarningService
 from .programme_observer import observe_programme
 from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
 from .settlement import SettlementService
 from .slow_clients import RequestBodyDeadline
-from .tiers import TierService
 
 log = logging.getLogger("gateway")
 
@@ -85,17 +81,6 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/graphql")
 
 
-async def periodically(what: str, job: Callable[[], Awaitable[object]], every: float) -> None:
-    """Run ``job`` every ``every`` seconds. Every worker may run each job: they are safe to
-    run concurrently (conditional updates, idempotency keys)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed; trying again later", what)
-
-
 def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Starlette:
@@ -131,36 +116,19 @@ def create_app(
                 if not settings.production:
                     await ensure_demo_clients(engine, sorted(coalition.partners), clock())
             app.state.service = service
-            app.state.holds = holds = HoldService(service)
+            app.state.holds = HoldService(service)
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
-            jobs: list[asyncio.Task[None]] = []
-            sweeps = settings.hold_sweep_seconds
-            if sweeps > 0:
-                programme = EarningService(service)
-                challenges = ChallengeService(service)
-
-                async def award_badges() -> int:
-                    return await challenges.evaluate_all(service.clock() - timedelta(days=2))
-
-                periodic: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
-                    ("releasing expired holds", holds.expire_due, sweeps),
-                    ("maturing pending points", programme.mature_due, sweeps),
-                    ("reviewing tiers", TierService(service).review_due, sweeps),
-                    ("expiring points", ExpiryService(service).expire_due, sweeps * 20),
-                    ("awarding challenge badges", award_badges, sweeps * 20),
-                ]
-                for what, work, every in periodic:
-                    jobs.append(asyncio.create_task(periodically(what, work, every)))
-            if settings.remote_retry_seconds > 0 and pools:
-                retry = periodically(
-                    "resuming remote operations",
-                    service.remote.resume_due,
-                    settings.remote_retry_seconds,
-                )
-                jobs.append(asyncio.create_task(retry))
+            # Consumers and sweeps run here unless separate runners do (COALITION_JOBS=off);
+            # several processes running them share the work through the database.
+            jobs = None
+            if settings.jobs:
+                jobs = wiring.runner(service, settings, None if pools else ())
+            app.state.jobs = jobs
+            if jobs is not None:
+                jobs.start()
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
             gc.collect()
@@ -168,10 +136,8 @@ def create_app(
             try:
                 yield
             finally:
-                for task in jobs:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                if jobs is not None:
+                    await jobs.stop()
                 await service.remote.aclose()
         finally:
             await auth.stop()
@@ -207,6 +173,7 @@ def create_app(
                 {"WWW-Authenticate": 'Bearer realm="coalition"'},
                 "UNAUTHENTICATED",
             )
+        set_actor(principal.actor)  # the actor of the events this request's postings append
         return Context(
             _service(request),
             principal,

@@ -212,6 +212,15 @@ class ChallengeService:
                     await self.uow.write(self._sync)
                 self._synced = True
 
+    async def prepare(self, connection: AsyncConnection) -> None:
+        """``start`` inside a caller's write (the badge consumer's batch)."""
+        if self._synced:
+            return
+        if await self._in_sync(connection):
+            self._synced = True
+        else:
+            await self._sync(connection)
+
     async def _in_sync(self, connection: AsyncConnection) -> bool:
         configured = {c.slug: _columns(c) for c in self.ledger.coalition.challenges}
         result = await connection.execute(
@@ -566,8 +575,8 @@ class ChallengeService:
         self, connection: AsyncConnection, survivor: str, since: datetime, until: datetime
     ) -> list[Award]:
         """Inside a caller's write that holds the member's lock (at least ``Lock.SHARED``):
-        award what ``survivor`` met in the periods that hold a moment of ``[since, until]``."""
-        await self.start()
+        award what ``survivor`` met in the periods that hold a moment of ``[since, until]``
+        (the caller synced the configured challenges: ``start`` or ``prepare``)."""
         ids = await self._members(connection, survivor)
         given = []
         for challenge, start, progress in await self._due(connection, survivor, ids, since, until):

@@ -23,6 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from partners.config import ConfigError, load_coalition
 
 from .auth.clients import ClientError
+from .events.actor import set_actor
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -218,6 +219,43 @@ def _expire_holds(settings: Settings) -> int:
 
     released = asyncio.run(run())
     print(f"Released {released} expired hold(s).")
+    return 0
+
+
+def _jobs(settings: Settings) -> int:
+    """Run the job runner (consumers, sweeps, remote retries) until SIGTERM or Ctrl-C."""
+    import signal
+
+    from .database import create_engine, migrate
+    from .jobs import wiring
+    from .pools import remote_pools
+    from .service import LedgerService
+
+    coalition = load_coalition(settings.config_dir)
+    # A development pool lives inside the gateway process: its own runner resumes it.
+    reachable = sorted(s for s, p in coalition.partners.items() if p.pool.base_url is not None)
+
+    async def run() -> None:
+        pools, _ = remote_pools(coalition, production=settings.production)
+        engine = create_engine(settings.database_url)
+        service = LedgerService(engine, coalition, pools=pools)
+        try:
+            await migrate(engine)
+            await service.start()
+            runner = wiring.runner(service, settings, reachable)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            names = [c.name for c in runner.consumers] + [s.name for s in runner.sweeps]
+            print(f"Jobs running: {', '.join(names) or 'none'}", flush=True)
+            await runner.run(stop)
+            print("Jobs stopped.", flush=True)
+        finally:
+            await service.remote.aclose()
+            await engine.dispose()
+
+    asyncio.run(run())
     return 0
 
 
@@ -578,6 +616,13 @@ def _reconcile(settings: Settings) -> int:
     return 1 if findings else 0
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coalition", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -593,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("path", nargs="?", default="schema.graphql")
     commands.add_parser("audit", help="check the ledger's invariants; exits 1 on a problem")
+    commands.add_parser(
+        "jobs",
+        help="run the event consumers and the periodic sweeps until stopped (SIGTERM); any "
+        "number may run at once, with each other and with servers",
+    )
     commands.add_parser(
         "expire-holds", help="release every point-of-sale hold past its expiry (safe to repeat)"
     )
@@ -667,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command != "serve":  # a server's requests name their callers
+        set_actor(f"operator:cli:{_user()}")  # the jobs name themselves "system:<job>"
     try:
         settings = Settings.from_env()
         if args.command == "serve":
@@ -684,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
             return _client(settings, args)
         if args.command == "keys":
             return _keys(settings, args.action)
+        if args.command == "jobs":
+            return _jobs(settings)
         if args.command == "expire-holds":
             return _expire_holds(settings)
         if args.command == "expire-points":

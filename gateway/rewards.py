@@ -26,6 +26,8 @@ from partners.tiers import Tiers
 
 from . import exchange, repository
 from .errors import DomainError, ErrorCode, shown
+from .events import outbox
+from .events.event import NewEvent
 from .ledger import TransferKind, conversion_legs, redeem_legs
 from .records import MemberRef, Posting, scope
 from .service import LedgerService
@@ -520,6 +522,7 @@ class RewardService:
             ).one()
             if conversion is not None:
                 await self._owe(connection, reward, pay_with, conversion, row.id, now)
+            await outbox.append(connection, [_redeemed_event(row)])
             return Receipt.from_row(row)
 
         return await self.uow.write(work)
@@ -614,3 +617,18 @@ def _gift_code() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     code = "".join(secrets.choice(alphabet) for _ in range(16))
     return "-".join(code[i : i + 4] for i in range(0, 16, 4))
+
+
+def _redeemed_event(row: Any) -> NewEvent:
+    """A receipt's event (without the gift code: events are read widely)."""
+    data = {
+        "redemption_id": row.id,
+        "reward_id": row.reward_id,
+        "paid_with": row.paid_with,
+        "paid_points": row.paid_points,
+        "value": row.value,
+        "conversion_transfer_id": row.conversion_transfer_id,
+    }
+    return outbox.reward_redeemed(
+        row.member_id, row.partner, row.redeem_transfer_id, row.price_points, row.created_at, data
+    )

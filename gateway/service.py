@@ -24,6 +24,7 @@ from partners.remote.adapter import RemotePool
 
 from . import exchange, repository, reversals
 from .errors import DomainError, ErrorCode, shown
+from .events import outbox
 from .ledger import (
     AccountCode,
     Leg,
@@ -132,6 +133,8 @@ class LedgerService:
                 connection, partner, cleaned, member.id, member.created_at
             ):
                 raise _EnrolmentTaken  # a concurrent call enrolled the pair first
+            joined = outbox.enrolled(member.id, partner, cleaned, member.created_at)
+            await outbox.append(connection, [joined])
             await self._signup_bonus(connection, partner, member.id)
             enrolment = EnrolmentRecord(partner, cleaned, member.id, member.created_at)
             return Enrolled(member, enrolment, created=True)
@@ -215,9 +218,11 @@ class LedgerService:
         member_id: str | None,
         legs: list[Leg],
         guard: Callable[[AsyncConnection, int], Awaitable[None]] | None = None,
+        event_data: Mapping[str, Any] | None = None,
     ) -> Posting:
         """Claim the key and post the legs; ``guard`` runs between the two (not on a
-        replay) with the new transfer's id, and may raise to refuse the whole posting."""
+        replay) with the new transfer's id, and may raise to refuse the whole posting.
+        The posting's event (``event_data`` added to its data) is appended last."""
         assert_balanced(legs)
         scope, key, fingerprint = (
             values["idempotency_scope"],
@@ -271,6 +276,7 @@ class LedgerService:
         )
         for observer in self.observers:
             await observer.posted(connection, transfer, scope)
+        await outbox.append(connection, [outbox.posted(transfer, event_data)])
         return Posting(transfer, tuple(records), replayed=False)
 
     def _claim(self, scope: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -536,7 +542,11 @@ class LedgerService:
         if owner is not None:
             # A merged member's points now live with the survivor.
             owner = await repository.live_member(connection, owner)
-        posting = await self._post(connection, values, owner, legs)
+        reverses = {
+            "reverses_kind": original.kind.value,
+            "reverses_at": original.created_at.isoformat(),
+        }
+        posting = await self._post(connection, values, owner, legs, event_data=reverses)
         if posting.replayed:
             return posting  # a replay writes nothing more
         await reversals.add(connection, original.id, before, part, posting.transfer.id)
@@ -588,7 +598,10 @@ class LedgerService:
                 "reason": "Accounts merged after the member proved both sign-ins",
             }
             legs = merge_legs(wallet.pool, retired, survivor, wallet.balance)
-            postings.append(await self._post(connection, values, survivor, legs))
+            moved = {"retired": retired}
+            postings.append(await self._post(connection, values, survivor, legs, None, moved))
+        if not postings:
+            await outbox.append(connection, [outbox.merged(survivor, retired, self.clock())])
         return postings
 
     @staticmethod

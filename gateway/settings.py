@@ -83,6 +83,8 @@ class Settings:
     graphiql: bool = True
     hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
     remote_retry_seconds: int = 30  # how often pending remote operations are retried; 0: never
+    jobs: bool = True  # run the job runner (consumers, sweeps) inside each server process
+    events_poll_seconds: float = 0.2  # how often an idle consumer looks for new events
     environment: str = "development"  # or "production": secure cookies, no dev providers
     public_url: str = ""  # how browsers and clients reach the gateway; default from host/port
     session_secret: str = ""  # signs cookies; required in production
@@ -99,6 +101,8 @@ class Settings:
             raise SettingsError(
                 "COALITION_SESSION_SECRET (32+ characters) is required in production"
             )
+        if not self.events_poll_seconds > 0:
+            raise SettingsError("COALITION_EVENTS_POLL_SECONDS must be more than 0")
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
@@ -136,6 +140,8 @@ class Settings:
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
             hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
             remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
+            jobs=_flag(environ, "COALITION_JOBS", True),
+            events_poll_seconds=_seconds(environ, "COALITION_EVENTS_POLL_SECONDS", 0.2),
             environment=environ.get("COALITION_ENV", "development").strip().lower(),
             public_url=environ.get("COALITION_PUBLIC_URL", ""),
             session_secret=environ.get("COALITION_SESSION_SECRET", ""),

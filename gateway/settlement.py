@@ -51,6 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import settlement_sql as sql
 from .errors import DomainError, ErrorCode
+from .events import outbox
+from .events.event import NewEvent
 from .service import LedgerService
 from .tables import obligations, settlement_periods, statement_pairs, statements
 
@@ -218,6 +220,7 @@ class SettlementService:
             values = {**period.__dict__}
             del values["replayed"]
             await sql.insert_period(connection, values)
+            await outbox.append(connection, [_closed_event(period)])
             return period
 
         return await self.uow.write(work)
@@ -477,3 +480,14 @@ def report(findings: Sequence[Finding]) -> str:
 
 def _shown(value: object) -> str:
     return str(value) if isinstance(value, Decimal | int) else repr(value)
+
+
+def _closed_event(period: Period) -> NewEvent:
+    data = {
+        "period_id": period.id,
+        "opens_at": period.opens_at.isoformat() if period.opens_at else None,
+        "closes_at": period.closes_at.isoformat(),
+        "closed_by": period.closed_by,
+        "obligation_count": period.obligation_count,
+    }
+    return outbox.settlement_closed(period.closed_at, data)

@@ -26,6 +26,8 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.audit import audit
+from gateway.jobs import wiring
+from gateway.jobs.runner import JobRunner
 from gateway.service import LedgerService
 from gateway.settings import Settings
 from partners.config import DEMO_DIRECTORY
@@ -67,6 +69,8 @@ TABLES = (
     "tier_contributions",
     "tier_values",
     "challenge_counters",
+    "outbox",
+    "consumer_positions",
     "member_tiers",
     "challenge_awards",
     "challenges",
@@ -241,6 +245,13 @@ class Gateway:
             assert "errors" not in body, body
         return body
 
+    async def settle(self) -> None:
+        """Run the event consumers (badges) until they applied everything committed so far,
+        as the job runner does within a second."""
+        service = self.service
+        async with asyncio.timeout(60):
+            await JobRunner(service.uow, wiring.consumers(service)).settle()
+
     async def audit(self) -> list[str]:
         return await audit(self.service.engine)
 
@@ -266,6 +277,8 @@ async def start_gateway(
     # Jobs run when a test runs them: a background sweep firing mid-test would make the
     # test's outcome depend on timing.
     settings.setdefault("hold_sweep_seconds", 0)
+    # Event consumers too (badges): a test that needs them runs them (``Gateway.settle``).
+    settings.setdefault("jobs", False)
     app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -7,7 +7,9 @@ and the badge sweep, with time steps across tier windows and challenge periods.
 After every step, for every member: the tier, its since / review / downgrade dates and the
 qualifying value equal the rules applied to the rescanned value (the oracle stores its own
 state at the same moments the gateway reads a status), and every challenge's progress equals
-the rescanned count. Every badge given is what the rescan found due, with the same count.
+the rescanned count. Every badge the ``challenges.awards`` consumer gives (run after each
+earn, enrolment and merge) is what the rescan found due then, with the same count; the
+sweep gives what is left due.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,10 +34,13 @@ from hypothesis.stateful import (
 )
 
 from gateway.auth.identity import IdentityService, Proof
-from gateway.challenges import Award, ChallengeDraft, ChallengeService
+from gateway.challenge_tables import challenge_awards
+from gateway.challenges import ChallengeDraft, ChallengeService
 from gateway.database import create_engine, migrate
 from gateway.earning import Line
 from gateway.errors import DomainError, ErrorCode
+from gateway.jobs import wiring
+from gateway.jobs.runner import JobRunner
 from gateway.programme import EarningService
 from gateway.programme_observer import observe_programme
 from gateway.records import MemberRef
@@ -72,6 +78,7 @@ class ProgrammeMachine(RuleBasedStateMachine):
         self.programme = EarningService(self.service, self.tiers)
         self.challenges = ChallengeService(self.service)
         self.identity = IdentityService(self.service, self.clock)
+        self.runner = JobRunner(self.service.uow, wiring.consumers(self.service))
         start = self.clock.now
         for draft in (
             # A week's points at one partner, counting only from a moment inside the week.
@@ -155,22 +162,38 @@ class ProgrammeMachine(RuleBasedStateMachine):
 
         return set(self.read(work))
 
+    def awards(self) -> set[tuple[str, str, datetime, int, bool]]:
+        async def work(connection: Any) -> set[tuple[str, str, datetime, int, bool]]:
+            rows = await connection.execute(sa.select(challenge_awards))
+            return {
+                (r.member_id, r.challenge, r.period_start, r.count, r.bonus_transfer_id is not None)
+                for r in rows
+            }
+
+        return set(self.read(work))
+
     def award(self, member: str) -> None:
-        """After an earn or a merge: the badges given are those the rescan found due."""
+        """After an earn, an enrolment or a merge: the badges the consumer gives are those
+        the rescan found due, each with its bonus (when it has one)."""
         expected = self.due(member)
-        given: list[Award] = self.run(self.challenges.evaluate(member))
-        assert {(a.challenge, a.period_start, a.count) for a in given} == expected
-        for award in given:
-            assert (award.bonus_transfer_id is not None) == (award.bonus_points > 0)
+        before = self.awards()
+        self.run(self.runner.settle())
+        given = self.awards() - before
+        assert {(m, slug, start, count) for m, slug, start, count, _ in given} == {
+            (member, *due) for due in expected
+        }
+        bonus = {c.slug: c.bonus_points > 0 for c in self.run(self.challenges.challenges())}
+        assert all(paid == bonus[slug] for _, slug, _, _, paid in given)
         assert self.due(member) == set()
 
     # Steps
 
     @rule(target=members, partner=partners, customer=st.integers(0, 5))
     def enrol(self, partner: str, customer: int) -> str:
-        member = self.run(self.service.enrol(partner, f"c{customer}")).member.id
+        member = str(self.run(self.service.enrol(partner, f"c{customer}")).member.id)
         self.enrolled.setdefault(member, (partner, f"c{customer}"))
-        return str(member)
+        self.award(self.live(member))
+        return member
 
     @rule(target=transfers, member=members, partner=partners, amount=points)
     def earn(self, member: str, partner: str, amount: int) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import repository
 from ..errors import DomainError, ErrorCode
+from ..events import outbox
 from ..repository import Lock
 from ..service import LedgerService
 from ..unit_of_work import Retry
@@ -125,9 +126,12 @@ class IdentityService:
             return None
         enrolment = await repository.enrolment(connection, proof.provider, proof.customer_id)
         if enrolment is None:
+            now = self.clock()
             await repository.claim_enrolment(
-                connection, proof.provider, proof.customer_id, member_id, self.clock()
+                connection, proof.provider, proof.customer_id, member_id, now
             )
+            joined = outbox.enrolled(member_id, proof.provider, proof.customer_id, now, "sign-in")
+            await outbox.append(connection, [joined])
             return None
         return enrolment.member_id if enrolment.member_id != member_id else None
 

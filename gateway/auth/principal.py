@@ -30,6 +30,11 @@ class MemberPrincipal:
     authenticated_at: datetime | None = None  # when the person signed in (auth_time / iat)
     step_up_from: datetime | None = None  # when ``mfa`` starts to count (a new link waits)
 
+    @property
+    def actor(self) -> str:
+        """How events name this caller (gateway.events.actor)."""
+        return f"member:{self.member_id}"
+
 
 @dataclass(frozen=True)
 class PartnerPrincipal:
@@ -42,6 +47,10 @@ class PartnerPrincipal:
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 
+    @property
+    def actor(self) -> str:
+        return f"partner:{self.partner}"
+
 
 @dataclass(frozen=True)
 class OperatorPrincipal:
@@ -49,6 +58,10 @@ class OperatorPrincipal:
 
     subject: str
     issuer: str
+
+    @property
+    def actor(self) -> str:
+        return f"operator:{self.subject}"
 
 
 Principal = MemberPrincipal | PartnerPrincipal | OperatorPrincipal

@@ -44,3 +44,18 @@ class Consumer(Protocol):
     def name(self) -> str: ...
 
     async def apply(self, connection: AsyncConnection, events: Sequence[Event]) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: the log gives it its position when its transaction commits.
+    ``actor`` None: the caller the entry point recorded (``gateway.events.actor``)."""
+
+    type: str
+    occurred_at: datetime
+    member_id: str | None = None
+    partner: str | None = None
+    transfer_id: int | None = None
+    points: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    actor: str | None = None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterable
 from decimal import Decimal
 from enum import Enum
 
@@ -18,7 +16,6 @@ from ..records import MemberRef
 from ..tiers import TierService
 from ..validation import invalid
 from .access import check_member
-from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
 from .purchases import AS_PURCHASE, EarnAward, PurchaseInput
@@ -32,26 +29,6 @@ def programme(info: Info) -> EarningService:
     service = info.context.service
     tiers = TierService(service) if service.coalition.tiers is not None else None
     return EarningService(service, tiers)
-
-
-async def after_earning(info: Info, member_ids: Iterable[str | None]) -> None:
-    """Once points were earned (and committed): tier upgrades and challenge badges. A failure
-    here is logged, never the answer's: the earn stands, and the tier review and challenge
-    jobs catch up."""
-    service = info.context.service
-    challenges = challenge_service(info)
-    gate = asyncio.Semaphore(1 if service.engine.dialect.name == "sqlite" else 8)
-
-    async def one(member_id: str) -> None:
-        async with gate:
-            try:
-                if service.coalition.tiers is not None:
-                    await TierService(service).refresh(member_id)
-                await challenges.evaluate(member_id)
-            except Exception:
-                log.exception("tiers or challenges after an earn by %s failed", member_id)
-
-    await asyncio.gather(*(one(m) for m in {m for m in member_ids if m}))
 
 
 async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, int]:
@@ -273,14 +250,6 @@ class ProgrammeMutations:
                     idempotent_replay=answer.posting.replayed,
                 )
             )
-        await after_earning(
-            info,
-            [
-                answer.posting.transfer.member_id
-                for answer in answers
-                if isinstance(answer, Earned) and not answer.posting.replayed
-            ],
-        )
         failed = sum(1 for r in results if r.user_errors)
         return EarnPointsBulkPayload(
             results=results, succeeded=len(results) - failed, failed=failed
@@ -302,8 +271,6 @@ class ProgrammeMutations:
             )
         except DomainError as error:
             return RecordActivityPayload(user_errors=UserError.of(error))
-        if not posting.replayed:
-            await after_earning(info, [posting.transfer.member_id])
         return RecordActivityPayload.of(posting, input.partner)  # type: ignore[return-value]
 
     @strawberry.mutation(
