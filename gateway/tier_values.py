@@ -112,6 +112,18 @@ async def read(connection: AsyncConnection, member_id: str, start: datetime) -> 
     return (await moved(connection, member_id, _window(row), start)).points
 
 
+def _contribution(
+    member_id: str, partner: str, points: int, effective_at: datetime, transfer_id: int
+) -> Any:
+    return sa.insert(tier_contributions).values(
+        member_id=member_id,
+        partner=partner,
+        effective_at=effective_at,
+        points=points,
+        transfer_id=transfer_id,
+    )
+
+
 async def add(
     connection: AsyncConnection,
     member_id: str,
@@ -121,15 +133,7 @@ async def add(
     transfer_id: int,
 ) -> None:
     """Record a contribution (without a running sum: see ``contribute``)."""
-    await connection.execute(
-        sa.insert(tier_contributions).values(
-            member_id=member_id,
-            partner=partner,
-            effective_at=effective_at,
-            points=points,
-            transfer_id=transfer_id,
-        )
-    )
+    await connection.execute(_contribution(member_id, partner, points, effective_at, transfer_id))
 
 
 async def contribute(
@@ -154,7 +158,6 @@ async def contribute(
         )
     ).first()
     window = await moved(connection, member_id, _window(row), start)
-    await add(connection, member_id, partner, points, effective_at, transfer_id)
     assert window.through is not None
     if effective_at > window.through:
         summed = dict(window.points)
@@ -165,7 +168,7 @@ async def contribute(
             effective_at if following is None else min(following, effective_at),
             _plain(summed),
         )
-    await connection.execute(
+    update = (
         sa.update(tier_values)
         .where(tier_values.c.member_id == member_id)
         .values(
@@ -174,6 +177,13 @@ async def contribute(
             points=json.dumps(window.points, separators=(",", ":")),
         )
     )
+    contribution = _contribution(member_id, partner, points, effective_at, transfer_id)
+    if connection.dialect.name == "postgresql":
+        # One round trip: the contribution's insert rides along as a CTE.
+        await connection.execute(update.add_cte(contribution.cte("contribution")))
+    else:
+        await connection.execute(contribution)
+        await connection.execute(update)
     return window.points
 
 

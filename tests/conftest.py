@@ -277,8 +277,9 @@ async def start_gateway(
     # Jobs run when a test runs them: a background sweep firing mid-test would make the
     # test's outcome depend on timing.
     settings.setdefault("hold_sweep_seconds", 0)
-    # Event consumers too (badges): a test that needs them runs them (``Gateway.settle``).
-    settings.setdefault("jobs", False)
+    # Event consumers too (badges): a test that needs them runs them (``Gateway.settle``),
+    # unless it asks for the background sweeps.
+    settings.setdefault("jobs", settings["hold_sweep_seconds"] > 0)
     app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
