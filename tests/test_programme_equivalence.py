@@ -318,7 +318,7 @@ def test_tiers_and_challenges_match_the_rescan_of_history(database_url: str) -> 
         run_state_machine_as_test(
             machine,
             settings=settings(
-                max_examples=10,
+                max_examples=8,
                 stateful_step_count=25,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
