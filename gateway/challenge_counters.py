@@ -194,9 +194,13 @@ async def reached(
 
 async def lock(connection: AsyncConnection) -> None:
     """Before changing what challenges count (and rebuilding their counters): earns that
-    count wait until this transaction ends (PostgreSQL; SQLite has one writer)."""
+    count wait until this transaction ends, and so does another such change (the mode
+    conflicts with itself: two syncs at start-up take it in turn rather than each waiting
+    for the other's rows). PostgreSQL; SQLite has one writer."""
     if connection.dialect.name == "postgresql":
-        await connection.execute(sa.text("LOCK TABLE challenge_counters IN SHARE MODE"))
+        await connection.execute(
+            sa.text("LOCK TABLE challenge_counters IN SHARE ROW EXCLUSIVE MODE")
+        )
 
 
 async def rebuild(connection: AsyncConnection, challenge: Challenge, now: datetime) -> None:
