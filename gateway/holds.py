@@ -282,7 +282,8 @@ class HoldService:
                 "reason": f"hold {hold_id} {status}",
             }
             member_id = await repository.live_member(connection, hold.member_id)
-            posting = await ledger._post(connection, values, member_id, legs, flip)
+            rest = {"hold_id": hold_id, "released_points": hold.points - captured}
+            posting = await ledger._post(connection, values, member_id, legs, flip, rest)
             settled = await self._by_id(connection, hold_id)
             assert settled is not None
             if posting.replayed and settled.settle_transfer_id != posting.transfer.id:

@@ -255,6 +255,12 @@ class Gateway:
     async def audit(self) -> list[str]:
         return await audit(self.service.engine)
 
+    async def settle_events(self) -> None:
+        """Wait until every registered event consumer applied every event committed so far
+        (instead of sleeping; see JobRunner.settle)."""
+        async with asyncio.timeout(60):
+            await self.app.state.jobs.settle()
+
 
 @pytest.fixture
 def clock() -> Clock:

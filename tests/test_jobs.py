@@ -9,13 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from gateway.database import create_engine
+from gateway.events.event import Event
+from gateway.jobs import wiring
 from gateway.jobs.runner import JobRunner, Sweep
+from gateway.records import MemberRef
 from gateway.settings import Settings, SettingsError
 from gateway.unit_of_work import UnitOfWork
 from tests.conftest import Clock, Gateway, start_gateway
@@ -96,3 +99,22 @@ async def test_serving_runs_the_jobs_unless_they_are_switched_off(
     assert Settings.from_env({"COALITION_JOBS": "off"}).jobs is False
     with pytest.raises(SettingsError):
         Settings.from_env({"COALITION_EVENTS_POLL_SECONDS": "0"})
+
+
+async def test_a_consumer_registered_with_the_server_gets_the_earns_it_serves(
+    database_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int | None]] = []
+
+    class Counter:
+        name = "test.counter"
+
+        async def apply(self, connection: object, events: Sequence[Event]) -> None:
+            seen.extend((event.type, event.points) for event in events)
+
+    monkeypatch.setattr(wiring, "consumers", lambda service: [Counter()])
+    async for gateway in start_gateway(database_url, clock):
+        member = (await gateway.service.enrol("skyway", "C-1")).member.id
+        await gateway.service.earn("skyway", MemberRef(id=member), "k", points=7)
+        await gateway.settle_events()
+        assert seen == [("member.enrolled", None), ("points.earned", 7)]

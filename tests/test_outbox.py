@@ -5,11 +5,18 @@ none. Over HTTP, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from gateway.events.tables import outbox
+from gateway.gifting import GiftService
+from gateway.holds import HoldService
+from gateway.records import MemberRef
+from gateway.rewards import RewardDraft, RewardService
+from gateway.settlement import SettlementService
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload
 
@@ -114,3 +121,45 @@ async def test_each_posting_records_its_kind_and_a_reversal_what_it_reverses(
     }
     # Positions: ids rise in posting order (each call is its own transaction).
     assert [row.id for row in found] == sorted(row.id for row in found)
+
+
+async def test_holds_gifts_rewards_merges_and_settlement_append_their_events(
+    gateway: Gateway,
+):
+    service = gateway.service
+    alice = (await service.enrol("skyway", "A")).member.id
+    bob = (await service.enrol("skyway", "B")).member.id
+    await service.earn("skyway", MemberRef(id=alice), "e", points=1000)
+    holds = HoldService(service)
+    hold = (await holds.authorize("skyway", MemberRef(id=alice), 100, "h")).hold
+    await holds.capture(hold.id, "c", 60)
+    await GiftService(service).gift("skyway", alice, MemberRef(id=bob), 150, "g")
+    rewards = RewardService(service)
+    draft = RewardDraft(kind="free_product", name="Lounge", price_points=200, value=Decimal(5))
+    reward = await rewards.create("skyway", draft)
+    receipt = await rewards.redeem(reward.id, MemberRef(id=alice), "skyway", "r")
+    await service.uow.write(lambda connection: service.absorb_wallets(connection, bob, alice))
+    gateway.clock.now += timedelta(days=1)
+    await SettlementService(service).close(gateway.clock.now - timedelta(hours=1), "test")
+
+    found = await rows(gateway)
+    assert [(row.type, row.member_id, row.points) for row in found] == [
+        ("member.enrolled", alice, None),
+        ("member.enrolled", bob, None),
+        ("points.earned", alice, 1000),
+        ("hold.placed", alice, 100),
+        ("hold.captured", alice, 60),
+        ("points.gifted", alice, 150),
+        ("points.redeemed", alice, 200),
+        ("reward.redeemed", alice, 200),
+        ("member.merged", alice, 150),
+        ("settlement.closed", None, None),
+    ]
+    # A partial capture gives the rest back in the same transfer.
+    assert found[4].data["hold_id"] == hold.id and found[4].data["released_points"] == 40
+    redeemed = found[7]
+    assert redeemed.transfer_id == found[6].transfer_id
+    assert redeemed.data["reward_id"] == reward.id
+    assert redeemed.data["redemption_id"] == receipt.id
+    assert found[8].data["retired"] == bob
+    assert found[9].data["closed_by"] == "test"

@@ -127,11 +127,13 @@ class IdentityService:
         enrolment = await repository.enrolment(connection, proof.provider, proof.customer_id)
         if enrolment is None:
             now = self.clock()
-            await repository.claim_enrolment(
+            if await repository.claim_enrolment(
                 connection, proof.provider, proof.customer_id, member_id, now
-            )
-            joined = outbox.enrolled(member_id, proof.provider, proof.customer_id, now, "sign-in")
-            await outbox.append(connection, [joined])
+            ):
+                joined = outbox.enrolled(
+                    member_id, proof.provider, proof.customer_id, now, "sign-in"
+                )
+                await outbox.append(connection, [joined])
             return None
         return enrolment.member_id if enrolment.member_id != member_id else None
 
