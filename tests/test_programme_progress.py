@@ -49,8 +49,8 @@ async def test_a_badge_comes_from_the_events_consumer_not_from_the_earn(gateway:
     explorer = (await progress(gateway, member))["explorer"]
     assert explorer["count"] == 3 and explorer["completed"]  # counted by the earns
     assert (await standing(gateway, member))["badges"] == []  # not awarded by them
-    await gateway.settle()
-    await gateway.settle()  # a second run finds it done
+    await gateway.settle_events()
+    await gateway.settle_events()  # a second run finds it done
     badges = (await standing(gateway, member))["badges"]
     assert [(b["name"], b["bonusPoints"]) for b in badges] == [("Explorer", 100)]
     assert badges[0]["bonusTransfer"]["reason"].startswith("Challenge completed")
@@ -106,6 +106,6 @@ async def test_a_challenge_created_later_counts_the_earns_of_its_period(gateway:
     assert (await progress(gateway, member))["brewbar-three"]["count"] == 2
     await earn_at(gateway, member, "brewbar")
     assert (await progress(gateway, member))["brewbar-three"]["completed"]
-    await gateway.settle()
+    await gateway.settle_events()
     badges = (await standing(gateway, member))["badges"]
     assert "Coffee lover" in [b["name"] for b in badges]

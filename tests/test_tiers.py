@@ -286,7 +286,7 @@ async def test_value_earned_at_every_partner_counts_at_its_point_value(gateway: 
     # Explorer challenge, whose bonus of 100 miles the badge consumer earns (1.20 EUR).
     await earned(gateway, member, 600, "e3", "freshmart")
     assert (await tier_of(gateway, member))["qualifyingValue"]["amount"] == "25.00"
-    await gateway.settle()
+    await gateway.settle_events()
     status = await tier_of(gateway, member)
     assert status["tier"]["slug"] == "silver"
     assert status["qualifyingValue"]["amount"] == "26.20"
