@@ -38,6 +38,7 @@ from .holds import HoldService
 from .http import BadRequest, GraphQLEndpoint
 from .jobs import wiring
 from .pools import remote_pools
+from .programme_observer import observe_programme
 from .rewards import RewardService
 from .service import LedgerService, utcnow
 from .settings import Settings
@@ -102,7 +103,7 @@ def create_app(
                 coalition, development_members=DEMO_REMOTE_MEMBERS, production=settings.production
             )
             app.state.reference_partners = references
-            service = LedgerService(engine, coalition, clock, pools)
+            service = observe_programme(LedgerService(engine, coalition, clock, pools))
             service.remote.check_configured()
             await service.start()
             keys = KeyStore(engine, clock, settings.token_lifetime)

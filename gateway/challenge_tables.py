@@ -37,6 +37,8 @@ class ChallengeRow(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(sa_type=Moment)
     updated_at: datetime = Field(sa_type=Moment)
+    # When ``challenge_counters`` were last built from the ledger for it; None: to build.
+    counted_at: datetime | None = Field(default=None, sa_type=Moment)
 
 
 class ChallengeAward(SQLModel, table=True):
@@ -67,3 +69,23 @@ class ChallengeAward(SQLModel, table=True):
 
 challenges = ChallengeRow.__table__  # type: ignore[attr-defined]
 challenge_awards = ChallengeAward.__table__  # type: ignore[attr-defined]
+
+
+class ChallengeCounter(SQLModel, table=True):
+    """A member's progress in one challenge and period, per partner the earns were at:
+    ``visits`` earns not reversed in full, ``points`` their points left after reversals.
+    Updated in each earn's (and reversal's) transaction; a merge adds the retired member's
+    rows to the survivor's."""
+
+    __tablename__ = "challenge_counters"
+    __table_args__ = (sa.Index("ix_challenge_counters_period", "challenge", "period_start"),)
+
+    challenge: str = Field(primary_key=True, max_length=32)
+    member_id: str = Field(primary_key=True, max_length=36)
+    period_start: datetime = Field(primary_key=True, sa_type=Moment)
+    partner: str = Field(primary_key=True, max_length=32)
+    visits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+challenge_counters = ChallengeCounter.__table__  # type: ignore[attr-defined]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -36,18 +35,17 @@ from partners.challenges import (
 )
 from partners.config import ConfigError
 
-from . import repository
+from . import challenge_counters, repository
+from .challenge_counters import BONUS_SCOPE
 from .challenge_tables import challenge_awards, challenges
 from .errors import DomainError, ErrorCode, shown
 from .ledger import TransferKind, earn_legs
 from .repository import Lock
 from .service import LedgerService
-from .tables import transfers
 from .validation import invalid
 
 log = logging.getLogger(__name__)
 
-BONUS_SCOPE = "challenge"  # idempotency scope prefix of bonus transfers: "challenge:<partner>"
 MAX_BADGES = 100
 IMMUTABLE = ("slug", "kind", "period", "partner")  # a new challenge instead of a change
 
@@ -121,13 +119,6 @@ class ChallengeDraft:
     clear: frozenset[str] = field(default_factory=frozenset)  # settings to set to null
 
 
-@dataclass(frozen=True)
-class _Earn:
-    partner: str
-    points: int  # what is left after reversals
-    created_at: datetime
-
-
 def _challenge(row: Any) -> Challenge:
     return Challenge(
         slug=row.slug,
@@ -193,22 +184,6 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-def count(challenge: Challenge, earns: Sequence[_Earn], start: datetime, end: datetime) -> int:
-    """The member's progress in ``challenge`` from their earns in ``[start, end)``."""
-    counted = [
-        earn
-        for earn in earns
-        if start <= earn.created_at < end
-        and earn.points > 0
-        and (challenge.partner is None or earn.partner == challenge.partner)
-    ]
-    if challenge.kind is ChallengeKind.PARTNERS_IN_PERIOD:
-        return len({earn.partner for earn in counted})
-    if challenge.kind is ChallengeKind.VISITS_AT_PARTNER:
-        return len(counted)
-    return sum(earn.points for earn in counted)
-
-
 def bonus_key(challenge: str, member_id: str, period_start: datetime) -> str:
     return f"{challenge}:{member_id}:{period_start.date().isoformat()}"
 
@@ -237,6 +212,15 @@ class ChallengeService:
                     await self.uow.write(self._sync)
                 self._synced = True
 
+    async def prepare(self, connection: AsyncConnection) -> None:
+        """``start`` inside a caller's write (the badge consumer's batch)."""
+        if self._synced:
+            return
+        if await self._in_sync(connection):
+            self._synced = True
+        else:
+            await self._sync(connection)
+
     async def _in_sync(self, connection: AsyncConnection) -> bool:
         configured = {c.slug: _columns(c) for c in self.ledger.coalition.challenges}
         result = await connection.execute(
@@ -248,11 +232,25 @@ class ChallengeService:
             )
         )
         stored = {row.slug: {name: getattr(row, name) for name in _COLUMNS} for row in result}
-        return stored == configured
+        if stored != configured:
+            return False
+        unbuilt = await connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(challenges)
+            .where(challenges.c.active.is_(True), challenges.c.counted_at.is_(None))
+        )
+        return not unbuilt
 
     async def _sync(self, connection: AsyncConnection) -> None:
         now = self.ledger.clock()
         configured = self.ledger.coalition.challenges
+        await challenge_counters.lock(connection)
+        before = {
+            row.slug: row
+            for row in await connection.execute(
+                sa.select(challenges).where(challenges.c.slug.in_([c.slug for c in configured]))
+            )
+        }
         for index, challenge in enumerate(configured):
             values = _columns(challenge)
             insert = _insert(connection, challenges).values(
@@ -272,6 +270,8 @@ class ChallengeService:
                     f"'{challenge.slug}' is already the slug of a challenge created through "
                     "the API; give this one another slug",
                 )
+            if _counts_differently(before.get(challenge.slug), challenge):
+                await challenge_counters.rebuild(connection, challenge, now)
         await connection.execute(
             sa.update(challenges)
             .where(
@@ -281,6 +281,14 @@ class ChallengeService:
             )
             .values(active=False, updated_at=now)
         )
+        # Challenges whose counters were never built (created before counters existed).
+        unbuilt = await connection.execute(
+            sa.select(challenges).where(
+                challenges.c.active.is_(True), challenges.c.counted_at.is_(None)
+            )
+        )
+        for row in unbuilt.all():
+            await challenge_counters.rebuild(connection, _challenge(row), now)
 
     def _config_file(self) -> str:
         partners = self.ledger.coalition.partners.values()
@@ -390,6 +398,7 @@ class ChallengeService:
         now = self.ledger.clock()
 
         async def work(connection: AsyncConnection) -> Challenge:
+            await challenge_counters.lock(connection)
             statement = (
                 _insert(connection, challenges)
                 .values(**_columns(challenge), created_at=now, updated_at=now)
@@ -398,6 +407,7 @@ class ChallengeService:
             )
             if (await connection.execute(statement)).first() is None:
                 raise invalid("slug", f"The slug '{challenge.slug}' is taken; choose another.")
+            await challenge_counters.rebuild(connection, challenge, now)
             return challenge
 
         return await self.uow.write(work)
@@ -408,6 +418,7 @@ class ChallengeService:
         await self.start()
 
         async def work(connection: AsyncConnection) -> Challenge:
+            await challenge_counters.lock(connection)
             row = (
                 await connection.execute(
                     sa.select(challenges).where(challenges.c.slug == slug).with_for_update()
@@ -454,11 +465,14 @@ class ChallengeService:
                 changes.setdefault("bonus_partner", current.owner or current.partner)
             updated = self._checked(replace(current, **changes))
             values = {k: v for k, v in _columns(updated).items() if k != "slug"}
+            now = self.ledger.clock()
             await connection.execute(
                 sa.update(challenges)
                 .where(challenges.c.slug == slug)
-                .values(**values, updated_at=self.ledger.clock())
+                .values(**values, updated_at=now)
             )
+            if _counts_differently(row, updated):
+                await challenge_counters.rebuild(connection, updated, now)
             return updated
 
         return await self.uow.write(work)
@@ -474,37 +488,6 @@ class ChallengeService:
             sa.select(challenges).where(challenges.c.active.is_(True)).order_by(challenges.c.slug)
         )
         return [_challenge(row) for row in result]
-
-    async def _earns(
-        self, connection: AsyncConnection, member_ids: Sequence[str], start: datetime, end: datetime
-    ) -> list[_Earn]:
-        """The members' earns in ``[start, end)`` less what reversals took back; bonus
-        points of challenges are not earns that count."""
-        result = await connection.execute(
-            sa.select(
-                transfers.c.id, transfers.c.partner, transfers.c.points, transfers.c.created_at
-            )
-            .where(
-                transfers.c.member_id.in_(list(member_ids)),
-                transfers.c.kind == TransferKind.EARN.value,
-                transfers.c.created_at >= start,
-                transfers.c.created_at < end,
-                sa.not_(transfers.c.idempotency_scope.startswith(f"{BONUS_SCOPE}:")),
-            )
-            .order_by(transfers.c.id)
-        )
-        rows = result.all()
-        if not rows:
-            return []
-        taken: dict[int, int] = defaultdict(int)
-        reversals = await connection.execute(
-            sa.select(transfers.c.reverses_id, transfers.c.points).where(
-                transfers.c.reverses_id.in_([row.id for row in rows])
-            )
-        )
-        for reversal in reversals:
-            taken[reversal.reverses_id] += reversal.points
-        return [_Earn(row.partner, row.points - taken[row.id], row.created_at) for row in rows]
 
     async def _awards(
         self,
@@ -523,14 +506,16 @@ class ChallengeService:
     async def _due(
         self,
         connection: AsyncConnection,
+        member_id: str,
         member_ids: Sequence[str],
         since: datetime,
         until: datetime,
     ) -> list[tuple[Challenge, datetime, int]]:
-        """What the members met and were not awarded yet, in every period that holds a
-        moment of ``[since, until]``: (challenge, period start, count), in a fixed order
-        (so concurrent evaluations take the award rows' locks alike)."""
-        candidates: list[tuple[Challenge, datetime, tuple[datetime, datetime]]] = []
+        """What the member (``member_ids``: with those merged into them) met and was not
+        awarded yet, in every period that holds a moment of ``[since, until]``: (challenge,
+        period start, count) from the counters, in a fixed order (so concurrent evaluations
+        take the award rows' locks alike)."""
+        candidates: list[tuple[Challenge, datetime]] = []
         awarded = {
             (award.challenge, award.period_start)
             for award in await self._awards(connection, member_ids, since)
@@ -539,18 +524,17 @@ class ChallengeService:
             for start in challenge.period.starts(since, until):
                 window = challenge.window(start)
                 if window is not None and (challenge.slug, start) not in awarded:
-                    candidates.append((challenge, start, window))
+                    candidates.append((challenge, start))
         if not candidates:
             return []
-        earns = await self._earns(
-            connection,
-            member_ids,
-            min(window[0] for _, _, window in candidates),
-            max(window[1] for _, _, window in candidates),
+        counts = await challenge_counters.read(
+            connection, member_id, [(c.slug, start) for c, start in candidates]
         )
         due = []
-        for challenge, start, (begin, end) in candidates:
-            progress = count(challenge, earns, begin, end)
+        for challenge, start in candidates:
+            progress = challenge_counters.progress(
+                challenge, counts.get((challenge.slug, start), [])
+            )
             if progress >= challenge.target:
                 due.append((challenge, start, progress))
         return due
@@ -568,8 +552,9 @@ class ChallengeService:
             members = await repository.members_by_id(connection, [member_id])
             if member_id not in members:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
-            ids = await self._members(connection, members[member_id].id)
-            return bool(await self._due(connection, ids, since, until))
+            survivor = members[member_id].id
+            ids = await self._members(connection, survivor)
+            return bool(await self._due(connection, survivor, ids, since, until))
 
         # Most evaluations (one after every earn) find nothing new: a read decides that,
         # without taking SQLite's single writer.
@@ -582,15 +567,23 @@ class ChallengeService:
             survivor = await repository.live_member(connection, member_id, Lock.SHARED)
             if survivor is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
-            ids = await self._members(connection, survivor)
-            given = []
-            for challenge, start, progress in await self._due(connection, ids, since, until):
-                award = await self._award(connection, survivor, challenge, start, progress)
-                if award is not None:
-                    given.append(award)
-            return given
+            return await self.award_due(connection, survivor, since, until)
 
         return await self.uow.write(work)
+
+    async def award_due(
+        self, connection: AsyncConnection, survivor: str, since: datetime, until: datetime
+    ) -> list[Award]:
+        """Inside a caller's write that holds the member's lock (at least ``Lock.SHARED``):
+        award what ``survivor`` met in the periods that hold a moment of ``[since, until]``
+        (the caller synced the configured challenges: ``start`` or ``prepare``)."""
+        ids = await self._members(connection, survivor)
+        given = []
+        for challenge, start, progress in await self._due(connection, survivor, ids, since, until):
+            award = await self._award(connection, survivor, challenge, start, progress)
+            if award is not None:
+                given.append(award)
+        return given
 
     async def _award(
         self,
@@ -660,28 +653,34 @@ class ChallengeService:
         return replace(award, bonus_transfer_id=posting.transfer.id)
 
     async def evaluate_all(self, since: datetime) -> int:
-        """The job: evaluate every member who earned since ``since``, in every period from
-        then to now (so that a period that ended since is not missed). Safe to run twice or
-        concurrently. The number of badges awarded."""
+        """The sweep: award every member whose counters met a challenge in a period from
+        ``since`` to now and who has no badge for it yet (the ``challenge_awards`` consumer
+        gives most badges as the earns happen; this catches up). Reads the counters of
+        those periods, never the ledger. Safe to run twice or concurrently. The number of
+        badges awarded."""
         await self.start()
         until = self.ledger.clock()
         if since.tzinfo is None:
             raise ValueError("since needs a UTC offset")
 
         async def work(connection: AsyncConnection) -> list[str]:
-            result = await connection.execute(
-                sa.select(transfers.c.member_id)
-                .where(
-                    transfers.c.kind == TransferKind.EARN.value,
-                    transfers.c.created_at >= since,
-                    transfers.c.member_id.isnot(None),
-                    sa.not_(transfers.c.idempotency_scope.startswith(f"{BONUS_SCOPE}:")),
-                )
-                .distinct()
-            )
-            earners = [str(row.member_id) for row in result]
-            survivors = await repository.members_by_id(connection, earners)
-            return sorted({record.id for record in survivors.values()})
+            found: set[str] = set()
+            for challenge in await self._running(connection):
+                for start in challenge.period.starts(since, until):
+                    if challenge.window(start) is None:
+                        continue
+                    met = await challenge_counters.reached(connection, challenge, start)
+                    if not met:
+                        continue
+                    awarded = await connection.execute(
+                        sa.select(challenge_awards.c.member_id).where(
+                            challenge_awards.c.challenge == challenge.slug,
+                            challenge_awards.c.period_start == start,
+                        )
+                    )
+                    done = {str(row.member_id) for row in awarded}
+                    found.update(member for member, _ in met if member not in done)
+            return sorted(found)
 
         awarded = 0
         for member_id in await self.uow.read(work):
@@ -707,19 +706,13 @@ class ChallengeService:
                 for award in await self._awards(connection, ids, now)
             }
             windows = {c.slug: c.window(starts[c.slug]) for c in running}
-            spans = [w for w in windows.values() if w is not None]
-            earns = (
-                await self._earns(
-                    connection, ids, min(w[0] for w in spans), max(w[1] for w in spans)
-                )
-                if spans
-                else []
-            )
+            counts = await challenge_counters.read(connection, member_id, starts.items())
             found = []
             for challenge in running:
                 start = starts[challenge.slug]
                 window = windows[challenge.slug]
-                progress = count(challenge, earns, *window) if window else 0
+                rows = counts.get((challenge.slug, start), [])
+                progress = challenge_counters.progress(challenge, rows) if window else 0
                 found.append(
                     Progress(
                         challenge,
@@ -742,6 +735,19 @@ class ChallengeService:
             return await self._awards(connection, ids, None, limit)
 
         return await self.uow.read(work)
+
+
+def _counts_differently(row: Any, challenge: Challenge) -> bool:
+    """Whether the counters of ``challenge`` must be built again: new, (re)activated, with
+    another validity, or never built."""
+    if row is None:
+        return True
+    return (
+        (challenge.active and not row.active)
+        or row.valid_from != challenge.valid_from
+        or row.valid_until != challenge.valid_until
+        or (challenge.active and row.counted_at is None)
+    )
 
 
 def _plain(value: Any) -> Any:

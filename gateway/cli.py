@@ -204,13 +204,14 @@ def _audit(settings: Settings) -> int:
 def _expire_holds(settings: Settings) -> int:
     from .database import create_engine, migrate
     from .holds import HoldService
+    from .programme_observer import observe_programme
     from .service import LedgerService
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
             await migrate(engine)
-            service = LedgerService(engine, load_coalition(settings.config_dir))
+            service = observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
             await service.start()
             return await HoldService(service).expire_due(limit=10**6)
         finally:
@@ -262,6 +263,7 @@ def _remote(settings: Settings, args: argparse.Namespace) -> int:
     """Retry pending remote operations that are due, or list operations."""
     from .database import create_engine, migrate
     from .pools import remote_pools
+    from .programme_observer import observe_programme
     from .remote import PENDING, operations_summary
     from .service import LedgerService
 
@@ -272,7 +274,7 @@ def _remote(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         pools, _ = remote_pools(coalition, production=settings.production)
         engine = create_engine(settings.database_url)
-        service = LedgerService(engine, coalition, pools=pools)
+        service = observe_programme(LedgerService(engine, coalition, pools=pools))
         try:
             await migrate(engine)
             await service.start()
@@ -312,6 +314,7 @@ def _job(settings: Settings, words: tuple[str, str]) -> int:
     from .database import create_engine, migrate
     from .expiry import ExpiryService
     from .programme import EarningService
+    from .programme_observer import observe_programme
     from .service import LedgerService
     from .tiers import TierService
 
@@ -319,7 +322,7 @@ def _job(settings: Settings, words: tuple[str, str]) -> int:
         engine = create_engine(settings.database_url)
         try:
             await migrate(engine)
-            service = LedgerService(engine, load_coalition(settings.config_dir))
+            service = observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
             await service.start()
             if words == ("programme", "mature"):
                 matured = await EarningService(service).mature_due(limit=10**6)
@@ -490,10 +493,13 @@ def _period_end(text: str) -> datetime:
 
 
 def _settlement_service(engine: AsyncEngine, settings: Settings) -> SettlementService:
+    from .programme_observer import observe_programme
     from .service import LedgerService
     from .settlement import SettlementService
 
-    return SettlementService(LedgerService(engine, load_coalition(settings.config_dir)))
+    return SettlementService(
+        observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
+    )
 
 
 def _print_statements(found: list[Statement], currency: str) -> None:

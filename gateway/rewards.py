@@ -33,14 +33,8 @@ from .records import MemberRef, Posting, scope
 from .service import LedgerService
 from .step_up import StepUp
 from .tables import obligations, reward_claims, reward_redemptions, rewards
-from .tiers import (
-    RewardTiers,
-    TierService,
-    TierStatus,
-    check_reward_tiers,
-    needs_tier,
-    tier_refusal,
-)
+from .tier_rewards import RewardTiers, check_reward_tiers, needs_tier, tier_refusal
+from .tiers import TierService, TierStatus
 from .validation import check_amount, check_points, clean_text, invalid
 
 

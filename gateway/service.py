@@ -36,6 +36,7 @@ from .ledger import (
     redeem_legs,
     reversal_legs,
 )
+from .observers import PostingObserver
 from .records import (
     Enrolled,
     EnrolmentRecord,
@@ -81,8 +82,11 @@ class LedgerService:
         coalition: Coalition,
         clock: Callable[[], datetime] = utcnow,
         pools: Mapping[str, RemotePool] | None = None,
+        observers: Sequence[PostingObserver] = (),
     ) -> None:
         self.engine = engine
+        # Called in every posting's transaction (tiers, challenge counters): see observers.py.
+        self.observers = list(observers)
         self.coalition = coalition
         self.clock = clock
         self.uow = UnitOfWork(engine)
@@ -283,6 +287,8 @@ class LedgerService:
             idempotency_key=key,
             created_at=values["created_at"],
         )
+        for observer in self.observers:
+            await observer.posted(connection, transfer, scope)
         await outbox.append(connection, [outbox.posted(transfer, event_data)])
         return Posting(transfer, tuple(records), replayed=False, wallet=wallet)
 
@@ -589,6 +595,8 @@ class LedgerService:
     ) -> list[Posting]:
         """Within a merge's transaction: move every point of the retired member to the
         survivor, one MERGE transfer per pool, so both histories keep the movement."""
+        for observer in self.observers:
+            await observer.merging(connection, retired, survivor)
         postings = []
         for wallet in (await repository.wallets_of(connection, [retired])).get(retired, []):
             if wallet.balance <= 0:

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from .tables import Moment, rewards
+from .tables import BigId, Moment, rewards
 
 
 class MemberTier(SQLModel, table=True):
@@ -41,3 +41,37 @@ member_tiers = MemberTier.__table__  # type: ignore[attr-defined]
 for _name in ("tier", "min_tier"):
     if _name not in rewards.c:  # a no-op once tables.py declares them itself
         rewards.append_column(sa.Column(_name, sa.String(32), nullable=True))
+
+
+class TierContribution(SQLModel, table=True):
+    """What one posting adds to (or takes from) a member's qualifying value: signed points
+    at a partner, effective at ``effective_at`` (a reversal: the time of the transfer it
+    reverses). Keyed by the member the points live with now (a merge re-keys them)."""
+
+    __tablename__ = "tier_contributions"
+    __table_args__ = (sa.Index("ix_tier_contributions_member", "member_id", "effective_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    member_id: str = Field(max_length=36)
+    partner: str = Field(max_length=32)
+    effective_at: datetime = Field(sa_type=Moment)
+    points: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    transfer_id: int = Field(sa_column=sa.Column(BigId, nullable=False))
+
+
+class TierValue(SQLModel, table=True):
+    """A member's contributions effective after ``through``, summed per partner (``points``:
+    JSON, partner -> points), and the earliest of them (``next_leave``, None when there is
+    none): the running qualifying value and its window cursor. ``through`` None: not built
+    yet (built from the contributions when first needed)."""
+
+    __tablename__ = "tier_values"
+
+    member_id: str = Field(primary_key=True, max_length=36)
+    through: datetime | None = Field(default=None, sa_type=Moment)
+    next_leave: datetime | None = Field(default=None, sa_type=Moment)
+    points: str = Field(default="{}")
+
+
+tier_contributions = TierContribution.__table__  # type: ignore[attr-defined]
+tier_values = TierValue.__table__  # type: ignore[attr-defined]

@@ -5,12 +5,14 @@ the stored tier up to date. The rules themselves are in ``tier_rules``.
 (members merged into them included), each point valued at its partner's ``point_value`` in
 the settlement currency. A clawback takes its points off when it happens; a reversal of an
 earn takes them off the window of the earn it reverses (so a reversal never reaches into
-another window). Conversions, redemptions, gifts and merges do not count. SQL sums points
-per partner; the valuation is exact decimal arithmetic here.
+another window). Conversions, redemptions, gifts and merges do not count. The points per
+partner are kept running in each posting's transaction (``tier_values``: no rescan of
+history); the valuation is exact decimal arithmetic here.
 
 **Stored state**: ``member_tiers`` (no row: the first tier). What a member is shown is the
-stored state advanced to now, so it is right even before a job has run. ``refresh`` (after
-an earn) and ``review_due`` (a job) store it. Every write is conditional on the row read,
+stored state advanced to now, so it is right even before a job has run. Every posting that
+changes the value stores it in its own transaction (``programme_observer``), and so do
+``refresh`` and ``review_due`` (a job). Every write is conditional on the row read,
 so concurrent refreshes and jobs never lose or double an update: the loser reads again,
 locked, and finds the work done.
 """
@@ -27,18 +29,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partners.config import Partner
 from partners.tiers import Tier, Tiers
 
-from . import repository
-from .errors import DomainError, ErrorCode, shown
-from .ledger import TransferKind
+from . import repository, tier_values
+from .errors import DomainError, ErrorCode
 from .service import LedgerService
-from .tables import members, transfers
+from .tables import members
+from .tier_rewards import UPGRADE_KIND, RewardTiers, needs_tier, upgrade_target
 from .tier_rules import TierState, advance, bought, initial, tier_of, window_start
 from .tier_tables import member_tiers
-from .validation import invalid
 
-UPGRADE_KIND = "tier_upgrade"  # RewardKind.TIER_UPGRADE's value (rewards imports this module)
 REVIEW_BATCH = 500
 
 
@@ -131,21 +132,13 @@ class TierService:
         self, connection: AsyncConnection, member_id: str, now: datetime
     ) -> Decimal:
         """What the member (and those merged into them) earned in the window ending at
-        ``now``, in the settlement currency."""
+        ``now``, in the settlement currency: read from the running sums (``tier_values``),
+        never from the member's history."""
         tiers = self.tiers
         if tiers is None:
             return Decimal(0)
-        ids = [member_id, *await repository.merged_into(connection, member_id)]
-        start = window_start(tiers, now)
-        partners = self.ledger.coalition.partners
-        return sum(
-            (
-                partners[partner].point_value * points
-                for partner, points in await _points_by_partner(connection, ids, start, now)
-                if partner in partners
-            ),
-            Decimal(0),
-        )
+        points = await tier_values.read(connection, member_id, window_start(tiers, now))
+        return valuation(self.ledger.coalition.partners, points)
 
     # Storing
 
@@ -194,14 +187,20 @@ class TierService:
         return changed
 
     async def settle(
-        self, connection: AsyncConnection, member_id: str, now: datetime
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        now: datetime,
+        value: Decimal | None = None,
     ) -> tuple[TierStatus | None, bool]:
-        """Inside a caller's write: store the member's tier at ``now``. The status, and
-        whether this call changed the stored state."""
+        """Inside a caller's write: store the member's tier at ``now`` (``value``: their
+        qualifying value then, when the caller knows it). The status, and whether this
+        call changed the stored state."""
         tiers = self.tiers
         if tiers is None:
             return None, False
-        value = await self.qualifying_value(connection, member_id, now)
+        if value is None:
+            value = await self.qualifying_value(connection, member_id, now)
 
         def change(state: TierState) -> TierState:
             return advance(tiers, state, value, now)
@@ -280,89 +279,17 @@ class TierService:
         )
 
 
-@dataclass(frozen=True)
-class RewardTiers:
-    """A reward's settings that concern tiers: its kind, a tier upgrade's tier and the
-    lowest tier that may redeem it (slugs)."""
-
-    kind: str
-    tier: str | None
-    min_tier: str | None
-
-
-def needs_tier(tiers: Tiers | None, settings: RewardTiers) -> bool:
-    """Whether the member's tier decides if they may redeem such a reward."""
-    return settings.min_tier is not None or (tiers is not None and settings.kind == UPGRADE_KIND)
-
-
-def upgrade_target(tiers: Tiers, status: TierStatus, tier: str | None) -> Tier | None:
-    """The tier an upgrade to ``tier`` (None: the next one up) gives a member in ``status``;
-    None when it would not help them: a tier below theirs, or their own tier unless they are
-    in the grace after a missed review (buying it then keeps it)."""
-    target = tiers.tier(tier) if tier else tiers.above(status.tier)
-    if target is None or target.rank < status.tier.rank:
-        return None
-    if target.rank == status.tier.rank and status.downgrade_at is None:
-        return None
-    return target
-
-
-def tier_refusal(
-    tiers: Tiers | None, status: TierStatus | None, settings: RewardTiers
-) -> DomainError | None:
-    """Why a member in ``status`` may not redeem a reward with these settings (None: they
-    may). ``status`` is needed when ``needs_tier``. A floor refuses a member below it
-    (TIER_REQUIRED); an upgrade that would not raise the tier is REWARD_UNAVAILABLE, and so
-    is a reward naming a tier no longer configured. Without tiers in the configuration a
-    tier upgrade is recorded and gives nothing."""
-    if not needs_tier(tiers, settings):
-        return None
-    floor = tiers.tier(settings.min_tier) if tiers and settings.min_tier else None
-    named = tiers.tier(settings.tier) if tiers and settings.tier else None
-    if tiers is None or (settings.min_tier and floor is None) or (settings.tier and named is None):
-        return DomainError(
-            ErrorCode.REWARD_UNAVAILABLE,
-            "This reward names a tier the coalition no longer has.",
-            ("reward_id",),
-        )
-    assert status is not None
-    if floor is not None and status.tier.rank < floor.rank:
-        return DomainError(
-            ErrorCode.TIER_REQUIRED,
-            f"This reward is for members in the {floor.name} tier or above; you are in "
-            f"{status.tier.name}.",
-            ("reward_id",),
-        )
-    if settings.kind == UPGRADE_KIND and upgrade_target(tiers, status, settings.tier) is None:
-        return DomainError(
-            ErrorCode.REWARD_UNAVAILABLE,
-            f"You are already in the {status.tier.name} tier; this upgrade would not raise it.",
-            ("reward_id",),
-        )
-    return None
-
-
-def check_reward_tiers(tiers: Tiers | None, reward: Mapping[str, Any]) -> None:
-    """A reward's ``tier`` and ``min_tier`` (slugs) as a partner sets them: known tiers, a
-    ``tier`` only on a tier upgrade and above the first tier."""
-    for name in ("tier", "min_tier"):
-        slug = reward.get(name)
-        if slug is None:
-            continue
-        if tiers is None:
-            raise DomainError(
-                ErrorCode.UNKNOWN_TIER, "The coalition has no tiers configured.", (name,)
-            )
-        if tiers.tier(slug) is None:
-            known = ", ".join(tier.slug for tier in tiers.levels)
-            raise DomainError(
-                ErrorCode.UNKNOWN_TIER, f"No tier {shown(slug)}; the tiers are {known}.", (name,)
-            )
-    tier = reward.get("tier")
-    if tier is not None and reward.get("kind") != UPGRADE_KIND:
-        raise invalid("tier", "Only a tier upgrade (kind TIER_UPGRADE) gives a tier.")
-    if tier is not None and tiers is not None and tier == tiers.base.slug:
-        raise invalid("tier", "The first tier is everyone's: a tier upgrade gives a higher one.")
+def valuation(partners: Mapping[str, Partner], points: Mapping[str, int]) -> Decimal:
+    """Qualifying points per partner valued at each partner's ``point_value`` (a partner no
+    longer in the coalition counts nothing)."""
+    return sum(
+        (
+            partners[partner].point_value * amount
+            for partner, amount in points.items()
+            if partner in partners
+        ),
+        Decimal(0),
+    )
 
 
 async def _survivor(connection: AsyncConnection, member_id: str) -> str:
@@ -421,34 +348,3 @@ async def _write(
             .values(**values)
         )
     return bool((await connection.execute(statement)).rowcount)
-
-
-async def _points_by_partner(
-    connection: AsyncConnection, member_ids: list[str], start: datetime, now: datetime
-) -> list[tuple[str, int]]:
-    """Qualifying points per partner in the window (start, now]: earns, less clawbacks and
-    reversals of earns (a reversal of a clawback gives its points back). A reversal counts
-    in the window of the transfer it reverses."""
-    earn, clawback = TransferKind.EARN.value, TransferKind.CLAWBACK.value
-    reversal = TransferKind.REVERSAL.value
-    t, original = transfers, transfers.alias("original")
-    points = sa.case(
-        (t.c.kind == earn, t.c.points),
-        (t.c.kind == clawback, -t.c.points),
-        (sa.and_(t.c.kind == reversal, original.c.kind == earn), -t.c.points),
-        (sa.and_(t.c.kind == reversal, original.c.kind == clawback), t.c.points),
-        else_=0,
-    )
-    query = (
-        sa.select(t.c.partner, sa.func.sum(points).label("points"))
-        .select_from(t.outerjoin(original, original.c.id == t.c.reverses_id))
-        .where(
-            t.c.member_id.in_(member_ids),
-            t.c.kind.in_((earn, clawback, reversal)),
-            t.c.created_at > start,
-            t.c.created_at <= now,
-            sa.func.coalesce(original.c.created_at, t.c.created_at) > start,
-        )
-        .group_by(t.c.partner)
-    )
-    return [(str(row.partner), int(row.points or 0)) for row in await connection.execute(query)]

@@ -26,6 +26,8 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.audit import audit
+from gateway.jobs import wiring
+from gateway.jobs.runner import JobRunner
 from gateway.service import LedgerService
 from gateway.settings import Settings
 from partners.config import DEMO_DIRECTORY
@@ -64,6 +66,9 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "tier_contributions",
+    "tier_values",
+    "challenge_counters",
     "outbox",
     "consumer_positions",
     "member_tiers",
@@ -244,10 +249,13 @@ class Gateway:
         return await audit(self.service.engine)
 
     async def settle_events(self) -> None:
-        """Wait until every registered event consumer applied every event committed so far
-        (instead of sleeping; see JobRunner.settle)."""
+        """Wait until every registered event consumer (badges...) applied every event
+        committed so far (instead of sleeping; see JobRunner.settle): the server's runner,
+        or, when the test gateway runs no jobs, one made for the call."""
+        service = self.service
+        runner = self.app.state.jobs or JobRunner(service.uow, wiring.consumers(service))
         async with asyncio.timeout(60):
-            await self.app.state.jobs.settle()
+            await runner.settle()
 
 
 @pytest.fixture
@@ -271,6 +279,9 @@ async def start_gateway(
     # Jobs run when a test runs them: a background sweep firing mid-test would make the
     # test's outcome depend on timing.
     settings.setdefault("hold_sweep_seconds", 0)
+    # Event consumers too (badges): a test that needs them runs them (``Gateway.settle``),
+    # unless it asks for the background sweeps.
+    settings.setdefault("jobs", settings["hold_sweep_seconds"] > 0)
     app = create_app(Settings(database_url=database_url, demo_data=False, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from gateway.challenges import Award, ChallengeService
 from gateway.errors import DomainError
 from gateway.graphql.scalars import decode_member_id, encode_id
+from gateway.programme_observer import observe_programme
 from gateway.records import MemberRef
 from gateway.service import LedgerService
 from gateway.tables import transfers
@@ -674,7 +675,9 @@ async def test_an_unknown_member_is_refused(gateway: Gateway):
 def with_challenges(gateway: Gateway, *challenges: Challenge) -> ChallengeService:
     """A service of a gateway started with another coalition.toml (on the same database)."""
     coalition = replace(gateway.service.coalition, challenges=challenges)
-    return ChallengeService(LedgerService(gateway.service.engine, coalition, gateway.clock))
+    return ChallengeService(
+        observe_programme(LedgerService(gateway.service.engine, coalition, gateway.clock))
+    )
 
 
 async def test_configured_challenges_are_synced_at_start(gateway: Gateway):

@@ -12,6 +12,7 @@ from gateway.cli import check_exposure, is_loopback, main
 from gateway.database import create_engine
 from gateway.demo import DEMO_REMOTE_MEMBERS, load_demo
 from gateway.pools import remote_pools
+from gateway.programme_observer import observe_programme
 from gateway.service import LedgerService
 from gateway.settings import SettingsError
 from partners.config import DEMO_DIRECTORY, load_coalition
@@ -68,7 +69,7 @@ def test_demo_data_loads_twice_without_change(tmp_path: Path) -> None:
         coalition = load_coalition(DEMO_DIRECTORY)
         # The demo enrols a hotel guest: the hotel's development pool is asked about them.
         pools, _ = remote_pools(coalition, development_members=DEMO_REMOTE_MEMBERS)
-        service = LedgerService(engine, coalition, pools=pools)
+        service = observe_programme(LedgerService(engine, coalition, pools=pools))
         await service.start()
         await load_demo(service)
         await load_demo(service)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from gateway.database import create_engine
 from gateway.expiry import ExpiryService, credit_of, unspent_lots
 from gateway.graphql.scalars import decode_member_id
+from gateway.programme_observer import observe_programme
 from gateway.service import LedgerService
 from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
 from partners.expiry import ExpiryRule, add_months
@@ -615,7 +616,9 @@ async def test_processes_at_different_moments_expire_each_point_once(
         late = Clock(at("2030-06-01T12:00:00"))  # all of them are due
         services = []
         for moment in (early, late, early, late):
-            other = LedgerService(create_engine(pg_url, 4), gw.service.coalition, moment)
+            other = observe_programme(
+                LedgerService(create_engine(pg_url, 4), gw.service.coalition, moment)
+            )
             await other.start()
             services.append(other)
         try:

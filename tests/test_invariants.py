@@ -37,6 +37,7 @@ from gateway.errors import DomainError, ErrorCode
 from gateway.expiry import ExpiryService
 from gateway.gifting import GiftService
 from gateway.programme import EarningService
+from gateway.programme_observer import observe_programme
 from gateway.records import MemberRef, Posting
 from gateway.service import LedgerService
 from partners.config import DEMO_DIRECTORY, load_coalition
@@ -84,7 +85,7 @@ class LedgerMachine(RuleBasedStateMachine):
             await _truncate(url)
         engine = create_engine(url)
         await migrate(engine)
-        service = LedgerService(engine, COALITION, self.clock)
+        service = observe_programme(LedgerService(engine, COALITION, self.clock))
         await service.start()
         return service
 

@@ -90,7 +90,7 @@ async def test_two_runners_never_run_one_sweep_at_once(pg_gateway: Gateway, pg_u
 async def test_serving_runs_the_jobs_unless_they_are_switched_off(
     database_url: str, clock: Clock
 ) -> None:
-    async for gateway in start_gateway(database_url, clock, hold_sweep_seconds=30):
+    async for gateway in start_gateway(database_url, clock, hold_sweep_seconds=30, jobs=True):
         runner = gateway.app.state.jobs
         assert isinstance(runner, JobRunner)
         assert "holds.release_expired" in [sweep.name for sweep in runner.sweeps]

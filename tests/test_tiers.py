@@ -282,9 +282,11 @@ async def test_value_earned_at_every_partner_counts_at_its_point_value(gateway: 
     assert (await tier_of(gateway, member))["qualifyingValue"]["amount"] == "22.00"
 
     gateway.clock.now = START + timedelta(hours=1)
-    # 3.00 EUR: 25.00, Silver; and a third partner this month meets the demo's Explorer
-    # challenge, whose bonus of 100 miles is earned too (1.20 EUR).
+    # 3.00 EUR: 25.00, Silver at once; and a third partner this month meets the demo's
+    # Explorer challenge, whose bonus of 100 miles the badge consumer earns (1.20 EUR).
     await earned(gateway, member, 600, "e3", "freshmart")
+    assert (await tier_of(gateway, member))["qualifyingValue"]["amount"] == "25.00"
+    await gateway.settle_events()
     status = await tier_of(gateway, member)
     assert status["tier"]["slug"] == "silver"
     assert status["qualifyingValue"]["amount"] == "26.20"

@@ -29,7 +29,7 @@ from .payloads import (
     conversion_payload,
     member_id_of,
 )
-from .programme import ProgrammeMutations, after_earning, programme
+from .programme import ProgrammeMutations, programme
 from .promotions import PromotionMutations
 from .purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
 from .rewards import RewardMutations
@@ -91,8 +91,6 @@ class Mutation(
                     points=input.points,
                     reason=input.reason,
                 )
-                if not posting.replayed:
-                    await after_earning(info, [posting.transfer.member_id])
                 return EarnPointsPayload.of(posting, input.partner)  # type: ignore[return-value]
             amount, lines = (
                 input.purchase.parts()
@@ -108,8 +106,6 @@ class Mutation(
         payload: EarnPointsPayload = EarnPointsPayload.of(earned.posting, input.partner)  # type: ignore[assignment]
         if earned.wallet is not None:
             payload.wallet = Wallet(record=earned.wallet)
-        if not earned.posting.replayed:
-            await after_earning(info, [earned.posting.transfer.member_id])
         payload.breakdown = [EarnAward.of(award) for award in earned.awards]
         payload.pending = earned.pending
         return payload

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
-from collections.abc import Iterable
 from decimal import Decimal
 from enum import Enum
 
@@ -20,7 +18,6 @@ from ..service import LedgerService
 from ..tiers import TierService
 from ..validation import invalid
 from .access import check_member
-from .challenge_types import challenge_service
 from .context import Info
 from .payloads import IDEMPOTENCY_KEY, MemberReferenceInput, PointsPayload, UserError
 from .purchases import AS_PURCHASE, EarnAward, PurchaseInput
@@ -42,26 +39,6 @@ def programme(info: Info) -> EarningService:
         tiers = TierService(service) if service.coalition.tiers is not None else None
         found = _EARNING[service] = EarningService(service, tiers)
     return found
-
-
-async def after_earning(info: Info, member_ids: Iterable[str | None]) -> None:
-    """Once points were earned (and committed): tier upgrades and challenge badges. A failure
-    here is logged, never the answer's: the earn stands, and the tier review and challenge
-    jobs catch up."""
-    service = info.context.service
-    challenges = challenge_service(info)
-    gate = asyncio.Semaphore(1 if service.engine.dialect.name == "sqlite" else 8)
-
-    async def one(member_id: str) -> None:
-        async with gate:
-            try:
-                if service.coalition.tiers is not None:
-                    await TierService(service).refresh(member_id)
-                await challenges.evaluate(member_id)
-            except Exception:
-                log.exception("tiers or challenges after an earn by %s failed", member_id)
-
-    await asyncio.gather(*(one(m) for m in {m for m in member_ids if m}))
 
 
 async def pending_and_owed(info: Info, member_id: str, pool: str) -> tuple[int, int]:
@@ -283,14 +260,6 @@ class ProgrammeMutations:
                     idempotent_replay=answer.posting.replayed,
                 )
             )
-        await after_earning(
-            info,
-            [
-                answer.posting.transfer.member_id
-                for answer in answers
-                if isinstance(answer, Earned) and not answer.posting.replayed
-            ],
-        )
         failed = sum(1 for r in results if r.user_errors)
         return EarnPointsBulkPayload(
             results=results, succeeded=len(results) - failed, failed=failed
@@ -312,8 +281,6 @@ class ProgrammeMutations:
             )
         except DomainError as error:
             return RecordActivityPayload(user_errors=UserError.of(error))
-        if not posting.replayed:
-            await after_earning(info, [posting.transfer.member_id])
         return RecordActivityPayload.of(posting, input.partner)  # type: ignore[return-value]
 
     @strawberry.mutation(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from ..challenge_awards import ChallengeAwards
 from ..challenges import ChallengeService
 from ..events.event import Consumer
 from ..expiry import ExpiryService
@@ -19,7 +20,7 @@ from .runner import JobRunner, Sweep
 
 def consumers(service: LedgerService) -> list[Consumer]:
     """The event consumers: each has a stable name, its position is stored under it."""
-    return []
+    return [ChallengeAwards(ChallengeService(service))]
 
 
 def sweeps(
