@@ -18,6 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway partners
+	$(BIN)/lint-imports
 
 schema: $(STAMP)
 	$(BIN)/coalition export-schema schema.graphql

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 from bench.client import HOST
-from partners.config import DEMO_DIRECTORY, load_coalition
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 
 CLIENT_ID = "bench-operator"
 # Seconds: the gateway's default is 600, raised so that a long run (more --requests, a slow

@@ -40,10 +40,10 @@ import httpx
 from bench.bulk_sql import DIRECT_SCOPE, issuance_accounts, post_earn
 from bench.database import Database, prepare_database
 from bench.workload import Earn, Member
-from gateway.app import create_app
-from gateway.audit import audit
-from gateway.graphql.scalars import encode_id
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.api.graphql.scalars import encode_id
+from gateway.api.settings import Settings
+from gateway.ledger.audit import audit
 
 BULK = """
 mutation($input: EarnPointsBulkInput!) {

@@ -85,7 +85,7 @@ from bench.server import (
 )
 from bench.trace import trace_postings
 from bench.workload import HOT_PARTNER, PARTNERS, Earn, Member, workload
-from partners.config import DEMO_DIRECTORY, load_coalition
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 
 # Measured on the 2-core machine this was written on, 8 interleaved pairs of default runs:
 # 2 workers gave the gateway a median 1.18x (spread) and 1.29x (hot) the earns/s of 1 and a

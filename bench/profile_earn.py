@@ -20,8 +20,8 @@ import time
 import uuid
 from typing import Any
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.api.settings import Settings
 
 EARN = """
 mutation Earn($input: EarnPointsInput!) {
@@ -93,7 +93,7 @@ def earn_body(member_id: str, partner: str, key: str, persisted: bool) -> bytes:
 
 async def main(args: argparse.Namespace) -> None:
     if args.no_after_earning:
-        from gateway.graphql import mutations
+        from gateway.api.graphql import mutations
 
         async def nothing(*_: Any) -> None:
             return None
@@ -110,7 +110,7 @@ async def main(args: argparse.Namespace) -> None:
         for index in range(args.members):
             enrolled = await service.enrol(PARTNERS[index % 3], f"profile-{uuid.uuid4()}")
             members.append(enrolled.member.id)
-        from gateway.graphql.scalars import encode_id
+        from gateway.api.graphql.scalars import encode_id
 
         ids = [encode_id("Member", m) for m in members]
         bodies = [

@@ -41,10 +41,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
 from bench.database import Database, prepare_database
-from gateway.database import create_engine, migrate
-from gateway.service import LedgerService
-from gateway.settlement import SettlementService
-from partners.config import DEMO_DIRECTORY, load_coalition
+from gateway.kernel.database import create_engine, migrate
+from gateway.ledger.service import LedgerService
+from gateway.settlement.service import SettlementService
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 
 END = datetime(2026, 12, 1, tzinfo=UTC)
 SIZES = (10_000, 100_000, 1_000_000)

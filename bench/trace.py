@@ -1,6 +1,6 @@
 """What the gateway sends to PostgreSQL for an earn, recorded from the gateway's own code.
 
-The gateway is started in this process (``gateway.app.create_app`` with its lifespan, on
+The gateway is started in this process (``gateway.api.app.create_app`` with its lifespan, on
 the same configuration and database as the bench's gateway), and one ``earnPoints`` per
 partner is sent through its ASGI app with an operator token. SQLAlchemy's engine events
 record every statement each transaction sends (text, parameters, the rows it returned);
@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 from bench.mutations import EARN, earn_problem
 from bench.replay import Recorded, Template, Values, build_template, now
 from bench.workload import Earn
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.api.settings import Settings
 
 
 @dataclass

@@ -24,13 +24,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.audit import audit
-from gateway.jobs import wiring
+from gateway.api import jobs as wiring
+from gateway.api.app import create_app
+from gateway.api.settings import Settings
 from gateway.jobs.runner import JobRunner
-from gateway.service import LedgerService
-from gateway.settings import Settings
-from partners.config import DEMO_DIRECTORY
+from gateway.ledger.audit import audit
+from gateway.ledger.service import LedgerService
+from partners.config.coalition import DEMO_DIRECTORY
 
 PARTNER_SCOPES = (
     "members:enrol members:read points:earn points:redeem points:reverse rewards:manage"

@@ -14,12 +14,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.challenge_counters import BONUS_SCOPE
-from gateway.ledger import TransferKind
-from gateway.tables import members, transfers
-from gateway.tier_rules import window_start
-from partners.challenges import Challenge, ChallengeKind
-from partners.config import Coalition
+from gateway.challenges.counters import BONUS_SCOPE
+from gateway.ledger.rules import TransferKind
+from gateway.ledger.tables import members, transfers
+from gateway.tiers.rules import window_start
+from partners.config.challenges import Challenge, ChallengeKind
+from partners.config.coalition import Coalition
 
 
 async def member_set(connection: AsyncConnection, member_id: str) -> list[str]:

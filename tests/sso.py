@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from gateway.auth.providers import COALITION
-from gateway.demo import DEMO_REMOTE_MEMBERS
-from partners.config import DEMO_DIRECTORY
-from partners.oidc_provider import DevProvider, DevUser, serve_in_thread
-from partners.remote.reference import ReferencePartner, serve_reference_in_thread
-from partners.sign_in import env_name
+from gateway.development.demo import DEMO_REMOTE_MEMBERS
+from partners.config.coalition import DEMO_DIRECTORY
+from partners.config.sign_in import env_name
+from partners.development.oidc_provider import DevProvider, DevUser, serve_in_thread
+from partners.development.reference_partner import ReferencePartner, serve_reference_in_thread
 from tests.conftest import Clock, Gateway, core_text, start_gateway
 
 CLAIMS = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.records import MemberRef
+from gateway.ledger.records import MemberRef
 from tests.conftest import Gateway
 from tests.operations import (
     CONVERT,

@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.tables import identities, members
-from partners.oidc_provider import DevProvider
-from partners.sign_in import env_name
+from gateway.ledger.tables import identities, members
+from partners.config.sign_in import env_name
+from partners.development.oidc_provider import DevProvider
 from tests.conftest import Gateway
 from tests.sso import CLOCK, Brands, authorize, brands, sso  # noqa: F401
 

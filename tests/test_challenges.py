@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.challenges import Award, ChallengeService
-from gateway.errors import DomainError
-from gateway.graphql.scalars import decode_member_id, encode_id
-from gateway.programme_observer import observe_programme
-from gateway.records import MemberRef
-from gateway.service import LedgerService
-from gateway.tables import transfers
-from partners.challenges import Challenge
-from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
+from gateway.api.graphql.scalars import decode_member_id, encode_id
+from gateway.challenges.service import Award, ChallengeService
+from gateway.earning.observer import observe_programme
+from gateway.kernel.errors import DomainError
+from gateway.ledger.records import MemberRef
+from gateway.ledger.service import LedgerService
+from gateway.ledger.tables import transfers
+from partners.config.challenges import Challenge
+from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, codes, payload
 from tests.sso import Brands, brands, sso_programme  # noqa: F401

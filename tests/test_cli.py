@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import check_exposure, is_loopback, main
-from gateway.database import create_engine
-from gateway.demo import DEMO_REMOTE_MEMBERS, load_demo
-from gateway.pools import remote_pools
-from gateway.programme_observer import observe_programme
-from gateway.service import LedgerService
-from gateway.settings import SettingsError
-from partners.config import DEMO_DIRECTORY, load_coalition
+from gateway.api.cli import check_exposure, is_loopback, main
+from gateway.api.pools import remote_pools
+from gateway.api.settings import SettingsError
+from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo
+from gateway.earning.observer import observe_programme
+from gateway.kernel.database import create_engine
+from gateway.ledger.service import LedgerService
+from gateway.remote.operations import connect_pools
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 
 
 def test_check_config_prints_the_partners(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,18 +64,19 @@ def test_migrate_audit_and_export(
 def test_demo_data_loads_twice_without_change(tmp_path: Path) -> None:
     async def run() -> dict[str, int]:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
-        from gateway.database import migrate
+        from gateway.kernel.database import migrate
 
         await migrate(engine)
         coalition = load_coalition(DEMO_DIRECTORY)
         # The demo enrols a hotel guest: the hotel's development pool is asked about them.
         pools, _ = remote_pools(coalition, development_members=DEMO_REMOTE_MEMBERS)
-        service = observe_programme(LedgerService(engine, coalition, pools=pools))
+        service = observe_programme(LedgerService(engine, coalition))
+        remote = connect_pools(service, pools)
         await service.start()
         await load_demo(service)
         await load_demo(service)
-        await service.remote.aclose()
-        from gateway.records import MemberRef
+        await remote.aclose()
+        from gateway.ledger.records import MemberRef
 
         member = await service.resolve_member(MemberRef(partner="skyway", customer_id="SKY-1001"))
         wallets = await service.wallets([member])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.api.cli import main
 from gateway.auth import clients
-from gateway.cli import main
-from gateway.database import create_engine
+from gateway.kernel.database import create_engine
 
 SECRET = re.compile(r"^client_secret: (\S+)$", re.MULTILINE)
 CLIENT_ID = re.compile(r"^client_id: +(\S+)$", re.MULTILINE)

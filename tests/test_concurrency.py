@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import ErrorCode
-from gateway.unit_of_work import Contention, UnitOfWork, sqlstate
+from gateway.kernel.errors import ErrorCode
+from gateway.kernel.unit_of_work import Contention, UnitOfWork, sqlstate
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload
 from tests.test_api import balances, convert, earn, enrol

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from partners.config import DEMO_DIRECTORY, ConfigError, EarnRule, Rounding, load_coalition
+from partners.config.coalition import (
+    DEMO_DIRECTORY,
+    ConfigError,
+    EarnRule,
+    Rounding,
+    load_coalition,
+)
 
 COALITION = 'name = "Test coalition"\nsettlement_currency = "EUR"\n'
 RULE = 'to = "beta"\nrate = "0.5"\neffective_from = 2026-01-01\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from partners.config import DEMO_DIRECTORY
+from partners.config.coalition import DEMO_DIRECTORY
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, codes, payload
 from tests.test_api import earn

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.settlement import SettlementService
+from gateway.settlement.service import SettlementService
 from tests.conftest import Gateway
 from tests.operations import EARN, ERRORS, codes, payload
 from tests.test_api import earn, enrol
@@ -328,7 +328,7 @@ def input_path_exists(operation: str, path: list[str], mutation: bool = True) ->
     the root field ``operation`` in the schema."""
     from graphql import GraphQLInputObjectType, GraphQLList, get_nullable_type
 
-    from gateway.graphql.schema import schema
+    from gateway.api.graphql.schema import schema
 
     root = schema._schema.mutation_type if mutation else schema._schema.query_type
     assert root is not None

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import DomainError, ErrorCode
-from gateway.exchange import Quote, fee_for, quote
-from partners.config import DEMO_DIRECTORY, Coalition, load_coalition
-from partners.conversions import ConversionRule
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.exchange import Quote, fee_for, quote
+from partners.config.coalition import DEMO_DIRECTORY, Coalition, load_coalition
+from partners.config.conversions import ConversionRule
 
 DEMO = load_coalition(DEMO_DIRECTORY)
 JUNE_2026 = datetime(2026, 6, 1, tzinfo=UTC)

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.database import create_engine
-from gateway.expiry import ExpiryService, credit_of, unspent_lots
-from gateway.graphql.scalars import decode_member_id
-from gateway.programme_observer import observe_programme
-from gateway.service import LedgerService
-from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
-from partners.expiry import ExpiryRule, add_months
+from gateway.api.graphql.scalars import decode_member_id
+from gateway.earning.observer import observe_programme
+from gateway.expiry.service import ExpiryService, credit_of, unspent_lots
+from gateway.kernel.database import create_engine
+from gateway.ledger.service import LedgerService
+from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
+from partners.config.expiry import ExpiryRule, add_months
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, ERRORS, REVERSE, TRANSFER_FIELDS, payload
 from tests.sso import Brands, brands, sso  # noqa: F401
@@ -581,9 +581,9 @@ async def test_the_job_stops_at_its_limit_and_goes_on_next_time(gw: Gateway, clo
 async def test_the_job_reads_wallets_page_by_page(
     gw: Gateway, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ):
-    import gateway.expiry
+    import gateway.expiry.service
 
-    monkeypatch.setattr(gateway.expiry, "PAGE", 2)
+    monkeypatch.setattr(gateway.expiry.service, "PAGE", 2)
     members = await members_with_old_points(gw, 5)
     fresh = await enrol(gw, "FRESH")
     clock.now = at("2029-05-01T00:00:00")

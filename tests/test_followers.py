@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.database import create_engine
 from gateway.events import log, outbox
 from gateway.events.event import START, Event, NewEvent, Position
 from gateway.events.followers import position
 from gateway.jobs.runner import JobRunner
-from gateway.unit_of_work import UnitOfWork
+from gateway.kernel.database import create_engine
+from gateway.kernel.unit_of_work import UnitOfWork
 from tests.conftest import Clock, start_gateway
 
 # What a consumer does, kept in the database: one row per event it applied. The key makes

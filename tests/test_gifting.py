@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import DomainError, ErrorCode
-from gateway.gifting import GiftService
-from gateway.records import MemberRef
+from gateway.gifting.service import GiftService
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.records import MemberRef
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, TRANSFER_FIELDS, codes, payload
 from tests.sso import Brands, brands, sso  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.api.cli import main
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REDEEM, TRANSFER_FIELDS, codes, payload
 from tests.sso import Brands, brands, sso  # noqa: F401

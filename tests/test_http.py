@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.http import negotiate
+from gateway.api.http import negotiate
 from tests.conftest import Clock, Gateway, start_gateway
 
 GQL = "application/graphql-response+json"
@@ -165,7 +165,7 @@ async def test_query_depth_tokens_and_aliases_are_limited(gateway: Gateway):
 async def test_unexpected_errors_are_masked(gateway: Gateway):
     await gateway.service.engine.dispose()  # force a failure inside a resolver
     broken = gateway.service.engine.url.set(database="/nonexistent/dir/x.db")
-    from gateway.database import create_engine
+    from gateway.kernel.database import create_engine
 
     gateway.service.uow.engine = create_engine(str(broken.render_as_string(hide_password=False)))
     member = "TWVtYmVyOjZmMWMyZjdlLThhNGItNGMxZC05ZTJmLTBhMWIyYzNkNGU1Zg=="  # a well-formed id

@@ -14,7 +14,7 @@ import oidc_provider_mock
 import pytest
 import werkzeug.serving
 
-from gateway.service import utcnow
+from gateway.ledger.service import utcnow
 from tests.conftest import Gateway, start_gateway
 from tests.sso import Brands, brands  # noqa: F401
 

@@ -28,19 +28,19 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from gateway import exchange
-from gateway.audit import audit
-from gateway.auth.identity import IdentityService, Proof
-from gateway.database import create_engine, migrate
-from gateway.earning import Line
-from gateway.errors import DomainError, ErrorCode
-from gateway.expiry import ExpiryService
-from gateway.gifting import GiftService
-from gateway.programme import EarningService
-from gateway.programme_observer import observe_programme
-from gateway.records import MemberRef, Posting
-from gateway.service import LedgerService
-from partners.config import DEMO_DIRECTORY, load_coalition
+from gateway.earning.observer import observe_programme
+from gateway.earning.rules import Line
+from gateway.earning.service import EarningService
+from gateway.expiry.service import ExpiryService
+from gateway.gifting.service import GiftService
+from gateway.kernel.database import create_engine, migrate
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger import exchange
+from gateway.ledger.audit import audit
+from gateway.ledger.records import MemberRef, Posting
+from gateway.ledger.service import LedgerService
+from gateway.members.identity import IdentityService, Proof
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 from tests.conftest import Clock, _truncate
 
 COALITION = load_coalition(DEMO_DIRECTORY)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.database import create_engine
+from gateway.api import jobs as wiring
+from gateway.api.settings import Settings, SettingsError
 from gateway.events.event import Event
-from gateway.jobs import wiring
 from gateway.jobs.runner import JobRunner, Sweep
-from gateway.records import MemberRef
-from gateway.settings import Settings, SettingsError
-from gateway.unit_of_work import UnitOfWork
+from gateway.kernel.database import create_engine
+from gateway.kernel.unit_of_work import UnitOfWork
+from gateway.ledger.records import MemberRef
 from tests.conftest import Clock, Gateway, start_gateway
 
 
@@ -31,7 +31,7 @@ def test_coalition_jobs_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> 
         "COALITION_HOLD_SWEEP_SECONDS": "1",
     }
     runner = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "jobs"],
+        [sys.executable, "-m", "gateway.api.cli", "jobs"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

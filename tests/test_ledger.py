@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import DomainError, ErrorCode
-from gateway.exchange import Quote, quote
-from gateway.ledger import (
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.exchange import Quote, quote
+from gateway.ledger.rules import (
     AccountCode,
     Leg,
     TransferKind,
@@ -22,7 +22,7 @@ from gateway.ledger import (
     redeem_legs,
     reversal_legs,
 )
-from partners.config import DEMO_DIRECTORY, Coalition, load_coalition
+from partners.config.coalition import DEMO_DIRECTORY, Coalition, load_coalition
 
 DEMO = load_coalition(DEMO_DIRECTORY)
 AT = datetime(2026, 6, 1, tzinfo=UTC)

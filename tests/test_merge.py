@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from gateway import repository
-from gateway.graphql.scalars import decode_member_id
-from gateway.unit_of_work import RETRYABLE_SQLSTATES, sqlstate
+from gateway.api.graphql.scalars import decode_member_id
+from gateway.kernel.unit_of_work import RETRYABLE_SQLSTATES, sqlstate
+from gateway.ledger import store as repository
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, payload
 from tests.sso import Brands, as_browser, authorize, brands, sign_in, sso, start_sso  # noqa: F401
@@ -127,7 +127,7 @@ async def test_earns_for_a_retired_member_racing_a_link_that_merges_its_survivor
     for A by its id and by BB-2002, and for B by SKY-1001. No deadlock, no failed answer,
     no 500, and every point ends with C."""
     gateway = sso_pg
-    caplog.set_level(logging.INFO, logger="gateway.unit_of_work")
+    caplog.set_level(logging.INFO, logger="gateway.kernel.unit_of_work")
     enrolled = payload(
         await gateway.gql(ENROL, {"input": {"partner": "brewbar", "partnerCustomerId": "BB-2002"}})
     )

@@ -12,11 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from gateway.events.tables import outbox
-from gateway.gifting import GiftService
-from gateway.holds import HoldService
-from gateway.records import MemberRef
-from gateway.rewards import RewardDraft, RewardService
-from gateway.settlement import SettlementService
+from gateway.gifting.service import GiftService
+from gateway.holds.service import HoldService
+from gateway.ledger.records import MemberRef
+from gateway.rewards.service import RewardDraft, RewardService
+from gateway.settlement.service import SettlementService
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload
 

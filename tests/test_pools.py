@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.cli import main
-from gateway.pools import remote_pools
-from gateway.remote import COMPLETED, PENDING
-from gateway.tables import remote_operations, reward_redemptions
-from partners.config import DEMO_DIRECTORY, ConfigError, load_coalition
+from gateway.api.cli import main
+from gateway.api.pools import remote_pools
+from gateway.ledger.tables import remote_operations, reward_redemptions
+from gateway.remote.operations import COMPLETED, PENDING
+from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
+from partners.development.reference_faults import BY_KEY, TRANSACTIONS
+from partners.development.reference_partner import ReferencePartner
 from partners.remote.exceptions import RemoteUnknownMember
-from partners.remote.reference import ReferencePartner
-from partners.remote.reference_faults import BY_KEY, TRANSACTIONS
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import EARN, ENROL, codes, payload
 from tests.test_remote_operations import (  # noqa: F401  (fixtures)

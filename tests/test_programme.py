@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from partners.config import ConfigError, load_coalition
+from partners.config.coalition import ConfigError, load_coalition
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, ERRORS, REDEEM, codes, payload
 
@@ -461,7 +461,7 @@ def test_bad_earning_rules_are_refused_naming_the_field(
 
 
 def _programme(gw: Gateway) -> Any:
-    from gateway.programme import EarningService
+    from gateway.earning.service import EarningService
 
     return EarningService(gw.service)
 

@@ -33,21 +33,21 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from gateway.auth.identity import IdentityService, Proof
-from gateway.challenge_tables import challenge_awards
-from gateway.challenges import ChallengeDraft, ChallengeService
-from gateway.database import create_engine, migrate
-from gateway.earning import Line
-from gateway.errors import DomainError, ErrorCode
-from gateway.jobs import wiring
+from gateway.api import jobs as wiring
+from gateway.challenges.service import ChallengeDraft, ChallengeService
+from gateway.challenges.tables import challenge_awards
+from gateway.earning.observer import observe_programme
+from gateway.earning.rules import Line
+from gateway.earning.service import EarningService
 from gateway.jobs.runner import JobRunner
-from gateway.programme import EarningService
-from gateway.programme_observer import observe_programme
-from gateway.records import MemberRef
-from gateway.service import LedgerService
-from gateway.tier_rules import TierState, advance, initial, tier_of
-from gateway.tiers import TierService
-from partners.config import DEMO_DIRECTORY, load_coalition
+from gateway.kernel.database import create_engine, migrate
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.records import MemberRef
+from gateway.ledger.service import LedgerService
+from gateway.members.identity import IdentityService, Proof
+from gateway.tiers.rules import TierState, advance, initial, tier_of
+from gateway.tiers.service import TierService
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 from tests import programme_oracle as oracle
 from tests.conftest import Clock, _truncate
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from gateway.records import MemberRef
-from gateway.tier_tables import member_tiers
-from partners.config import DEMO_DIRECTORY
+from gateway.ledger.records import MemberRef
+from gateway.tiers.tables import member_tiers
+from partners.config.coalition import DEMO_DIRECTORY
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.test_api import enrol
 from tests.test_challenges import create, earn_at, member_uuid, progress, standing

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from graphql import parse, validate
 
-from gateway.graphql.schema import schema
+from gateway.api.graphql.schema import schema
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = [

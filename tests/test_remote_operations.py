@@ -1,7 +1,7 @@
 """Earn, redeem and conversion at a partner whose pool lives in its own system.
 
-A reference partner (``partners.remote.reference``) runs under uvicorn on 127.0.0.1; the
-gateway reaches it over real HTTP. Faults are injected at each remote step, and every test
+A reference partner (``partners.development.reference_partner``) runs under uvicorn on 127.0.0.1;
+the gateway reaches it over real HTTP. Faults are injected at each remote step, and every test
 checks what a member would notice: the points at the partner, the wallet at the gateway,
 that nothing was lost or created twice, and what a retry answers.
 """
@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.graphql.scalars import decode_member_id, encode_id
-from gateway.remote import COMPENSATED, COMPLETED, FAILED, PENDING
-from gateway.tables import obligations, remote_operations
-from partners.config import DEMO_DIRECTORY
-from partners.remote.reference import ReferencePartner, serve_reference_in_thread
-from partners.remote.reference_faults import BALANCE, BY_KEY, MODES, TRANSACTIONS
+from gateway.api.graphql.scalars import decode_member_id, encode_id
+from gateway.ledger.tables import obligations, remote_operations
+from gateway.remote.operations import COMPENSATED, COMPLETED, FAILED, PENDING
+from partners.config.coalition import DEMO_DIRECTORY
+from partners.development.reference_faults import BALANCE, BY_KEY, MODES, TRANSACTIONS
+from partners.development.reference_partner import ReferencePartner, serve_reference_in_thread
 from tests.conftest import Clock, Gateway, core_text, start_gateway
 from tests.operations import CONVERT, EARN, ERRORS, REDEEM, REVERSE, codes, payload
 

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from partners.development.reference_faults import BALANCE, BY_KEY, REVERSAL, ROUTES, TRANSACTIONS
+from partners.development.reference_partner import ReferencePartner, serve_reference_in_thread
 from partners.remote.adapter import RemotePool
 from partners.remote.exceptions import (
     RemoteAlreadyReversed,
@@ -26,8 +28,6 @@ from partners.remote.exceptions import (
     RemoteUnavailable,
     RemoteUnknownMember,
 )
-from partners.remote.reference import ReferencePartner, serve_reference_in_thread
-from partners.remote.reference_faults import BALANCE, BY_KEY, REVERSAL, ROUTES, TRANSACTIONS
 from partners.remote.transactions import RemoteTransaction
 from partners.remote.wire import KEY, derive_key, token_from_environment, token_variable
 

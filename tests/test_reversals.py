@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.settlement import SettlementService
+from gateway.settlement.service import SettlementService
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import REVERSE, codes, payload
 from tests.test_api import balances, convert, earn, enrol

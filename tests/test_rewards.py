@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.tables import obligations, transfers
+from gateway.ledger.tables import obligations, transfers
 from tests.conftest import PARTNER_SCOPES, Gateway
 from tests.operations import ERRORS, QUOTE, TRANSFER_FIELDS, codes, payload
 from tests.sso import Brands, brands, sso  # noqa: F401

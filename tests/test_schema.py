@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.graphql.schema import schema
+from gateway.api.graphql.schema import schema
 
 EXPORTED = Path(__file__).parents[1] / "schema.graphql"
 

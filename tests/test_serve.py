@@ -33,7 +33,7 @@ def test_serve_runs_the_demo_coalition(tmp_path: Path) -> None:
         "PORT": str(port),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--no-access-log"],
+        [sys.executable, "-m", "gateway.api.cli", "serve", "--no-access-log"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -104,7 +104,7 @@ def test_several_workers_share_the_development_pool(tmp_path: Path, pg_url: str)
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--workers", "2", "--no-access-log"],
+            [sys.executable, "-m", "gateway.api.cli", "serve", "--workers", "2", "--no-access-log"],
             env=environ,
             stdout=output,
             stderr=subprocess.STDOUT,

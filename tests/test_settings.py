@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, normalise_database_url
+from gateway.api.settings import (
+    DEFAULT_DATABASE_URL,
+    Settings,
+    SettingsError,
+    normalise_database_url,
+)
 
 
 def test_defaults_run_the_embedded_demo() -> None:

@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from gateway.cli import main
-from gateway.service import utcnow
-from gateway.settlement import SettlementService
-from gateway.settlement_sql import aggregate
-from gateway.tables import obligations
+from gateway.api.cli import main
+from gateway.ledger.service import utcnow
+from gateway.ledger.tables import obligations
+from gateway.settlement.service import SettlementService
+from gateway.settlement.store import aggregate
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, codes, payload
 from tests.sso import CLOCK, Brands, brands, sso  # noqa: F401

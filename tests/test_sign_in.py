@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import pytest
 
-from gateway.graphql.scalars import identity_id
+from gateway.api.graphql.scalars import identity_id
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
 from tests.sso import (  # noqa: F401

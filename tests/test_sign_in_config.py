@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from gateway.app import create_app
-from gateway.settings import Settings, SettingsError
-from partners.config import load_coalition
+from gateway.api.app import create_app
+from gateway.api.settings import Settings, SettingsError
+from partners.config.coalition import load_coalition
 from tests.test_config import COALITION, assert_names, partner, refusal, write
 
 

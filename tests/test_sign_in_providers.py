@@ -20,9 +20,9 @@ import pytest
 from joserfc import jwk, jwt
 
 from gateway.auth.client_auth import ASSERTION_TYPE, client_auth
-from partners.oidc_clients import BASIC, POST, PRIVATE_KEY_JWT
-from partners.oidc_provider import DevProvider, serve_in_thread
-from partners.sign_in import env_name
+from partners.config.sign_in import env_name
+from partners.development.oidc_clients import BASIC, POST, PRIVATE_KEY_JWT
+from partners.development.oidc_provider import DevProvider, serve_in_thread
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.sso import CLOCK, USERS, Brands, brands, query_of, sign_in  # noqa: F401
 

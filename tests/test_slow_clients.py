@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         "COALITION_HOLD_SWEEP_SECONDS": "0",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--no-access-log"],
+        [sys.executable, "-m", "gateway.api.cli", "serve", "--no-access-log"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

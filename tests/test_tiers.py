@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.graphql.scalars import decode_member_id
-from gateway.tier_tables import member_tiers
-from gateway.tiers import TierService
-from partners.config import DEMO_DIRECTORY, load_coalition
+from gateway.api.graphql.scalars import decode_member_id
+from gateway.tiers.service import TierService
+from gateway.tiers.tables import member_tiers
+from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import codes
 from tests.sso import Brands, brands, sso_programme  # noqa: F401

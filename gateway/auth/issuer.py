@@ -32,10 +32,15 @@ from joserfc.jwk import RSAKey
 from joserfc.jwt import ClaimsOption
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import clients
-from .errors import InvalidToken, OAuthError
-from .keys import ALGORITHM, KeyStore
-from .principal import OPERATOR_SCOPE, PARTNER_SCOPES, OperatorPrincipal, PartnerPrincipal
+from gateway.auth import clients
+from gateway.auth.errors import InvalidToken, OAuthError
+from gateway.auth.keys import ALGORITHM, KeyStore
+from gateway.auth.principal import (
+    OPERATOR_SCOPE,
+    PARTNER_SCOPES,
+    OperatorPrincipal,
+    PartnerPrincipal,
+)
 
 TOKEN_TYPE = "at+jwt"
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat

@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from partners.config import Partner
-
-from ..errors import DomainError, ErrorCode
-from .principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
+from gateway.auth.principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
+from gateway.kernel.errors import DomainError, ErrorCode
+from partners.config.coalition import Partner
 
 STEP_UP_WINDOW = timedelta(hours=24)
 
@@ -87,7 +86,7 @@ class Access:
 
         ``spent_recently``: what the member spent at the partner in the last
         ``STEP_UP_WINDOW``, so that splitting a large amount does not avoid step-up (the
-        caller's early check passes 0; ``gateway.step_up`` checks the sum where it posts)."""
+        caller's early check passes 0; ``gateway.auth.step_up`` checks the sum where it posts)."""
         principal = self.principal
         if isinstance(principal, OperatorPrincipal):
             return
@@ -101,7 +100,7 @@ class Access:
     def step_up(self, partner: Partner, points: int, now: datetime, spent_recently: int) -> None:
         """Refuse a member without a second factor that counts spending ``points`` at
         ``partner`` when with what they spent there in the last ``STEP_UP_WINDOW`` it passes
-        the partner's threshold. ``gateway.step_up`` asks this inside the posting's
+        the partner's threshold. ``gateway.auth.step_up`` asks this inside the posting's
         transaction, where racing spends of the member take turns."""
         if not self.needs_step_up(partner, now):
             return

@@ -35,10 +35,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from partners.sign_in import CLIENT_SECRET_BASIC, SignIn
-
-from .client_auth import ClientAuth
-from .errors import InvalidToken
+from gateway.auth.client_auth import ClientAuth
+from gateway.auth.errors import InvalidToken
+from partners.config.sign_in import CLIENT_SECRET_BASIC, SignIn
 
 log = logging.getLogger("gateway.auth")
 

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..unit_of_work import UnitOfWork
-from . import log
-from .event import START, Consumer, Position
-from .tables import consumer_positions
+from gateway.events import log
+from gateway.events.event import START, Consumer, Position
+from gateway.events.tables import consumer_positions
+from gateway.kernel.unit_of_work import UnitOfWork
 
 CONSUMER_LOCKS = 727275  # the advisory-lock class of consumers (the objid: the name's CRC)
 

@@ -29,8 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .event import Event, Position
-from .tables import SNAPSHOT_XMIN_SQL, outbox
+from gateway.events.event import Event, Position
+from gateway.events.tables import SNAPSHOT_XMIN_SQL, outbox
 
 _COLUMNS = (
     outbox.c.id,

@@ -1,7 +1,8 @@
 """Appending events: one INSERT in the caller's transaction, so an event exists exactly when
 the posting it records committed (a failed posting rolls it back; a replay appends none).
 
-The hooks call ``append`` with an event built here, one line next to each posting. The
+The hooks call ``append`` with an event built here (a transfer's, in
+``gateway.ledger.transfer_events``), one line next to each posting. The
 insert sends no transaction id: the column's default fills it in (``tables.py``).
 """
 
@@ -14,11 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..records import TransferRecord
-from . import types
-from .actor import current_actor
-from .event import NewEvent
-from .tables import outbox
+from gateway.events import types
+from gateway.events.actor import current_actor
+from gateway.events.event import NewEvent
+from gateway.events.tables import outbox
 
 _INSERT = sa.insert(outbox)
 
@@ -42,37 +42,6 @@ async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> Non
         for event in events
     ]
     await connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
-
-
-def posted(transfer: TransferRecord, extra: Mapping[str, Any] | None = None) -> NewEvent:
-    """The event recording a ledger transfer; ``extra`` adds to its data (e.g. what a
-    reversal reverses)."""
-    data: dict[str, Any] = {"kind": transfer.kind.value}
-    if transfer.reason is not None:
-        data["reason"] = transfer.reason
-    if transfer.to_partner is not None:
-        data["to_partner"] = transfer.to_partner
-    if transfer.received_points is not None:
-        data["received_points"] = transfer.received_points
-    if transfer.fee is not None:
-        data["fee"] = transfer.fee
-    if transfer.rate is not None:
-        data["rate"] = str(transfer.rate)
-    if transfer.purchase_amount is not None:
-        data["purchase_amount"] = str(transfer.purchase_amount)
-    if transfer.reverses_id is not None:
-        data["reverses_id"] = transfer.reverses_id
-    if extra:
-        data.update(extra)
-    return NewEvent(
-        type=types.BY_TRANSFER_KIND[transfer.kind.value],
-        occurred_at=transfer.created_at,
-        member_id=transfer.member_id,
-        partner=transfer.partner,
-        transfer_id=transfer.id,
-        points=transfer.points,
-        data=data,
-    )
 
 
 def enrolled(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..tables import BigId, Moment, metadata
+from gateway.kernel.schema import BigId, Moment, metadata
 
 # PostgreSQL's 64-bit transaction id (xid8, epoch and xid) as a bigint.
 CURRENT_TRANSACTION_SQL = "(pg_current_xact_id()::text::bigint)"

@@ -20,11 +20,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from ..events.actor import set_actor
-from ..events.event import Consumer, Position
-from ..events.followers import follow, position, try_lock
-from ..events.log import latest
-from ..unit_of_work import UnitOfWork
+from gateway.events.actor import set_actor
+from gateway.events.event import Consumer, Position
+from gateway.events.followers import follow, position, try_lock
+from gateway.events.log import latest
+from gateway.kernel.unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.jobs")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from gateway.tables import metadata
+from gateway.kernel.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .exceptions import (
+from partners.remote.exceptions import (
     RemoteAlreadyReversed,
     RemoteError,
     RemoteInsufficientPoints,
@@ -31,8 +31,13 @@ from .exceptions import (
     RemoteUnknownMember,
     malformed,
 )
-from .transactions import RemoteTransaction, TransactionType, expect, read_transaction
-from .wire import (
+from partners.remote.transactions import (
+    RemoteTransaction,
+    TransactionType,
+    expect,
+    read_transaction,
+)
+from partners.remote.wire import (
     ALREADY_REVERSED,
     INSUFFICIENT_POINTS,
     KEY,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .wire import ALREADY_REVERSED, INSUFFICIENT_POINTS, KEY_REUSED, UNKNOWN_MEMBER
+from partners.remote.wire import ALREADY_REVERSED, INSUFFICIENT_POINTS, KEY_REUSED, UNKNOWN_MEMBER
 
 __all__ = [
     "RemoteAlreadyReversed",

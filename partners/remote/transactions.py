@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from .exceptions import malformed
-from .wire import MAX_POINTS, parse_time
+from partners.remote.exceptions import malformed
+from partners.remote.wire import MAX_POINTS, parse_time
 
 __all__ = ["RemoteTransaction", "TransactionType", "expect", "read_transaction"]
 

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from partners.reader import MAX_POINTS
+from partners.config.reader import MAX_POINTS
 
 __all__ = [
     "ALREADY_REVERSED",

@@ -1,0 +1,1 @@
+"""Entry points and the composition root: the ASGI app, GraphQL, HTTP routes, the CLI."""

@@ -1,0 +1,141 @@
+"""Authentication assembled from the settings: providers (bundled development ones
+mounted under ``/dev/oidc/<name>``), cookie signing, the browser routes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import ssl
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
+from gateway.api.authenticate import Authenticator
+from gateway.api.settings import Settings, SettingsError
+from gateway.auth.client_auth import ClientAuth, ClientAuthError, client_auth
+from gateway.auth.issuer import TokenIssuer
+from gateway.auth.providers import COALITION, Provider, Providers
+from gateway.development.demo import DEMO_OPERATOR, DEMO_SIGN_INS
+from gateway.ledger.service import LedgerService
+from gateway.members.identity import IdentityService
+from partners.config.coalition import Coalition
+from partners.config.sign_in import SignIn
+from partners.development.oidc_provider import DevProvider, DevUser
+
+log = logging.getLogger("gateway.auth")
+
+DEV_CLIENT_ID = "coalition-gateway"
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every provider client: loading the CA bundle takes ~25 ms."""
+    return ssl.create_default_context()
+
+
+def _sign_ins(coalition: Coalition) -> dict[str, SignIn]:
+    found = {slug: p.sign_in for slug, p in coalition.partners.items() if p.sign_in is not None}
+    if coalition.sign_in is not None:
+        found[COALITION] = coalition.sign_in
+    return found
+
+
+def _demo_users(name: str, sign_in: SignIn) -> list[DevUser]:
+    if name == COALITION:
+        role = {sign_in.operator_claim or "roles": [sign_in.operator_role]}
+        return [DevUser(DEMO_OPERATOR, "Olivia (coalition operator)", role)]
+    claim = sign_in.customer_id_claim
+    return [
+        DevUser(subject, f"{person} ({customer_id})", {claim: customer_id} if claim else {})
+        for subject, person, customer_id in DEMO_SIGN_INS.get(name, ())
+    ]
+
+
+class AuthSystem:
+    def __init__(
+        self, settings: Settings, coalition: Coalition, clock: Callable[[], datetime]
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sign_ins = _sign_ins(coalition)
+        secret = settings.session_secret
+        if not secret:
+            # Development only (production refuses to start without one): sessions end
+            # when the process restarts.
+            secret = secrets.token_urlsafe(32)
+        self.secret = secret
+        self.dev_secret = secrets.token_urlsafe(24)
+        self.dev_providers: dict[str, DevProvider] = {}
+        for name, sign_in in self.sign_ins.items():
+            if not sign_in.development:
+                try:
+                    self._client(name, sign_in)  # fail now, not at sign-in
+                except ClientAuthError as error:
+                    raise SettingsError(str(error)) from None
+                continue
+            if settings.production:
+                raise SettingsError(
+                    f"sign-in for '{name}' uses the development provider, which production "
+                    "refuses; configure its issuer"
+                )
+            self.dev_providers[name] = DevProvider(
+                f"{settings.public_url}/dev/oidc/{name}",
+                {DEV_CLIENT_ID: self.dev_secret},
+                _demo_users(name, sign_in) if settings.demo_data else (),
+                title=f"{name}: development sign-in (demo only)",
+                clock=lambda: clock().timestamp(),
+            )
+        self.authenticator: Authenticator | None = None
+        self.identity: IdentityService | None = None
+        self._clients: list[httpx.AsyncClient] = []
+
+    def mounts(self) -> list[BaseRoute]:
+        return [
+            Mount(f"/dev/oidc/{name}", app=provider.app)
+            for name, provider in self.dev_providers.items()
+        ]
+
+    def _client(self, name: str, sign_in: SignIn) -> ClientAuth:
+        if sign_in.development:
+            method = sign_in.token_endpoint_auth_method
+            return ClientAuth(method, DEV_CLIENT_ID, secret=self.dev_secret)
+        return client_auth(name, sign_in.token_endpoint_auth_method, self.settings.oidc_credential)
+
+    def _provider(self, app: Starlette, name: str, sign_in: SignIn) -> Provider:
+        if sign_in.development:
+            # The bundled provider answers in-process: no network hop, any port.
+            http = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), timeout=5, verify=_tls()
+            )
+            issuer = self.dev_providers[name].issuer
+        else:
+            http = httpx.AsyncClient(timeout=5, follow_redirects=False, verify=_tls())
+            assert sign_in.issuer is not None
+            issuer = sign_in.issuer
+        self._clients.append(http)
+        return Provider(name, sign_in, issuer, self._client(name, sign_in), http, self.clock)
+
+    def start(self, app: Starlette, service: LedgerService, issuer: TokenIssuer) -> None:
+        try:
+            providers = Providers(
+                {name: self._provider(app, name, s) for name, s in self.sign_ins.items()}
+            )
+        except ClientAuthError as error:
+            raise SettingsError(str(error)) from None
+        self.identity = IdentityService(service, self.clock)
+        self.authenticator = Authenticator(
+            providers,
+            issuer,
+            self.identity,
+            self.secret,
+            int(timedelta(hours=self.settings.session_hours).total_seconds()),
+        )
+
+    async def stop(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()

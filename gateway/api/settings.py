@@ -1,0 +1,153 @@
+"""Configuration from the environment, with defaults that run the embedded demo as is."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from partners.config.coalition import DEMO_DIRECTORY
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/coalition.db"
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in TRUE:
+        return True
+    if value.strip().lower() in FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+def _number(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise SettingsError(f"{name} must be 0 or more seconds, got {value!r}")
+    return seconds
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` spelling and use the asyncpg driver for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    config_dir: Path = DEMO_DIRECTORY
+    demo_data: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_size: int = 20
+    db_pool_timeout: float = 5.0  # seconds a request waits for a connection, then SERVICE_BUSY
+    db_statement_timeout: float = 30.0  # seconds; PostgreSQL cancels a longer statement; 0: none
+    workers: int = 1
+    max_query_depth: int = 12
+    max_query_tokens: int = 2000
+    max_query_cost: int = 10_000  # see gateway/graphql/cost.py
+    http_header_timeout: float = 10.0  # seconds to receive a request's headers; 0: unbounded
+    http_body_timeout: float = 30.0  # seconds to receive a request's body; 0: unbounded
+    max_body_bytes: int = 4 * 1024 * 1024  # a bulk earn of 10,000 purchases fits
+    migrate_on_start: bool = True
+    graphiql: bool = True
+    hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
+    remote_retry_seconds: int = 30  # how often pending remote operations are retried; 0: never
+    jobs: bool = True  # run the job runner (consumers, sweeps) inside each server process
+    events_poll_seconds: float = 0.2  # how often an idle consumer looks for new events
+    environment: str = "development"  # or "production": secure cookies, no dev providers
+    public_url: str = ""  # how browsers and clients reach the gateway; default from host/port
+    session_secret: str = ""  # signs cookies; required in production
+    session_hours: int = 12
+    token_lifetime: int = 600  # seconds, for the gateway's client-credentials tokens
+    oidc_credentials: tuple[tuple[str, str], ...] = ()  # COALITION_OIDC_* from the environment
+
+    def __post_init__(self) -> None:
+        if self.environment not in ("development", "production"):
+            raise SettingsError(
+                f"COALITION_ENV must be development or production, got {self.environment!r}"
+            )
+        if self.production and len(self.session_secret) < 32:
+            raise SettingsError(
+                "COALITION_SESSION_SECRET (32+ characters) is required in production"
+            )
+        if not self.events_poll_seconds > 0:
+            raise SettingsError("COALITION_EVENTS_POLL_SECONDS must be more than 0")
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def oidc_credential(self, name: str) -> str | None:
+        """An entry such as COALITION_OIDC_SKYWAY_CLIENT_ID from the environment."""
+        return dict(self.oidc_credentials).get(name)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            database_url=normalise_database_url(environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            config_dir=Path(environ.get("COALITION_CONFIG_DIR", str(DEMO_DIRECTORY))),
+            demo_data=_flag(environ, "COALITION_DEMO_DATA", True),
+            host=environ.get("HOST", "127.0.0.1"),
+            port=_number(environ, "PORT", 8000),
+            db_pool_size=_number(environ, "DB_POOL_SIZE", 20),
+            db_pool_timeout=_seconds(environ, "DB_POOL_TIMEOUT", 5.0),
+            db_statement_timeout=_seconds(environ, "DB_STATEMENT_TIMEOUT", 30.0),
+            workers=_number(environ, "WEB_CONCURRENCY", 1),
+            max_query_depth=_number(environ, "GRAPHQL_MAX_DEPTH", 12),
+            max_query_tokens=_number(environ, "GRAPHQL_MAX_TOKENS", 2000),
+            max_query_cost=_number(environ, "GRAPHQL_MAX_COST", 10_000),
+            http_header_timeout=_seconds(environ, "HTTP_HEADER_TIMEOUT", 10.0),
+            http_body_timeout=_seconds(environ, "HTTP_BODY_TIMEOUT", 30.0),
+            migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
+            graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
+            hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
+            remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
+            jobs=_flag(environ, "COALITION_JOBS", True),
+            events_poll_seconds=_seconds(environ, "COALITION_EVENTS_POLL_SECONDS", 0.2),
+            environment=environ.get("COALITION_ENV", "development").strip().lower(),
+            public_url=environ.get("COALITION_PUBLIC_URL", ""),
+            session_secret=environ.get("COALITION_SESSION_SECRET", ""),
+            session_hours=_number(environ, "COALITION_SESSION_HOURS", 12),
+            token_lifetime=_number(environ, "COALITION_TOKEN_LIFETIME", 600),
+            oidc_credentials=tuple(
+                sorted((k, v) for k, v in environ.items() if k.startswith("COALITION_OIDC_"))
+            ),
+        )

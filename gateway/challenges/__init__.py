@@ -1,0 +1,1 @@
+"""Challenges and badges: progress, awards and their bonuses."""

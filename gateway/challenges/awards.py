@@ -1,0 +1,57 @@
+"""The consumer that gives badges and their bonuses (``challenges.awards``).
+
+Counters move in each earn's own transaction (``challenge_counters``); this consumer follows
+the events (``points.earned``, and ``member.merged``, whose counters add up) and, for each
+member they name, awards what the counters show met and not yet awarded in the periods that
+hold the events: the badge row and its bonus posting (through the ledger, on the consumer's
+connection), in the transaction that also advances the consumer's position. The award row's
+unique key (challenge, member, period) and the bonus's idempotency key make a replayed batch,
+a second runner or the sweep (``ChallengeService.evaluate_all``) award nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.challenges.service import ChallengeService
+from gateway.events import types
+from gateway.events.event import Event
+from gateway.ledger.store import Lock, lock_members
+
+FOLLOWED = frozenset({types.POINTS_EARNED, types.MEMBER_MERGED})
+
+
+class ChallengeAwards:
+    """``Consumer`` (gateway/events/event.py) of the badges."""
+
+    name = "challenges.awards"
+
+    def __init__(self, challenges: ChallengeService) -> None:
+        self.challenges = challenges
+
+    async def apply(self, connection: AsyncConnection, events: Sequence[Event]) -> None:
+        spans: dict[str, tuple[datetime, datetime]] = {}
+        for event in events:
+            if event.type not in FOLLOWED or event.member_id is None:
+                continue
+            moment = event.occurred_at
+            low, high = spans.get(event.member_id, (moment, moment))
+            spans[event.member_id] = (min(low, moment), max(high, moment))
+        if not spans:
+            return
+        await self.challenges.prepare(connection)
+        # Every member of the batch at once, in the one lock order: postings go on, a
+        # merge waits (see repository.lock_members).
+        live = await lock_members(connection, sorted(spans), Lock.SHARED)
+        survivors: dict[str, tuple[datetime, datetime]] = {}
+        for member_id, (low, high) in spans.items():
+            survivor = live.get(member_id)
+            if survivor is None:
+                continue  # unknown member
+            before = survivors.get(survivor, (low, high))
+            survivors[survivor] = (min(before[0], low), max(before[1], high))
+        for survivor, (low, high) in sorted(survivors.items()):
+            await self.challenges.award_due(connection, survivor, low, high)

@@ -1,0 +1,1 @@
+"""What a member's dashboard ranks by."""

@@ -1,0 +1,2 @@
+"""Earning: the rule-by-rule breakdown, promotions, purchases, pending points, returns,
+activities, referrals and batches."""

@@ -1,0 +1,1 @@
+"""Point expiry: what expires when, the job that posts it, the breakage report."""

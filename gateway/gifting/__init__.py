@@ -1,0 +1,1 @@
+"""Gifting points from one member to another in the same pool."""

@@ -1,0 +1,1 @@
+"""Point-of-sale holds: authorize, capture, void, expire."""

@@ -1,0 +1,1 @@
+"""Members' identities: sign-in, linking and merging accounts."""

@@ -1,0 +1,1 @@
+"""Postings at partners that keep their own points: the saga and its resumption."""

@@ -1,0 +1,1 @@
+"""The rewards catalogue and redeeming a reward with points of any pool."""

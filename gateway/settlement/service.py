@@ -1,0 +1,493 @@
+"""Settlement between partners: closing a period, its statements, and reconciling them.
+
+Obligations say what one partner owes another in the settlement currency: a cross-brand
+reward redemption (gateway/rewards.py) and every conversion or reversed conversion
+(gateway/service.py) record them as they post. An operator closes a period ending at *E*
+(``SettlementService.close``), in one transaction:
+
+1. Closes are serialised (a PostgreSQL advisory lock; SQLite has one writer). *E* equal
+   to a closed period's end is a retry: that period is returned and nothing changes. *E*
+   not after the last end is ``PERIOD_NOT_AFTER_LAST``; *E* still in the future is
+   ``PERIOD_NOT_ENDED``.
+2. One UPDATE puts every obligation created before *E* that no period holds yet into the
+   new period. It is the only writer of ``obligations.statement_period``, so no obligation
+   is in two periods; one committed while the close runs is either created at or after *E*
+   (closes refuse future ends) or, created earlier but committed after the close's
+   snapshot, is taken by the next close.
+3. The operator's fees become obligations of the period (debtor the partner, creditor
+   ``operator``). The transfers they are charged on are marked in ``settled_transfers``,
+   each once: every ``earn`` and ``conversion`` transfer, and every ``reversal`` of one,
+   created before *E* and not charged by an earlier period. Issuance fee per partner:
+   ``fee_per_point_issued`` times the points of its earns minus the points of its
+   reversed earns (a negative fee when reversals of earlier earns outweigh: a refund).
+   Conversion fee per source partner: the fee points of its conversions at its point
+   value (from the configuration at the close), minus those of reversed conversions.
+4. A statement per partner, by aggregation in the database: gross payable (what it owes
+   other partners), gross receivable (what they owe it), fees, and net = receivable -
+   payable - fees, its multilateral position against the coalition. Bilateral pairs: per
+   unordered pair of parties (the operator included, for fees) the net amount and who
+   owes it. A partner's pairs add up to its net.
+5. The period's row is written last (the other tables' keys to it are checked at commit).
+
+A closed period never changes: database triggers refuse UPDATE and DELETE on periods,
+statements, pairs, marks, and on an obligation once it is in a period. A correction is a
+new obligation, which falls into the next period.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.events import outbox
+from gateway.events.event import NewEvent
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.service import LedgerService
+from gateway.ledger.tables import obligations, settlement_periods, statement_pairs, statements
+from gateway.settlement import store as sql
+
+MAX_PERIODS = 100
+LISTED = 20  # rows a reconciliation report lists per check
+ZERO = Decimal(0)
+
+
+class SettlementError(DomainError):
+    """A close refused; nothing changed."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, field: tuple[str, ...] = ("period_end",)
+    ) -> None:
+        super().__init__(code, message, field)
+
+
+class Direction(Enum):
+    RECEIVABLE = "receivable"  # the counterparty owes the partner
+    PAYABLE = "payable"  # the partner owes the counterparty
+    EVEN = "even"
+
+
+@dataclass(frozen=True)
+class Period:
+    id: int
+    opens_at: datetime | None  # the previous period's end; None for the first period
+    closes_at: datetime  # exclusive
+    closed_at: datetime
+    closed_by: str
+    currency: str
+    obligation_count: int
+    replayed: bool = False  # a retried close: this period was closed before
+
+    @classmethod
+    def from_row(cls, row: Any, replayed: bool = False) -> Period:
+        return cls(
+            row.id,
+            row.opens_at,
+            row.closes_at,
+            row.closed_at,
+            row.closed_by,
+            row.currency,
+            row.obligation_count,
+            replayed,
+        )
+
+
+@dataclass(frozen=True)
+class Position:
+    """A partner's bilateral net against one counterparty: positive when owed to it."""
+
+    counterparty: str
+    net: Decimal
+
+    @property
+    def direction(self) -> Direction:
+        if self.net > 0:
+            return Direction.RECEIVABLE
+        return Direction.PAYABLE if self.net < 0 else Direction.EVEN
+
+
+@dataclass(frozen=True)
+class Statement:
+    period_id: int
+    partner: str
+    gross_payable: Decimal
+    gross_receivable: Decimal
+    fees: Decimal
+    net: Decimal  # receivable - payable - fees: the multilateral net against the coalition
+    obligation_count: int  # obligations of the period the partner is a party to
+    positions: tuple[Position, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A way the ledger and the statements disagree, with (some of) the rows at fault."""
+
+    check: str
+    count: int
+    rows: list[tuple[Any, ...]]
+
+
+def positions_of(partner: str, pairs: Sequence[sql.PairRow]) -> tuple[Position, ...]:
+    found = []
+    for pair in pairs:
+        if pair.debtor == partner:
+            found.append(Position(pair.creditor, ZERO - pair.amount))  # never -0
+        elif pair.creditor == partner:
+            found.append(Position(pair.debtor, pair.amount))
+    return tuple(sorted(found, key=lambda position: position.counterparty))
+
+
+def aware_utc(moment: datetime, field: str = "period_end") -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise SettlementError(
+            ErrorCode.INVALID_INPUT,
+            "A period's end needs a time zone, e.g. 2026-12-01T00:00:00Z.",
+            (field,),
+        )
+    return moment.astimezone(UTC)
+
+
+class SettlementService:
+    def __init__(self, ledger: LedgerService) -> None:
+        self.ledger = ledger
+        self.uow = ledger.uow
+
+    # Closing
+
+    async def close(self, period_end: datetime, by: str) -> Period:
+        """Close the period ending at ``period_end`` (exclusive); see the module's doc."""
+        end = aware_utc(period_end)
+        coalition = self.ledger.coalition
+
+        async def work(connection: AsyncConnection) -> Period:
+            await sql.lock(connection)
+            same = (
+                await connection.execute(
+                    sa.select(settlement_periods).where(settlement_periods.c.closes_at == end)
+                )
+            ).first()
+            if same is not None:
+                return Period.from_row(same, replayed=True)
+            last = (
+                await connection.execute(
+                    sa.select(settlement_periods)
+                    .order_by(settlement_periods.c.closes_at.desc())
+                    .limit(1)
+                )
+            ).first()
+            if last is not None and end <= last.closes_at:
+                raise SettlementError(
+                    ErrorCode.PERIOD_NOT_AFTER_LAST,
+                    f"The last period closed ends at {last.closes_at.isoformat()}; a new one "
+                    "must end after it.",
+                )
+            now = self.ledger.clock()
+            if end > now:
+                raise SettlementError(
+                    ErrorCode.PERIOD_NOT_ENDED,
+                    f"The period has not ended yet (it is now {now.isoformat()}).",
+                )
+            top = await connection.scalar(sa.select(sa.func.max(settlement_periods.c.id)))
+            period_id = int(top or 0) + 1
+            claimed = await sql.claim_obligations(connection, period_id, end)
+            await sql.mark_fee_transfers(connection, period_id, end)
+            fees = await sql.charge_fees(
+                connection,
+                period_id,
+                coalition.fee_per_point_issued,
+                {slug: partner.point_value for slug, partner in coalition.partners.items()},
+                now,
+            )
+            await sql.write_statements(connection, period_id, sorted(coalition.partners))
+            period = Period(
+                id=period_id,
+                opens_at=last.closes_at if last is not None else None,
+                closes_at=end,
+                closed_at=now,
+                closed_by=by,
+                currency=coalition.settlement_currency,
+                obligation_count=claimed + fees,
+            )
+            values = {**period.__dict__}
+            del values["replayed"]
+            await sql.insert_period(connection, values)
+            await outbox.append(connection, [_closed_event(period)])
+            return period
+
+        return await self.uow.write(work)
+
+    # Reading
+
+    async def periods(self, limit: int = MAX_PERIODS) -> list[Period]:
+        """Closed periods, the latest first."""
+
+        async def work(connection: AsyncConnection) -> list[Period]:
+            result = await connection.execute(
+                sa.select(settlement_periods)
+                .order_by(settlement_periods.c.closes_at.desc())
+                .limit(limit)
+            )
+            return [Period.from_row(row) for row in result]
+
+        return await self.uow.read(work)
+
+    async def period(self, period_id: int) -> Period | None:
+        async def work(connection: AsyncConnection) -> Period | None:
+            row = (
+                await connection.execute(
+                    sa.select(settlement_periods).where(settlement_periods.c.id == period_id)
+                )
+            ).first()
+            return Period.from_row(row) if row is not None else None
+
+        return await self.uow.read(work)
+
+    async def statements(self, period_id: int, partner: str | None = None) -> list[Statement]:
+        """A closed period's statements (only ``partner``'s when given), by partner."""
+
+        async def work(connection: AsyncConnection) -> list[Statement]:
+            query = sa.select(statements).where(statements.c.period_id == period_id)
+            pairs_query = sa.select(statement_pairs).where(statement_pairs.c.period_id == period_id)
+            if partner is not None:
+                query = query.where(statements.c.partner == partner)
+                pairs_query = pairs_query.where(
+                    sa.or_(
+                        statement_pairs.c.debtor == partner, statement_pairs.c.creditor == partner
+                    )
+                )
+            rows = (await connection.execute(query.order_by(statements.c.partner))).all()
+            pairs = [
+                sql.PairRow(row.debtor, row.creditor, row.amount)
+                for row in await connection.execute(pairs_query)
+            ]
+            return [
+                Statement(
+                    period_id,
+                    row.partner,
+                    row.gross_payable,
+                    row.gross_receivable,
+                    row.fees,
+                    row.net,
+                    row.obligation_count,
+                    positions_of(row.partner, pairs),
+                )
+                for row in rows
+            ]
+
+        return await self.uow.read(work)
+
+    async def statement(self, period_id: int, partner: str) -> Statement | None:
+        found = await self.statements(period_id, partner)
+        return found[0] if found else None
+
+    # Export
+
+    async def csv_lines(self, period: Period, partner: str | None = None) -> AsyncIterator[str]:
+        """The period's statements as CSV (only ``partner``'s when given), line by line;
+        the obligations are streamed from the database. Columns: ``CSV_COLUMNS``."""
+        yield _csv_line(CSV_COLUMNS)
+        for statement in await self.statements(period.id, partner):
+            for line in _summary_lines(period, statement):
+                yield _csv_line(line)
+            async for line in self._obligation_lines(period, statement.partner):
+                yield _csv_line(line)
+
+    async def _obligation_lines(
+        self, period: Period, partner: str
+    ) -> AsyncIterator[tuple[object, ...]]:
+        query = (
+            sa.select(obligations)
+            .where(
+                obligations.c.statement_period == period.id,
+                sa.or_(obligations.c.debtor == partner, obligations.c.creditor == partner),
+            )
+            .order_by(obligations.c.id)
+        )
+        async with self.ledger.engine.connect() as connection:
+            result = await connection.stream(query)
+            async for row in result:
+                amount = sql.counted(row.amount)
+                owed_to_partner = row.creditor == partner
+                yield (
+                    period.id,
+                    partner,
+                    "obligation",
+                    row.debtor if owed_to_partner else row.creditor,
+                    row.kind,
+                    amount if owed_to_partner else sql.ZERO - amount,
+                    period.currency,
+                    row.id,
+                    row.created_at.isoformat(),
+                    row.transfer_id or "",
+                    row.redemption_id or "",
+                )
+
+    # Reconciliation
+
+    async def reconcile(self) -> list[Finding]:
+        """Every way the ledger and the statements disagree; empty when they agree.
+
+        The ledger against its obligations: every conversion has its obligation, every
+        reversed conversion the one giving the value back, every cross-brand reward
+        redemption its reward obligation, and no movement is recorded twice. Obligations
+        against periods: every obligation created before the last close is in a period
+        (exactly one: ``statement_period`` holds one), only closed periods hold any, each
+        period holds as many as it counted, every fee-bearing transfer before the last close
+        was charged, and only in a closed period. Statements against their obligations:
+        each period's statements and pairs equal what its obligations add up to now, and
+        each partner's pairs add up to its net. Read in one snapshot (REPEATABLE READ on
+        PostgreSQL)."""
+        engine = self.ledger.engine
+        async with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with connection.begin():
+                findings = [Finding(*found) for found in await sql.ledger_findings(connection)]
+                period_ids = (
+                    await connection.scalars(
+                        sa.select(settlement_periods.c.id).order_by(settlement_periods.c.id)
+                    )
+                ).all()
+                by_check: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+                for period_id in period_ids:
+                    for check, rows in (await _period_findings(connection, period_id)).items():
+                        by_check[check] += rows
+        findings += [
+            Finding(check, len(rows), rows[:LISTED]) for check, rows in by_check.items() if rows
+        ]
+        return findings
+
+
+CSV_COLUMNS = (
+    "period_id",
+    "partner",
+    "line",  # total | bilateral | obligation
+    "counterparty",
+    "kind",
+    "amount",
+    "currency",
+    "obligation_id",
+    "created_at",
+    "transfer_id",
+    "redemption_id",
+)
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _summary_lines(period: Period, statement: Statement) -> list[tuple[object, ...]]:
+    """The statement's totals, then its bilateral positions (signed: + owed to it)."""
+    head = (period.id, statement.partner)
+    totals = [
+        ("gross_payable", statement.gross_payable),
+        ("gross_receivable", statement.gross_receivable),
+        ("fees", statement.fees),
+        ("net", statement.net),
+    ]
+    lines: list[tuple[object, ...]] = [
+        (*head, "total", "", kind, amount, period.currency, "", "", "", "")
+        for kind, amount in totals
+    ]
+    lines += [
+        (
+            *head,
+            "bilateral",
+            position.counterparty,
+            position.direction.value,
+            position.net,
+            period.currency,
+            "",
+            "",
+            "",
+            "",
+        )
+        for position in statement.positions
+    ]
+    return lines
+
+
+STATEMENT_DIFFERS = (
+    "a statement differs from the sum of its obligations (period, partner, figure, stored, "
+    "from the obligations)"
+)
+PAIR_DIFFERS = (
+    "a bilateral position differs from its obligations (period, which, debtor, creditor, amount)"
+)
+PAIRS_UNBALANCED = (
+    "a partner's bilateral positions do not add up to its net (period, partner, net, sum of "
+    "positions)"
+)
+FIGURES = ("gross_payable", "gross_receivable", "fees", "net", "obligation_count")
+
+
+async def _period_findings(
+    connection: AsyncConnection, period_id: int
+) -> dict[str, list[tuple[Any, ...]]]:
+    """What differs in one closed period, by check: its statements and pairs against what
+    its obligations add up to now, and each partner's pairs against its net."""
+    have, have_pairs = await sql.stored(connection, period_id)
+    want, want_pairs = await sql.expected(connection, period_id, [row.partner for row in have])
+    found: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    stored_rows = {row.partner: row for row in have}
+    wanted_rows = {row.partner: row for row in want}
+    for partner in sorted(stored_rows.keys() | wanted_rows.keys()):
+        stored_row, wanted_row = stored_rows.get(partner), wanted_rows.get(partner)
+        for figure in FIGURES:
+            stored_value = getattr(stored_row, figure, "no statement")
+            wanted_value = getattr(wanted_row, figure, "no statement")
+            if stored_value != wanted_value:
+                found[STATEMENT_DIFFERS].append(
+                    (period_id, partner, figure, stored_value, wanted_value)
+                )
+    stored_pairs = {(p.debtor, p.creditor, p.amount) for p in have_pairs}
+    wanted_pairs = {(p.debtor, p.creditor, p.amount) for p in want_pairs}
+    found[PAIR_DIFFERS] += [(period_id, "stored", *p) for p in sorted(stored_pairs - wanted_pairs)]
+    found[PAIR_DIFFERS] += [
+        (period_id, "from the obligations", *p) for p in sorted(wanted_pairs - stored_pairs)
+    ]
+    for row in have:
+        total = sum((p.net for p in positions_of(row.partner, have_pairs)), ZERO)
+        if total != row.net:
+            found[PAIRS_UNBALANCED].append((period_id, row.partner, row.net, total))
+    return found
+
+
+def report(findings: Sequence[Finding]) -> str:
+    """A readable account of what differs, for an operator."""
+    if not findings:
+        return "consistent: the ledger's obligations and the settlement statements agree."
+    lines = [f"INCONSISTENT: {len(findings)} check(s) failed."]
+    for finding in findings:
+        lines.append(f"- {finding.check}: {finding.count}")
+        lines.extend("    " + ", ".join(_shown(value) for value in row) for row in finding.rows)
+        if finding.count > len(finding.rows):
+            lines.append(f"    ... and {finding.count - len(finding.rows)} more")
+    return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    return str(value) if isinstance(value, Decimal | int) else repr(value)
+
+
+def _closed_event(period: Period) -> NewEvent:
+    data = {
+        "period_id": period.id,
+        "opens_at": period.opens_at.isoformat() if period.opens_at else None,
+        "closes_at": period.closes_at.isoformat(),
+        "closed_by": period.closed_by,
+        "obligation_count": period.obligation_count,
+    }
+    return outbox.settlement_closed(period.closed_at, data)

@@ -1,0 +1,1 @@
+"""Coalition-wide tiers: the rules, the stored state and the review job."""

@@ -1,0 +1,1 @@
+"""The coalition's configuration: partners, their rule types and the TOML readers."""
