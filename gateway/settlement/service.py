@@ -53,8 +53,9 @@ from gateway.events import outbox
 from gateway.events.event import NewEvent
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import obligations, settlement_periods, statement_pairs, statements
+from gateway.ledger.tables import obligations
 from gateway.settlement import store as sql
+from gateway.settlement.tables import settlement_periods, statement_pairs, statements
 
 MAX_PERIODS = 100
 LISTED = 20  # rows a reconciliation report lists per check

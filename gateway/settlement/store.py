@@ -23,14 +23,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.ledger.tables import (
+from gateway.ledger.tables import obligations, transfers
+from gateway.settlement.tables import (
     MICRO,
-    obligations,
     settled_transfers,
     settlement_periods,
     statement_pairs,
     statements,
-    transfers,
 )
 
 OPERATOR = "operator"  # the creditor of the operator's fees
