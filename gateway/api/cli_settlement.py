@@ -17,7 +17,8 @@ from partners.config.coalition import load_coalition
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from gateway.settlement.service import Period, SettlementService, Statement
+    from gateway.settlement.records import Period, Statement
+    from gateway.settlement.service import SettlementService
 
 
 def period_end(text: str) -> datetime:
@@ -146,7 +147,7 @@ def settlement(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def reconcile(settings: Settings) -> int:
-    from gateway.settlement.service import report
+    from gateway.settlement.reconciliation import report
 
     findings = with_database(
         settings, lambda engine: _settlement_service(engine, settings).reconcile()

@@ -19,14 +19,9 @@ from gateway.api.graphql.scalars import Int64, decode_int_id, encode_id
 from gateway.api.graphql.types import Money, money
 from gateway.auth.policy import Access
 from gateway.kernel.errors import DomainError
-from gateway.settlement.service import Direction as DomainDirection
-from gateway.settlement.service import (
-    Period,
-    Position,
-    SettlementError,
-    SettlementService,
-    Statement,
-)
+from gateway.settlement.records import Direction as DomainDirection
+from gateway.settlement.records import Period, Position, Statement
+from gateway.settlement.service import SettlementError, SettlementService
 from partners.config.reader import SLUG
 
 SettlementDirection = strawberry.enum(
