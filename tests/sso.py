@@ -23,7 +23,8 @@ from gateway.auth.providers import COALITION
 from gateway.development.demo import DEMO_REMOTE_MEMBERS
 from partners.config.coalition import DEMO_DIRECTORY
 from partners.config.sign_in import env_name
-from partners.development.oidc_provider import DevProvider, DevUser, serve_in_thread
+from partners.development.oidc_provider import DevProvider, serve_in_thread
+from partners.development.oidc_users import DevUser
 from partners.development.reference_partner import ReferencePartner, serve_reference_in_thread
 from tests.conftest import Clock, Gateway, core_text, start_gateway
 

@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.ledger.tables import identities, members
+from gateway.ledger.tables import members
+from gateway.members.tables import identities
 from partners.config.sign_in import env_name
 from partners.development.oidc_provider import DevProvider
 from tests.conftest import Gateway

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.cli import check_exposure, is_loopback, main
+from gateway.api.cli import main
+from gateway.api.cli_serve import check_exposure, is_loopback
 from gateway.api.pools import remote_pools
 from gateway.api.settings import SettingsError
 from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo

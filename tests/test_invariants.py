@@ -39,7 +39,8 @@ from gateway.ledger import exchange
 from gateway.ledger.audit import audit
 from gateway.ledger.records import MemberRef, Posting
 from gateway.ledger.service import LedgerService
-from gateway.members.identity import IdentityService, Proof
+from gateway.members.identity import IdentityService
+from gateway.members.records import Proof
 from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 from tests.conftest import Clock, _truncate
 

@@ -23,7 +23,7 @@ from gateway.auth.errors import InvalidToken
 from gateway.auth.issuer import TokenIssuer
 from gateway.auth.keys import KeyStore
 from gateway.auth.principal import PARTNER_SCOPES, OperatorPrincipal, PartnerPrincipal
-from gateway.ledger.tables import signing_keys
+from gateway.auth.tables import signing_keys
 from tests.conftest import Gateway
 
 LIFETIME = 600

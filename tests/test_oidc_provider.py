@@ -20,7 +20,8 @@ from joserfc.errors import BadSignatureError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from partners.development.oidc_provider import DevProvider, DevUser, serve_in_thread
+from partners.development.oidc_provider import DevProvider, serve_in_thread
+from partners.development.oidc_users import DevUser
 
 CLIENT, SECRET = "gateway", "gateway-secret"
 ODD_CLIENT, ODD_SECRET = "odd:client", "p@ss word+/=%"

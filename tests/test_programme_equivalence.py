@@ -44,7 +44,8 @@ from gateway.kernel.database import create_engine, migrate
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.records import MemberRef
 from gateway.ledger.service import LedgerService
-from gateway.members.identity import IdentityService, Proof
+from gateway.members.identity import IdentityService
+from gateway.members.records import Proof
 from gateway.tiers.rules import TierState, advance, initial, tier_of
 from gateway.tiers.service import TierService
 from partners.config.coalition import DEMO_DIRECTORY, load_coalition

@@ -23,7 +23,7 @@ from gateway.api.cli import main
 from gateway.ledger.service import utcnow
 from gateway.ledger.tables import obligations
 from gateway.settlement.service import SettlementService
-from gateway.settlement.store import aggregate
+from gateway.settlement.statement_sql import aggregate
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, codes, payload
 from tests.sso import CLOCK, Brands, brands, sso  # noqa: F401

@@ -15,7 +15,9 @@ from gateway.auth.errors import InvalidToken
 from gateway.auth.issuer import TokenIssuer
 from gateway.auth.principal import MemberPrincipal, OperatorPrincipal, Principal
 from gateway.auth.providers import PROVIDER_HEADER, Provider, Providers
-from gateway.members.identity import IdentityService, Proof, step_up_from
+from gateway.members.identity import IdentityService
+from gateway.members.records import Proof
+from gateway.members.rules import step_up_from
 
 SESSION_COOKIE = "coalition_session"
 FLOW_COOKIE = "coalition_flow"

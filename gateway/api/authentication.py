@@ -24,7 +24,8 @@ from gateway.ledger.service import LedgerService
 from gateway.members.identity import IdentityService
 from partners.config.coalition import Coalition
 from partners.config.sign_in import SignIn
-from partners.development.oidc_provider import DevProvider, DevUser
+from partners.development.oidc_provider import DevProvider
+from partners.development.oidc_users import DevUser
 
 log = logging.getLogger("gateway.auth")
 

@@ -35,14 +35,9 @@ from gateway.auth.principal import MemberPrincipal, OperatorPrincipal
 from gateway.auth.providers import Provider
 from gateway.kernel.errors import DomainError
 from gateway.kernel.unit_of_work import Contention
-from gateway.members.identity import (
-    FLOW_LIFETIME,
-    FlowUse,
-    IdentityService,
-    fresh_for_link,
-    recently_signed_in,
-    step_up_from,
-)
+from gateway.members.identity import IdentityService
+from gateway.members.records import FlowUse
+from gateway.members.rules import FLOW_LIFETIME, fresh_for_link, recently_signed_in, step_up_from
 
 if TYPE_CHECKING:
     from gateway.api.authentication import AuthSystem

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.principal import OPERATOR_SCOPE, PARTNER_SCOPES
-from gateway.ledger.tables import clients
+from gateway.auth.tables import clients
 
 HASH_SCHEME = "sha256"
 CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from joserfc.jwk import RSAKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.tables import signing_keys
 from gateway.kernel.schema import Moment
-from gateway.ledger.tables import signing_keys
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048

@@ -35,13 +35,14 @@ from gateway.earning.tables import (
     wallet_debts,
 )
 from gateway.holds.service import AUTHORIZED
+from gateway.holds.tables import holds
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_amount, clean_text, invalid
 from gateway.ledger import store as repository
 from gateway.ledger.records import Draft, MemberRef, Posting, WalletRecord
 from gateway.ledger.rules import AccountCode, Leg, TransferKind, earn_legs
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import holds, members
+from gateway.ledger.tables import members
 from partners.config.earning import Promotion
 
 log = logging.getLogger("gateway.earning.service")

@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth.step_up import StepUp
+from gateway.holds.tables import holds
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_points, clean_text, invalid
 from gateway.ledger import store as repository
 from gateway.ledger.records import MemberRef, Posting, scope
 from gateway.ledger.rules import TransferKind, capture_legs, hold_legs, release_legs
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import holds
 
 log = logging.getLogger("gateway.holds.service")
 

@@ -8,16 +8,13 @@ addresses are never used to find, link or merge members.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.auth.principal import MemberPrincipal
 from gateway.events import outbox
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.unit_of_work import Retry
@@ -25,88 +22,16 @@ from gateway.ledger import store as repository
 from gateway.ledger.service import LedgerService
 from gateway.ledger.store import Lock
 from gateway.members import store
+from gateway.members.records import FLOW_USED, FlowUse, Linked, Proof, SignedIn, StartedFlow
+from gateway.members.rules import (
+    FLOW_LIFETIME,
+    LINK,
+    LINK_NONCE_LIFETIME,
+    SESSION_RETENTION,
+    SIGN_IN,
+    digest,
+)
 from gateway.members.store import FlowRecord, IdentityRecord, SessionRecord
-
-FLOW_LIFETIME = timedelta(minutes=10)
-SIGN_IN, LINK = "sign_in", "link"  # how an identity came to its member
-LINK_NONCE_LIFETIME = timedelta(minutes=5)
-# A second factor shown by an identity linked to an existing member counts for step-up
-# only after this long: a stolen session cannot link the thief's MFA-capable sign-in and
-# spend at once.
-STEP_UP_COOLING_OFF = timedelta(hours=24)
-RECENT_SIGN_IN = timedelta(minutes=10)  # linking and unlinking need a sign-in this recent
-
-
-def recently_signed_in(principal: MemberPrincipal, now: datetime) -> bool:
-    """Whether the member signed in recently enough to link or unlink sign-ins."""
-    at = principal.authenticated_at
-    return at is not None and now - at <= RECENT_SIGN_IN
-
-
-LINK_SIGN_IN_LEEWAY = timedelta(seconds=60)  # clock skew allowed on a link's auth_time
-
-
-def fresh_for_link(signed_in: datetime | None, started_at: datetime) -> bool:
-    """Whether a provider sign-in at ``signed_in`` (its ``auth_time``) was made for a link
-    started at ``started_at``: a link (browser or native) needs a fresh sign-in, not a
-    provider session left open; no ``auth_time`` is no proof."""
-    return signed_in is not None and signed_in >= started_at - LINK_SIGN_IN_LEEWAY
-
-
-def step_up_from(identity: IdentityRecord) -> datetime | None:
-    """When the identity's second factor starts to count for step-up (None: at once)."""
-    return identity.linked_at + STEP_UP_COOLING_OFF if identity.origin == LINK else None
-
-
-SESSION_RETENTION = timedelta(days=7)  # ended sessions are kept this long, then deleted
-
-
-def digest(secret: str) -> str:
-    """What is stored for a state, nonce or session token: never the value itself."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Proof:
-    """What a verified ID token (or access token) proves: this identity signed in."""
-
-    provider: str  # a partner's slug, or "coalition"
-    issuer: str
-    subject: str
-    customer_id: str | None  # the partner's customer id, when its configuration names the claim
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    member_id: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class Linked:
-    member_id: str
-    merged: tuple[str, ...]  # members merged into ``member_id`` by this link
-    already: bool  # the identity was this member's before
-
-
-@dataclass(frozen=True)
-class StartedFlow:
-    state: str
-    nonce: str
-    code_verifier: str
-
-
-@dataclass(frozen=True)
-class FlowUse:
-    """A flow that a sign-in or link uses up in its own transaction: only when it succeeds,
-    so that a callback failing for a passing reason (the database) leaves it usable."""
-
-    secret: str  # a browser flow's state, or a native link's nonce
-    purposes: tuple[str, ...] = (SIGN_IN, LINK)
-    member_id: str | None = None  # a native link's: only that member may use it
-
-
-FLOW_USED = "This sign-in or link was already used, or it expired: start it again."
 
 
 class IdentityService:

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.ledger.tables import auth_flows, enrolments, holds, identities, members, sessions
+from gateway.holds.tables import holds
+from gateway.ledger.tables import enrolments, members
+from gateway.members.tables import auth_flows, identities, sessions
 
 
 @dataclass(frozen=True)

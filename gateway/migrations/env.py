@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from alembic import context
 
+# Each package declares its tables on the shared metadata: import them all, so that the
+# target metadata (what `alembic revision --autogenerate` compares) has every table.
+import gateway.auth.tables
+import gateway.challenges.tables
+import gateway.earning.tables
+import gateway.events.tables
+import gateway.holds.tables
+import gateway.ledger.tables
+import gateway.members.tables
+import gateway.remote.tables
+import gateway.rewards.tables
+import gateway.settlement.tables
+import gateway.tiers.tables  # noqa: F401
 from gateway.kernel.schema import metadata
 
 connection = context.config.attributes.get("connection")

@@ -37,7 +37,7 @@ from gateway.ledger import store as repository
 from gateway.ledger.exchange import Quote
 from gateway.ledger.records import Draft, MemberRef, Posting
 from gateway.ledger.rules import TransferKind, conversion_legs, earn_legs, redeem_legs
-from gateway.ledger.tables import remote_operations
+from gateway.remote.tables import remote_operations
 from partners.remote.adapter import RemotePool
 from partners.remote.exceptions import (
     RemoteError,

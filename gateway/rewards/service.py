@@ -32,7 +32,8 @@ from gateway.ledger import store as repository
 from gateway.ledger.records import MemberRef, Posting, scope
 from gateway.ledger.rules import TransferKind, conversion_legs, redeem_legs
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import obligations, reward_claims, reward_redemptions, rewards
+from gateway.ledger.tables import obligations
+from gateway.rewards.tables import reward_claims, reward_redemptions, rewards
 from gateway.tiers.reward_rules import RewardTiers, check_reward_tiers, needs_tier, tier_refusal
 from gateway.tiers.service import TierService, TierStatus
 from partners.config.tiers import Tiers

@@ -36,14 +36,9 @@ new obligation, which falls into the next period.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,12 +48,13 @@ from gateway.events import outbox
 from gateway.events.event import NewEvent
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import obligations, settlement_periods, statement_pairs, statements
+from gateway.ledger.tables import obligations
+from gateway.settlement import export, reconciliation, statement_sql
 from gateway.settlement import store as sql
+from gateway.settlement.records import Finding, Period, Statement, positions_of
+from gateway.settlement.tables import settlement_periods, statement_pairs, statements
 
 MAX_PERIODS = 100
-LISTED = 20  # rows a reconciliation report lists per check
-ZERO = Decimal(0)
 
 
 class SettlementError(DomainError):
@@ -68,82 +64,6 @@ class SettlementError(DomainError):
         self, code: ErrorCode, message: str, field: tuple[str, ...] = ("period_end",)
     ) -> None:
         super().__init__(code, message, field)
-
-
-class Direction(Enum):
-    RECEIVABLE = "receivable"  # the counterparty owes the partner
-    PAYABLE = "payable"  # the partner owes the counterparty
-    EVEN = "even"
-
-
-@dataclass(frozen=True)
-class Period:
-    id: int
-    opens_at: datetime | None  # the previous period's end; None for the first period
-    closes_at: datetime  # exclusive
-    closed_at: datetime
-    closed_by: str
-    currency: str
-    obligation_count: int
-    replayed: bool = False  # a retried close: this period was closed before
-
-    @classmethod
-    def from_row(cls, row: Any, replayed: bool = False) -> Period:
-        return cls(
-            row.id,
-            row.opens_at,
-            row.closes_at,
-            row.closed_at,
-            row.closed_by,
-            row.currency,
-            row.obligation_count,
-            replayed,
-        )
-
-
-@dataclass(frozen=True)
-class Position:
-    """A partner's bilateral net against one counterparty: positive when owed to it."""
-
-    counterparty: str
-    net: Decimal
-
-    @property
-    def direction(self) -> Direction:
-        if self.net > 0:
-            return Direction.RECEIVABLE
-        return Direction.PAYABLE if self.net < 0 else Direction.EVEN
-
-
-@dataclass(frozen=True)
-class Statement:
-    period_id: int
-    partner: str
-    gross_payable: Decimal
-    gross_receivable: Decimal
-    fees: Decimal
-    net: Decimal  # receivable - payable - fees: the multilateral net against the coalition
-    obligation_count: int  # obligations of the period the partner is a party to
-    positions: tuple[Position, ...]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A way the ledger and the statements disagree, with (some of) the rows at fault."""
-
-    check: str
-    count: int
-    rows: list[tuple[Any, ...]]
-
-
-def positions_of(partner: str, pairs: Sequence[sql.PairRow]) -> tuple[Position, ...]:
-    found = []
-    for pair in pairs:
-        if pair.debtor == partner:
-            found.append(Position(pair.creditor, ZERO - pair.amount))  # never -0
-        elif pair.creditor == partner:
-            found.append(Position(pair.debtor, pair.amount))
-    return tuple(sorted(found, key=lambda position: position.counterparty))
 
 
 def aware_utc(moment: datetime, field: str = "period_end") -> datetime:
@@ -207,7 +127,7 @@ class SettlementService:
                 {slug: partner.point_value for slug, partner in coalition.partners.items()},
                 now,
             )
-            await sql.write_statements(connection, period_id, sorted(coalition.partners))
+            await statement_sql.write_statements(connection, period_id, sorted(coalition.partners))
             period = Period(
                 id=period_id,
                 opens_at=last.closes_at if last is not None else None,
@@ -266,7 +186,7 @@ class SettlementService:
                 )
             rows = (await connection.execute(query.order_by(statements.c.partner))).all()
             pairs = [
-                sql.PairRow(row.debtor, row.creditor, row.amount)
+                statement_sql.PairRow(row.debtor, row.creditor, row.amount)
                 for row in await connection.execute(pairs_query)
             ]
             return [
@@ -294,12 +214,12 @@ class SettlementService:
     async def csv_lines(self, period: Period, partner: str | None = None) -> AsyncIterator[str]:
         """The period's statements as CSV (only ``partner``'s when given), line by line;
         the obligations are streamed from the database. Columns: ``CSV_COLUMNS``."""
-        yield _csv_line(CSV_COLUMNS)
+        yield export.csv_line(export.CSV_COLUMNS)
         for statement in await self.statements(period.id, partner):
-            for line in _summary_lines(period, statement):
-                yield _csv_line(line)
+            for line in export.summary_lines(period, statement):
+                yield export.csv_line(line)
             async for line in self._obligation_lines(period, statement.partner):
-                yield _csv_line(line)
+                yield export.csv_line(line)
 
     async def _obligation_lines(
         self, period: Period, partner: str
@@ -351,7 +271,9 @@ class SettlementService:
             if engine.dialect.name == "postgresql":
                 await connection.execution_options(isolation_level="REPEATABLE READ")
             async with connection.begin():
-                findings = [Finding(*found) for found in await sql.ledger_findings(connection)]
+                findings = [
+                    Finding(*found) for found in await reconciliation.ledger_findings(connection)
+                ]
                 period_ids = (
                     await connection.scalars(
                         sa.select(settlement_periods.c.id).order_by(settlement_periods.c.id)
@@ -359,127 +281,16 @@ class SettlementService:
                 ).all()
                 by_check: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
                 for period_id in period_ids:
-                    for check, rows in (await _period_findings(connection, period_id)).items():
+                    for check, rows in (
+                        await reconciliation.period_findings(connection, period_id)
+                    ).items():
                         by_check[check] += rows
         findings += [
-            Finding(check, len(rows), rows[:LISTED]) for check, rows in by_check.items() if rows
+            Finding(check, len(rows), rows[: reconciliation.LISTED])
+            for check, rows in by_check.items()
+            if rows
         ]
         return findings
-
-
-CSV_COLUMNS = (
-    "period_id",
-    "partner",
-    "line",  # total | bilateral | obligation
-    "counterparty",
-    "kind",
-    "amount",
-    "currency",
-    "obligation_id",
-    "created_at",
-    "transfer_id",
-    "redemption_id",
-)
-
-
-def _csv_line(values: Sequence[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
-    return buffer.getvalue()
-
-
-def _summary_lines(period: Period, statement: Statement) -> list[tuple[object, ...]]:
-    """The statement's totals, then its bilateral positions (signed: + owed to it)."""
-    head = (period.id, statement.partner)
-    totals = [
-        ("gross_payable", statement.gross_payable),
-        ("gross_receivable", statement.gross_receivable),
-        ("fees", statement.fees),
-        ("net", statement.net),
-    ]
-    lines: list[tuple[object, ...]] = [
-        (*head, "total", "", kind, amount, period.currency, "", "", "", "")
-        for kind, amount in totals
-    ]
-    lines += [
-        (
-            *head,
-            "bilateral",
-            position.counterparty,
-            position.direction.value,
-            position.net,
-            period.currency,
-            "",
-            "",
-            "",
-            "",
-        )
-        for position in statement.positions
-    ]
-    return lines
-
-
-STATEMENT_DIFFERS = (
-    "a statement differs from the sum of its obligations (period, partner, figure, stored, "
-    "from the obligations)"
-)
-PAIR_DIFFERS = (
-    "a bilateral position differs from its obligations (period, which, debtor, creditor, amount)"
-)
-PAIRS_UNBALANCED = (
-    "a partner's bilateral positions do not add up to its net (period, partner, net, sum of "
-    "positions)"
-)
-FIGURES = ("gross_payable", "gross_receivable", "fees", "net", "obligation_count")
-
-
-async def _period_findings(
-    connection: AsyncConnection, period_id: int
-) -> dict[str, list[tuple[Any, ...]]]:
-    """What differs in one closed period, by check: its statements and pairs against what
-    its obligations add up to now, and each partner's pairs against its net."""
-    have, have_pairs = await sql.stored(connection, period_id)
-    want, want_pairs = await sql.expected(connection, period_id, [row.partner for row in have])
-    found: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    stored_rows = {row.partner: row for row in have}
-    wanted_rows = {row.partner: row for row in want}
-    for partner in sorted(stored_rows.keys() | wanted_rows.keys()):
-        stored_row, wanted_row = stored_rows.get(partner), wanted_rows.get(partner)
-        for figure in FIGURES:
-            stored_value = getattr(stored_row, figure, "no statement")
-            wanted_value = getattr(wanted_row, figure, "no statement")
-            if stored_value != wanted_value:
-                found[STATEMENT_DIFFERS].append(
-                    (period_id, partner, figure, stored_value, wanted_value)
-                )
-    stored_pairs = {(p.debtor, p.creditor, p.amount) for p in have_pairs}
-    wanted_pairs = {(p.debtor, p.creditor, p.amount) for p in want_pairs}
-    found[PAIR_DIFFERS] += [(period_id, "stored", *p) for p in sorted(stored_pairs - wanted_pairs)]
-    found[PAIR_DIFFERS] += [
-        (period_id, "from the obligations", *p) for p in sorted(wanted_pairs - stored_pairs)
-    ]
-    for row in have:
-        total = sum((p.net for p in positions_of(row.partner, have_pairs)), ZERO)
-        if total != row.net:
-            found[PAIRS_UNBALANCED].append((period_id, row.partner, row.net, total))
-    return found
-
-
-def report(findings: Sequence[Finding]) -> str:
-    """A readable account of what differs, for an operator."""
-    if not findings:
-        return "consistent: the ledger's obligations and the settlement statements agree."
-    lines = [f"INCONSISTENT: {len(findings)} check(s) failed."]
-    for finding in findings:
-        lines.append(f"- {finding.check}: {finding.count}")
-        lines.extend("    " + ", ".join(_shown(value) for value in row) for row in finding.rows)
-        if finding.count > len(finding.rows):
-            lines.append(f"    ... and {finding.count - len(finding.rows)} more")
-    return "\n".join(lines)
-
-
-def _shown(value: object) -> str:
-    return str(value) if isinstance(value, Decimal | int) else repr(value)
 
 
 def _closed_event(period: Period) -> NewEvent:

@@ -1,5 +1,6 @@
-"""The SQL behind settlement: claiming a period's obligations, charging the operator's fees,
-and the statements, all by the database.
+"""The SQL of closing a settlement period: claiming its obligations, marking the transfers
+whose fees it charges and charging the operator's fees (``statement_sql`` writes the
+statements, ``reconciliation`` checks them).
 
 PostgreSQL aggregates in SQL (``INSERT ... SELECT ... GROUP BY`` on ``NUMERIC``), so a
 period of a million obligations never passes through Python. SQLite has no decimal type
@@ -14,8 +15,7 @@ zero to a millionth before it is added (PostgreSQL's ``ROUND`` and ``ROUND_HALF_
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -23,14 +23,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.ledger.tables import (
+from gateway.ledger.tables import obligations, transfers
+from gateway.settlement.tables import (
     MICRO,
-    obligations,
     settled_transfers,
     settlement_periods,
-    statement_pairs,
-    statements,
-    transfers,
 )
 
 OPERATOR = "operator"  # the creditor of the operator's fees
@@ -45,27 +42,8 @@ def counted(amount: Decimal | str) -> Decimal:
     return Decimal(amount).quantize(MICRO, ROUND_HALF_UP)
 
 
-def _postgres(connection: AsyncConnection) -> bool:
+def is_postgres(connection: AsyncConnection) -> bool:
     return connection.dialect.name == "postgresql"
-
-
-@dataclass(frozen=True)
-class StatementRow:
-    partner: str
-    gross_payable: Decimal
-    gross_receivable: Decimal
-    fees: Decimal
-    net: Decimal
-    obligation_count: int
-
-
-@dataclass(frozen=True)
-class PairRow:
-    """``debtor`` owes ``creditor`` ``amount`` net (0 when even; then debtor < creditor)."""
-
-    debtor: str
-    creditor: str
-    amount: Decimal
 
 
 # Closing
@@ -76,7 +54,7 @@ async def lock(connection: AsyncConnection) -> None:
     waits here and then sees the first one's period. SQLite: take the single writer's lock
     now with a write that matches no row, so a close in another process waits here instead
     of failing when it first writes."""
-    if _postgres(connection):
+    if is_postgres(connection):
         await connection.execute(
             sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETTLEMENT_LOCK}
         )
@@ -123,7 +101,7 @@ async def mark_fee_transfers(connection: AsyncConnection, period_id: int, end: d
             ~sa.exists().where(settled_transfers.c.transfer_id == transfers.c.id),
         )
     )
-    if _postgres(connection):
+    if is_postgres(connection):
         await connection.execute(
             sa.text(
                 "CREATE TEMPORARY TABLE fee_candidates "
@@ -202,7 +180,7 @@ async def charge_fees(
 ) -> int:
     """Insert this period's fee obligations (debtor the partner, creditor ``operator``,
     already in the period) from the transfers ``mark_fee_transfers`` marked; their count."""
-    if _postgres(connection):
+    if is_postgres(connection):
         params: dict[str, Any] = {"period": period_id, "now": now}
         count = 0
         if fee_per_point:
@@ -241,258 +219,5 @@ async def charge_fees(
     return len(rows)
 
 
-# Statements
-
-# The period's obligations added up per (debtor, creditor, fee or not): one scan, a few rows.
-_FLOWS = """
-SELECT debtor, creditor, kind IN ('issuance_fee', 'conversion_fee') AS fee,
-       SUM(ROUND(CAST(amount AS NUMERIC), 6)) AS amount, COUNT(*) AS n
-FROM obligations WHERE statement_period = :period
-GROUP BY debtor, creditor, fee
-"""
-
-# Per party: what it owes (apart from fees), is owed, its fees; :parties get a row anyway.
-_STATEMENTS = """
-SELECT partner,
-       SUM(payable) AS gross_payable, SUM(receivable) AS gross_receivable, SUM(fees) AS fees,
-       SUM(receivable) - SUM(payable) - SUM(fees) AS net, SUM(n) AS obligation_count
-FROM (
-    SELECT side.partner, side.payable, side.receivable, side.fees, side.n
-    FROM flows AS f
-    CROSS JOIN LATERAL (VALUES
-        (f.debtor, CASE WHEN f.fee THEN 0 ELSE f.amount END, 0,
-                   CASE WHEN f.fee THEN f.amount ELSE 0 END, f.n),
-        (f.creditor, 0, f.amount, 0, f.n)
-    ) AS side(partner, payable, receivable, fees, n)
-    UNION ALL
-    SELECT party, 0, 0, 0, 0 FROM unnest(CAST(:parties AS TEXT[])) AS party
-) AS sides
-WHERE partner <> 'operator'
-GROUP BY partner
-"""
-
-# Per unordered pair {a, b} (a < b, byte order): what a owes b net; stored with its sign
-# turned into the direction.
-_PAIRS = """
-SELECT CASE WHEN owed >= 0 THEN a ELSE b END AS debtor,
-       CASE WHEN owed >= 0 THEN b ELSE a END AS creditor,
-       ABS(owed) AS amount
-FROM (
-    SELECT LEAST(debtor COLLATE "C", creditor COLLATE "C") AS a,
-           GREATEST(debtor COLLATE "C", creditor COLLATE "C") AS b,
-           SUM(CASE WHEN debtor COLLATE "C" < creditor COLLATE "C" THEN amount
-                    ELSE -amount END) AS owed
-    FROM flows WHERE debtor <> creditor
-    GROUP BY 1, 2
-) AS pairs
-"""
-
-_WRITE = f"""
-WITH flows AS MATERIALIZED ({_FLOWS}),
-written AS (
-    INSERT INTO statements (period_id, partner, gross_payable, gross_receivable, fees, net,
-                            obligation_count)
-    SELECT CAST(:period AS BIGINT), partner, gross_payable, gross_receivable, fees, net,
-           obligation_count
-    FROM ({_STATEMENTS}) AS s
-    RETURNING 1
-)
-INSERT INTO statement_pairs (period_id, debtor, creditor, amount)
-SELECT CAST(:period AS BIGINT), debtor, creditor, amount FROM ({_PAIRS}) AS p
-"""
-
-
-def aggregate(
-    rows: Iterable[tuple[str, str, str, Decimal | str]], parties: Iterable[str]
-) -> tuple[list[StatementRow], list[PairRow]]:
-    """Statements and bilateral pairs of obligations given as (kind, debtor, creditor,
-    amount), in Python; what the SQL above computes. ``parties`` get a statement even
-    without obligations. The operator gets no statement; its fees appear as pairs."""
-    sums: dict[str, list[Decimal]] = {p: [ZERO, ZERO, ZERO] for p in parties}
-    counts: dict[str, int] = defaultdict(int)
-    owed: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for kind, debtor, creditor, raw in rows:
-        amount = counted(raw)
-        debtor_sums = sums.setdefault(debtor, [ZERO, ZERO, ZERO])
-        debtor_sums[2 if kind in FEE_KINDS else 0] += amount
-        sums.setdefault(creditor, [ZERO, ZERO, ZERO])[1] += amount
-        counts[debtor] += 1
-        counts[creditor] += 1
-        if debtor != creditor:
-            a, b = sorted((debtor, creditor))
-            owed[a, b] += amount if debtor == a else -amount
-    sums.pop(OPERATOR, None)
-    found = [
-        StatementRow(p, pay, receive, fee, receive - pay - fee, counts[p])
-        for p, (pay, receive, fee) in sorted(sums.items())
-    ]
-    pairs = [
-        PairRow(a, b, value) if value >= 0 else PairRow(b, a, -value)
-        for (a, b), value in sorted(owed.items())
-    ]
-    return found, pairs
-
-
-async def _period_rows(
-    connection: AsyncConnection, period_id: int
-) -> list[tuple[str, str, str, str]]:
-    result = await connection.execute(
-        sa.select(
-            obligations.c.kind, obligations.c.debtor, obligations.c.creditor, obligations.c.amount
-        ).where(obligations.c.statement_period == period_id)
-    )
-    return [(row[0], row[1], row[2], row[3]) for row in result]
-
-
-async def expected(
-    connection: AsyncConnection, period_id: int, parties: Sequence[str]
-) -> tuple[list[StatementRow], list[PairRow]]:
-    """The statements and pairs the period's obligations give now."""
-    if not _postgres(connection):
-        return aggregate(await _period_rows(connection, period_id), parties)
-    params = {"period": period_id, "parties": list(parties)}
-    found = [
-        StatementRow(
-            row.partner,
-            row.gross_payable,
-            row.gross_receivable,
-            row.fees,
-            row.net,
-            int(row.obligation_count),
-        )
-        for row in await connection.execute(
-            sa.text(f"WITH flows AS ({_FLOWS}) {_STATEMENTS} ORDER BY partner"), params
-        )
-    ]
-    pairs = [
-        PairRow(row.debtor, row.creditor, row.amount)
-        for row in await connection.execute(
-            sa.text(f"WITH flows AS ({_FLOWS}) {_PAIRS}"), {"period": period_id}
-        )
-    ]
-    return found, pairs
-
-
-async def write_statements(
-    connection: AsyncConnection, period_id: int, parties: Sequence[str]
-) -> None:
-    """The period's statements and pairs: in PostgreSQL by INSERT ... SELECT, in one
-    statement over one scan of the period's obligations."""
-    if _postgres(connection):
-        await connection.execute(sa.text(_WRITE), {"period": period_id, "parties": list(parties)})
-        return
-    found, pairs = aggregate(await _period_rows(connection, period_id), parties)
-    if found:
-        await connection.execute(
-            sa.insert(statements),
-            [{"period_id": period_id, **row.__dict__} for row in found],
-        )
-    if pairs:
-        await connection.execute(
-            sa.insert(statement_pairs),
-            [{"period_id": period_id, **pair.__dict__} for pair in pairs],
-        )
-
-
 async def insert_period(connection: AsyncConnection, values: dict[str, Any]) -> None:
     await connection.execute(sa.insert(settlement_periods).values(**values))
-
-
-# Reconciliation
-
-_LAST_CLOSE = "(SELECT MAX(closes_at) FROM settlement_periods)"
-
-LEDGER_CHECKS = {
-    "a conversion has no obligation from its source partner (transfer, from, to)": """
-        SELECT t.id, t.partner, t.to_partner FROM transfers t
-        WHERE t.kind = 'conversion' AND NOT EXISTS (
-            SELECT 1 FROM obligations o WHERE o.transfer_id = t.id AND o.debtor = t.partner)
-    """,
-    "a reversed conversion has no obligation giving its value back (reversal, conversion)": """
-        SELECT r.id, t.id FROM transfers r JOIN transfers t ON t.id = r.reverses_id
-        WHERE r.kind = 'reversal' AND t.kind = 'conversion' AND NOT EXISTS (
-            SELECT 1 FROM obligations o WHERE o.debtor = t.to_partner
-              AND (o.transfer_id = r.id OR o.transfer_id = t.id))
-    """,
-    "a cross-brand reward redemption has no reward obligation (redemption, paid with, reward's "
-    "partner)": """
-        SELECT r.id, r.paid_with, r.partner FROM reward_redemptions r
-        WHERE r.paid_with <> r.partner AND NOT EXISTS (
-            SELECT 1 FROM obligations o WHERE o.redemption_id = r.id AND o.kind = 'reward'
-              AND o.debtor = r.paid_with AND o.creditor = r.partner)
-    """,
-    "a movement has more than one obligation of a kind (transfer, debtor, kind, count)": """
-        SELECT transfer_id, debtor, kind, COUNT(*) FROM obligations
-        WHERE transfer_id IS NOT NULL
-        GROUP BY transfer_id, debtor, kind HAVING COUNT(*) > 1
-    """,
-    "an obligation created before the last close is in no statement (obligation, kind, "
-    "debtor, creditor)": f"""
-        SELECT o.id, o.kind, o.debtor, o.creditor FROM obligations o
-        WHERE o.statement_period IS NULL AND o.created_at < {_LAST_CLOSE}
-    """,
-    "an obligation is in a period that was never closed (obligation, period)": """
-        SELECT o.id, o.statement_period FROM obligations o
-        WHERE o.statement_period IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM settlement_periods p WHERE p.id = o.statement_period)
-    """,
-    "a period's count of obligations differs from the obligations it holds (period, "
-    "recorded, held)": """
-        SELECT p.id, p.obligation_count, COUNT(o.id) FROM settlement_periods p
-        LEFT JOIN obligations o ON o.statement_period = p.id
-        GROUP BY p.id, p.obligation_count HAVING p.obligation_count <> COUNT(o.id)
-    """,
-    "a fee mark names a period that was never closed (transfer, period)": """
-        SELECT s.transfer_id, s.period_id FROM settled_transfers s
-        WHERE NOT EXISTS (SELECT 1 FROM settlement_periods p WHERE p.id = s.period_id)
-    """,
-    "a fee-bearing transfer created before the last close was never charged (transfer, "
-    "kind, partner)": f"""
-        SELECT t.id, t.kind, t.partner FROM transfers t
-        LEFT JOIN transfers original ON original.id = t.reverses_id
-        WHERE t.created_at < {_LAST_CLOSE}
-          AND (t.kind IN ('earn', 'conversion')
-               OR (t.kind = 'reversal' AND original.kind IN ('earn', 'conversion')))
-          AND NOT EXISTS (SELECT 1 FROM settled_transfers s WHERE s.transfer_id = t.id)
-    """,
-}
-
-
-async def ledger_findings(
-    connection: AsyncConnection, limit: int = 20
-) -> list[tuple[str, int, list[tuple[Any, ...]]]]:
-    """(check, how many rows break it, the first ``limit`` of them) for each failed check."""
-    found = []
-    for name, query in LEDGER_CHECKS.items():
-        rows = [tuple(row) for row in await connection.execute(sa.text(query))]
-        if rows:
-            found.append((name, len(rows), rows[:limit]))
-    return found
-
-
-async def stored(
-    connection: AsyncConnection, period_id: int
-) -> tuple[list[StatementRow], list[PairRow]]:
-    """A closed period's statements and pairs as written."""
-    found = [
-        StatementRow(
-            row.partner,
-            row.gross_payable,
-            row.gross_receivable,
-            row.fees,
-            row.net,
-            row.obligation_count,
-        )
-        for row in await connection.execute(
-            sa.select(statements)
-            .where(statements.c.period_id == period_id)
-            .order_by(statements.c.partner)
-        )
-    ]
-    pairs = [
-        PairRow(row.debtor, row.creditor, row.amount)
-        for row in await connection.execute(
-            sa.select(statement_pairs).where(statement_pairs.c.period_id == period_id)
-        )
-    ]
-    return found, pairs

@@ -2,9 +2,7 @@
 
 ``member_tiers`` holds a member's tier once they have left the first (everyone's) tier; a
 member without a row is in the first tier. Migration 0008 also adds two columns to
-``rewards``: ``tier`` (what a tier-upgrade reward gives) and ``min_tier`` (the lowest tier
-that may redeem it). ``tables.py`` declares the rewards table; the two columns are added to
-that table object here, so that every ``select(rewards)`` reads them.
+``rewards`` (``tier`` and ``min_tier``), which ``gateway/rewards/tables.py`` declares.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from gateway.kernel.schema import BigId, Moment
-from gateway.ledger.tables import rewards
 
 
 class MemberTier(SQLModel, table=True):
@@ -38,10 +35,6 @@ class MemberTier(SQLModel, table=True):
 
 
 member_tiers = MemberTier.__table__  # type: ignore[attr-defined]
-
-for _name in ("tier", "min_tier"):
-    if _name not in rewards.c:  # a no-op once tables.py declares them itself
-        rewards.append_column(sa.Column(_name, sa.String(32), nullable=True))
 
 
 class TierContribution(SQLModel, table=True):

@@ -10,7 +10,7 @@ in one). Any absolute http(s) redirect URI is accepted for a known client.
 
 Clients authenticate as registered (``add_client``, see ``oidc_clients``). The keys and
 tokens are ``oidc_tokens``'s, the checks of a request ``oidc_requests``'s, the HTML pages
-``oidc_pages``'s.
+``oidc_pages``'s, the users and the codes' grants ``oidc_users``'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,6 +48,7 @@ from partners.development.oidc_requests import (
     with_query,
 )
 from partners.development.oidc_tokens import TokenIssuer, at_hash, s256
+from partners.development.oidc_users import DevUser, Grant
 from partners.development.serving import serve_on_loopback
 
 CODE_LIFETIME = 60
@@ -56,32 +56,6 @@ CODE_LIFETIME = 60
 _REGISTERED = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti")
 _CLAIMS = (*_REGISTERED, "auth_time", "nonce", "acr", "amr", "at_hash", "name")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
-
-
-@dataclass(frozen=True)
-class DevUser:
-    """A user who can sign in; ``claims`` go into their ID and access tokens and userinfo."""
-
-    subject: str
-    name: str
-    claims: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Grant:
-    """What an authorization code stands for; ``used`` is set at the first redemption."""
-
-    client_id: str
-    redirect_uri: str
-    scope: str
-    nonce: str | None
-    code_challenge: str | None
-    user: DevUser
-    mfa: bool
-    auth_time: int
-    expires_at: float
-    used: bool = False
-    access_jti: str | None = None
 
 
 class DevProvider(TokenIssuer):
@@ -124,7 +98,7 @@ class DevProvider(TokenIssuer):
         self._clients = Clients(clients)
         self._users: dict[str, DevUser] = {user.subject: user for user in users}
         self._signed_in: dict[str, DevUser] = {}  # free-text subjects, for userinfo
-        self._codes: dict[str, _Grant] = {}
+        self._codes: dict[str, Grant] = {}
         self.app = Starlette(
             routes=[
                 Route("/.well-known/openid-configuration", self._discovery, methods=["GET"]),
@@ -212,7 +186,7 @@ class DevProvider(TokenIssuer):
         now = self.clock()
         self._codes = {code: g for code, g in self._codes.items() if g.expires_at > now}
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Grant(
+        self._codes[code] = Grant(
             client_id=auth.client_id,
             redirect_uri=auth.redirect_uri,
             scope=auth.scope,
@@ -288,7 +262,7 @@ class DevProvider(TokenIssuer):
             return oauth_error(400, "invalid_grant", "code_verifier does not match")
         return JSONResponse(self._issue(grant), headers=NO_STORE)
 
-    def _issue(self, grant: _Grant) -> dict[str, Any]:
+    def _issue(self, grant: Grant) -> dict[str, Any]:
         """The token response for a redeemed code."""
         user = grant.user
         claims = {name: value for name, value in user.claims.items() if name not in _REGISTERED}

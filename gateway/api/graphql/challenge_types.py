@@ -17,8 +17,9 @@ from strawberry import relay
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import Int64
-from gateway.api.graphql.types import Partner, Transfer
+from gateway.api.graphql.types import Transfer
 from gateway.auth.policy import Access
 from gateway.challenges.service import MAX_BADGES, Award, ChallengeService, Progress
 from gateway.ledger.service import LedgerService

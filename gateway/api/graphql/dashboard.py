@@ -10,9 +10,10 @@ import strawberry
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.members import Member
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.rewards import MAX_CATALOGUE, Reward
 from gateway.api.graphql.scalars import Int64, decode_member_id
-from gateway.api.graphql.types import Partner, Transfer
+from gateway.api.graphql.types import Transfer
 from gateway.dashboard.service import partner_usage, suggest
 from gateway.expiry.service import ExpiryService
 

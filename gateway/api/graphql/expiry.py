@@ -9,8 +9,9 @@ import strawberry
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import Int64
-from gateway.api.graphql.types import Money, Partner, money
 from gateway.expiry.service import Breakage, ExpiryService
 from gateway.kernel.errors import DomainError
 from partners.config.expiry import ExpiryPolicy as DomainExpiryPolicy

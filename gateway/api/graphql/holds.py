@@ -10,9 +10,10 @@ from strawberry import relay
 
 from gateway.api.graphql.access import check_spending
 from gateway.api.graphql.context import Info
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
 from gateway.api.graphql.scalars import Int64, decode_int_id
-from gateway.api.graphql.types import HoldStatus, Partner, Transfer, Wallet
+from gateway.api.graphql.types import HoldStatus, Transfer, Wallet
 from gateway.holds.service import HoldPosting, HoldRecord
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.records import WalletRecord

@@ -14,7 +14,8 @@ from gateway.api.graphql.scalars import decode_identity_id, encode_id
 from gateway.auth.errors import InvalidToken
 from gateway.auth.principal import MemberPrincipal
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.members.identity import FlowUse, fresh_for_link, recently_signed_in
+from gateway.members.records import FlowUse
+from gateway.members.rules import fresh_for_link, recently_signed_in
 
 
 @strawberry.type

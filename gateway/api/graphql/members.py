@@ -21,9 +21,11 @@ from gateway.api.graphql.challenge_types import (
 )
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import identity_id, member_uuid
 from gateway.api.graphql.tiers import MemberTier, member_tier
-from gateway.api.graphql.types import HoldStatus, Money, Partner, Transfer, Wallet, money
+from gateway.api.graphql.types import HoldStatus, Transfer, Wallet
 from gateway.kernel.errors import DomainError, shown
 from gateway.ledger.records import MemberRecord, WalletRecord
 from gateway.members.store import IdentityRecord

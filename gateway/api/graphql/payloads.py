@@ -9,9 +9,11 @@ import strawberry
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.members import Member
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import ConversionRule, Partner
 from gateway.api.graphql.purchases import EarnAward, PurchaseInput
 from gateway.api.graphql.scalars import Int64, decode_member_id
-from gateway.api.graphql.types import ConversionRule, Money, Partner, Transfer, Wallet, money
+from gateway.api.graphql.types import Transfer, Wallet
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import MAX_CUSTOMER_ID_LENGTH, clean_text
 from gateway.ledger.exchange import Quote

@@ -8,9 +8,9 @@ from decimal import Decimal
 import strawberry
 
 from gateway.api.graphql.context import Info
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import UserError
 from gateway.api.graphql.scalars import Int64, decode_int_id, encode_id
-from gateway.api.graphql.types import Partner
 from gateway.earning.promotions import PromotionDraft, PromotionRecord, PromotionService
 from gateway.kernel.errors import DomainError, ErrorCode
 

@@ -12,6 +12,7 @@ from gateway.api.graphql.dashboard import DashboardQueries
 from gateway.api.graphql.expiry import ExpiryQueries
 from gateway.api.graphql.holds import Hold
 from gateway.api.graphql.members import Member
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import (
     ConversionQuote,
     QuoteConversionInput,
@@ -26,7 +27,7 @@ from gateway.api.graphql.rewards import Reward, RewardQueries
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.api.graphql.settlement import SettlementQueries
 from gateway.api.graphql.tiers import TierQueries
-from gateway.api.graphql.types import Partner, Transfer
+from gateway.api.graphql.types import Transfer
 from gateway.kernel.errors import DomainError
 from gateway.ledger.records import MemberRef
 

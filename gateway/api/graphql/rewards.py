@@ -12,10 +12,12 @@ from strawberry import relay
 from gateway.api.graphql.access import check_member, spending
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import IDEMPOTENCY_KEY, MemberReferenceInput, UserError
 from gateway.api.graphql.scalars import Int64, decode_int_id, decode_member_id
 from gateway.api.graphql.tiers import Tier, tier_named
-from gateway.api.graphql.types import Money, Partner, Transfer, money
+from gateway.api.graphql.types import Transfer
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.rewards.service import Receipt, RewardDraft, RewardRecord
 from gateway.rewards.service import RewardKind as DomainRewardKind

@@ -14,19 +14,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
+from gateway.api.graphql.money import Money, money
 from gateway.api.graphql.payloads import UserError
 from gateway.api.graphql.scalars import Int64, decode_int_id, encode_id
-from gateway.api.graphql.types import Money, money
 from gateway.auth.policy import Access
 from gateway.kernel.errors import DomainError
-from gateway.settlement.service import Direction as DomainDirection
-from gateway.settlement.service import (
-    Period,
-    Position,
-    SettlementError,
-    SettlementService,
-    Statement,
-)
+from gateway.settlement.records import Direction as DomainDirection
+from gateway.settlement.records import Period, Position, Statement
+from gateway.settlement.service import SettlementError, SettlementService
 from partners.config.reader import SLUG
 
 SettlementDirection = strawberry.enum(

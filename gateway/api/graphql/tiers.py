@@ -8,7 +8,8 @@ from decimal import Decimal
 import strawberry
 
 from gateway.api.graphql.context import Info
-from gateway.api.graphql.types import Money, Partner, money
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import Partner
 from gateway.tiers.service import TierService, TierStatus
 from partners.config import tiers as config
 

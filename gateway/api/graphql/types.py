@@ -1,5 +1,5 @@
-"""Object types: partners and their rules, wallets, transfers and their legs (members are
-in ``members``)."""
+"""Object types: wallets, transfers and their legs (partners are in ``partner_types``,
+members in ``members``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from strawberry.types.lazy_type import LazyType
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.earning import pending_and_owed
+from gateway.api.graphql.money import Money, money
+from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import Int64
 from gateway.ledger.records import LegRecord, TransferRecord, WalletRecord
 from gateway.ledger.rules import AccountCode as DomainAccountCode
 from gateway.ledger.rules import TransferKind as DomainTransferKind
-from partners.config import coalition as config
-from partners.config import conversions
 
 if TYPE_CHECKING:
     from gateway.api.graphql.members import Member
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 # The member type, which refers back to these: resolved when first used.
 MEMBER: LazyType[Any, Any] = LazyType("Member", "gateway.api.graphql.members")
 
-Rounding = strawberry.enum(config.Rounding, description="How purchase points are rounded.")
 TransferKind = strawberry.enum(DomainTransferKind, description="What a transfer did.")
 AccountCode = strawberry.enum(
     DomainAccountCode,
@@ -45,169 +44,6 @@ class HoldStatus(Enum):
     CAPTURED = "captured"
     VOIDED = "voided"
     EXPIRED = "expired"
-
-
-@strawberry.type(description="An amount of money in the settlement currency.")
-class Money:
-    amount: Decimal
-    currency: str
-
-
-CENT = Decimal("0.01")
-
-
-def money(info: Info, amount: Decimal) -> Money:
-    """Exact, with at least two decimals: 10.08, 0.012, 0.00."""
-    exact = amount.normalize()
-    exponent = exact.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        exact = exact.quantize(CENT)
-    return Money(amount=exact, currency=info.context.service.coalition.settlement_currency)
-
-
-@strawberry.type(description="A partner's points currency.")
-class Currency:
-    code: str
-    name: str = strawberry.field(description='What members call the points, e.g. "miles".')
-
-
-@strawberry.type(description="How many points a purchase earns at a partner.")
-class EarnRate:
-    points_per_unit: Decimal = strawberry.field(
-        description="Points per unit of the purchase currency, before rounding."
-    )
-    purchase_currency: str
-    rounding: Rounding  # type: ignore[valid-type]
-
-
-@strawberry.type(
-    description=(
-        "A directed conversion rule: points of `fromPartner` become points of `toPartner`. "
-        "The fee is taken in source points (percentage rounded up, plus a fixed part); the "
-        "rest is multiplied by `rate` and rounded down to whole points."
-    )
-)
-class ConversionRule:
-    rule: strawberry.Private[conversions.ConversionRule]
-
-    @strawberry.field
-    def from_partner(self, info: Info) -> Partner:
-        return Partner.of(info, self.rule.source)
-
-    @strawberry.field
-    def to_partner(self, info: Info) -> Partner:
-        return Partner.of(info, self.rule.target)
-
-    @strawberry.field(description="Target points per source point.")
-    def rate(self) -> Decimal:
-        return self.rule.rate
-
-    @strawberry.field
-    def fee_percent(self) -> Decimal:
-        return self.rule.fee_percent
-
-    @strawberry.field(description="A fixed fee in source points, added to the percentage.")
-    def fee_fixed(self) -> Int64:
-        return self.rule.fee_fixed
-
-    @strawberry.field
-    def min_points(self) -> Int64:
-        return self.rule.min_points
-
-    @strawberry.field
-    def max_points(self) -> Int64:
-        return self.rule.max_points
-
-    @strawberry.field
-    def effective_from(self) -> datetime:
-        return self.rule.effective_from
-
-    @strawberry.field
-    def effective_until(self) -> datetime | None:
-        return self.rule.effective_until
-
-
-@strawberry.type(description="A partner brand with its own pool of points.")
-class Partner(relay.Node):
-    key: relay.NodeID[str]
-    config: strawberry.Private[config.Partner]
-
-    @classmethod
-    def of(cls, info: Info, slug: str) -> Partner:
-        return cls(key=slug, config=info.context.service.coalition.partners[slug])
-
-    @strawberry.field(
-        description="The partner's short name, used wherever an input asks for a partner."
-    )
-    def slug(self) -> str:
-        return self.key
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Partner | None]:
-        partners = info.context.service.coalition.partners
-        return [cls.of(info, slug) if slug in partners else None for slug in node_ids]
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.config.name
-
-    @strawberry.field
-    def currency(self) -> Currency:
-        return Currency(code=self.config.currency_code, name=self.config.currency_name)
-
-    @strawberry.field(description="What one point is worth in the settlement currency.")
-    def point_value(self, info: Info) -> Money:
-        return money(info, self.config.point_value)
-
-    @strawberry.field
-    def earn_rate(self) -> EarnRate:
-        earn = self.config.earn
-        return EarnRate(
-            points_per_unit=earn.points_per_unit,
-            purchase_currency=earn.purchase_currency,
-            rounding=earn.rounding,
-        )
-
-    @strawberry.field(description="Conversions out of this partner's points in force now.")
-    def conversion_rules(self, info: Info) -> list[ConversionRule]:
-        service = info.context.service
-        rules = service.coalition.rules_in_force(self.key, service.clock())
-        return [ConversionRule(rule=rule) for rule in rules]
-
-    @strawberry.field(
-        description="The pool's figures now. Operators see every partner's; a partner's app "
-        "its own; null otherwise."
-    )
-    async def figures(self, info: Info) -> PartnerFigures | None:
-        access = info.context.access
-        if not (access.is_operator or access.partner == self.key):
-            return None
-        totals = await info.context.service.figures(self.key)
-        return PartnerFigures(
-            points_issued=-totals.get(DomainAccountCode.ISSUANCE.value, 0),
-            points_redeemed=totals.get(DomainAccountCode.REDEMPTION.value, 0),
-            points_outstanding=totals["outstanding"],
-            liability=money(info, self.config.point_value * totals["outstanding"]),
-            conversion_fees=totals.get(DomainAccountCode.FEES.value, 0),
-            liquidity=totals.get(DomainAccountCode.LIQUIDITY.value, 0),
-            members_holding_points=totals["holders"],
-        )
-
-
-@strawberry.type(description="A pool's totals, derived from the ledger.")
-class PartnerFigures:
-    points_issued: Int64 = strawberry.field(description="Net points issued by earning.")
-    points_redeemed: Int64 = strawberry.field(description="Net points spent at the partner.")
-    points_outstanding: Int64 = strawberry.field(description="Points in members' wallets.")
-    liability: Money = strawberry.field(description="Outstanding points at the point value.")
-    conversion_fees: Int64 = strawberry.field(description="Fees taken on conversions out.")
-    liquidity: Int64 = strawberry.field(
-        description="The operator's conversion liquidity in this pool: positive when more "
-        "points left the pool by conversion than came in."
-    )
-    members_holding_points: Int64
 
 
 @strawberry.type(description="A member's points in one partner's pool.")
