@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gateway.api.cli import main
 from gateway.api.pools import remote_pools
 from gateway.ledger.tables import remote_operations, reward_redemptions
-from gateway.remote.operations import COMPLETED, PENDING
+from gateway.remote.record import COMPLETED, PENDING
 from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
 from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
