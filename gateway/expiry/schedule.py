@@ -73,6 +73,8 @@ class Expiring(NamedTuple):
 
 @dataclass(frozen=True)
 class Due:
+    """What a wallet has due now: its points, when the newest expired, and why."""
+
     points: int
     expires_at: datetime  # of the newest points that expire now
     reason: str

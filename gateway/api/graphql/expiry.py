@@ -11,7 +11,8 @@ from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.scalars import Int64
 from gateway.api.graphql.types import Money, Partner, money
-from gateway.expiry.service import Breakage, ExpiryService
+from gateway.expiry.report import Breakage
+from gateway.expiry.service import ExpiryService
 from gateway.kernel.errors import DomainError
 from partners.config.expiry import ExpiryPolicy as DomainExpiryPolicy
 from partners.config.expiry import ExpiryRule as DomainExpiryRule
