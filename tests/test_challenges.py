@@ -23,7 +23,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.api.graphql.scalars import decode_member_id, encode_id
-from gateway.challenges.service import Award, ChallengeService
+from gateway.challenges.service import ChallengeService
+from gateway.challenges.standings import Award
 from gateway.earning.observer import observe_programme
 from gateway.kernel.errors import DomainError
 from gateway.ledger.records import MemberRef

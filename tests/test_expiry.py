@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.earning.observer import observe_programme
-from gateway.expiry.service import ExpiryService, credit_of, unspent_lots
+from gateway.expiry.schedule import credit_of, unspent_lots
+from gateway.expiry.service import ExpiryService
 from gateway.kernel.database import create_engine
 from gateway.ledger.service import LedgerService
 from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
@@ -581,9 +582,9 @@ async def test_the_job_stops_at_its_limit_and_goes_on_next_time(gw: Gateway, clo
 async def test_the_job_reads_wallets_page_by_page(
     gw: Gateway, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ):
-    import gateway.expiry.service
+    import gateway.expiry.wallets
 
-    monkeypatch.setattr(gateway.expiry.service, "PAGE", 2)
+    monkeypatch.setattr(gateway.expiry.wallets, "PAGE", 2)
     members = await members_with_old_points(gw, 5)
     fresh = await enrol(gw, "FRESH")
     clock.now = at("2029-05-01T00:00:00")

@@ -15,7 +15,8 @@ from gateway.events.tables import outbox
 from gateway.gifting.service import GiftService
 from gateway.holds.service import HoldService
 from gateway.ledger.records import MemberRef
-from gateway.rewards.service import RewardDraft, RewardService
+from gateway.rewards.catalogue import RewardDraft
+from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, REVERSE, codes, payload

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from gateway.api.cli import main
 from gateway.api.pools import remote_pools
-from gateway.remote.operations import COMPLETED, PENDING
+from gateway.remote.record import COMPLETED, PENDING
 from gateway.remote.tables import remote_operations
 from gateway.rewards.tables import reward_redemptions
 from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition

@@ -34,7 +34,8 @@ from hypothesis.stateful import (
 )
 
 from gateway.api import jobs as wiring
-from gateway.challenges.service import ChallengeDraft, ChallengeService
+from gateway.challenges.definitions import ChallengeDraft
+from gateway.challenges.service import ChallengeService
 from gateway.challenges.tables import challenge_awards
 from gateway.earning.observer import observe_programme
 from gateway.earning.rules import Line

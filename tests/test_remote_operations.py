@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from gateway.api.graphql.scalars import decode_member_id, encode_id
 from gateway.ledger.tables import obligations
-from gateway.remote.operations import COMPENSATED, COMPLETED, FAILED, PENDING
+from gateway.remote.record import COMPENSATED, COMPLETED, FAILED, PENDING
 from gateway.remote.tables import remote_operations
 from partners.config.coalition import DEMO_DIRECTORY
 from partners.development.reference_faults import BALANCE, BY_KEY, MODES, TRANSACTIONS

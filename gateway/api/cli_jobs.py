@@ -77,7 +77,7 @@ def remote(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.earning.observer import observe_programme
     from gateway.kernel.database import create_engine, migrate
     from gateway.ledger.service import LedgerService
-    from gateway.remote.operations import PENDING, operations_summary
+    from gateway.remote.record import PENDING, operations_summary
 
     coalition = load_coalition(settings.config_dir)
     development = sorted(s for s, p in coalition.partners.items() if p.pool.development)

@@ -15,7 +15,8 @@ from gateway.kernel.errors import DomainError
 from gateway.ledger import store as repository
 from gateway.ledger.service import LedgerService
 from gateway.ledger.tables import transfers
-from gateway.rewards.service import RewardRecord, RewardService
+from gateway.rewards.records import RewardRecord
+from gateway.rewards.service import RewardService
 
 
 @dataclass(frozen=True)

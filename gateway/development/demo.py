@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from gateway.ledger.records import MemberRef
 from gateway.ledger.service import LedgerService
-from gateway.rewards.service import RewardDraft, RewardService
+from gateway.rewards.catalogue import RewardDraft
+from gateway.rewards.service import RewardService
 
 DEMO_MEMBERS = (
     # partner, customer id, what they earned

@@ -21,7 +21,8 @@ from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import Int64
 from gateway.api.graphql.types import Transfer
 from gateway.auth.policy import Access
-from gateway.challenges.service import MAX_BADGES, Award, ChallengeService, Progress
+from gateway.challenges.service import ChallengeService
+from gateway.challenges.standings import MAX_BADGES, Award, Progress
 from gateway.ledger.service import LedgerService
 from partners.config import challenges as domain
 

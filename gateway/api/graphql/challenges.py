@@ -20,7 +20,7 @@ from gateway.api.graphql.challenge_types import (
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.payloads import UserError
 from gateway.api.graphql.scalars import Int64, decode_id
-from gateway.challenges.service import ChallengeDraft
+from gateway.challenges.definitions import ChallengeDraft
 from gateway.kernel.errors import DomainError, ErrorCode
 
 

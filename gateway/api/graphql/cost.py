@@ -39,7 +39,7 @@ from strawberry.extensions import SchemaExtension
 from gateway.api.graphql.members import MAX_PAGE
 from gateway.api.graphql.rewards import MAX_CATALOGUE
 from gateway.api.graphql.settlement import MAX_PERIODS
-from gateway.challenges.service import MAX_BADGES
+from gateway.challenges.standings import MAX_BADGES
 
 PAGE_SIZE_ARGUMENTS = ("first", "last")
 # The most items any field returns in one page (each refuses a larger `first` itself).

@@ -12,7 +12,8 @@ from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.money import Money, money
 from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.scalars import Int64
-from gateway.expiry.service import Breakage, ExpiryService
+from gateway.expiry.report import Breakage
+from gateway.expiry.service import ExpiryService
 from gateway.kernel.errors import DomainError
 from partners.config.expiry import ExpiryPolicy as DomainExpiryPolicy
 from partners.config.expiry import ExpiryRule as DomainExpiryRule

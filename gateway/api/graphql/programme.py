@@ -21,7 +21,9 @@ from gateway.api.graphql.purchases import AS_PURCHASE, EarnAward, PurchaseInput
 from gateway.api.graphql.scalars import Int64, decode_member_id
 from gateway.api.graphql.types import Transfer
 from gateway.auth.policy import denied
-from gateway.earning.service import MAX_BULK, BulkLine, Earned, Returned
+from gateway.earning.bulk import MAX_BULK, BulkLine
+from gateway.earning.purchases import Earned
+from gateway.earning.returns import Returned
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import invalid
 from gateway.ledger.records import MemberRef

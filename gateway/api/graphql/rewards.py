@@ -19,8 +19,9 @@ from gateway.api.graphql.scalars import Int64, decode_int_id, decode_member_id
 from gateway.api.graphql.tiers import Tier, tier_named
 from gateway.api.graphql.types import Transfer
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.rewards.service import Receipt, RewardDraft, RewardRecord
-from gateway.rewards.service import RewardKind as DomainRewardKind
+from gateway.rewards.catalogue import RewardDraft
+from gateway.rewards.records import Receipt, RewardRecord
+from gateway.rewards.records import RewardKind as DomainRewardKind
 
 RewardKind = strawberry.enum(DomainRewardKind, description="What a reward gives.")
 MAX_CATALOGUE = 200

@@ -1,0 +1,218 @@
+"""Awarding badges: what members met, each award claimed once with its bonus posted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.challenges import counters as challenge_counters
+from gateway.challenges.counters import BONUS_SCOPE
+from gateway.challenges.standings import Award, Standings
+from gateway.challenges.tables import challenge_awards, insert_for
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger import store as repository
+from gateway.ledger.rules import TransferKind, earn_legs
+from gateway.ledger.store import Lock
+from partners.config.challenges import Challenge
+
+log = logging.getLogger(__name__)
+
+
+def bonus_key(challenge: str, member_id: str, period_start: datetime) -> str:
+    return f"{challenge}:{member_id}:{period_start.date().isoformat()}"
+
+
+class Awarding(Standings):
+    """The awarding part of the challenge service."""
+
+    async def _due(
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        member_ids: Sequence[str],
+        since: datetime,
+        until: datetime,
+    ) -> list[tuple[Challenge, datetime, int]]:
+        """What the member (``member_ids``: with those merged into them) met and was not
+        awarded yet, in every period that holds a moment of ``[since, until]``: (challenge,
+        period start, count) from the counters, in a fixed order (so concurrent evaluations
+        take the award rows' locks alike)."""
+        candidates: list[tuple[Challenge, datetime]] = []
+        awarded = {
+            (award.challenge, award.period_start)
+            for award in await self._awards(connection, member_ids, since)
+        }
+        for challenge in await self._running(connection):
+            for start in challenge.period.starts(since, until):
+                window = challenge.window(start)
+                if window is not None and (challenge.slug, start) not in awarded:
+                    candidates.append((challenge, start))
+        if not candidates:
+            return []
+        counts = await challenge_counters.read(
+            connection, member_id, [(c.slug, start) for c, start in candidates]
+        )
+        due = []
+        for challenge, start in candidates:
+            progress = challenge_counters.progress(
+                challenge, counts.get((challenge.slug, start), [])
+            )
+            if progress >= challenge.target:
+                due.append((challenge, start, progress))
+        return due
+
+    async def evaluate(self, member_id: str, at: datetime | None = None) -> list[Award]:
+        """Award what the member met in the periods that hold ``at`` (now by default): the
+        badges given by this call (empty when there was nothing new)."""
+        moment = at or self.ledger.clock()
+        return await self._evaluate(member_id, moment, moment)
+
+    async def _evaluate(self, member_id: str, since: datetime, until: datetime) -> list[Award]:
+        await self.start()
+
+        async def look(connection: AsyncConnection) -> bool:
+            members = await repository.members_by_id(connection, [member_id])
+            if member_id not in members:
+                raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
+            survivor = members[member_id].id
+            ids = await self._members(connection, survivor)
+            return bool(await self._due(connection, survivor, ids, since, until))
+
+        # Most evaluations (one after every earn) find nothing new: a read decides that,
+        # without taking SQLite's single writer.
+        if not await self.uow.read(look):
+            return []
+
+        async def work(connection: AsyncConnection) -> list[Award]:
+            # Other postings and evaluations of the member go on (concurrent awards are
+            # the unique key's to settle); a merge waits.
+            survivor = await repository.live_member(connection, member_id, Lock.SHARED)
+            if survivor is None:
+                raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
+            return await self.award_due(connection, survivor, since, until)
+
+        return await self.uow.write(work)
+
+    async def award_due(
+        self, connection: AsyncConnection, survivor: str, since: datetime, until: datetime
+    ) -> list[Award]:
+        """Inside a caller's write that holds the member's lock (at least ``Lock.SHARED``):
+        award what ``survivor`` met in the periods that hold a moment of ``[since, until]``
+        (the caller synced the configured challenges: ``start`` or ``prepare``)."""
+        ids = await self._members(connection, survivor)
+        given = []
+        for challenge, start, progress in await self._due(connection, survivor, ids, since, until):
+            award = await self._award(connection, survivor, challenge, start, progress)
+            if award is not None:
+                given.append(award)
+        return given
+
+    async def _award(
+        self,
+        connection: AsyncConnection,
+        member_id: str,
+        challenge: Challenge,
+        start: datetime,
+        progress: int,
+    ) -> Award | None:
+        """Claim the award row (a concurrent evaluation that claimed it first makes this a
+        no-op), then post its bonus in the same transaction."""
+        now = self.ledger.clock()
+        end = challenge.period.end(start)
+        bonus_partner = challenge.bonus_partner if challenge.bonus_points > 0 else None
+        config = self.ledger.coalition.partner(bonus_partner) if bonus_partner else None
+        if bonus_partner is not None and (config is None or config.pool.remote):
+            # The partner left the coalition or now keeps its points itself: the badge
+            # still counts, the bonus cannot be paid here.
+            log.warning(
+                "challenge %s: no bonus for %s, '%s' is not a gateway pool",
+                challenge.slug,
+                member_id,
+                bonus_partner,
+            )
+            bonus_partner = None
+        bonus_points = challenge.bonus_points if bonus_partner is not None else 0
+        statement = (
+            insert_for(connection, challenge_awards)
+            .values(
+                challenge=challenge.slug,
+                member_id=member_id,
+                period_start=start,
+                period_end=end,
+                badge=challenge.badge,
+                count=progress,
+                bonus_points=bonus_points,
+                bonus_partner=bonus_partner,
+                awarded_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["challenge", "member_id", "period_start"])
+            .returning(*challenge_awards.c)
+        )
+        row = (await connection.execute(statement)).first()
+        if row is None:
+            return None  # awarded by a concurrent evaluation
+        award = Award.from_row(row)
+        if bonus_partner is None:
+            return award
+        ledger = self.ledger
+        key = bonus_key(challenge.slug, member_id, start)
+        request = {"challenge": challenge.slug, "member": member_id, "points": bonus_points}
+        values = {
+            **ledger._claim(f"{BONUS_SCOPE}:{bonus_partner}", key, request),
+            "kind": TransferKind.EARN.value,
+            "partner": bonus_partner,
+            "points": bonus_points,
+            "reason": f"Challenge completed: {challenge.name}"[:500],
+        }
+        posting = await ledger._post(
+            connection, values, member_id, earn_legs(bonus_partner, bonus_points)
+        )
+        await connection.execute(
+            sa.update(challenge_awards)
+            .where(challenge_awards.c.id == award.id)
+            .values(bonus_transfer_id=posting.transfer.id)
+        )
+        return replace(award, bonus_transfer_id=posting.transfer.id)
+
+    async def evaluate_all(self, since: datetime) -> int:
+        """The sweep: award every member whose counters met a challenge in a period from
+        ``since`` to now and who has no badge for it yet (the ``challenge_awards`` consumer
+        gives most badges as the earns happen; this catches up). Reads the counters of
+        those periods, never the ledger. Safe to run twice or concurrently. The number of
+        badges awarded."""
+        await self.start()
+        until = self.ledger.clock()
+        if since.tzinfo is None:
+            raise ValueError("since needs a UTC offset")
+
+        async def work(connection: AsyncConnection) -> list[str]:
+            found: set[str] = set()
+            for challenge in await self._running(connection):
+                for start in challenge.period.starts(since, until):
+                    if challenge.window(start) is None:
+                        continue
+                    met = await challenge_counters.reached(connection, challenge, start)
+                    if not met:
+                        continue
+                    awarded = await connection.execute(
+                        sa.select(challenge_awards.c.member_id).where(
+                            challenge_awards.c.challenge == challenge.slug,
+                            challenge_awards.c.period_start == start,
+                        )
+                    )
+                    done = {str(row.member_id) for row in awarded}
+                    found.update(member for member, _ in met if member not in done)
+            return sorted(found)
+
+        awarded = 0
+        for member_id in await self.uow.read(work):
+            try:
+                awarded += len(await self._evaluate(member_id, since, until))
+            except DomainError as error:
+                log.warning("challenges of member %s not evaluated: %s", member_id, error)
+        return awarded
