@@ -37,7 +37,9 @@ from gateway.earning.tables import (
 from gateway.holds.service import AUTHORIZED
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_amount, clean_text, invalid
+from gateway.ledger import locks
 from gateway.ledger import store as repository
+from gateway.ledger.posting import Claim
 from gateway.ledger.records import Draft, MemberRef, Posting, WalletRecord
 from gateway.ledger.rules import AccountCode, Leg, TransferKind, earn_legs
 from gateway.ledger.service import LedgerService
@@ -120,7 +122,7 @@ class EarningService:
             extra = await in_force(connection, partner, now)
             if member is None:
                 return earning.Member(), extra
-            member_id = await self.ledger._resolve(connection, member)
+            member_id = await self.ledger.kernel.resolve(connection, member)
             context = await self._context(connection, member_id, partner, now, extra)
             return context, extra
 
@@ -150,7 +152,7 @@ class EarningService:
             },
             "reason": reason,
         }
-        claim = ledger._claim(f"earn:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"earn:{partner}", idempotency_key, request)
         if config.pool.remote:
             awards = await self.quote(partner, member, bought.amount, list(bought.lines))
             draft = Draft(
@@ -165,7 +167,7 @@ class EarningService:
 
         async def work(connection: AsyncConnection) -> Earned:
             # No read of the key first: the transfer insert claims it (see LedgerService.earn).
-            live = await ledger._live(connection, member)
+            live = await ledger.kernel.lock_member(connection, member)
             now = ledger.clock()
             extra = await in_force(connection, partner, now)
             context = await self._context(connection, live, partner, now, extra)
@@ -182,14 +184,13 @@ class EarningService:
                 else earn_legs(partner, points)
             )
             values = {
-                **claim,
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": points,
                 "purchase_amount": str(bought.amount),
                 "reason": reason,
             }
-            posting = await ledger._post(connection, values, live, legs)
+            posting = await ledger.kernel.post(connection, claim, values, live, legs)
             if posting.replayed:
                 return await self._earned(connection, posting)
             if not pending:
@@ -205,7 +206,7 @@ class EarningService:
                     transfer_id=posting.transfer.id,
                     member_id=live,
                     partner=partner,
-                    receipt=claim["idempotency_key"],
+                    receipt=claim.key,
                     amount=str(bought.amount),
                     points=points,
                     breakdown=json.dumps([[a.rule, a.description, a.points] for a in awards]),
@@ -411,9 +412,9 @@ class EarningService:
             return False
         remaining = row.points - row.clawed_back
         if remaining > 0:
-            member_id = await repository.live_member(connection, row.member_id)
+            member_id = await locks.live_member(connection, row.member_id)
+            claim = self.ledger.kernel.claim("mature", str(purchase_id), {"purchase": purchase_id})
             values = {
-                **self.ledger._claim("mature", str(purchase_id), {"purchase": purchase_id}),
                 "kind": TransferKind.MATURE.value,
                 "partner": row.partner,
                 "points": remaining,
@@ -423,7 +424,7 @@ class EarningService:
                 Leg(row.partner, AccountCode.PENDING, -remaining),
                 Leg(row.partner, AccountCode.WALLET, remaining),
             ]
-            await self.ledger._post(connection, values, member_id, legs)
+            await self.ledger.kernel.post(connection, claim, values, member_id, legs)
             assert member_id is not None
             await self._repay(
                 connection, member_id, row.partner, remaining, f"purchase {purchase_id}"
@@ -475,7 +476,7 @@ class EarningService:
         config = ledger.partner(partner)
         amount = check_amount(amount, "amount")
         request = {"receipt": receipt, "amount": str(amount)}
-        claim = ledger._claim(f"return:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"return:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Returned:
             done = await self._returned(connection, claim)
@@ -507,7 +508,7 @@ class EarningService:
                 )
             )
             due = target - bought.clawed_back
-            member_id = await repository.live_member(connection, bought.member_id)
+            member_id = await locks.live_member(connection, bought.member_id)
             assert member_id is not None
             taken, owed, uncollected = 0, 0, 0
             account = AccountCode.WALLET
@@ -525,14 +526,13 @@ class EarningService:
             posting = None
             if taken:
                 values = {
-                    **claim,
                     "kind": TransferKind.CLAWBACK.value,
                     "partner": partner,
                     "points": taken,
                     "reason": f"return of {amount} of purchase {bought.transfer_id}",
                 }
                 legs = [Leg(partner, account, -taken), Leg(partner, AccountCode.ISSUANCE, taken)]
-                posting = await ledger._post(connection, values, member_id, legs)
+                posting = await ledger.kernel.post(connection, claim, values, member_id, legs)
             if owed:
                 await self._add_debt(connection, member_id, partner, owed)
             await connection.execute(
@@ -547,9 +547,7 @@ class EarningService:
             await connection.execute(
                 sa.insert(purchase_returns).values(
                     purchase_id=bought.id,
-                    idempotency_scope=claim["idempotency_scope"],
-                    idempotency_key=claim["idempotency_key"],
-                    request_hash=claim["request_hash"],
+                    **claim.columns(),
                     amount=str(amount),
                     taken=taken,
                     owed=owed,
@@ -569,22 +567,20 @@ class EarningService:
                 raise
             return found
 
-    async def _returned(
-        self, connection: AsyncConnection, claim: dict[str, Any]
-    ) -> Returned | None:
+    async def _returned(self, connection: AsyncConnection, claim: Claim) -> Returned | None:
         row = (
             await connection.execute(
                 sa.select(purchase_returns, purchases.c.points)
                 .join(purchases, purchases.c.id == purchase_returns.c.purchase_id)
                 .where(
-                    purchase_returns.c.idempotency_scope == claim["idempotency_scope"],
-                    purchase_returns.c.idempotency_key == claim["idempotency_key"],
+                    purchase_returns.c.idempotency_scope == claim.scope,
+                    purchase_returns.c.idempotency_key == claim.key,
                 )
             )
         ).first()
         if row is None:
             return None
-        if row.request_hash != claim["request_hash"]:
+        if row.request_hash != claim.fingerprint:
             raise DomainError(
                 ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 "This idempotency key was used for a different request.",
@@ -641,15 +637,16 @@ class EarningService:
             .where(wallet_debts.c.member_id == member_id, wallet_debts.c.pool == pool)
             .values(owed=wallet_debts.c.owed - paid)
         )
+        request = {"member": member_id, "points": paid}
+        claim = self.ledger.kernel.claim("repay", f"{pool}:{what}", request)
         values = {
-            **self.ledger._claim("repay", f"{pool}:{what}", {"member": member_id, "points": paid}),
             "kind": TransferKind.CLAWBACK.value,
             "partner": pool,
             "points": paid,
             "reason": f"paying back points owed after a return ({what})",
         }
         legs = [Leg(pool, AccountCode.WALLET, -paid), Leg(pool, AccountCode.ISSUANCE, paid)]
-        await self.ledger._post(connection, values, member_id, legs)
+        await self.ledger.kernel.post(connection, claim, values, member_id, legs)
 
     # ---- activities ------------------------------------------------------------------------
 
@@ -675,27 +672,26 @@ class EarningService:
                 ("partner",),
             )
         request = {"member": member.canonical(), "activity": kind}
-        claim = ledger._claim(f"activity:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"activity:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
-            replay = await ledger._replay(connection, *ledger._key_of(claim))
+            replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:
                 return replay
-            live = await ledger._live(connection, member)
+            live = await ledger.kernel.lock_member(connection, member)
             period = rule.period.start(ledger.clock())
 
             async def take_one(connection: AsyncConnection, transfer_id: int) -> None:
                 await self._count_activity(connection, live, partner, kind, period, rule.cap)
 
             values = {
-                **claim,
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": rule.points,
                 "reason": f"activity: {kind}",
             }
-            return await ledger._post(
-                connection, values, live, earn_legs(partner, rule.points), take_one
+            return await ledger.kernel.post(
+                connection, claim, values, live, earn_legs(partner, rule.points), take_one
             )
 
         return await ledger.uow.write(work)
@@ -766,7 +762,7 @@ class EarningService:
                 raise DomainError(
                     ErrorCode.UNKNOWN_REFERRAL_CODE, "No member has this referral code.", ("code",)
                 )
-            locked = await repository.lock_members(connection, [member_id, referrer])
+            locked = await locks.lock_members(connection, [member_id, referrer])
             live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))
@@ -806,20 +802,22 @@ class EarningService:
         row = claimed.first()
         if row is None:
             return None
-        referrer = await repository.live_member(connection, row.referrer_id)
+        referrer = await locks.live_member(connection, row.referrer_id)
         for who, points, role in (
             (member_id, rule.referred_points, "referred"),
             (referrer, rule.referrer_points, "referrer"),
         ):
             assert who is not None
+            claim = self.ledger.kernel.claim(f"referral:{partner}", f"{role}:{member_id}", {})
             values = {
-                **self.ledger._claim(f"referral:{partner}", f"{role}:{member_id}", {}),
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": points,
                 "reason": f"referral bonus ({role})",
             }
-            await self.ledger._post(connection, values, who, earn_legs(partner, points))
+            await self.ledger.kernel.post(
+                connection, claim, values, who, earn_legs(partner, points)
+            )
         return Award("referral", "referral bonus (referred)", rule.referred_points)
 
 

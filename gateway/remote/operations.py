@@ -33,8 +33,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.kernel.errors import DomainError, ErrorCode, shown
+from gateway.ledger import locks
 from gateway.ledger import store as repository
 from gateway.ledger.exchange import Quote
+from gateway.ledger.posting import Claim
 from gateway.ledger.records import Draft, MemberRef, Posting
 from gateway.ledger.rules import TransferKind, conversion_legs, earn_legs, redeem_legs
 from gateway.ledger.tables import remote_operations
@@ -146,23 +148,19 @@ class RemoteOperations:
     async def _start(
         self, connection: AsyncConnection, draft: Draft, member: MemberRef
     ) -> Posting | Operation:
-        scope, key, fingerprint = (
-            draft.claim["idempotency_scope"],
-            draft.claim["idempotency_key"],
-            draft.claim["request_hash"],
-        )
-        existing = await _live_operation(connection, scope, key)
+        claim = draft.claim
+        existing = await _live_operation(connection, claim.scope, claim.key)
         if existing is not None:
-            if existing.request_hash != fingerprint:
+            if existing.request_hash != claim.fingerprint:
                 raise _key_reused()
             if existing.status == PENDING:
                 return existing
             if existing.status == COMPENSATED:
                 raise self._compensated(existing)
-        replay = await self.ledger._replay(connection, scope, key, fingerprint)
+        replay = await self.ledger.kernel.replay(connection, claim)
         if replay is not None:
             return replay
-        member_id = await self.ledger._live(connection, member)
+        member_id = await self.ledger.kernel.lock_member(connection, member)
         remote = self._remote_side(draft)
         self._pool(remote)
         customer_id = await _customer(connection, member_id, remote)
@@ -171,19 +169,20 @@ class RemoteOperations:
         transfer_id = None
         if draft.kind is TransferKind.CONVERSION and remote == draft.to_partner:
             # Hosted -> remote: the wallet is debited now; a refusal later reverses it.
-            posting = await self.ledger._post(
-                connection, self._values(draft), member_id, self._legs(draft)
+            posting = await self.ledger.kernel.post(
+                connection, claim, self._values(draft), member_id, self._legs(draft)
             )
             if posting.replayed:
                 raise _Raced
             assert draft.to_partner is not None
-            await self.ledger._owe_for_conversion(
+            await self.ledger.owe_for_conversion(
                 connection, posting.transfer, draft.partner, draft.to_partner
             )
             transfer_id = posting.transfer.id
         quote = draft.quote
         to_remote = quote is not None and remote == draft.to_partner
         row = {
+            **claim.columns(),
             **self._values(draft),
             "id": operation_id,
             "status": PENDING,
@@ -235,14 +234,14 @@ class RemoteOperations:
         if operation.transfer_id is not None:
             posting = await self._posting(connection, operation.transfer_id)
         else:
-            member_id = await repository.live_member(connection, operation.member_id)
+            member_id = await locks.live_member(connection, operation.member_id)
             draft = self._draft_of(operation)
-            posting = await self.ledger._post(
-                connection, self._values(draft), member_id, self._legs(draft)
+            posting = await self.ledger.kernel.post(
+                connection, draft.claim, self._values(draft), member_id, self._legs(draft)
             )
             if not posting.replayed and draft.kind is TransferKind.CONVERSION:
                 assert draft.to_partner is not None
-                await self.ledger._owe_for_conversion(
+                await self.ledger.owe_for_conversion(
                     connection, posting.transfer, draft.partner, draft.to_partner
                 )
         await connection.execute(
@@ -455,7 +454,6 @@ class RemoteOperations:
     def _values(self, draft: Draft) -> dict[str, Any]:
         quote = draft.quote
         return {
-            **draft.claim,
             "kind": draft.kind.value,
             "partner": draft.partner,
             "to_partner": draft.to_partner,
@@ -495,11 +493,9 @@ class RemoteOperations:
             )
         return Draft(
             kind=TransferKind(operation.kind),
-            claim={
-                "idempotency_scope": operation.idempotency_scope,
-                "idempotency_key": operation.idempotency_key,
-                "request_hash": operation.request_hash,
-            },
+            claim=Claim(
+                operation.idempotency_scope, operation.idempotency_key, operation.request_hash
+            ),
             partner=operation.partner,
             points=operation.points,
             to_partner=operation.to_partner,
