@@ -1,10 +1,5 @@
-"""The service layer: enrol, earn, redeem, convert, reverse, and the reads behind them.
-
-GraphQL, the CLI and jobs all call these; each call is one unit of work. Moving calls
-carry an idempotency key: a retry returns the first answer and posts nothing new, and
-the same key with a different request is ``IDEMPOTENCY_KEY_REUSED``. A call that fails
-posts nothing, so its key stays free for a corrected retry.
-"""
+"""The ledger's operations: enrol, earn, redeem, convert, reverse, merge; each call is one
+unit of work, its postings through the kernel (posting.py), its reads in reads.py."""
 
 from __future__ import annotations
 
