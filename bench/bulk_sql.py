@@ -23,7 +23,7 @@ DIRECT_SCOPE = "bench-direct"
 
 # What SQLAlchemy renders for gateway/repository.py with the asyncpg dialect (captured
 # with echo=True and PostgreSQL's log_statement), character for character.
-# The member lock (repository.lock_members): the member's row and its survivor's, in order.
+# The member lock (locks.lock_members): the member's row and its survivor's, in order.
 LIVE_MEMBER = (
     "SELECT members.id, members.merged_into FROM members "
     "WHERE members.id IN ($1::VARCHAR) OR members.id IN (SELECT seen.merged_into "

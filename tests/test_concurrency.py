@@ -138,7 +138,7 @@ async def pg_gateway(pg_url: str) -> AsyncIterator[Gateway]:
 
 async def test_a_real_deadlock_is_retried_inside_the_gateway(pg_gateway: Gateway):
     uow = UnitOfWork(pg_gateway.service.engine)
-    ids = sorted(pg_gateway.service._system_accounts.values())[:2]
+    ids = sorted(pg_gateway.service.kernel.system_accounts.values())[:2]
     ready = [asyncio.Event(), asyncio.Event()]
 
     def work(me: int) -> Any:

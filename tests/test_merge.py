@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.kernel.unit_of_work import RETRYABLE_SQLSTATES, sqlstate
-from gateway.ledger import store as repository
+from gateway.ledger import locks
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, payload
 from tests.sso import Brands, as_browser, authorize, brands, sign_in, sso, start_sso  # noqa: F401
@@ -290,18 +290,18 @@ async def test_a_member_lock_taken_out_of_order_does_not_wait(sso_pg: Gateway):
     engine = gateway.service.engine
     async with engine.connect() as holder, engine.connect() as late:
         await holder.begin()
-        await repository.lock_members(holder, [low])
+        await locks.lock_members(holder, [low])
         await late.begin()
-        assert await repository.lock_members(late, [high]) == {high: high}
+        assert await locks.lock_members(late, [high]) == {high: high}
         began = time.perf_counter()
         with pytest.raises(DBAPIError) as raised:
-            await repository.lock_members(late, [low])
+            await locks.lock_members(late, [low])
         assert sqlstate(raised.value) in RETRYABLE_SQLSTATES
         assert time.perf_counter() - began < 0.5
         await late.rollback()
         # In order, it waits as usual: the holder's commit lets it through.
         await late.begin()
-        waiting = asyncio.ensure_future(repository.lock_members(late, [low, high]))
+        waiting = asyncio.ensure_future(locks.lock_members(late, [low, high]))
         await asyncio.sleep(0.2)
         assert not waiting.done()
         await holder.commit()

@@ -4,7 +4,7 @@ A member without a second factor that counts may spend at most a partner's step-
 threshold in ``STEP_UP_WINDOW`` (redeems, conversions, holds, gifts and rewards paid from
 the pool, all counted together). Checked before the posting's transaction, two racing
 spends could each pass with the other not yet counted. The services call ``check`` once
-they hold the member's lock (``repository.live_member``), which makes one member's postings
+they hold the member's lock (``locks.live_member``), which makes one member's postings
 take turns: the sum read then includes every spend that committed before.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth.policy import STEP_UP_WINDOW, Access
 from gateway.ledger import store as repository
+from gateway.ledger.posting import Claim
 from partners.config.coalition import Partner
 
 
@@ -46,13 +47,13 @@ class StepUp:
         self.access.step_up(self.partner, self.points, now, spent)
 
     def guard(
-        self, member_id: str, now: datetime, claim: dict[str, str]
+        self, member_id: str, now: datetime, claim: Claim
     ) -> Callable[[AsyncConnection, int], Awaitable[None]]:
-        """``check`` as a ``LedgerService._post`` guard: it runs once the transfer claimed
-        its key (never on a replay), which it leaves out of the sum."""
+        """``check`` as a ``Kernel.post`` guard: it runs once the transfer claimed its key
+        (never on a replay), which it leaves out of the sum."""
 
         async def guard(connection: AsyncConnection, transfer_id: int) -> None:
-            own = (claim["idempotency_scope"], claim["idempotency_key"])
+            own = (claim.scope, claim.key)
             await self.check(connection, member_id, now, [own])
 
         return guard

@@ -15,9 +15,10 @@ from gateway.challenges.counters import BONUS_SCOPE
 from gateway.challenges.standings import Award, Standings
 from gateway.challenges.tables import challenge_awards, insert_for
 from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger import locks
 from gateway.ledger import store as repository
+from gateway.ledger.locks import Lock
 from gateway.ledger.rules import TransferKind, earn_legs
-from gateway.ledger.store import Lock
 from partners.config.challenges import Challenge
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Awarding(Standings):
         async def work(connection: AsyncConnection) -> list[Award]:
             # Other postings and evaluations of the member go on (concurrent awards are
             # the unique key's to settle); a merge waits.
-            survivor = await repository.live_member(connection, member_id, Lock.SHARED)
+            survivor = await locks.live_member(connection, member_id, Lock.SHARED)
             if survivor is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
             return await self.award_due(connection, survivor, since, until)
@@ -162,15 +163,15 @@ class Awarding(Standings):
         ledger = self.ledger
         key = bonus_key(challenge.slug, member_id, start)
         request = {"challenge": challenge.slug, "member": member_id, "points": bonus_points}
+        claim = ledger.kernel.claim(f"{BONUS_SCOPE}:{bonus_partner}", key, request)
         values = {
-            **ledger._claim(f"{BONUS_SCOPE}:{bonus_partner}", key, request),
             "kind": TransferKind.EARN.value,
             "partner": bonus_partner,
             "points": bonus_points,
             "reason": f"Challenge completed: {challenge.name}"[:500],
         }
-        posting = await ledger._post(
-            connection, values, member_id, earn_legs(bonus_partner, bonus_points)
+        posting = await ledger.kernel.post(
+            connection, claim, values, member_id, earn_legs(bonus_partner, bonus_points)
         )
         await connection.execute(
             sa.update(challenge_awards)

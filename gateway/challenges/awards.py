@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.challenges.service import ChallengeService
 from gateway.events import types
 from gateway.events.event import Event
-from gateway.ledger.store import Lock, lock_members
+from gateway.ledger.locks import Lock, lock_members
 
 FOLLOWED = frozenset({types.POINTS_EARNED, types.MEMBER_MERGED})
 
@@ -44,7 +44,7 @@ class ChallengeAwards:
             return
         await self.challenges.prepare(connection)
         # Every member of the batch at once, in the one lock order: postings go on, a
-        # merge waits (see repository.lock_members).
+        # merge waits (see locks.lock_members).
         live = await lock_members(connection, sorted(spans), Lock.SHARED)
         survivors: dict[str, tuple[datetime, datetime]] = {}
         for member_id, (low, high) in spans.items():

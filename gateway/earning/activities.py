@@ -40,27 +40,26 @@ class Activities:
                 ("partner",),
             )
         request = {"member": member.canonical(), "activity": kind}
-        claim = ledger._claim(f"activity:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"activity:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
-            replay = await ledger._replay(connection, *ledger._key_of(claim))
+            replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:
                 return replay
-            live = await ledger._live(connection, member)
+            live = await ledger.kernel.lock_member(connection, member)
             period = rule.period.start(ledger.clock())
 
             async def take_one(connection: AsyncConnection, transfer_id: int) -> None:
                 await self._count_activity(connection, live, partner, kind, period, rule.cap)
 
             values = {
-                **claim,
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": rule.points,
                 "reason": f"activity: {kind}",
             }
-            return await ledger._post(
-                connection, values, live, earn_legs(partner, rule.points), take_one
+            return await ledger.kernel.post(
+                connection, claim, values, live, earn_legs(partner, rule.points), take_one
             )
 
         return await ledger.uow.write(work)

@@ -57,12 +57,13 @@ class Debts:
             .where(wallet_debts.c.member_id == member_id, wallet_debts.c.pool == pool)
             .values(owed=wallet_debts.c.owed - paid)
         )
+        request = {"member": member_id, "points": paid}
+        claim = self.ledger.kernel.claim("repay", f"{pool}:{what}", request)
         values = {
-            **self.ledger._claim("repay", f"{pool}:{what}", {"member": member_id, "points": paid}),
             "kind": TransferKind.CLAWBACK.value,
             "partner": pool,
             "points": paid,
             "reason": f"paying back points owed after a return ({what})",
         }
         legs = [Leg(pool, AccountCode.WALLET, -paid), Leg(pool, AccountCode.ISSUANCE, paid)]
-        await self.ledger._post(connection, values, member_id, legs)
+        await self.ledger.kernel.post(connection, claim, values, member_id, legs)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.earning.debts import Debts
 from gateway.earning.tables import purchases, wallet_debts
-from gateway.ledger import store as repository
+from gateway.ledger import locks
 from gateway.ledger.rules import AccountCode, Leg, TransferKind
 
 PENDING, AVAILABLE = "pending", "available"
@@ -60,9 +60,9 @@ class PendingPoints(Debts):
             return False
         remaining = row.points - row.clawed_back
         if remaining > 0:
-            member_id = await repository.live_member(connection, row.member_id)
+            member_id = await locks.live_member(connection, row.member_id)
+            claim = self.ledger.kernel.claim("mature", str(purchase_id), {"purchase": purchase_id})
             values = {
-                **self.ledger._claim("mature", str(purchase_id), {"purchase": purchase_id}),
                 "kind": TransferKind.MATURE.value,
                 "partner": row.partner,
                 "points": remaining,
@@ -72,7 +72,7 @@ class PendingPoints(Debts):
                 Leg(row.partner, AccountCode.PENDING, -remaining),
                 Leg(row.partner, AccountCode.WALLET, remaining),
             ]
-            await self.ledger._post(connection, values, member_id, legs)
+            await self.ledger.kernel.post(connection, claim, values, member_id, legs)
             assert member_id is not None
             await self._repay(
                 connection, member_id, row.partner, remaining, f"purchase {purchase_id}"

@@ -67,7 +67,7 @@ class Purchases(Debts, Referrals):
             extra = await in_force(connection, partner, now)
             if member is None:
                 return earning.Member(), extra
-            member_id = await self.ledger._resolve(connection, member)
+            member_id = await self.ledger.kernel.resolve(connection, member)
             context = await self._context(connection, member_id, partner, now, extra)
             return context, extra
 
@@ -97,7 +97,7 @@ class Purchases(Debts, Referrals):
             },
             "reason": reason,
         }
-        claim = ledger._claim(f"earn:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"earn:{partner}", idempotency_key, request)
         if config.pool.remote:
             awards = await self.quote(partner, member, bought.amount, list(bought.lines))
             draft = Draft(
@@ -112,7 +112,7 @@ class Purchases(Debts, Referrals):
 
         async def work(connection: AsyncConnection) -> Earned:
             # No read of the key first: the transfer insert claims it (see LedgerService.earn).
-            live = await ledger._live(connection, member)
+            live = await ledger.kernel.lock_member(connection, member)
             now = ledger.clock()
             extra = await in_force(connection, partner, now)
             context = await self._context(connection, live, partner, now, extra)
@@ -129,14 +129,13 @@ class Purchases(Debts, Referrals):
                 else earn_legs(partner, points)
             )
             values = {
-                **claim,
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": points,
                 "purchase_amount": str(bought.amount),
                 "reason": reason,
             }
-            posting = await ledger._post(connection, values, live, legs)
+            posting = await ledger.kernel.post(connection, claim, values, live, legs)
             if posting.replayed:
                 return await self._earned(connection, posting)
             if not pending:
@@ -152,7 +151,7 @@ class Purchases(Debts, Referrals):
                     transfer_id=posting.transfer.id,
                     member_id=live,
                     partner=partner,
-                    receipt=claim["idempotency_key"],
+                    receipt=claim.key,
                     amount=str(bought.amount),
                     points=points,
                     breakdown=json.dumps([[a.rule, a.description, a.points] for a in awards]),

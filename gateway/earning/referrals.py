@@ -12,7 +12,7 @@ from gateway.earning.rules import Award
 from gateway.earning.tables import insert_for, referral_codes, referrals
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import clean_text
-from gateway.ledger import store as repository
+from gateway.ledger import locks
 from gateway.ledger.rules import TransferKind, earn_legs
 from gateway.ledger.service import LedgerService
 
@@ -61,7 +61,7 @@ class Referrals:
                 raise DomainError(
                     ErrorCode.UNKNOWN_REFERRAL_CODE, "No member has this referral code.", ("code",)
                 )
-            locked = await repository.lock_members(connection, [member_id, referrer])
+            locked = await locks.lock_members(connection, [member_id, referrer])
             live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))
@@ -101,18 +101,20 @@ class Referrals:
         row = claimed.first()
         if row is None:
             return None
-        referrer = await repository.live_member(connection, row.referrer_id)
+        referrer = await locks.live_member(connection, row.referrer_id)
         for who, points, role in (
             (member_id, rule.referred_points, "referred"),
             (referrer, rule.referrer_points, "referrer"),
         ):
             assert who is not None
+            claim = self.ledger.kernel.claim(f"referral:{partner}", f"{role}:{member_id}", {})
             values = {
-                **self.ledger._claim(f"referral:{partner}", f"{role}:{member_id}", {}),
                 "kind": TransferKind.EARN.value,
                 "partner": partner,
                 "points": points,
                 "reason": f"referral bonus ({role})",
             }
-            await self.ledger._post(connection, values, who, earn_legs(partner, points))
+            await self.ledger.kernel.post(
+                connection, claim, values, who, earn_legs(partner, points)
+            )
         return Award("referral", "referral bonus (referred)", rule.referred_points)

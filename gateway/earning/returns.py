@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +14,9 @@ from gateway.earning.pending import PENDING
 from gateway.earning.tables import purchase_returns, purchases
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.validation import check_amount
+from gateway.ledger import locks
 from gateway.ledger import store as repository
+from gateway.ledger.posting import Claim
 from gateway.ledger.records import Posting
 from gateway.ledger.rules import AccountCode, Leg, TransferKind
 
@@ -51,7 +52,7 @@ class Returns(Debts):
         config = ledger.partner(partner)
         amount = check_amount(amount, "amount")
         request = {"receipt": receipt, "amount": str(amount)}
-        claim = ledger._claim(f"return:{partner}", idempotency_key, request)
+        claim = ledger.kernel.claim(f"return:{partner}", idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Returned:
             done = await self._returned(connection, claim)
@@ -83,7 +84,7 @@ class Returns(Debts):
                 )
             )
             due = target - bought.clawed_back
-            member_id = await repository.live_member(connection, bought.member_id)
+            member_id = await locks.live_member(connection, bought.member_id)
             assert member_id is not None
             taken, owed, uncollected = 0, 0, 0
             account = AccountCode.WALLET
@@ -101,14 +102,13 @@ class Returns(Debts):
             posting = None
             if taken:
                 values = {
-                    **claim,
                     "kind": TransferKind.CLAWBACK.value,
                     "partner": partner,
                     "points": taken,
                     "reason": f"return of {amount} of purchase {bought.transfer_id}",
                 }
                 legs = [Leg(partner, account, -taken), Leg(partner, AccountCode.ISSUANCE, taken)]
-                posting = await ledger._post(connection, values, member_id, legs)
+                posting = await ledger.kernel.post(connection, claim, values, member_id, legs)
             if owed:
                 await self._add_debt(connection, member_id, partner, owed)
             await connection.execute(
@@ -123,9 +123,7 @@ class Returns(Debts):
             await connection.execute(
                 sa.insert(purchase_returns).values(
                     purchase_id=bought.id,
-                    idempotency_scope=claim["idempotency_scope"],
-                    idempotency_key=claim["idempotency_key"],
-                    request_hash=claim["request_hash"],
+                    **claim.columns(),
                     amount=str(amount),
                     taken=taken,
                     owed=owed,
@@ -145,22 +143,20 @@ class Returns(Debts):
                 raise
             return found
 
-    async def _returned(
-        self, connection: AsyncConnection, claim: dict[str, Any]
-    ) -> Returned | None:
+    async def _returned(self, connection: AsyncConnection, claim: Claim) -> Returned | None:
         row = (
             await connection.execute(
                 sa.select(purchase_returns, purchases.c.points)
                 .join(purchases, purchases.c.id == purchase_returns.c.purchase_id)
                 .where(
-                    purchase_returns.c.idempotency_scope == claim["idempotency_scope"],
-                    purchase_returns.c.idempotency_key == claim["idempotency_key"],
+                    purchase_returns.c.idempotency_scope == claim.scope,
+                    purchase_returns.c.idempotency_key == claim.key,
                 )
             )
         ).first()
         if row is None:
             return None
-        if row.request_hash != claim["request_hash"]:
+        if row.request_hash != claim.fingerprint:
             raise DomainError(
                 ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 "This idempotency key was used for a different request.",

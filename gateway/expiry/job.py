@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.expiry.schedule import NOT_CREDITS, Schedules, due_now, last_activity, original
 from gateway.expiry.wallets import expiries_of, live_ids, lock_wallet, wallet_page
 from gateway.kernel.errors import DomainError
+from gateway.ledger import locks
 from gateway.ledger import store as repository
 from gateway.ledger.rules import TransferKind, expiry_legs
 from gateway.ledger.tables import entries, transfers
@@ -70,7 +71,7 @@ class Job(Schedules):
         ledger = self.ledger
 
         async def work(connection: AsyncConnection) -> bool:
-            live = await repository.live_member(connection, member_id)
+            live = await locks.live_member(connection, member_id)
             if live is None:
                 return False
             ids = [live, *await repository.merged_into(connection, live)]
@@ -83,19 +84,20 @@ class Job(Schedules):
                 return False
             sequence = 1 + await expiries_of(connection, ids, pool)
             stamp = due.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            claim = ledger._claim(
+            claim = ledger.kernel.claim(
                 f"expiry:{pool}",
                 f"{live}:{stamp}:{sequence}",
                 {"member": live, "pool": pool, "expires_at": stamp, "sequence": sequence},
             )
             values = {
-                **claim,
                 "kind": TransferKind.EXPIRY.value,
                 "partner": pool,
                 "points": due.points,
                 "reason": due.reason,
             }
-            posting = await ledger._post(connection, values, live, expiry_legs(pool, due.points))
+            posting = await ledger.kernel.post(
+                connection, claim, values, live, expiry_legs(pool, due.points)
+            )
             return not posting.replayed
 
         try:

@@ -6,7 +6,7 @@ A gift is one GIFT transfer with two wallet legs in the partner's pool: the give
 table offers no gifting, and a pool kept in the partner's own system has no wallets here.
 
 The monthly limit per giver holds under concurrent gifts: the giver's and the receiver's
-member rows are locked (``repository.lock_members``: in the one order every transaction
+member rows are locked (``locks.lock_members``: in the one order every transaction
 takes member locks in, so that two members gifting each other cannot deadlock) before the
 month's gifts are summed, so two gifts of one giver are checked one after the other. Every
 posting for a member takes that lock too.
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.auth.step_up import StepUp
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_points, clean_text
+from gateway.ledger import locks
 from gateway.ledger import store as repository
 from gateway.ledger.records import MemberRef, Posting, scope
 from gateway.ledger.rules import AccountCode, Leg, TransferKind
@@ -110,11 +111,11 @@ class GiftService:
             "message": message,
         }
         ledger = self.ledger
-        claim = ledger._claim(scope("gift", partner, caller), idempotency_key, request)
+        claim = ledger.kernel.claim(scope("gift", partner, caller), idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> Posting:
             receiver_id = await _receiver(ledger, connection, receiver)
-            live = await repository.lock_members(connection, [giver_member_id, receiver_id])
+            live = await locks.lock_members(connection, [giver_member_id, receiver_id])
             giver = live.get(giver_member_id)
             if giver is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("giver", "id"))
@@ -122,7 +123,7 @@ class GiftService:
             if receiving is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("receiver", "id"))
             # After the lock: a retry racing the first call finds its posting here.
-            replay = await ledger._replay(connection, *ledger._key_of(claim))
+            replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:
                 return replay
             if giver == receiving:
@@ -145,14 +146,13 @@ class GiftService:
                     ("points",),
                 )
             values = {
-                **claim,
                 "kind": TransferKind.GIFT.value,
                 "partner": partner,
                 "points": points,
                 "reason": message,
             }
             legs = gift_legs(partner, giver, receiving, points)
-            return await ledger._post(connection, values, giver, legs)
+            return await ledger.kernel.post(connection, claim, values, giver, legs)
 
         return await self.uow.write(work)
 
@@ -179,7 +179,7 @@ class GiftService:
 async def _receiver(ledger: LedgerService, connection: AsyncConnection, ref: MemberRef) -> str:
     """The receiver's member id (errors point at ``receiver``)."""
     try:
-        return await ledger._resolve(connection, ref)
+        return await ledger.kernel.resolve(connection, ref)
     except DomainError as error:
         field = ("receiver", *error.field[1:]) if error.field else ("receiver",)
         if error.code is ErrorCode.UNKNOWN_MEMBER and ref.customer_id is not None:

@@ -23,6 +23,7 @@ from gateway.auth.step_up import StepUp
 from gateway.holds.tables import holds
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_points, clean_text, invalid
+from gateway.ledger import locks
 from gateway.ledger import store as repository
 from gateway.ledger.records import MemberRef, Posting, scope
 from gateway.ledger.rules import TransferKind, capture_legs, hold_legs, release_legs
@@ -172,10 +173,10 @@ class HoldService:
             "lifetime": lifetime.total_seconds(),
             "reason": reason,
         }
-        claim = ledger._claim(scope("hold", partner, caller), idempotency_key, request)
+        claim = ledger.kernel.claim(scope("hold", partner, caller), idempotency_key, request)
 
         async def work(connection: AsyncConnection) -> HoldPosting:
-            member_id = await ledger._live(connection, member)
+            member_id = await ledger.kernel.lock_member(connection, member)
             now = ledger.clock()
 
             async def record(connection: AsyncConnection, transfer_id: int) -> None:
@@ -193,7 +194,6 @@ class HoldService:
                 )
 
             values = {
-                **claim,
                 "kind": TransferKind.HOLD.value,
                 "partner": partner,
                 "points": points,
@@ -205,8 +205,8 @@ class HoldService:
                     await step_up.guard(member_id, now, claim)(connection, transfer_id)
                 await record(connection, transfer_id)
 
-            posting = await ledger._post(
-                connection, values, member_id, hold_legs(partner, points), guard
+            posting = await ledger.kernel.post(
+                connection, claim, values, member_id, hold_legs(partner, points), guard
             )
             hold = await self._by_transfer(connection, posting.transfer.id)
             return HoldPosting(hold, posting)
@@ -230,7 +230,7 @@ class HoldService:
             hold = await self._by_id(connection, hold_id)
             if hold is None:
                 raise DomainError(ErrorCode.UNKNOWN_HOLD, "No such hold.", ("hold_id",))
-            claim = ledger._claim(f"{scope_prefix}:{hold.partner}", idempotency_key, request)
+            claim = ledger.kernel.claim(f"{scope_prefix}:{hold.partner}", idempotency_key, request)
             captured = hold.points if points is None else points
             if status == CAPTURED:
                 if not 0 < captured <= hold.points:
@@ -273,7 +273,6 @@ class HoldService:
                 raise _not_open(current)
 
             values = {
-                **claim,
                 "kind": (
                     TransferKind.CAPTURE if status == CAPTURED else TransferKind.RELEASE
                 ).value,
@@ -281,9 +280,11 @@ class HoldService:
                 "points": captured if status == CAPTURED else hold.points,
                 "reason": f"hold {hold_id} {status}",
             }
-            member_id = await repository.live_member(connection, hold.member_id)
+            member_id = await locks.live_member(connection, hold.member_id)
             rest = {"hold_id": hold_id, "released_points": hold.points - captured}
-            posting = await ledger._post(connection, values, member_id, legs, flip, rest)
+            posting = await ledger.kernel.post(
+                connection, claim, values, member_id, legs, flip, rest
+            )
             settled = await self._by_id(connection, hold_id)
             assert settled is not None
             if posting.replayed and settled.settle_transfer_id != posting.transfer.id:

@@ -16,7 +16,7 @@ from gateway.kernel.errors import DomainError, ErrorCode
 
 T = TypeVar("T")
 # serialization_failure, deadlock_detected, lock_not_available (a lock taken out of the
-# one order with NOWAIT, see repository.lock_members)
+# one order with NOWAIT, see locks.lock_members)
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 log = logging.getLogger(__name__)
 

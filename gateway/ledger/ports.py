@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.ledger.records import Draft, MemberRef, Posting
+
+if TYPE_CHECKING:
+    from gateway.ledger.posting import Claim
 
 # Runs once a posting claimed its key (never on a replay) with the new transfer's id; may
 # raise to refuse the whole posting.
@@ -28,7 +31,7 @@ class SpendingCheck(Protocol):
         retry_of: Sequence[tuple[str, str]] = (),
     ) -> None: ...
 
-    def guard(self, member_id: str, now: datetime, claim: dict[str, str]) -> Guard: ...
+    def guard(self, member_id: str, now: datetime, claim: Claim) -> Guard: ...
 
 
 class RemotePostings(Protocol):

@@ -1,15 +1,21 @@
-"""A crediting posting in one PostgreSQL statement (one round trip instead of three).
+"""The posting's own writes: claim the transfer's key, move the wallets, enter every leg.
 
-An earn (or any posting whose only wallet leg credits one wallet) claims the transfer's
+Statements are chosen so that PostgreSQL and SQLite give the same behaviour: wallet
+debits are one conditional UPDATE (never a read-then-write), wallet credits one upsert,
+and the idempotency key is claimed by the transfer row's unique index (``claim_transfer``
+then ``post_legs``).
+
+A crediting posting runs in one PostgreSQL statement (one round trip instead of three):
+an earn (or any posting whose only wallet leg credits one wallet) claims the transfer's
 idempotency key, credits the wallet and inserts every leg as an entry. On PostgreSQL the
 three run as one statement of data-modifying CTEs, the wallet credit and the entries
 reading the claimed transfer's id: a taken key inserts nothing and returns no row (the
-caller then answers with the first posting, as after ``repository.claim_transfer``). The
+caller then answers with the first posting, as after ``claim_transfer``). The
 statement also reads, for the answer's wallet, the points held and owed there as the
 posting leaves them (under the member lock the caller holds), so the answer needs no
-further reads. SQLite (and every other posting) keeps ``repository``'s statements.
+further reads. SQLite (and every other posting) takes ``claim_transfer`` and ``post_legs``.
 
-The statement is plain SQL text, built once per number of legs: no SQL expression is built
+That statement is plain SQL text, built once per number of legs: no SQL expression is built
 or compiled per call.
 """
 
@@ -19,10 +25,140 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.ledger.records import LegRecord, WalletRecord
 from gateway.ledger.rules import AccountCode, Leg
+from gateway.ledger.store import wallet_balance
+from gateway.ledger.tables import accounts, entries, transfers
+
+
+class Overdraft(Exception):
+    """A wallet debit found fewer points than it needed; the transaction must roll back."""
+
+    def __init__(self, pool: str, needed: int, available: int) -> None:
+        super().__init__(f"{pool}: needed {needed}, available {available}")
+        self.pool = pool
+        self.needed = needed
+        self.available = available
+
+
+class _Writes:
+    """The statements of ``claim_transfer`` and ``post_legs``, built once per dialect and
+    bound per call."""
+
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.claim_transfer = (
+            insert(transfers)
+            .on_conflict_do_nothing(index_elements=["idempotency_scope", "idempotency_key"])
+            .returning(transfers.c.id)
+        )
+        credit = insert(accounts).values(
+            pool=sa.bindparam("pool"),
+            code=AccountCode.WALLET.value,
+            member_id=sa.bindparam("member_id"),
+            balance=sa.bindparam("points"),
+        )
+        self.credit_wallet = credit.on_conflict_do_update(
+            index_elements=["member_id", "pool"],
+            index_where=accounts.c.member_id.isnot(None),
+            set_={"balance": accounts.c.balance + credit.excluded.balance},
+        ).returning(accounts.c.id, accounts.c.balance)
+        # One statement: under concurrent debits PostgreSQL re-checks the condition on the
+        # latest row version after the row lock, so a wallet is never overdrawn.
+        self.debit_wallet = (
+            sa.update(accounts)
+            .where(
+                accounts.c.member_id == sa.bindparam("member"),
+                accounts.c.pool == sa.bindparam("wallet_pool"),
+                accounts.c.balance >= sa.bindparam("points"),
+            )
+            .values(balance=accounts.c.balance - sa.bindparam("points"))
+            .returning(accounts.c.id, accounts.c.balance)
+        )
+        self.insert_entries = sa.insert(entries)
+
+
+_WRITES: dict[str, _Writes] = {}
+
+
+def _writes(connection: AsyncConnection) -> _Writes:
+    name = connection.dialect.name
+    if name not in _WRITES:
+        _WRITES[name] = _Writes(name)
+    return _WRITES[name]
+
+
+async def claim_transfer(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Insert a transfer; None when its idempotency key is taken (after the taker commits)."""
+    transfer_id = (await connection.execute(_writes(connection).claim_transfer, values)).scalar()
+    return None if transfer_id is None else int(transfer_id)
+
+
+async def post_legs(
+    connection: AsyncConnection,
+    transfer_id: int,
+    member_id: str | None,
+    legs: Sequence[Leg],
+    system_accounts: dict[tuple[str, AccountCode], int],
+) -> list[LegRecord]:
+    """Apply the wallet legs (in pool order, so two transfers never deadlock) and insert
+    every leg as an entry. Raises ``Overdraft`` when a debit finds too few points."""
+    wallet_state: dict[tuple[str, str], tuple[int, int]] = {}
+    wallet_legs = [(leg.pool, leg.member_id or member_id, leg) for leg in legs if leg.is_wallet]
+    for pool, owner, leg in sorted(wallet_legs, key=lambda item: (item[0], item[1] or "")):
+        assert owner is not None
+        if leg.amount > 0:
+            wallet_state[(pool, owner)] = await _credit_wallet(connection, owner, pool, leg.amount)
+        else:
+            wallet_state[(pool, owner)] = await _debit_wallet(connection, owner, pool, -leg.amount)
+    records: list[LegRecord] = []
+    rows: list[dict[str, Any]] = []
+    for leg in legs:
+        if leg.is_wallet:
+            owner = leg.member_id or member_id
+            assert owner is not None
+            account_id, balance_after = wallet_state[(leg.pool, owner)]
+            record = LegRecord(transfer_id, leg.pool, leg.account, owner, leg.amount, balance_after)
+        else:
+            account_id = system_accounts[(leg.pool, leg.account)]
+            record = LegRecord(transfer_id, leg.pool, leg.account, None, leg.amount, None)
+        records.append(record)
+        rows.append(
+            {
+                "transfer_id": transfer_id,
+                "account_id": account_id,
+                "pool": record.pool,
+                "member_id": record.member_id,
+                "amount": record.amount,
+                "balance_after": record.balance_after,
+            }
+        )
+    await connection.execute(_writes(connection).insert_entries, rows)
+    return records
+
+
+async def _credit_wallet(
+    connection: AsyncConnection, member_id: str, pool: str, points: int
+) -> tuple[int, int]:
+    parameters = {"pool": pool, "member_id": member_id, "points": points}
+    row = (await connection.execute(_writes(connection).credit_wallet, parameters)).one()
+    return row.id, row.balance
+
+
+async def _debit_wallet(
+    connection: AsyncConnection, member_id: str, pool: str, points: int
+) -> tuple[int, int]:
+    parameters = {"member": member_id, "wallet_pool": pool, "points": points}
+    row = (await connection.execute(_writes(connection).debit_wallet, parameters)).first()
+    if row is None:
+        raise Overdraft(pool, points, await wallet_balance(connection, member_id, pool))
+    return row.id, row.balance
+
+
+# A crediting posting in one PostgreSQL statement
 
 TRANSFER_COLUMNS = (
     "kind",

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.ledger.exchange import Quote
 from gateway.ledger.rules import AccountCode, TransferKind
+
+if TYPE_CHECKING:
+    from gateway.ledger.posting import Claim
 
 
 def scope(operation: str, owner: str, caller: str | None = None) -> str:
@@ -136,7 +139,7 @@ class Draft:
     """A call to forward, as the service validated it."""
 
     kind: TransferKind  # EARN, REDEEM or CONVERSION
-    claim: dict[str, Any]  # the caller's idempotency scope, key and request fingerprint
+    claim: Claim  # the caller's idempotency scope, key and request fingerprint
     partner: str  # where points are earned or redeemed; a conversion's source
     points: int
     to_partner: str | None = None

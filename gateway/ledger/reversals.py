@@ -1,4 +1,4 @@
-"""How much of each transfer its reversals took back so far: one row per reversed transfer.
+"""A reversal's next part (``post_part``) and the running total of each reversed transfer.
 
 A transfer may be reversed in parts (each a REVERSAL transfer pointing at it) that add up to
 it, never beyond. The running total lives on one row, so a reversal reads and raises one row
@@ -11,11 +11,16 @@ compare-and-set in ``add`` refuses a change that got past the lock anyway.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.ledger.records import TransferRecord
+from gateway.ledger import locks
+from gateway.ledger import store as repository
+from gateway.ledger.posting import Claim, Kernel
+from gateway.ledger.records import Posting, TransferRecord
+from gateway.ledger.rules import AccountCode, Leg, TransferKind, reversal_legs
 from gateway.ledger.tables import reversed_totals, transfers
 
 
@@ -71,3 +76,54 @@ async def latest(connection: AsyncConnection, transfer_ids: Sequence[int]) -> di
         )
     )
     return {row.transfer_id: row.last_reversal_id for row in result}
+
+
+async def post_part(
+    kernel: Kernel,
+    connection: AsyncConnection,
+    original: TransferRecord,
+    claim: Claim,
+    points: int | None,
+    reason: str | None,
+) -> Posting:
+    """Post the next part of ``original``'s reversal (``points``; None: all that is left)
+    and raise its running total; the caller holds ``original``'s lock."""
+    before = await reversed_so_far(connection, original.id)
+    original_legs = (await repository.legs_of(connection, [original.id]))[original.id]
+    legs = reversal_legs(
+        original.kind,
+        [Leg(leg.pool, leg.account, leg.amount) for leg in original_legs],
+        original.points,
+        points,
+        before,
+    )
+    part = points if points is not None else original.points - before
+    values: dict[str, Any] = {
+        "kind": TransferKind.REVERSAL.value,
+        "partner": original.partner,
+        "to_partner": original.to_partner,
+        "points": part,
+        "reason": reason,
+        "reverses_id": original.id,
+    }
+    if original.kind is TransferKind.CONVERSION:
+        # What this part gives back of the target points and of the fee.
+        values["received_points"] = -sum(
+            leg.amount
+            for leg in legs
+            if leg.pool == original.to_partner and leg.account is not AccountCode.LIQUIDITY
+        )
+        values["fee"] = -sum(leg.amount for leg in legs if leg.account is AccountCode.FEES)
+        values["rate"] = str(original.rate) if original.rate is not None else None
+    owner = original.member_id
+    if owner is not None:
+        # A merged member's points now live with the survivor.
+        owner = await locks.live_member(connection, owner)
+    reverses = {
+        "reverses_kind": original.kind.value,
+        "reverses_at": original.created_at.isoformat(),
+    }
+    posting = await kernel.post(connection, claim, values, owner, legs, event_data=reverses)
+    if not posting.replayed:  # a replay writes nothing more
+        await add(connection, original.id, before, part, posting.transfer.id)
+    return posting

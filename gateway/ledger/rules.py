@@ -130,6 +130,24 @@ def expiry_legs(pool: str, points: int) -> list[Leg]:
     return [Leg(pool, AccountCode.WALLET, -points), Leg(pool, AccountCode.BREAKAGE, points)]
 
 
+# The transfers no reversal undoes, and what to do instead (NOT_REVERSIBLE).
+_NOT_REVERSIBLE = {
+    TransferKind.REVERSAL: "A reversal cannot be reversed; post a new transfer instead.",
+    TransferKind.MERGE: "Moving points between merged members cannot be reversed.",
+    TransferKind.HOLD: "A hold is undone with voidRedemption, not reversed.",
+    TransferKind.RELEASE: "A hold is undone with voidRedemption, not reversed.",
+    # Two members' wallets: the receiver may have spent the points already.
+    TransferKind.GIFT: "A gift cannot be reversed; the receiver can gift the points back.",
+}
+
+
+def check_reversible(kind: TransferKind) -> None:
+    """Refuse (NOT_REVERSIBLE) to reverse a transfer of ``kind`` that no reversal undoes."""
+    why = _NOT_REVERSIBLE.get(kind)
+    if why is not None:
+        raise DomainError(ErrorCode.NOT_REVERSIBLE, why, ("transfer_id",))
+
+
 def reversal_legs(
     kind: TransferKind,
     legs: Sequence[Leg],
@@ -146,24 +164,7 @@ def reversal_legs(
     total so the parts add up exactly, rounded in the house's favour (target points up,
     the fee refund down); each pool's liquidity leg balances the pool.
     """
-    if kind is TransferKind.REVERSAL:
-        raise DomainError(
-            ErrorCode.NOT_REVERSIBLE,
-            "A reversal cannot be reversed; post a new transfer instead.",
-            ("transfer_id",),
-        )
-    if kind is TransferKind.MERGE:
-        raise DomainError(
-            ErrorCode.NOT_REVERSIBLE,
-            "Moving points between merged members cannot be reversed.",
-            ("transfer_id",),
-        )
-    if kind in (TransferKind.HOLD, TransferKind.RELEASE):
-        raise DomainError(
-            ErrorCode.NOT_REVERSIBLE,
-            "A hold is undone with voidRedemption, not reversed.",
-            ("transfer_id",),
-        )
+    check_reversible(kind)
     left = total - reversed_before
     if left <= 0:
         raise DomainError(

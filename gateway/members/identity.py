@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.events import outbox
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.unit_of_work import Retry
+from gateway.ledger import locks
 from gateway.ledger import store as repository
+from gateway.ledger.locks import Lock
 from gateway.ledger.service import LedgerService
-from gateway.ledger.store import Lock
 from gateway.members import store
 from gateway.members.records import FLOW_USED, FlowUse, Linked, Proof, SignedIn, StartedFlow
 from gateway.members.rules import (
@@ -102,7 +103,7 @@ class IdentityService:
     async def _enrolled_member(self, connection: AsyncConnection, proof: Proof) -> str | None:
         """The member the token's customer id is enrolled with (locked), if any."""
         enrolled = await self._enrolment_owner(connection, proof)
-        return await repository.live_member(connection, enrolled) if enrolled else None
+        return await locks.live_member(connection, enrolled) if enrolled else None
 
     async def _enrolment_owner(self, connection: AsyncConnection, proof: Proof) -> str | None:
         if proof.customer_id is None or proof.provider not in self.ledger.coalition.partners:
@@ -118,7 +119,7 @@ class IdentityService:
 
         async def work(connection: AsyncConnection) -> Linked:
             # Who is involved, read without locks; then all of them locked at once, in the
-            # one order (see repository.lock_members), and the reading checked.
+            # one order (see locks.lock_members), and the reading checked.
             found = await store.identity(connection, proof.issuer, proof.subject)
             other = None
             if found is None:
@@ -168,7 +169,7 @@ class IdentityService:
         survivor, owner = seen.get(member_id), seen.get(other) if other else None
         merging = survivor is not None and owner is not None and owner.id != survivor.id
         retiring = [owner.id] if merging and owner is not None else []
-        live = await repository.lock_members(connection, ids, Lock.EXCLUSIVE, retiring)
+        live = await locks.lock_members(connection, ids, Lock.EXCLUSIVE, retiring)
         if survivor is not None and live.get(member_id) != survivor.id:
             raise Retry  # merged meanwhile
         if owner is not None and other is not None and live.get(other) != owner.id:
@@ -183,7 +184,7 @@ class IdentityService:
 
     async def unlink(self, member_id: str, issuer: str, subject: str) -> None:
         async def work(connection: AsyncConnection) -> None:
-            await repository.lock_members(connection, [member_id], Lock.EXCLUSIVE)
+            await locks.lock_members(connection, [member_id], Lock.EXCLUSIVE)
             held = (await store.identities_of(connection, [member_id])).get(member_id, [])
             if not any(i.issuer == issuer and i.subject == subject for i in held):
                 raise DomainError(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.ledger import store as repository
 from gateway.ledger.exchange import Quote
+from gateway.ledger.posting import Claim
 from gateway.ledger.records import Draft, Posting
 from gateway.ledger.rules import TransferKind, conversion_legs, earn_legs, redeem_legs
 from gateway.remote.record import Operation
@@ -49,7 +50,6 @@ class Pieces:
     def _values(self, draft: Draft) -> dict[str, Any]:
         quote = draft.quote
         return {
-            **draft.claim,
             "kind": draft.kind.value,
             "partner": draft.partner,
             "to_partner": draft.to_partner,
@@ -89,11 +89,9 @@ class Pieces:
             )
         return Draft(
             kind=TransferKind(operation.kind),
-            claim={
-                "idempotency_scope": operation.idempotency_scope,
-                "idempotency_key": operation.idempotency_key,
-                "request_hash": operation.request_hash,
-            },
+            claim=Claim(
+                operation.idempotency_scope, operation.idempotency_key, operation.request_hash
+            ),
             partner=operation.partner,
             points=operation.points,
             to_partner=operation.to_partner,

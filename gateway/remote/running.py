@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.ledger import store as repository
+from gateway.ledger import locks
 from gateway.ledger.records import Draft, MemberRef, Posting
 from gateway.ledger.rules import TransferKind
 from gateway.remote.pieces import Pieces, describe
@@ -58,23 +58,19 @@ class Running(Pieces):
     async def _start(
         self, connection: AsyncConnection, draft: Draft, member: MemberRef
     ) -> Posting | Operation:
-        scope, key, fingerprint = (
-            draft.claim["idempotency_scope"],
-            draft.claim["idempotency_key"],
-            draft.claim["request_hash"],
-        )
-        existing = await live_operation(connection, scope, key)
+        claim = draft.claim
+        existing = await live_operation(connection, claim.scope, claim.key)
         if existing is not None:
-            if existing.request_hash != fingerprint:
+            if existing.request_hash != claim.fingerprint:
                 raise _key_reused()
             if existing.status == PENDING:
                 return existing
             if existing.status == COMPENSATED:
                 raise self._compensated(existing)
-        replay = await self.ledger._replay(connection, scope, key, fingerprint)
+        replay = await self.ledger.kernel.replay(connection, claim)
         if replay is not None:
             return replay
-        member_id = await self.ledger._live(connection, member)
+        member_id = await self.ledger.kernel.lock_member(connection, member)
         remote = self._remote_side(draft)
         self._pool(remote)
         customer_id = await customer_of(connection, member_id, remote)
@@ -83,19 +79,20 @@ class Running(Pieces):
         transfer_id = None
         if draft.kind is TransferKind.CONVERSION and remote == draft.to_partner:
             # Hosted -> remote: the wallet is debited now; a refusal later reverses it.
-            posting = await self.ledger._post(
-                connection, self._values(draft), member_id, self._legs(draft)
+            posting = await self.ledger.kernel.post(
+                connection, claim, self._values(draft), member_id, self._legs(draft)
             )
             if posting.replayed:
                 raise _Raced
             assert draft.to_partner is not None
-            await self.ledger._owe_for_conversion(
+            await self.ledger.owe_for_conversion(
                 connection, posting.transfer, draft.partner, draft.to_partner
             )
             transfer_id = posting.transfer.id
         quote = draft.quote
         to_remote = quote is not None and remote == draft.to_partner
         row = {
+            **claim.columns(),
             **self._values(draft),
             "id": operation_id,
             "status": PENDING,
@@ -147,14 +144,14 @@ class Running(Pieces):
         if operation.transfer_id is not None:
             posting = await self._posting(connection, operation.transfer_id)
         else:
-            member_id = await repository.live_member(connection, operation.member_id)
+            member_id = await locks.live_member(connection, operation.member_id)
             draft = self._draft_of(operation)
-            posting = await self.ledger._post(
-                connection, self._values(draft), member_id, self._legs(draft)
+            posting = await self.ledger.kernel.post(
+                connection, draft.claim, self._values(draft), member_id, self._legs(draft)
             )
             if not posting.replayed and draft.kind is TransferKind.CONVERSION:
                 assert draft.to_partner is not None
-                await self.ledger._owe_for_conversion(
+                await self.ledger.owe_for_conversion(
                     connection, posting.transfer, draft.partner, draft.to_partner
                 )
         await connection.execute(

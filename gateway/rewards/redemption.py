@@ -51,9 +51,9 @@ class Redemption(Catalogue):
         request = {"reward": reward_id, "member": member.canonical(), "pay_with": pay_with}
 
         async def work(connection: AsyncConnection) -> Receipt:
-            member_id = await ledger._live(connection, member)
-            claim = ledger._claim(scope("reward", member_id), idempotency_key, request)
-            replay = await ledger._replay(connection, *ledger._key_of(claim))
+            member_id = await ledger.kernel.lock_member(connection, member)
+            claim = ledger.kernel.claim(scope("reward", member_id), idempotency_key, request)
+            replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:
                 return await self._receipt_of(connection, replay.transfer.id, replayed=True)
             reward = await self._reward(connection, reward_id)
@@ -76,14 +76,12 @@ class Redemption(Catalogue):
                 quote = exchange.quote_to_receive(
                     ledger.coalition, pay_with, reward.partner, reward.price_points, now
                 )
-                conversion = await ledger._post(
+                conversion = await ledger.kernel.post(
                     connection,
+                    ledger.kernel.claim(
+                        scope("reward", member_id), conversion_key(claim.key), request
+                    ),
                     {
-                        **ledger._claim(
-                            scope("reward", member_id),
-                            conversion_key(claim["idempotency_key"]),
-                            request,
-                        ),
                         "kind": TransferKind.CONVERSION.value,
                         "partner": pay_with,
                         "to_partner": reward.partner,
@@ -103,10 +101,10 @@ class Redemption(Catalogue):
             async def take_unit(connection: AsyncConnection, transfer_id: int) -> None:
                 await self._take_unit(connection, reward, member_id)
 
-            redemption = await ledger._post(
+            redemption = await ledger.kernel.post(
                 connection,
+                claim,
                 {
-                    **claim,
                     "kind": TransferKind.REDEEM.value,
                     "partner": reward.partner,
                     "points": reward.price_points,

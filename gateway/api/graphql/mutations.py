@@ -182,12 +182,6 @@ class Mutation(
                     "A conversion into another partner's pool is reversed by an operator.",
                     ("transfer_id",),
                 )
-            if original.kind.value == "gift":  # two members' wallets: the service cannot yet
-                raise DomainError(
-                    ErrorCode.NOT_REVERSIBLE,
-                    "A gift cannot be reversed; the receiver can gift the points back.",
-                    ("transfer_id",),
-                )
             assert transfer_id is not None
             posting = await info.context.service.reverse(
                 transfer_id, input.idempotency_key, points=input.points, reason=input.reason
