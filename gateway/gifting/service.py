@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth.step_up import StepUp
@@ -28,8 +27,9 @@ from gateway.ledger import store as repository
 from gateway.ledger.records import MemberRef, Posting, scope
 from gateway.ledger.rules import AccountCode, Leg, TransferKind
 from gateway.ledger.service import LedgerService
-from gateway.ledger.tables import transfers
 from partners.config.expiry import GiftingLimits
+
+GIFTS = (TransferKind.GIFT,)
 
 
 def month_start(moment: datetime) -> datetime:
@@ -135,7 +135,7 @@ class GiftService:
                 await step_up.check(connection, giver, now)
             since = month_start(now)
             ids = [giver, *await repository.merged_into(connection, giver)]
-            given = await _given_since(connection, ids, partner, since, ())
+            given = await repository.spent_since(connection, ids, partner, since, (), GIFTS)
             if given + points > limits.max_points_per_month:
                 left = max(0, limits.max_points_per_month - given)
                 raise DomainError(
@@ -168,7 +168,7 @@ class GiftService:
 
         async def work(connection: AsyncConnection) -> int:
             ids = [member_id, *await repository.merged_into(connection, member_id)]
-            return await _given_since(connection, ids, pool, since, retry_of)
+            return await repository.spent_since(connection, ids, pool, since, retry_of, GIFTS)
 
         return await self.uow.read(work)
 
@@ -186,30 +186,3 @@ async def _receiver(ledger: LedgerService, connection: AsyncConnection, ref: Mem
             message = f"No member is enrolled at '{ref.partner}' as {shown(ref.customer_id)}."
             raise DomainError(error.code, message, field) from None
         raise DomainError(error.code, error.message, field) from None
-
-
-async def _given_since(
-    connection: AsyncConnection,
-    member_ids: Sequence[str],
-    pool: str,
-    since: datetime,
-    retry_of: Sequence[tuple[str, str]],
-) -> int:
-    total = await connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
-            transfers.c.member_id.in_(member_ids),
-            transfers.c.partner == pool,
-            transfers.c.kind == TransferKind.GIFT.value,
-            transfers.c.created_at >= since,
-            *(
-                sa.not_(
-                    sa.and_(
-                        transfers.c.idempotency_scope == key_scope,
-                        transfers.c.idempotency_key == key,
-                    )
-                )
-                for key_scope, key in retry_of
-            ),
-        )
-    )
-    return int(total or 0)

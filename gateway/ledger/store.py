@@ -22,7 +22,7 @@ from gateway.ledger.records import (
     TransferRecord,
     WalletRecord,
 )
-from gateway.ledger.rules import SYSTEM_ACCOUNTS, AccountCode
+from gateway.ledger.rules import SYSTEM_ACCOUNTS, AccountCode, TransferKind
 from gateway.ledger.tables import accounts, enrolments, entries, members, obligations, transfers
 
 
@@ -271,20 +271,31 @@ async def pool_figures(connection: AsyncConnection, pool: str) -> dict[str, int]
     return figures
 
 
+# What counts as spending a pool's points (step-up sums these).
+SPENDING = (
+    TransferKind.REDEEM,
+    TransferKind.CONVERSION,
+    TransferKind.HOLD,
+    TransferKind.GIFT,
+)
+
+
 async def spent_since(
     connection: AsyncConnection,
     member_ids: Sequence[str],
     pool: str,
     since: datetime,
     retry_of: Sequence[tuple[str, str]],
+    kinds: Sequence[TransferKind] = SPENDING,
 ) -> int:
-    """Points the members redeemed, converted, held or gifted out of ``pool`` since ``since``,
-    leaving out the transfers a retry would answer with (``retry_of``: scopes and keys)."""
+    """Points the members moved out of ``pool`` since ``since`` by transfers of ``kinds``
+    (redeemed, converted, held or gifted), leaving out the transfers a retry would answer
+    with (``retry_of``: scopes and keys)."""
     total = await connection.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(transfers.c.points), 0)).where(
             transfers.c.member_id.in_(member_ids),
             transfers.c.partner == pool,
-            transfers.c.kind.in_(["redeem", "conversion", "hold", "gift"]),
+            transfers.c.kind.in_([kind.value for kind in kinds]),
             transfers.c.created_at >= since,
             *(
                 sa.not_(
