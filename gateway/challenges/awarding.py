@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.challenges import counters as challenge_counters
 from gateway.challenges.counters import BONUS_SCOPE
 from gateway.challenges.standings import Award, Standings
-from gateway.challenges.tables import challenge_awards, insert_for
+from gateway.challenges.tables import challenge_awards
 from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.kernel.schema import insert_for
 from gateway.ledger import locks
 from gateway.ledger import store as repository
 from gateway.ledger.locks import Lock

@@ -21,11 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.challenges.tables import challenge_counters, challenges
-from gateway.kernel.schema import Moment
+from gateway.kernel.schema import Moment, insert_for
 from gateway.ledger.tables import members, transfers
 from partners.config.challenges import Challenge, ChallengeKind, Period
 
@@ -39,10 +38,6 @@ Counts = dict[tuple[str, datetime], list[tuple[str, int, int]]]  # (slug, start)
 
 def is_bonus(scope: str) -> bool:
     return scope.startswith(f"{BONUS_SCOPE}:")
-
-
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _counting(partner: str, at: datetime) -> list[sa.ColumnElement[bool]]:
@@ -78,7 +73,9 @@ async def count_earn(
         sa.literal(1, sa.BigInteger),
         sa.literal(points, sa.BigInteger),
     ).where(*_counting(partner, at))
-    insert = _insert(connection, challenge_counters).from_select([*KEY, "visits", "points"], rows)
+    insert = insert_for(connection, challenge_counters).from_select(
+        [*KEY, "visits", "points"], rows
+    )
     await connection.execute(
         insert.on_conflict_do_update(
             index_elements=KEY,
@@ -125,7 +122,7 @@ async def fold(connection: AsyncConnection, retired: str, survivor: str) -> None
         )
     ).all()
     for row in rows:
-        insert = _insert(connection, challenge_counters).values(
+        insert = insert_for(connection, challenge_counters).values(
             challenge=row.challenge,
             member_id=survivor,
             period_start=row.period_start,

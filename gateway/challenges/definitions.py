@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.challenges import counters as challenge_counters
 from gateway.challenges.sync import Configured, challenge_of, columns_of, counts_differently
-from gateway.challenges.tables import challenges, insert_for
+from gateway.challenges.tables import challenges
 from gateway.kernel.errors import DomainError, ErrorCode, shown
+from gateway.kernel.schema import insert_for
 from gateway.kernel.validation import invalid
 from partners.config.challenges import (
     Challenge,

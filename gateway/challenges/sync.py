@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.challenges import counters as challenge_counters
-from gateway.challenges.tables import challenges, insert_for
+from gateway.challenges.tables import challenges
+from gateway.kernel.schema import insert_for
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.ledger.service import LedgerService
 from partners.config.challenges import Challenge, ChallengeKind, Period

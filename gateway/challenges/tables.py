@@ -9,11 +9,8 @@ period, which its unique key guarantees however many evaluations run at once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from gateway.kernel.schema import BigId, Moment
@@ -92,10 +89,3 @@ class ChallengeCounter(SQLModel, table=True):
 
 
 challenge_counters = ChallengeCounter.__table__  # type: ignore[attr-defined]
-
-
-def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
-    """An INSERT into ``table`` in the connection's dialect (which has ON CONFLICT)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)

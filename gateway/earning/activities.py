@@ -6,8 +6,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.earning.tables import activity_claims, insert_for
+from gateway.earning.tables import activity_claims
 from gateway.kernel.errors import DomainError, ErrorCode, shown
+from gateway.kernel.schema import insert_for
 from gateway.ledger.records import MemberRef, Posting
 from gateway.ledger.rules import TransferKind, earn_legs
 from gateway.ledger.service import LedgerService

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.earning.tables import insert_for, wallet_debts
+from gateway.earning.tables import wallet_debts
+from gateway.kernel.schema import insert_for
 from gateway.ledger.rules import AccountCode, Leg, TransferKind
 from gateway.ledger.service import LedgerService
 

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.earning.rules import Award
-from gateway.earning.tables import insert_for, referral_codes, referrals
+from gateway.earning.tables import referral_codes, referrals
 from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.kernel.schema import insert_for
 from gateway.kernel.validation import clean_text
 from gateway.ledger import locks
 from gateway.ledger.rules import TransferKind, earn_legs

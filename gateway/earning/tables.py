@@ -4,11 +4,8 @@ referrals and the points a member owes after a return. Migration 0007 creates th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from gateway.kernel.schema import BigId, Moment
@@ -139,8 +136,3 @@ activity_claims = ActivityClaim.__table__  # type: ignore[attr-defined]
 referral_codes = ReferralCode.__table__  # type: ignore[attr-defined]
 referrals = Referral.__table__  # type: ignore[attr-defined]
 wallet_debts = WalletDebt.__table__  # type: ignore[attr-defined]
-
-
-def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
-    """An INSERT into ``table`` in the connection's dialect (which has ON CONFLICT)."""
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)

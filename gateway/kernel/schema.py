@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 metadata = SQLModel.metadata
@@ -32,3 +34,8 @@ class Moment(sa.TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT into ``table`` in the connection's dialect (which has ON CONFLICT)."""
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)

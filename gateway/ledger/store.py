@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.schema import insert_for
 from gateway.ledger.records import (
     EnrolmentRecord,
     LegRecord,
@@ -24,13 +24,6 @@ from gateway.ledger.records import (
 )
 from gateway.ledger.rules import SYSTEM_ACCOUNTS, AccountCode, TransferKind
 from gateway.ledger.tables import accounts, enrolments, entries, members, obligations, transfers
-
-
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
 
 # The statements the posting path reads with, built once and bound per call.
 _TRANSFER_BY_KEY = sa.select(transfers).where(
@@ -52,7 +45,7 @@ async def ensure_system_accounts(
         for code in SYSTEM_ACCOUNTS
     ]
     if rows:
-        statement = _insert(connection, accounts).on_conflict_do_nothing(
+        statement = insert_for(connection, accounts).on_conflict_do_nothing(
             index_elements=["pool", "code"], index_where=accounts.c.member_id.is_(None)
         )
         await connection.execute(statement, rows)
@@ -76,7 +69,7 @@ async def claim_enrolment(
 ) -> bool:
     """Insert the enrolment unless the pair exists; a racing insert waits for the first."""
     statement = (
-        _insert(connection, enrolments)
+        insert_for(connection, enrolments)
         .values(partner=partner, customer_id=customer_id, member_id=member_id, created_at=at)
         .on_conflict_do_nothing(index_elements=["partner", "customer_id"])
         .returning(enrolments.c.member_id)

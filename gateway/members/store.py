@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.holds.tables import holds
+from gateway.kernel.schema import insert_for
 from gateway.ledger.tables import enrolments, members
 from gateway.members.tables import auth_flows, identities, sessions
 
@@ -54,10 +54,6 @@ class SessionRecord:
     expires_at: datetime
     created_at: datetime
     step_up_from: datetime | None  # when this sign-in's second factor starts to count
-
-
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _identity(row: Any) -> IdentityRecord:
@@ -120,7 +116,7 @@ async def claim_identity(
         "linked_at": at,
     }
     statement = (
-        _insert(connection, identities)
+        insert_for(connection, identities)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["issuer", "subject"])
         .returning(identities.c.member_id)

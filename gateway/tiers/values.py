@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.schema import insert_for
 from gateway.tiers.tables import tier_contributions, tier_values
 
 C = tier_contributions.c
@@ -40,10 +40,6 @@ class Window:
     through: datetime | None  # None: not built
     next_leave: datetime | None
     points: dict[str, int] = field(default_factory=dict)
-
-
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _window(row: Any) -> Window:
@@ -149,7 +145,7 @@ async def contribute(
     partner in the window after ``start``, this contribution included."""
     # One statement makes the member's row exist and locks it (a bonus posting may run
     # alongside an earn: they hold the member's row in modes that do not exclude each other).
-    claim = _insert(connection, tier_values).values(member_id=member_id, points="{}")
+    claim = insert_for(connection, tier_values).values(member_id=member_id, points="{}")
     row = (
         await connection.execute(
             claim.on_conflict_do_update(
