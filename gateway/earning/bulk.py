@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from gateway.earning.purchases import Earned, Purchases
@@ -26,6 +27,8 @@ class BulkLine:
     amount: Decimal | None = None
     lines: list[Line] = field(default_factory=list)
     reason: str | None = None
+    # When the purchase happened (an import's ``occurred_at``); None: now.
+    occurred_at: datetime | None = None
 
 
 class Bulk(Purchases):
