@@ -87,6 +87,56 @@ async def count_earn(
     )
 
 
+async def count_earns(
+    connection: AsyncConnection, earns: Sequence[tuple[str, str, int]], at: datetime
+) -> None:
+    """A batch's earns (member, partner, points), all made at ``at``: ``count_earn`` for
+    each, in one statement (PostgreSQL), added up per member and partner."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for member_id, partner, points in earns:
+        total = totals.setdefault((member_id, partner), [0, 0])
+        total[0] += 1
+        total[1] += points
+    if not totals:
+        return
+    keys = sorted(totals)
+    await connection.execute(
+        _COUNT_EARNS,
+        {
+            "members": [member for member, _ in keys],
+            "partners": [partner for _, partner in keys],
+            "visits": [totals[key][0] for key in keys],
+            "points": [totals[key][1] for key in keys],
+            "week": Period.WEEK.start(at),
+            "month": Period.MONTH.start(at),
+            "year": Period.YEAR.start(at),
+            "at": at,
+        },
+    )
+
+
+_COUNT_EARNS = sa.text(
+    f"""
+INSERT INTO challenge_counters ({", ".join(KEY)}, visits, points)
+SELECT ch.slug, e.member_id,
+       CASE ch.period WHEN '{Period.WEEK.value}' THEN CAST(:week AS TIMESTAMPTZ)
+                      WHEN '{Period.MONTH.value}' THEN CAST(:month AS TIMESTAMPTZ)
+                      ELSE CAST(:year AS TIMESTAMPTZ) END,
+       e.partner, e.visits, e.points
+FROM unnest(CAST(:members AS VARCHAR[]), CAST(:partners AS VARCHAR[]),
+            CAST(:visits AS BIGINT[]), CAST(:points AS BIGINT[]))
+     AS e(member_id, partner, visits, points)
+JOIN challenges ch ON ch.active AND (ch.partner IS NULL OR ch.partner = e.partner)
+     AND (ch.valid_from IS NULL OR ch.valid_from <= CAST(:at AS TIMESTAMPTZ))
+     AND (ch.valid_until IS NULL OR ch.valid_until > CAST(:at AS TIMESTAMPTZ))
+ORDER BY ch.slug, e.member_id, e.partner
+ON CONFLICT ({", ".join(KEY)}) DO UPDATE
+SET visits = challenge_counters.visits + excluded.visits,
+    points = challenge_counters.points + excluded.points
+"""
+)
+
+
 async def count_reversal(
     connection: AsyncConnection,
     member_id: str,

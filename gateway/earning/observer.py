@@ -15,6 +15,7 @@ the events, shortly after the earn commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from gateway.ledger.records import TransferRecord
 from gateway.ledger.rules import TransferKind
 from gateway.ledger.service import LedgerService
 from gateway.ledger.tables import transfers
+from gateway.tiers import batch as tier_batch
 from gateway.tiers import values as tier_values
 from gateway.tiers.rules import window_start
 from gateway.tiers.service import TierService, valuation
@@ -52,6 +54,37 @@ class ProgrammeObserver:
             await self._value(connection, member_id, transfer, -points, transfer.created_at)
         elif kind is TransferKind.REVERSAL and transfer.reverses_id is not None:
             await self._reversal(connection, member_id, transfer)
+
+    async def posted_batch(
+        self, connection: AsyncConnection, posted: Sequence[tuple[TransferRecord, str]]
+    ) -> None:
+        """A batch's earns, all at one moment: the same as ``posted`` for each, set-based
+        (``tiers.batch``, ``challenges.counters.count_earns``)."""
+        earns = []
+        for transfer, scope in posted:
+            if transfer.kind is TransferKind.EARN and transfer.member_id is not None:
+                earns.append((transfer, scope))
+            else:
+                await self.posted(connection, transfer, scope)
+        if not earns:
+            return
+        at = earns[0][0].created_at
+        assert all(t.created_at == at for t, _ in earns), "a batch is posted at one moment"
+        await tier_batch.store(
+            connection,
+            self.tiers,
+            [(str(t.member_id), t.partner, t.points, t.id) for t, _ in earns],
+            at,
+        )
+        await challenge_counters.count_earns(
+            connection,
+            [
+                (str(t.member_id), t.partner, t.points)
+                for t, scope in earns
+                if not challenge_counters.is_bonus(scope)
+            ],
+            at,
+        )
 
     async def _reversal(
         self, connection: AsyncConnection, member_id: str, transfer: TransferRecord

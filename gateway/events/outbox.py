@@ -8,6 +8,7 @@ insert sends no transaction id: the column's default fills it in (``tables.py``)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,16 @@ from gateway.events.event import NewEvent
 from gateway.events.tables import outbox
 
 _INSERT = sa.insert(outbox)
+# Many events on PostgreSQL: one statement of arrays (a batch of postings appends thousands).
+_INSERT_MANY = sa.text(
+    """
+INSERT INTO outbox (type, member_id, partner, transfer_id, points, occurred_at, actor, data)
+SELECT * FROM unnest(CAST(:types AS VARCHAR[]), CAST(:members AS VARCHAR[]),
+                     CAST(:partners AS VARCHAR[]), CAST(:transfers AS BIGINT[]),
+                     CAST(:points AS BIGINT[]), CAST(:ats AS TIMESTAMPTZ[]),
+                     CAST(:actors AS TEXT[]), CAST(:data AS TEXT[])::json[])
+"""
+)
 
 
 async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> None:
@@ -28,6 +39,21 @@ async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> Non
     if not events:
         return
     actor = current_actor.get()
+    if len(events) > 1 and connection.dialect.name == "postgresql":
+        await connection.execute(
+            _INSERT_MANY,
+            {
+                "types": [e.type for e in events],
+                "members": [e.member_id for e in events],
+                "partners": [e.partner for e in events],
+                "transfers": [e.transfer_id for e in events],
+                "points": [e.points for e in events],
+                "ats": [e.occurred_at for e in events],
+                "actors": [e.actor if e.actor is not None else actor for e in events],
+                "data": [json.dumps(dict(e.data), separators=(",", ":")) for e in events],
+            },
+        )
+        return
     rows = [
         {
             "type": event.type,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.events import outbox
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.validation import MAX_KEY_LENGTH, clean_text
-from gateway.ledger import locks, posting_sql, transfer_events
+from gateway.ledger import batch, locks, posting_sql, transfer_events
 from gateway.ledger import store as repository
 from gateway.ledger.observers import PostingObserver
 from gateway.ledger.ports import Guard
@@ -119,6 +119,15 @@ class Kernel:
             )
         legs = await repository.legs_of(connection, [transfer.id])
         return Posting(transfer, tuple(legs[transfer.id]), replayed=True)
+
+    async def post_batch(
+        self, connection: AsyncConnection, credits: Sequence[batch.Credit], at: datetime
+    ) -> list[Posting]:
+        """Post a batch of credits at ``at`` (PostgreSQL; see ``ledger.batch``): their keys
+        free (``batch.taken``) and their members locked, as the caller found them."""
+        return await batch.post_credits(
+            connection, credits, at, self.system_accounts, self.observers
+        )
 
     async def post(
         self,

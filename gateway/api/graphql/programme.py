@@ -8,7 +8,9 @@ from enum import Enum
 
 import strawberry
 
+from gateway.api.graphql import bulk
 from gateway.api.graphql.access import check_member
+from gateway.api.graphql.bulk import EarnPointsBulkInput, EarnPointsBulkPayload
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.earning import programme
 from gateway.api.graphql.payloads import (
@@ -21,12 +23,8 @@ from gateway.api.graphql.purchases import AS_PURCHASE, EarnAward, PurchaseInput
 from gateway.api.graphql.scalars import Int64, decode_member_id
 from gateway.api.graphql.types import Transfer
 from gateway.auth.policy import denied
-from gateway.earning.bulk import MAX_BULK, BulkLine
-from gateway.earning.purchases import Earned
 from gateway.earning.returns import Returned
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.kernel.validation import invalid
-from gateway.ledger.records import MemberRef
 
 log = logging.getLogger("gateway.api.graphql.programme")
 
@@ -114,41 +112,6 @@ class ApplyReferralCodePayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-@strawberry.input(description="One purchase of a batch: points, or a purchase.")
-class BulkEarnLineInput:
-    member: MemberReferenceInput
-    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
-    points: Int64 | None = None
-    purchase: PurchaseInput | None = None
-    reason: str | None = None
-
-
-@strawberry.input
-class EarnPointsBulkInput:
-    partner: str
-    lines: list[BulkEarnLineInput] = strawberry.field(description="At most 10,000.")
-
-
-@strawberry.type(description="The outcome of one line of a batch, in the batch's order.")
-class BulkEarnResult:
-    index: int
-    transfer: Transfer | None = None
-    breakdown: list[EarnAward] | None = None
-    pending: bool = False
-    idempotent_replay: bool = False
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class EarnPointsBulkPayload:
-    results: list[BulkEarnResult] = strawberry.field(default_factory=list)
-    succeeded: Int64 = 0
-    failed: Int64 = 0
-    user_errors: list[UserError] = strawberry.field(
-        default_factory=list, description="Errors of the whole call; line errors are per line."
-    )
-
-
 @strawberry.type
 class ProgrammeQueries:
     @strawberry.field(
@@ -186,57 +149,9 @@ class ProgrammeMutations:
     async def earn_points_bulk(
         self, info: Info, input: EarnPointsBulkInput
     ) -> EarnPointsBulkPayload | None:
-        results: list[BulkEarnResult] = []
-        lines: list[BulkLine] = []
-        try:
-            info.context.access.act_at(input.partner, "points:earn")
-            if len(input.lines) > MAX_BULK:
-                raise DomainError(
-                    ErrorCode.TOO_MANY_LINES,
-                    f"At most {MAX_BULK} purchases per call; this one has {len(input.lines)}.",
-                    ("lines",),
-                )
-            refused: dict[int, DomainError] = {}
-            for index, line in enumerate(input.lines):
-                try:
-                    ref = line.member.resolve(input.partner)
-                    await check_member(info, ref)
-                except DomainError as error:
-                    refused[index] = error
-                    ref = MemberRef(id="")
-                amount, parts = line.purchase.parts() if line.purchase else (None, [])
-                if line.points is None and line.purchase is None:
-                    refused.setdefault(index, invalid("points", "Give points or a purchase."))
-                lines.append(
-                    BulkLine(ref, line.idempotency_key, line.points, amount, parts, line.reason)
-                )
-            chosen = [i for i in range(len(lines)) if i not in refused]
-            answers = await programme(info).earn_bulk(input.partner, [lines[i] for i in chosen])
-        except DomainError as error:
-            return EarnPointsBulkPayload(user_errors=UserError.of(error))
-        outcome: dict[int, Earned | DomainError] = {
-            **refused,
-            **dict(zip(chosen, answers, strict=True)),
-        }
-        for index in range(len(lines)):
-            answer = outcome[index]
-            if isinstance(answer, DomainError):
-                placed = answer.placed(AS_PURCHASE).within("lines", str(index))
-                results.append(BulkEarnResult(index=index, user_errors=UserError.of(placed)))
-                continue
-            results.append(
-                BulkEarnResult(
-                    index=index,
-                    transfer=Transfer.of(answer.posting.transfer),
-                    breakdown=[EarnAward.of(a) for a in answer.awards],
-                    pending=answer.pending,
-                    idempotent_replay=answer.posting.replayed,
-                )
-            )
-        failed = sum(1 for r in results if r.user_errors)
-        return EarnPointsBulkPayload(
-            results=results, succeeded=len(results) - failed, failed=failed
-        )
+        # Served by ``bulk.earn_points_bulk`` (installed over this resolver by the schema),
+        # which reads the lines without strawberry's conversion; the same answer.
+        return await bulk.earn_points_bulk(info, input.partner, input.lines)
 
     @strawberry.mutation(
         description="Points for an engagement activity (survey, review, social share), at "

@@ -18,6 +18,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from gateway.api.graphql import bulk
 from gateway.api.graphql.cost import QueryCostLimiter
 from gateway.api.graphql.errors import MaskUnexpected, ServiceFailures, should_mask
 from gateway.api.graphql.literals import NameLiteralErrors
@@ -48,7 +49,7 @@ def build_schema(
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=30).validation_rules,
     ]
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         scalar_overrides={Decimal: DecimalScalar, datetime: DateTimeScalar, Int64: Int64Scalar},
@@ -64,6 +65,8 @@ def build_schema(
             ServiceFailures,
         ],
     )
+    bulk.install(schema)
+    return schema
 
 
 schema = build_schema()
