@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.earning import rules as earning
 from gateway.earning.pending import AVAILABLE, PENDING
-from gateway.earning.promotions import in_force
-from gateway.earning.purchases import Earned, Purchases, _wallet_json, _wallet_of
+from gateway.earning.promotions import in_force_during
+from gateway.earning.purchases import Earned, Purchases, _occurred, _wallet_json, _wallet_of
 from gateway.earning.rules import Award
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.unit_of_work import Contention
@@ -210,7 +210,9 @@ class BatchEarning(Purchases):
             for index in members.pop(member_id).lines:
                 outcomes[index] = SLOW
         # 4. Each line's awards, in order.
-        extra = await in_force(connection, partner, now)
+        # Each purchase's rules apply at the moment it happened (``occurred_at``), or now.
+        earliest = min((lines[i].occurred_at or now for i in todo), default=now)
+        extra = await in_force_during(connection, partner, min(earliest, now), now)
         window = config.earning.return_window
         pending = window.total_seconds() > 0
         credits: list[Credit] = []
@@ -234,6 +236,7 @@ class BatchEarning(Purchases):
                 if pending and purchase
                 else earn_legs(partner, points)
             )
+            occurred = _occurred(line.occurred_at) if purchase else None
             values = {
                 "kind": "earn",
                 "partner": partner,
@@ -241,7 +244,7 @@ class BatchEarning(Purchases):
                 "purchase_amount": str(line.bought.amount) if line.bought is not None else None,
                 "reason": line.reason,
             }
-            credits.append(Credit(line.claim, values, member_id, legs))
+            credits.append(Credit(line.claim, values, member_id, legs, occurred))
             placed.append((index, member_id, awards, points))
             if purchase:
                 state.before, state.in_period = True, state.in_period + 1
@@ -374,11 +377,12 @@ class BatchEarning(Purchases):
         if line.bought is None:
             assert line.points is not None
             return [Award("points", "points given", line.points)], line.points
+        at = line.occurred_at or now
         tier, multiplier = None, Decimal(1)
         tiers = self.ledger.coalition.tiers
         if state.standing is not None and tiers is not None:
             rules = config.earning
-            wanted = any(p.tier and p.in_force_at(now) for p in (*rules.promotions, *extra))
+            wanted = any(p.tier and p.in_force_at(at) for p in (*rules.promotions, *extra))
             if tiers.has_benefit_at(config.slug) or wanted:
                 reached = state.standing.status(tiers, now)
                 tier, multiplier = reached.slug, reached.multiplier_at(config.slug)
@@ -388,7 +392,7 @@ class BatchEarning(Purchases):
             earned_here_before=state.before,
             purchases_in_period=state.in_period,
         )
-        awards = earning.breakdown(config, line.bought, context, now, extra)
+        awards = earning.breakdown(config, line.bought, context, at, extra)
         return awards, earning.total(awards)
 
     async def _replays(

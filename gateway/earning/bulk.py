@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from gateway.earning import rules
 from gateway.earning.batch import SLOW, BatchEarning, Prepared
-from gateway.earning.purchases import Earned
+from gateway.earning.purchases import Earned, _occurred
 from gateway.earning.rules import Award, Line
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import MAX_REASON_LENGTH, check_points, clean_text, invalid
@@ -38,7 +39,8 @@ class BulkLine:
     amount: Decimal | None = None
     lines: list[Line] = field(default_factory=list)
     reason: str | None = None
-    # When the purchase happened (an import's ``occurred_at``); None: now.
+    # When the purchase happened (an import's ``occurred_at``): its earning rules (the
+    # promotions in force) apply then; None: now. Points given ignore it.
     occurred_at: datetime | None = None
 
 
@@ -61,22 +63,23 @@ class Bulk(BatchEarning):
             return await self._one_by_one(partner, lines, concurrency)
         outcomes: list[Earned | DomainError | None] = [None] * len(lines)
         prepared: dict[int, Prepared] = {}
+        now = self.ledger.clock()
         for index, line in enumerate(lines):
             try:
-                prepared[index] = self._prepare(partner, line)
+                prepared[index] = self._prepare(partner, line, now)
             except DomainError as error:
                 outcomes[index] = error
         waiting = sorted(prepared)
         slow: list[int] = []
         slow_members: set[str] = set()
         while waiting:
-            now, later = _round_of(waiting, prepared)
-            for index in now:
+            chosen, later = _round_of(waiting, prepared)
+            for index in chosen:
                 if _who(prepared[index]) in slow_members:
                     slow.append(index)
-            now = [i for i in now if _who(prepared[i]) not in slow_members]
-            answers = await self._round(partner, [prepared[i] for i in now])
-            for index, answer in zip(now, answers, strict=True):
+            chosen = [i for i in chosen if _who(prepared[i]) not in slow_members]
+            answers = await self._round(partner, [prepared[i] for i in chosen])
+            for index, answer in zip(chosen, answers, strict=True):
                 if isinstance(answer, str):
                     assert answer == SLOW
                     slow.append(index)
@@ -89,7 +92,7 @@ class Bulk(BatchEarning):
         assert all(outcome is not None for outcome in outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _prepare(self, partner: str, line: BulkLine) -> Prepared:
+    def _prepare(self, partner: str, line: BulkLine, now: datetime) -> Prepared:
         """A line checked as ``earn`` (a purchase) or ``LedgerService.earn`` (points) check
         it, in the same order, with its claim."""
         if line.points is not None:
@@ -107,6 +110,7 @@ class Bulk(BatchEarning):
             return Prepared(line.member, claim, None, points, reason, line.occurred_at)
         reason = clean_text(line.reason, "reason", MAX_REASON_LENGTH, False)
         bought = self._purchase(line.amount, line.lines)
+        occurred_at = rules.occurred(line.occurred_at, now)
         request = {
             "member": line.member.canonical(),
             "purchase": {
@@ -114,9 +118,10 @@ class Bulk(BatchEarning):
                 "lines": [[str(x.amount), x.sku, x.category] for x in bought.lines],
             },
             "reason": reason,
+            **(_occurred(occurred_at) or {}),
         }
         claim = self.ledger.kernel.claim(f"earn:{partner}", line.idempotency_key, request)
-        return Prepared(line.member, claim, bought, None, reason, line.occurred_at)
+        return Prepared(line.member, claim, bought, None, reason, occurred_at)
 
     async def _one_by_one(
         self, partner: str, lines: Sequence[BulkLine], concurrency: int | None
@@ -146,7 +151,13 @@ class Bulk(BatchEarning):
                 )
                 return Earned(posting, (Award("points", "points given", line.points),))
             return await self.earn(
-                partner, line.member, line.idempotency_key, line.amount, line.lines, line.reason
+                partner,
+                line.member,
+                line.idempotency_key,
+                line.amount,
+                line.lines,
+                line.reason,
+                line.occurred_at,
             )
         except DomainError as error:
             return error

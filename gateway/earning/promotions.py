@@ -180,3 +180,21 @@ async def in_force(connection: AsyncConnection, partner: str, at: datetime) -> l
         .order_by(promotions.c.id)
     )
     return [PromotionRecord.from_row(row).promotion for row in rows]
+
+
+async def in_force_during(
+    connection: AsyncConnection, partner: str, start: datetime, end: datetime
+) -> list[Promotion]:
+    """The API's promotions of ``partner`` in force at some moment from ``start`` to ``end``,
+    oldest first (earning filters them per purchase: ``Promotion.in_force_at``)."""
+    rows = await connection.execute(
+        sa.select(promotions)
+        .where(
+            promotions.c.partner == partner,
+            promotions.c.active.is_(True),
+            promotions.c.starts <= end,
+            promotions.c.ends > start,
+        )
+        .order_by(promotions.c.id)
+    )
+    return [PromotionRecord.from_row(row).promotion for row in rows]

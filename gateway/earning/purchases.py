@@ -84,11 +84,15 @@ class Purchases(Debts, Referrals):
         amount: Decimal | None,
         lines: list[Line],
         reason: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> Earned:
+        """Earn for a purchase: its rules apply at ``occurred_at`` (when it happened; an
+        import's lines say) or now; the points are posted now."""
         ledger = self.ledger
         config = ledger.partner(partner)
         reason = clean_text(reason, "reason", MAX_REASON_LENGTH, False)
         bought = self._purchase(amount, lines)
+        occurred_at = earning.occurred(occurred_at, ledger.clock())
         request = {
             "member": member.canonical(),
             "purchase": {
@@ -96,6 +100,7 @@ class Purchases(Debts, Referrals):
                 "lines": [[str(x.amount), x.sku, x.category] for x in bought.lines],
             },
             "reason": reason,
+            **(_occurred(occurred_at) or {}),
         }
         claim = ledger.kernel.claim(f"earn:{partner}", idempotency_key, request)
         if config.pool.remote:
@@ -114,9 +119,10 @@ class Purchases(Debts, Referrals):
             # No read of the key first: the transfer insert claims it (see LedgerService.earn).
             live = await ledger.kernel.lock_member(connection, member)
             now = ledger.clock()
-            extra = await in_force(connection, partner, now)
-            context = await self._context(connection, live, partner, now, extra)
-            awards = earning.breakdown(config, bought, context, now, extra)
+            at = occurred_at or now
+            extra = await in_force(connection, partner, at)
+            context = await self._context(connection, live, partner, now, extra, at)
+            awards = earning.breakdown(config, bought, context, at, extra)
             points = earning.total(awards)
             window = config.earning.return_window
             pending = window.total_seconds() > 0
@@ -135,7 +141,10 @@ class Purchases(Debts, Referrals):
                 "purchase_amount": str(bought.amount),
                 "reason": reason,
             }
-            posting = await ledger.kernel.post(connection, claim, values, live, legs)
+            occurred = {"occurred_at": occurred_at.isoformat()} if occurred_at else None
+            posting = await ledger.kernel.post(
+                connection, claim, values, live, legs, None, occurred
+            )
             if posting.replayed:
                 return await self._earned(connection, posting)
             if not pending:
@@ -188,6 +197,7 @@ class Purchases(Debts, Referrals):
         partner: str,
         now: datetime,
         promotions: list[Promotion],
+        at: datetime | None = None,
     ) -> earning.Member:
         """What the rules need of the member: whether they bought at ``partner`` before
         (bonuses do not count), how often in the frequency bonus's period, and their tier
@@ -208,7 +218,8 @@ class Purchases(Debts, Referrals):
             )
         tier, multiplier = None, Decimal(1)
         tiers = self.ledger.coalition.tiers
-        wanted = any(p.tier and p.in_force_at(now) for p in (*rules.promotions, *promotions))
+        at = at or now
+        wanted = any(p.tier and p.in_force_at(at) for p in (*rules.promotions, *promotions))
         if (
             self.tiers is not None
             and tiers is not None
@@ -292,6 +303,11 @@ def _wallet_of(data: dict[str, Any]) -> WalletRecord:
         pending=data["pending"],
         held=data["held"],
     )
+
+
+def _occurred(at: datetime | None) -> dict[str, str] | None:
+    """When a purchase happened, as its request and its event record it (when given)."""
+    return {"occurred_at": at.isoformat()} if at is not None else None
 
 
 def _label(value: str | None, field: str) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -26,6 +26,10 @@ from partners.config.coalition import MAX_POINTS, Partner
 from partners.config.earning import Multiplier, Promotion
 
 MAX_LINES = 500
+# How far ahead of the gateway's clock a purchase's time may be (tills' clocks drift), and
+# how far back a purchase may still earn.
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_AGE = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,21 @@ def purchase(amount: Decimal | None, lines: list[Line]) -> Purchase:
     elif lines and total != amount:
         raise invalid("purchase", f"The lines add up to {total}, not to the amount {amount}.")
     return Purchase(amount, tuple(lines))
+
+
+def occurred(at: datetime | None, now: datetime) -> datetime | None:
+    """When a purchase happened, checked against ``now`` (None: now)."""
+    if at is None:
+        return None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise invalid("occurred_at", "Give the time with its UTC offset.")
+    if at > now + CLOCK_SKEW:
+        raise invalid("occurred_at", "A purchase cannot have happened in the future.")
+    if at < now - MAX_AGE:
+        raise invalid(
+            "occurred_at", f"A purchase more than {MAX_AGE.days} days old earns no points."
+        )
+    return at
 
 
 def _floor(value: Decimal) -> int:

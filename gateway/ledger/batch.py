@@ -45,13 +45,14 @@ class KeysTaken(Exception):
 @dataclass(frozen=True)
 class Credit:
     """One posting of a batch: its claim, its transfer's columns (``kind``, ``partner``,
-    ``points``, optionally ``purchase_amount`` and ``reason``), the member it posts to, and
-    its legs (wallet legs only credit that member)."""
+    ``points``, optionally ``purchase_amount`` and ``reason``), the member it posts to, its
+    legs (wallet legs only credit that member), and what its event's data adds."""
 
     claim: Claim
     values: Mapping[str, Any]
     member_id: str
     legs: Sequence[Leg]
+    event_data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,5 +235,9 @@ async def post_credits(
     posted = [(p.transfer, c.claim.scope) for p, c in zip(postings, credits, strict=True)]
     for observer in observers:
         await observer.posted_batch(connection, posted)
-    await outbox.append(connection, [transfer_events.posted(p.transfer) for p in postings])
+    events = [
+        transfer_events.posted(p.transfer, c.event_data)
+        for p, c in zip(postings, credits, strict=True)
+    ]
+    await outbox.append(connection, events)
     return postings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -38,6 +39,12 @@ class BulkEarnLineInput:
     points: Int64 | None = None
     purchase: PurchaseInput | None = None
     reason: str | None = None
+    occurred_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the purchase happened (with its UTC offset; at most 365 days ago): "
+        "the earning rules in force then apply. Omitted: now. Part of the request an "
+        "idempotency key answers for.",
+    )
 
 
 @strawberry.input
@@ -88,7 +95,15 @@ async def earn_points_bulk(
                 ref = MemberRef(id="")
             amount, parts = line.purchase.parts() if line.purchase else (None, [])
             batch.append(
-                BulkLine(ref, line.idempotency_key, line.points, amount, parts, line.reason)
+                BulkLine(
+                    ref,
+                    line.idempotency_key,
+                    line.points,
+                    amount,
+                    parts,
+                    line.reason,
+                    line.occurred_at,
+                )
             )
         refused.update(await _unreachable(info, batch, refused))
         for index, line in enumerate(lines):
@@ -164,6 +179,7 @@ def _line(raw: Mapping[str, Any]) -> BulkEarnLineInput:
             ],
         ),
         reason=raw.get("reason"),
+        occurred_at=raw.get("occurredAt"),
     )
 
 
