@@ -263,7 +263,8 @@ class Purchases(Debts, Referrals):
             sa.select(sa.func.sum(purchases.c.points - purchases.c.clawed_back)).where(
                 purchases.c.member_id == member_id,
                 purchases.c.partner == pool,
-                purchases.c.status == PENDING,
+                # A literal, so that the partial index of pending purchases serves it.
+                purchases.c.status == sa.literal_column(f"'{PENDING}'"),
             )
         )
         held = await connection.scalar(
