@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -307,8 +307,9 @@ def _wallet_of(data: dict[str, Any]) -> WalletRecord:
 
 
 def _occurred(at: datetime | None) -> dict[str, str] | None:
-    """When a purchase happened, as its request and its event record it (when given)."""
-    return {"occurred_at": at.isoformat()} if at is not None else None
+    """When a purchase happened, as its request and its event record it (when given): in
+    UTC, so that one moment written with another offset is the same request."""
+    return {"occurred_at": at.astimezone(UTC).isoformat()} if at is not None else None
 
 
 def _label(value: str | None, field: str) -> str | None:
