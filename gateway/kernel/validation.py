@@ -31,7 +31,8 @@ def clean_text(value: str | None, field: str, limit: int, required: bool) -> str
         return None
     if len(value) > limit:
         raise invalid(field, f"{name} is longer than {limit} characters.")
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+    plain = value.isascii() and value.isprintable()  # the usual case, at C speed
+    if not plain and any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
         raise invalid(field, f"{name} contains control characters.")
     if required and not value.strip():
         raise invalid(field, f"{name} is blank.")
