@@ -358,18 +358,16 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
     """One earn of the file, checked; raises the first problem as a DomainError."""
     key = clean_text(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
     assert key is not None
-    customer_id, member_id = values.get("customer_id"), values.get("member_id")
+    customer_id, member_id = _text(values, "customer_id"), _text(values, "member_id")
     if (customer_id is None) == (member_id is None):
         raise invalid("member", "Give either customer_id or member_id.")
     if member_id is not None:
-        found = member_of(_text(values, "member_id"))
+        found = member_of(member_id)
         if found is None:
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
         member = MemberRef(id=found)
     else:
-        customer = clean_text(
-            _text(values, "customer_id"), "customer_id", MAX_CUSTOMER_ID_LENGTH, True
-        )
+        customer = clean_text(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
         member = MemberRef(partner=partner, customer_id=customer)
     if ("amount" in values) == ("points" in values):
         raise invalid("amount", "Give either amount or points.")
@@ -382,15 +380,16 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
     else:
         amount = check_amount(_decimal(values["amount"], "amount"), "amount")
         lines = _lines(values.get("lines", []))
-    occurred = values.get("occurred_at")
-    occurred_at = None if occurred is None else moment(_text(values, "occurred_at"), now)
-    given = _text(values, "reason") if "reason" in values else None
-    reason = clean_text(given, "reason", MAX_REASON_LENGTH, False)
+    occurred = _text(values, "occurred_at")
+    occurred_at = None if occurred is None else moment(occurred, now)
+    reason = clean_text(_text(values, "reason"), "reason", MAX_REASON_LENGTH, False)
     return BulkLine(member, key, points, amount, lines, reason, occurred_at)
 
 
-def _text(values: dict[str, Any], name: str) -> str:
-    value = values[name]
+def _text(values: dict[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    if value is None:
+        return None
     if not isinstance(value, str):
         raise invalid(name, f"{name} must be text.")
     return value
