@@ -190,8 +190,9 @@ async def _import(
 ) -> tuple[int, int]:
     """The import run (or resumed); the exit code and how many lines were rejected."""
     from gateway.imports.files import format_of
-    from gateway.imports.service import ImportBusy
+    from gateway.imports.service import ImportBusy, ImportGone
     from gateway.imports.store import DONE
+    from gateway.kernel.errors import DomainError
 
     service = _import_service(engine, settings)
     await service.ledger.start()
@@ -211,10 +212,15 @@ async def _import(
         print(f"Resuming import {record.id} after line {record.position}.", file=sys.stderr)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    running = asyncio.current_task()
 
     def stop() -> None:
-        if not stopping.is_set():
-            print("\nStopping after the current batch…", file=sys.stderr)
+        if stopping.is_set():  # a second Ctrl-C: now (the batch in flight rolls back)
+            print("\nStopping now…", file=sys.stderr)
+            if running is not None:
+                running.cancel()
+            return
+        print("\nStopping after the current batch (Ctrl-C again: now)…", file=sys.stderr)
         stopping.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -228,6 +234,15 @@ async def _import(
             record = await service.run(
                 record.id, stream, args.batch_size, bar.update, stopping.is_set
             )
+        except asyncio.CancelledError:
+            found = await service.get(record.id)
+            assert found is not None
+            record = found
+        except (DomainError, ImportGone) as error:
+            print(f"error: {error}", file=sys.stderr)
+            found = await service.get(record.id)
+            assert found is not None
+            record = found
         finally:
             bar.close()
         seconds = time.monotonic() - started

@@ -356,7 +356,7 @@ def _record(number: int, values: dict[str, Any], partner: str, now: datetime) ->
 
 def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
     """One earn of the file, checked; raises the first problem as a DomainError."""
-    key = clean_text(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
+    key = _clean(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
     assert key is not None
     customer_id, member_id = _text(values, "customer_id"), _text(values, "member_id")
     if (customer_id is None) == (member_id is None):
@@ -367,7 +367,7 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
         member = MemberRef(id=found)
     else:
-        customer = clean_text(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
+        customer = _clean(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
         member = MemberRef(partner=partner, customer_id=customer)
     if ("amount" in values) == ("points" in values):
         raise invalid("amount", "Give either amount or points.")
@@ -382,8 +382,17 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
         lines = _lines(values.get("lines", []))
     occurred = _text(values, "occurred_at")
     occurred_at = None if occurred is None else moment(occurred, now)
-    reason = clean_text(_text(values, "reason"), "reason", MAX_REASON_LENGTH, False)
+    reason = _clean(_text(values, "reason"), "reason", MAX_REASON_LENGTH, False)
     return BulkLine(member, key, points, amount, lines, reason, occurred_at)
+
+
+def _clean(value: str | None, field: str, limit: int, required: bool) -> str | None:
+    """``clean_text``, with a fast answer for the usual plain ASCII value (a file has
+    millions of them)."""
+    plain = value and value.isascii() and value.isprintable() and not value.isspace()
+    if plain and len(value or "") <= limit:
+        return value
+    return clean_text(value, field, limit, required)
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:

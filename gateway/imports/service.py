@@ -24,6 +24,7 @@ from gateway.earning.service import EarningService
 from gateway.events.followers import try_lock
 from gateway.imports import store
 from gateway.imports.files import (
+    FileRefused,
     Format,
     Parsed,
     Rejected,
@@ -281,8 +282,10 @@ class ImportService:
                     await self._copy(import_id, copy)
                     try:
                         await self.run(import_id, copy, batch_size)
-                    except DomainError as error:  # the partner is gone from the coalition
-                        await self._fail(import_id, error.message)
+                    except (DomainError, FileRefused) as error:  # e.g. the partner is gone
+                        await self._fail(import_id, str(error))
+                        continue
+                    except ImportGone:
                         continue
                 finished += 1
                 await self._drop_chunks(import_id)
