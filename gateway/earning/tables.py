@@ -18,6 +18,14 @@ class Purchase(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_purchases_member", "member_id", "partner", "created_at"),
         sa.Index("ix_purchases_pending", "status", "matures_at"),
+        # A member's points pending at a partner (an earn's wallet answer).
+        sa.Index(
+            "ix_purchases_member_pending",
+            "member_id",
+            "partner",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))

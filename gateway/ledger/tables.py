@@ -20,6 +20,14 @@ class Member(SQLModel, table=True):
     survivor, so that its id (and its history) still resolves."""
 
     __tablename__ = "members"
+    __table_args__ = (
+        sa.Index(
+            "ix_members_merged_into",
+            "merged_into",
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     created_at: datetime = Field(sa_type=Moment)
