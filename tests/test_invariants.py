@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
     run_state_machine_as_test,
@@ -127,6 +128,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(target=members, partner=partners, customer=st.integers(0, 5))
     def enrol(self, partner: str, customer: int) -> str:
+        return self.enrol_member(partner, customer)
+
+    def enrol_member(self, partner: str, customer: int) -> str:
         enrolled = self.run(self.service.enrol(partner, f"c{customer}"))
         member = enrolled.member.id
         assert member == self.live(member)
@@ -489,6 +493,45 @@ def test_random_sequences_keep_the_invariants(database_url: str) -> None:
             machine,
             settings=settings(
                 max_examples=20,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+
+
+class BulkMachine(LedgerMachine):
+    """Bulk batches and their resends among the single operations they meet most: earns,
+    purchases, redeems, reversals, retries, merges (the others are left out, so that
+    batches come often)."""
+
+    convert = None
+    gift = None
+    survey = None
+    give_back = None
+    time_passes_and_points_expire = None
+    rates_move_on = None
+    another_bulk = LedgerMachine.bulk  # batches twice as often as any other step
+
+    @initialize(target=LedgerMachine.members, partner=partners, customer=st.integers(0, 5))
+    def first_member(self, partner: str, customer: int) -> str:
+        return self.enrol_member(partner, customer)
+
+
+def test_bulk_batches_among_random_operations_keep_the_invariants(database_url: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        counter = itertools.count()
+
+        def machine() -> LedgerMachine:
+            url = database_url
+            if url.startswith("sqlite"):
+                url = f"sqlite+aiosqlite:///{Path(folder) / f'b{next(counter)}.db'}"
+            return BulkMachine(url)
+
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=10,
                 stateful_step_count=25,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
