@@ -364,7 +364,7 @@ async def test_random_batches_earn_what_their_lines_earn_one_by_one(
     numbers = iter(range(10_000))
     for _ in range(5):
         partner = rng.choice(PARTNERS)
-        specs = []
+        specs: list[Spec] = []
         for _ in range(rng.randint(4, 14)):
             spec = random_spec(rng, next(numbers), [*earlier, *specs], partner)
             if spec.get("customer") and partner != "shop":

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 from gateway.earning.bulk import BulkLine
 from gateway.earning.observer import observe_programme
 from gateway.earning.purchases import Earned
-from gateway.earning.rules import Line
+from gateway.earning.rules import Award, Line
 from gateway.earning.service import EarningService
 from gateway.expiry.service import ExpiryService
 from gateway.gifting.service import GiftService
@@ -410,7 +410,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return ErrorCode.IDEMPOTENCY_KEY_REUSED
         if line.points is not None:
             return line.points
-        awards = self.run(self.programme.quote(partner, None, line.amount, []))
+        awards: list[Award] = self.run(self.programme.quote(partner, None, line.amount, []))
         return sum(a.points for a in awards)
 
     @rule(data=st.data())
@@ -505,12 +505,12 @@ class BulkMachine(LedgerMachine):
     purchases, redeems, reversals, retries, merges (the others are left out, so that
     batches come often)."""
 
-    convert = None
-    gift = None
-    survey = None
-    give_back = None
-    time_passes_and_points_expire = None
-    rates_move_on = None
+    convert = None  # type: ignore[assignment]
+    gift = None  # type: ignore[assignment]
+    survey = None  # type: ignore[assignment]
+    give_back = None  # type: ignore[assignment]
+    time_passes_and_points_expire = None  # type: ignore[assignment]
+    rates_move_on = None  # type: ignore[assignment]
     another_bulk = LedgerMachine.bulk  # batches twice as often as any other step
 
     @initialize(target=LedgerMachine.members, partner=partners, customer=st.integers(0, 5))
