@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections import Counter
 from typing import Any
 
@@ -315,8 +316,9 @@ async def test_a_batch_racing_resends_of_itself_posts_each_line_once(gateway: Ga
 
 
 async def test_batches_touching_the_same_members_in_opposite_orders_both_post_fully(
-    gateway: Gateway,
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level(logging.INFO, logger="gateway.kernel.unit_of_work")
     members = [await enrol(gateway, f"C-{i}") for i in range(6)]
     forward = [line(members[i % 6], f"f-{i}", points=10 + i) for i in range(36)]
     backward = [line(members[5 - i % 6], f"b-{i}", points=100 + i) for i in range(36)]
@@ -341,6 +343,9 @@ async def test_batches_touching_the_same_members_in_opposite_orders_both_post_fu
     for variables in singles:
         expected[variables["member"]["id"]] += 1000
     assert {m: await miles(gateway, m) for m in members} == dict(expected)
+    # Not even a deadlock the gateway retried (see unit_of_work): members are locked in
+    # one order.
+    assert [r.getMessage() for r in caplog.records if "40P01" in r.getMessage()] == []
 
 
 # ---- 6. points lines next to purchases --------------------------------------------------
