@@ -5,7 +5,8 @@ their multipliers, challenges and their badges) and two partners of the programm
 promotion, returns that leave a debt; ``store``: a return window, so pending points).
 
 For hand-picked and random batches, twin members get the same history: one through
-``earnPointsBulk``, the other through ``earnPoints`` line by line. Every line answers alike
+``earnPointsBulk``, the other through ``earnPoints`` line by line (random batches mix two
+members' lines, sent one by one in the batch's order). Every line answers alike
 (points, breakdown, pending, replay, the wallet's balance after it, errors), and the twins
 end alike: wallets, tier, transfer history, challenge progress and badges (after the event
 consumers ran). Over HTTP on both databases.
@@ -72,32 +73,36 @@ def in_order(database_url: str, request: pytest.FixtureRequest) -> None:
 
 @dataclass(frozen=True)
 class Twin:
-    """One of the two members: ``tag`` prefixes its keys and customer ids."""
+    """A member of one side: ``tag`` names its customer ids; ``side`` prefixes the keys of
+    its side's lines (keys are the partner's, not the member's)."""
 
     tag: str
+    side: str
     member: str
     referrer: str
 
 
-# A line as the tests write it: the member is filled in per twin; "customer" names the twin
-# by its shop customer id instead of its member id.
+# A line as the tests write it: the member ("who", 0 unless said) is filled in per side;
+# "customer" names the member by its shop customer id instead of its member id.
 Spec = dict[str, Any]
+Side = tuple[Twin, ...]
 
 
-def materialise(spec: Spec, twin: Twin) -> dict[str, Any]:
-    line = {k: v for k, v in spec.items() if k not in ("key", "customer")}
+def materialise(spec: Spec, side: Side) -> dict[str, Any]:
+    twin = side[spec.get("who", 0)]
+    line = {k: v for k, v in spec.items() if k not in ("key", "customer", "who")}
     if spec.get("customer"):
         line["member"] = {"partnerCustomerId": f"{twin.tag}-shop"}
     else:
         line["member"] = {"id": twin.member}
-    line["idempotencyKey"] = f"{twin.tag}:{spec['key']}"
+    line["idempotencyKey"] = f"{twin.side}:{spec['key']}"
     return line
 
 
 class Twins:
-    """The two members and the steps both take."""
+    """The two sides (their members pairwise alike) and the steps both take."""
 
-    def __init__(self, gateway: Gateway, batch: Twin, single: Twin) -> None:
+    def __init__(self, gateway: Gateway, batch: Side, single: Side) -> None:
         self.gateway, self.batch, self.single = gateway, batch, single
         self.lines = 0
 
@@ -127,11 +132,9 @@ class Twins:
         return list(body["results"])
 
     async def both_end_alike(self) -> None:
-        for a, b in (
-            (self.batch.member, self.single.member),
-            (self.batch.referrer, self.single.referrer),
-        ):
-            assert await state(self.gateway, a) == await state(self.gateway, b)
+        for mine, theirs in zip(self.batch, self.single, strict=True):
+            for a, b in ((mine.member, theirs.member), (mine.referrer, theirs.referrer)):
+                assert await state(self.gateway, a) == await state(self.gateway, b)
 
 
 def answer(result: dict[str, Any], prefix: list[str]) -> dict[str, Any]:
@@ -186,18 +189,23 @@ async def enrol(gateway: Gateway, partner: str, customer: str) -> str:
     return member
 
 
-async def twin(gateway: Gateway, tag: str) -> Twin:
+async def twin(gateway: Gateway, tag: str, side: str) -> Twin:
     """A member enrolled at the shop (its sign-up bonus), referred by another shop member."""
     member = await enrol(gateway, "shop", f"{tag}-shop")
     referrer = await enrol(gateway, "shop", f"{tag}-ref")
     code = (await gateway.gql(REFERRAL_CODE, {"id": referrer}))["data"]["member"]["referralCode"]
     applied = payload(await gateway.gql(APPLY, {"input": {"memberId": member, "code": code}}))
     assert applied["applied"] is True
-    return Twin(tag, member, referrer)
+    return Twin(tag, side, member, referrer)
 
 
-async def twins(gateway: Gateway, name: str) -> Twins:
-    return Twins(gateway, await twin(gateway, f"{name}-B"), await twin(gateway, f"{name}-S"))
+async def twins(gateway: Gateway, name: str, size: int = 1) -> Twins:
+    """A side earning through batches and one earning line by line, of ``size`` members."""
+    sides = [
+        tuple([await twin(gateway, f"{name}-{s}{i}", f"{name}-{s}") for i in range(size)])
+        for s in ("B", "S")
+    ]
+    return Twins(gateway, *sides)
 
 
 def buy(
@@ -283,12 +291,12 @@ async def test_a_batch_earns_what_its_lines_earn_one_by_one_across_the_programme
     assert "tier" in rules(gold[0]) and gold[1]["idempotentReplay"] is True
 
     await pair.both_end_alike()
-    mine = await state(programme, pair.batch.member)
+    mine = await state(programme, pair.batch[0].member)
     assert mine["tier"]["tier"]["slug"] == "gold"
     assert {b["challenge"]["slug"] for b in mine["badges"]} == {"explorer", "brewbar-regular"}
     wallets = {w["partner"]["slug"]: w for w in mine["wallets"]}
     assert wallets["store"]["pending"] > 0 and wallets["store"]["balance"] == 15
-    referrer = await state(programme, pair.batch.referrer)
+    referrer = await state(programme, pair.batch[0].referrer)
     assert {w["partner"]["slug"]: w["balance"] for w in referrer["wallets"]}["shop"] == 550
 
 
@@ -296,9 +304,10 @@ async def test_a_batch_pays_back_a_debt_line_by_line_as_single_earns_do(
     programme: Gateway, in_order: None
 ):
     pair = await twins(programme, "debt")
-    for who in (pair.batch, pair.single):
+    for side in (pair.batch, pair.single):
+        who = side[0]
         # 100.00 earns 300 (and 250 + 500 referral); 600 spent; the return owes 100.
-        first = materialise(buy("setup", "100.00"), who)
+        first = materialise(buy("setup", "100.00"), side)
         earned = payload(await programme.gql(EARN, {"input": {"partner": "shop", **first}}))
         assert earned["transfer"]["points"] == 300
         spend = {"partner": "shop", "member": {"id": who.member}, "points": 600}
@@ -317,7 +326,7 @@ async def test_a_batch_pays_back_a_debt_line_by_line_as_single_earns_do(
     )
     await pair.both_end_alike()
     wallets = {
-        w["partner"]["slug"]: w for w in (await state(programme, pair.batch.member))["wallets"]
+        w["partner"]["slug"]: w for w in (await state(programme, pair.batch[0].member))["wallets"]
     }
     assert wallets["shop"]["owed"] == 0 and wallets["shop"]["balance"] > 0
 
@@ -335,12 +344,13 @@ def random_spec(rng: random.Random, number: int, earlier: list[Spec], partner: s
         reused = rng.choice(earlier)
         return {**give(reused["key"], rng.randint(1, 50))}  # same key, another request
     key = f"r{number}"
+    who = {"who": rng.randint(0, 1)}
     if roll < 0.22:
-        return rng.choice([buy(key, "-3"), give(key, 0), buy(key, "0.01"), buy(key)])
+        return rng.choice([buy(key, "-3", **who), give(key, 0), buy(key, "0.01"), buy(key)])
     if roll < 0.40:
-        return give(key, rng.randint(1, 3000), reason=rng.choice([None, "bonus"]))
+        return give(key, rng.randint(1, 3000), reason=rng.choice([None, "bonus"]), **who)
     amount = f"{rng.randint(1, 90000) / 100:.2f}"
-    extra = {"customer": True} if partner == "shop" and rng.random() < 0.3 else {}
+    extra = {"customer": True, **who} if partner == "shop" and rng.random() < 0.3 else who
     if rng.random() < 0.3:
         lines = [
             (
@@ -359,7 +369,7 @@ async def test_random_batches_earn_what_their_lines_earn_one_by_one(
     programme: Gateway, in_order: None, seed: int
 ):
     rng = random.Random(seed)
-    pair = await twins(programme, f"rand{seed}")
+    pair = await twins(programme, f"rand{seed}", size=2)
     earlier: list[Spec] = []
     numbers = iter(range(10_000))
     for _ in range(5):
