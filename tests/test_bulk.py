@@ -449,19 +449,8 @@ async def test_a_batch_appends_one_event_per_new_transfer_and_none_for_replays_o
 
 # ---- 2 (order). lines of one member compose in the batch's order -------------------------
 
-ORDER_BUG = (
-    "today's earn_bulk runs 8 lines at a time on PostgreSQL: lines of one member take the "
-    "member's lock in whatever order they reach it, not in the batch's order"
-)
 
-
-@pytest.fixture
-def in_order(database_url: str, request: pytest.FixtureRequest) -> None:
-    if database_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ORDER_BUG))
-
-
-async def test_lines_of_one_member_post_in_the_batch_order(gateway: Gateway, in_order: None):
+async def test_lines_of_one_member_post_in_the_batch_order(gateway: Gateway):
     first = await enrol(gateway, "C-1")
     second = await enrol(gateway, "C-2")
     totals = {first: 0, second: 0}
@@ -490,8 +479,8 @@ async def test_a_long_batch_posts_each_line_once_and_keeps_each_members_lines_in
     gateway: Gateway,
 ):
     """Over a thousand lines (a batch may be posted in rounds): 30 members, 35 lines each,
-    interleaved, a few bad lines; each member's lines post in the batch's order. (Today's
-    eight lines at a time never hold two lines of one member here: no xfail.)"""
+    interleaved, a few bad lines; each member's lines post in the batch's order (in the
+    concurrent groups of a round, each member's lines in one group)."""
     members = [await enrol(gateway, f"L-{i}") for i in range(30)]
     lines: list[dict[str, Any]] = []
     for i in range(LONG):

@@ -27,7 +27,7 @@ import pytest
 from partners.config.coalition import DEMO_DIRECTORY
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, ERRORS, REDEEM, TRANSFER_FIELDS, codes, payload
-from tests.test_bulk import BULK, ORDER_BUG
+from tests.test_bulk import BULK
 from tests.test_programme import APPLY, REFERRAL_CODE, RETURN, SHOP, STORE
 
 EARN = f"""
@@ -63,12 +63,6 @@ async def programme(database_url: str, clock: Clock, tmp_path: Path) -> AsyncIte
     (config / "store.toml").write_text(STORE)
     async for gateway in start_gateway(database_url, clock, config_dir=str(config)):
         yield gateway
-
-
-@pytest.fixture
-def in_order(database_url: str, request: pytest.FixtureRequest) -> None:
-    if database_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ORDER_BUG))
 
 
 @dataclass(frozen=True)
@@ -231,7 +225,7 @@ def rules(result: dict[str, Any]) -> list[str]:
 
 
 async def test_a_batch_earns_what_its_lines_earn_one_by_one_across_the_programme(
-    programme: Gateway, in_order: None
+    programme: Gateway,
 ):
     pair = await twins(programme, "hand")
     shop = await pair.step(
@@ -300,9 +294,7 @@ async def test_a_batch_earns_what_its_lines_earn_one_by_one_across_the_programme
     assert {w["partner"]["slug"]: w["balance"] for w in referrer["wallets"]}["shop"] == 550
 
 
-async def test_a_batch_pays_back_a_debt_line_by_line_as_single_earns_do(
-    programme: Gateway, in_order: None
-):
+async def test_a_batch_pays_back_a_debt_line_by_line_as_single_earns_do(programme: Gateway):
     pair = await twins(programme, "debt")
     for side in (pair.batch, pair.single):
         who = side[0]
@@ -365,9 +357,7 @@ def random_spec(rng: random.Random, number: int, earlier: list[Spec], partner: s
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_random_batches_earn_what_their_lines_earn_one_by_one(
-    programme: Gateway, in_order: None, seed: int
-):
+async def test_random_batches_earn_what_their_lines_earn_one_by_one(programme: Gateway, seed: int):
     rng = random.Random(seed)
     pair = await twins(programme, f"rand{seed}", size=2)
     earlier: list[Spec] = []
