@@ -22,6 +22,14 @@ CHECKS = {
         WHERE a.code = 'wallet' GROUP BY a.id, a.balance
         HAVING a.balance <> COALESCE(SUM(e.amount), 0)
     """,
+    "a wallet entry's balance_after is not its wallet's running sum in posting order": """
+        SELECT account_id, id, balance_after, running FROM (
+            SELECT e.account_id, e.id, e.balance_after,
+                   SUM(e.amount) OVER (PARTITION BY e.account_id ORDER BY e.id) AS running
+            FROM entries e JOIN accounts a ON a.id = e.account_id
+            WHERE a.code = 'wallet') AS x
+        WHERE balance_after IS NOT NULL AND balance_after <> running
+    """,
     "a conversion is not posted in both pools": """
         SELECT t.id FROM transfers t WHERE t.kind = 'conversion' AND 2 <> (
             SELECT COUNT(DISTINCT e.pool) FROM entries e WHERE e.transfer_id = t.id)
