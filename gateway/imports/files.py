@@ -19,7 +19,7 @@ import hashlib
 import json
 import uuid
 from base64 import b64decode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -273,9 +273,15 @@ class _Lines:
 
 
 def records(
-    stream: BinaryIO, header: Header, partner: str, now: datetime, start: int, number: int
+    stream: BinaryIO,
+    header: Header,
+    partner: str,
+    clock: Callable[[], datetime],
+    start: int,
+    number: int,
 ) -> Iterator[Read]:
-    """Each record from byte ``start`` (line ``number``): parsed, or rejected."""
+    """Each record from byte ``start`` (line ``number``): parsed, or rejected (dates are
+    checked against ``clock`` as each record is read)."""
     lines = _Lines(stream, start, number)
     reader = csv.reader(lines, strict=True) if header.format == "csv" else None
     while True:
@@ -285,12 +291,12 @@ def records(
                 text = next(lines)
                 if not text.strip():
                     continue
-                item = _json_record(lines.first, text, partner, now)
+                item = _json_record(lines.first, text, partner, clock())
             else:
                 row = next(reader)
                 if not row:
                     continue
-                item = _csv_record(lines.first, row, header.columns, partner, now)
+                item = _csv_record(lines.first, row, header.columns, partner, clock())
         except StopIteration:
             return
         except _TooLong as error:
