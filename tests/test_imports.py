@@ -237,7 +237,7 @@ def _read(tmp_path: Path, content: bytes, format: str = "csv") -> list[Parsed | 
     with path.open("rb") as stream:
         header = read_header(stream, "jsonl" if format == "jsonl" else "csv")
         now = datetime(2026, 6, 1, tzinfo=UTC)
-        found = records(stream, header, PARTNER, now, header.start, header.first_line)
+        found = records(stream, header, PARTNER, lambda: now, header.start, header.first_line)
         return [read.item for read in found]
 
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.earning.bulk import MAX_BULK
@@ -92,7 +93,10 @@ class ImportService:
             assert created is not None
             return Opened(created, True)
 
-        return await self.uow.write(work)
+        try:
+            return await self.uow.write(work)
+        except IntegrityError:  # another run opened it meanwhile: that import
+            return await self.uow.write(work)
 
     @contextlib.asynccontextmanager
     async def held(self, import_id: int) -> AsyncIterator[bool]:
@@ -133,7 +137,7 @@ class ImportService:
         position = record.position
         batch: list[Parsed | Rejected] = []
         end, last = start, position
-        for read in records(stream, header, record.partner, now, start, number):
+        for read in records(stream, header, record.partner, self.ledger.clock, start, number):
             batch.append(read.item)
             end, last = read.end, read.last
             if len(batch) >= batch_size:
@@ -262,7 +266,10 @@ class ImportService:
             assert record is not None
             return record
 
-        return await self.uow.write(work)
+        try:
+            return await self.uow.write(work)
+        except IntegrityError:  # the same content was queued meanwhile: that import
+            return await self.uow.write(work)
 
     async def upload_abandoned(self, import_id: int) -> None:
         await self.uow.write(lambda c: store.delete(c, import_id))

@@ -10,6 +10,8 @@ from sqlmodel import Field, SQLModel
 
 from gateway.kernel.schema import BigId, Moment
 
+LIVE = "status NOT IN ('failed', 'uploading')"
+
 
 class Import(SQLModel, table=True):
     """One file of earns posted for a partner. ``position``/``offset``: the last line whose
@@ -17,7 +19,15 @@ class Import(SQLModel, table=True):
 
     __tablename__ = "imports"
     __table_args__ = (
-        sa.Index("ix_imports_file", "partner", "digest"),
+        # One live import per partner and content (a failed one may be made again).
+        sa.Index(
+            "ux_imports_file",
+            "partner",
+            "digest",
+            unique=True,
+            postgresql_where=sa.text(LIVE),
+            sqlite_where=sa.text(LIVE),
+        ),
         sa.Index("ix_imports_status", "status"),
     )
 

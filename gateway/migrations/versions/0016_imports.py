@@ -46,7 +46,15 @@ def upgrade() -> None:
         sa.Column("error", sa.String(length=2000), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_imports_file", "imports", ["partner", "digest"])
+    live = sa.text("status NOT IN ('failed', 'uploading')")
+    op.create_index(
+        "ux_imports_file",
+        "imports",
+        ["partner", "digest"],
+        unique=True,
+        postgresql_where=live,
+        sqlite_where=live,
+    )
     op.create_index("ix_imports_status", "imports", ["status"])
     op.create_table(
         "import_rejections",
