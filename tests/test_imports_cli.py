@@ -146,7 +146,7 @@ async def test_an_import_posts_good_lines_and_reports_each_bad_one(
     assert "ISO 8601" in rejected[7]["message"]
     assert "future" in rejected[8]["message"]
     assert "required" in rejected[9]["message"]
-    assert "ago" in rejected[11]["message"]
+    assert "365 days old" in rejected[11]["message"]
     assert "offset" in rejected[12]["message"]
     found = await balances(gateway, members)
     assert found["c0"] == 10 and found["c1"] > 0 and found["c2"] == 0

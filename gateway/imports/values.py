@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from base64 import b64decode
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.earning import rules
 from gateway.earning.bulk import BulkLine
 from gateway.earning.rules import Line
 from gateway.kernel.errors import DomainError, ErrorCode, shown
@@ -23,16 +24,10 @@ from gateway.kernel.validation import (
 )
 from gateway.ledger.records import MemberRef
 
-MAX_PURCHASE_LINES = 500
-# How far ahead of the gateway's clock an occurred_at may be (tills' clocks drift), and how
-# far back a purchase may still be imported.
-CLOCK_SKEW = timedelta(minutes=5)
-MAX_AGE = timedelta(days=365)
-
 
 def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
     """One earn of the file, checked; raises the first problem as a DomainError."""
-    key = _clean(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
+    key = clean_text(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
     assert key is not None
     customer_id, member_id = _text(values, "customer_id"), _text(values, "member_id")
     if (customer_id is None) == (member_id is None):
@@ -43,7 +38,7 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
         member = MemberRef(id=found)
     else:
-        customer = _clean(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
+        customer = clean_text(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
         member = MemberRef(partner=partner, customer_id=customer)
     if ("amount" in values) == ("points" in values):
         raise invalid("amount", "Give either amount or points.")
@@ -58,17 +53,8 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
         lines = _lines(values.get("lines", []))
     occurred = _text(values, "occurred_at")
     occurred_at = None if occurred is None else moment(occurred, now)
-    reason = _clean(_text(values, "reason"), "reason", MAX_REASON_LENGTH, False)
+    reason = clean_text(_text(values, "reason"), "reason", MAX_REASON_LENGTH, False)
     return BulkLine(member, key, points, amount, lines, reason, occurred_at)
-
-
-def _clean(value: str | None, field: str, limit: int, required: bool) -> str | None:
-    """``clean_text``, with a fast answer for the usual plain ASCII value (a file has
-    millions of them)."""
-    plain = value and value.isascii() and value.isprintable() and not value.isspace()
-    if plain and len(value or "") <= limit:
-        return value
-    return clean_text(value, field, limit, required)
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:
@@ -103,8 +89,8 @@ def _decimal(value: Any, name: str) -> Decimal:
 def _lines(value: Any) -> list[Line]:
     if not isinstance(value, list):
         raise invalid("lines", "lines must be a JSON array.")
-    if len(value) > MAX_PURCHASE_LINES:
-        raise invalid("lines", f"At most {MAX_PURCHASE_LINES} lines per purchase.")
+    if len(value) > rules.MAX_LINES:
+        raise invalid("lines", f"At most {rules.MAX_LINES} lines per purchase.")
     found = []
     for index, item in enumerate(value):
         if not isinstance(item, dict) or set(item) - {"amount", "sku", "category"}:
@@ -121,8 +107,8 @@ def _lines(value: Any) -> list[Line]:
 
 
 def moment(text: str, now: datetime) -> datetime:
-    """An ``occurred_at``: ISO 8601 with an offset, not in the future (beyond the clocks'
-    skew) and not older than ``MAX_AGE``."""
+    """An ``occurred_at``: ISO 8601 with an offset, in the bounds earning allows
+    (``earning.rules.occurred``: not in the future beyond the clocks' skew, not too old)."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -131,11 +117,9 @@ def moment(text: str, now: datetime) -> datetime:
         ) from None
     if value.tzinfo is None:
         raise invalid("occurred_at", "occurred_at needs an offset, e.g. 2026-05-01T10:00:00Z.")
-    if value > now + CLOCK_SKEW:
-        raise invalid("occurred_at", "occurred_at is in the future.")
-    if value < now - MAX_AGE:
-        raise invalid("occurred_at", f"occurred_at is more than {MAX_AGE.days} days ago.")
-    return value
+    checked = rules.occurred(value, now)
+    assert checked is not None
+    return checked
 
 
 def member_of(value: str) -> str | None:
