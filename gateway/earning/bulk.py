@@ -12,7 +12,6 @@ partner whose pool is remote, every line is earned one by one.
 from __future__ import annotations
 
 import asyncio
-import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -175,7 +174,8 @@ class Bulk(BatchEarning):
 
 def _who(line: Prepared) -> str:
     """The member a line names, as given (lines naming one member alike group together)."""
-    return json.dumps(line.member.canonical(), sort_keys=True)
+    ref = line.member
+    return ref.id if ref.id is not None else f"{ref.partner}\x00{ref.customer_id}"
 
 
 def _groups(chosen: list[int], prepared: dict[int, Prepared]) -> list[list[int]]:
