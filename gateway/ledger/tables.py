@@ -84,7 +84,12 @@ class Transfer(SQLModel, table=True):
         sa.UniqueConstraint(
             "idempotency_scope", "idempotency_key", name="ux_transfers_idempotency"
         ),
-        sa.Index("ix_transfers_reverses", "reverses_id"),
+        sa.Index(
+            "ix_transfers_reverses",
+            "reverses_id",
+            postgresql_where=sa.text("reverses_id IS NOT NULL"),
+            sqlite_where=sa.text("reverses_id IS NOT NULL"),
+        ),
         sa.Index("ix_transfers_member_created", "member_id", "created_at"),
     )
 
@@ -130,8 +135,22 @@ class ReversedTotal(SQLModel, table=True):
 class Entry(SQLModel, table=True):
     __tablename__ = "entries"
     __table_args__ = (
-        sa.Index("ix_entries_member_history", "member_id", "transfer_id"),
-        sa.Index("ix_entries_member_pool_history", "member_id", "pool", "transfer_id"),
+        # Only wallet entries have a member: system accounts' entries stay out.
+        sa.Index(
+            "ix_entries_member_history",
+            "member_id",
+            "transfer_id",
+            postgresql_where=sa.text("member_id IS NOT NULL"),
+            sqlite_where=sa.text("member_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_entries_member_pool_history",
+            "member_id",
+            "pool",
+            "transfer_id",
+            postgresql_where=sa.text("member_id IS NOT NULL"),
+            sqlite_where=sa.text("member_id IS NOT NULL"),
+        ),
         sa.Index("ix_entries_account", "account_id"),
     )
 
