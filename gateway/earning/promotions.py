@@ -169,17 +169,7 @@ class PromotionService:
 
 async def in_force(connection: AsyncConnection, partner: str, at: datetime) -> list[Promotion]:
     """The API's promotions of ``partner`` in force at ``at``, oldest first."""
-    rows = await connection.execute(
-        sa.select(promotions)
-        .where(
-            promotions.c.partner == partner,
-            promotions.c.active.is_(True),
-            promotions.c.starts <= at,
-            promotions.c.ends > at,
-        )
-        .order_by(promotions.c.id)
-    )
-    return [PromotionRecord.from_row(row).promotion for row in rows]
+    return await in_force_during(connection, partner, at, at)
 
 
 async def in_force_during(
