@@ -28,6 +28,9 @@ class ChallengeAwards:
     """``Consumer`` (gateway/events/event.py) of the badges."""
 
     name = "challenges.awards"
+    # Events per batch: a batch costs a few statements however many members it names (and
+    # a posting per badge given), so bulk earning's thousands of events go in big batches.
+    batch_size = 2000
 
     def __init__(self, challenges: ChallengeService) -> None:
         self.challenges = challenges
@@ -53,5 +56,4 @@ class ChallengeAwards:
                 continue  # unknown member
             before = survivors.get(survivor, (low, high))
             survivors[survivor] = (min(before[0], low), max(before[1], high))
-        for survivor, (low, high) in sorted(survivors.items()):
-            await self.challenges.award_due(connection, survivor, low, high)
+        await self.challenges.award_due_many(connection, survivors)

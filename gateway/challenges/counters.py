@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.challenges.tables import challenge_counters, challenges
@@ -192,24 +193,42 @@ async def fold(connection: AsyncConnection, retired: str, survivor: str) -> None
     await connection.execute(sa.delete(challenge_counters).where(K.member_id == retired))
 
 
+def among(
+    connection: AsyncConnection, column: sa.ColumnElement[Any], values: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``values`` (however many: one array parameter on PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), postgresql.ARRAY(sa.String)))
+    return column.in_(list(values))
+
+
 async def read(
     connection: AsyncConnection, member_id: str, keys: Iterable[tuple[str, datetime]]
 ) -> Counts:
     """The member's counters of these (challenge, period start) pairs."""
+    found = await read_many(connection, [(member_id, slug, start) for slug, start in keys])
+    return {(slug, start): rows for (_, slug, start), rows in found.items()}
+
+
+async def read_many(
+    connection: AsyncConnection, keys: Iterable[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], list[tuple[str, int, int]]]:
+    """The counters of these (member, challenge, period start) triples: one statement."""
     wanted = set(keys)
-    found: Counts = defaultdict(list)
+    found: dict[tuple[str, str, datetime], list[tuple[str, int, int]]] = defaultdict(list)
     if not wanted:
         return found
     result = await connection.execute(
         sa.select(challenge_counters).where(
-            K.member_id == member_id,
-            K.challenge.in_(sorted({slug for slug, _ in wanted})),
-            K.period_start.in_(sorted({start for _, start in wanted})),
+            among(connection, K.member_id, sorted({member for member, _, _ in wanted})),
+            K.challenge.in_(sorted({slug for _, slug, _ in wanted})),
+            K.period_start.in_(sorted({start for _, _, start in wanted})),
         )
     )
     for row in result:
-        if (row.challenge, row.period_start) in wanted:
-            found[(row.challenge, row.period_start)].append((row.partner, row.visits, row.points))
+        key = (row.member_id, row.challenge, row.period_start)
+        if key in wanted:
+            found[key].append((row.partner, row.visits, row.points))
     return found
 
 
