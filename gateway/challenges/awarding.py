@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,6 +30,20 @@ def bonus_key(challenge: str, member_id: str, period_start: datetime) -> str:
     return f"{challenge}:{member_id}:{period_start.date().isoformat()}"
 
 
+@asynccontextmanager
+async def _custom_plans(connection: AsyncConnection) -> AsyncIterator[None]:
+    """On PostgreSQL, statements planned for the sizes of the arrays they are given. A
+    prepared statement's generic plan (from its sixth run on) guesses ten elements, and can
+    then join thousands of members by scanning a table once for each (measured: 1.2 s
+    instead of 0.03 s for 3,700 counters' keys on a table not analysed yet)."""
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        await connection.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    if postgres:
+        await connection.execute(sa.text("SET LOCAL plan_cache_mode = DEFAULT"))
+
+
 class Awarding(Standings):
     """The awarding part of the challenge service."""
 
@@ -42,6 +57,12 @@ class Awarding(Standings):
         whatever the number of members."""
         if not spans:
             return {}
+        async with _custom_plans(connection):
+            return await self._due_among(connection, spans)
+
+    async def _due_among(
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[tuple[Challenge, datetime, int]]]:
         owner = await self._survivors(connection, list(spans))
         earliest = min(since for since, _ in spans.values())
         awarded = {
@@ -49,13 +70,21 @@ class Awarding(Standings):
             for award in await self._awards(connection, list(owner), earliest)
         }
         running = await self._running(connection)
+        # The periods of each span, worked out once per distinct span (a batch's events
+        # mostly share their moments).
+        periods: dict[tuple[datetime, datetime], list[tuple[Challenge, datetime]]] = {}
         candidates: dict[str, list[tuple[Challenge, datetime]]] = {}
-        for survivor, (since, until) in spans.items():
-            for challenge in running:
-                for start in challenge.period.starts(since, until):
-                    window = challenge.window(start)
-                    if window is not None and (survivor, challenge.slug, start) not in awarded:
-                        candidates.setdefault(survivor, []).append((challenge, start))
+        for survivor, span in spans.items():
+            if span not in periods:
+                periods[span] = [
+                    (challenge, start)
+                    for challenge in running
+                    for start in challenge.period.starts(*span)
+                    if challenge.window(start) is not None
+                ]
+            for challenge, start in periods[span]:
+                if (survivor, challenge.slug, start) not in awarded:
+                    candidates.setdefault(survivor, []).append((challenge, start))
         if not candidates:
             return {}
         counts = await challenge_counters.read_many(
@@ -70,6 +99,13 @@ class Awarding(Standings):
                 if progress >= challenge.target:
                     due.setdefault(survivor, []).append((challenge, start, progress))
         return due
+
+    async def meeting(
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> set[str]:
+        """The survivors of ``spans`` who met something not awarded yet (a read that needs
+        no lock: ``award_due_many`` decides again under the members' locks)."""
+        return set(await self._due(connection, spans))
 
     async def evaluate(self, member_id: str, at: datetime | None = None) -> list[Award]:
         """Award what the member met in the periods that hold ``at`` (now by default): the
