@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,44 +30,82 @@ def bonus_key(challenge: str, member_id: str, period_start: datetime) -> str:
     return f"{challenge}:{member_id}:{period_start.date().isoformat()}"
 
 
+@asynccontextmanager
+async def _custom_plans(connection: AsyncConnection) -> AsyncIterator[None]:
+    """On PostgreSQL, statements planned for the sizes of the arrays they are given. A
+    prepared statement's generic plan (from its sixth run on) guesses ten elements, and can
+    then join thousands of members by scanning a table once for each (measured: 1.2 s
+    instead of 0.03 s for 3,700 counters' keys on a table not analysed yet)."""
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        await connection.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    if postgres:
+        await connection.execute(sa.text("SET LOCAL plan_cache_mode = DEFAULT"))
+
+
 class Awarding(Standings):
     """The awarding part of the challenge service."""
 
     async def _due(
-        self,
-        connection: AsyncConnection,
-        member_id: str,
-        member_ids: Sequence[str],
-        since: datetime,
-        until: datetime,
-    ) -> list[tuple[Challenge, datetime, int]]:
-        """What the member (``member_ids``: with those merged into them) met and was not
-        awarded yet, in every period that holds a moment of ``[since, until]``: (challenge,
-        period start, count) from the counters, in a fixed order (so concurrent evaluations
-        take the award rows' locks alike)."""
-        candidates: list[tuple[Challenge, datetime]] = []
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[tuple[Challenge, datetime, int]]]:
+        """What each survivor of ``spans`` (with the members merged into them) met and was
+        not awarded yet, in every period that holds a moment of its ``(since, until)``:
+        (challenge, period start, count) from the counters, per survivor in a fixed order
+        (so concurrent evaluations take the award rows' locks alike). A few statements
+        whatever the number of members."""
+        if not spans:
+            return {}
+        async with _custom_plans(connection):
+            return await self._due_among(connection, spans)
+
+    async def _due_among(
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[tuple[Challenge, datetime, int]]]:
+        owner = await self._survivors(connection, list(spans))
+        earliest = min(since for since, _ in spans.values())
         awarded = {
-            (award.challenge, award.period_start)
-            for award in await self._awards(connection, member_ids, since)
+            (owner[award.member_id], award.challenge, award.period_start)
+            for award in await self._awards(connection, list(owner), earliest)
         }
-        for challenge in await self._running(connection):
-            for start in challenge.period.starts(since, until):
-                window = challenge.window(start)
-                if window is not None and (challenge.slug, start) not in awarded:
-                    candidates.append((challenge, start))
+        running = await self._running(connection)
+        # The periods of each span, worked out once per distinct span (a batch's events
+        # mostly share their moments).
+        periods: dict[tuple[datetime, datetime], list[tuple[Challenge, datetime]]] = {}
+        candidates: dict[str, list[tuple[Challenge, datetime]]] = {}
+        for survivor, span in spans.items():
+            if span not in periods:
+                periods[span] = [
+                    (challenge, start)
+                    for challenge in running
+                    for start in challenge.period.starts(*span)
+                    if challenge.window(start) is not None
+                ]
+            for challenge, start in periods[span]:
+                if (survivor, challenge.slug, start) not in awarded:
+                    candidates.setdefault(survivor, []).append((challenge, start))
         if not candidates:
-            return []
-        counts = await challenge_counters.read(
-            connection, member_id, [(c.slug, start) for c, start in candidates]
+            return {}
+        counts = await challenge_counters.read_many(
+            connection,
+            [(s, c.slug, start) for s, pairs in candidates.items() for c, start in pairs],
         )
-        due = []
-        for challenge, start in candidates:
-            progress = challenge_counters.progress(
-                challenge, counts.get((challenge.slug, start), [])
-            )
-            if progress >= challenge.target:
-                due.append((challenge, start, progress))
+        due: dict[str, list[tuple[Challenge, datetime, int]]] = {}
+        for survivor, pairs in candidates.items():
+            for challenge, start in pairs:
+                rows = counts.get((survivor, challenge.slug, start), [])
+                progress = challenge_counters.progress(challenge, rows)
+                if progress >= challenge.target:
+                    due.setdefault(survivor, []).append((challenge, start, progress))
         return due
+
+    async def meeting(
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> set[str]:
+        """The survivors of ``spans`` who met something not awarded yet (a read that needs
+        no lock: ``award_due_many`` decides again under the members' locks)."""
+        return set(await self._due(connection, spans))
 
     async def evaluate(self, member_id: str, at: datetime | None = None) -> list[Award]:
         """Award what the member met in the periods that hold ``at`` (now by default): the
@@ -81,9 +120,7 @@ class Awarding(Standings):
             members = await repository.members_by_id(connection, [member_id])
             if member_id not in members:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
-            survivor = members[member_id].id
-            ids = await self._members(connection, survivor)
-            return bool(await self._due(connection, survivor, ids, since, until))
+            return bool(await self._due(connection, {members[member_id].id: (since, until)}))
 
         # Most evaluations (one after every earn) find nothing new: a read decides that,
         # without taking SQLite's single writer.
@@ -106,12 +143,21 @@ class Awarding(Standings):
         """Inside a caller's write that holds the member's lock (at least ``Lock.SHARED``):
         award what ``survivor`` met in the periods that hold a moment of ``[since, until]``
         (the caller synced the configured challenges: ``start`` or ``prepare``)."""
-        ids = await self._members(connection, survivor)
+        return await self.award_due_many(connection, {survivor: (since, until)})
+
+    async def award_due_many(
+        self, connection: AsyncConnection, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> list[Award]:
+        """``award_due`` for many survivors at once (``spans``: survivor -> (since,
+        until)), the caller holding all their locks: the badges given, survivor by survivor
+        in id order."""
+        due = await self._due(connection, spans)
         given = []
-        for challenge, start, progress in await self._due(connection, survivor, ids, since, until):
-            award = await self._award(connection, survivor, challenge, start, progress)
-            if award is not None:
-                given.append(award)
+        for survivor in sorted(due):
+            for challenge, start, progress in due[survivor]:
+                award = await self._award(connection, survivor, challenge, start, progress)
+                if award is not None:
+                    given.append(award)
         return given
 
     async def _award(

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.challenges.tables import challenge_counters, challenges
@@ -192,25 +193,69 @@ async def fold(connection: AsyncConnection, retired: str, survivor: str) -> None
     await connection.execute(sa.delete(challenge_counters).where(K.member_id == retired))
 
 
+def among(
+    connection: AsyncConnection, column: sa.ColumnElement[Any], values: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``values``. On PostgreSQL, however many: one array parameter,
+    joined (a hash or an index lookup, as the planner sees fit, never a search of the
+    array for each row)."""
+    if connection.dialect.name == "postgresql":
+        array = sa.bindparam(None, list(values), postgresql.ARRAY(sa.String))
+        return column.in_(sa.select(sa.func.unnest(array)))
+    return column.in_(list(values))
+
+
 async def read(
     connection: AsyncConnection, member_id: str, keys: Iterable[tuple[str, datetime]]
 ) -> Counts:
     """The member's counters of these (challenge, period start) pairs."""
-    wanted = set(keys)
-    found: Counts = defaultdict(list)
+    found = await read_many(connection, [(member_id, slug, start) for slug, start in keys])
+    return {(slug, start): rows for (_, slug, start), rows in found.items()}
+
+
+async def read_many(
+    connection: AsyncConnection, keys: Iterable[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], list[tuple[str, int, int]]]:
+    """The counters of these (member, challenge, period start) triples: one statement (on
+    PostgreSQL the triples joined as arrays, each found through the primary key)."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str, datetime], list[tuple[str, int, int]]] = defaultdict(list)
     if not wanted:
         return found
-    result = await connection.execute(
-        sa.select(challenge_counters).where(
-            K.member_id == member_id,
-            K.challenge.in_(sorted({slug for slug, _ in wanted})),
-            K.period_start.in_(sorted({start for _, start in wanted})),
+    if connection.dialect.name == "postgresql":
+        result = await connection.execute(
+            _READ_MANY,
+            {
+                "members": [member for member, _, _ in wanted],
+                "challenges": [slug for _, slug, _ in wanted],
+                "starts": [start for _, _, start in wanted],
+            },
         )
-    )
+    else:
+        result = await connection.execute(
+            sa.select(challenge_counters).where(
+                K.member_id.in_(sorted({member for member, _, _ in wanted})),
+                K.challenge.in_(sorted({slug for _, slug, _ in wanted})),
+                K.period_start.in_(sorted({start for _, _, start in wanted})),
+            )
+        )
+    chosen = set(wanted)
     for row in result:
-        if (row.challenge, row.period_start) in wanted:
-            found[(row.challenge, row.period_start)].append((row.partner, row.visits, row.points))
+        key = (row.member_id, row.challenge, row.period_start)
+        if key in chosen:
+            found[key].append((row.partner, row.visits, row.points))
     return found
+
+
+_READ_MANY = sa.text(
+    """
+SELECT c.member_id, c.challenge, c.period_start, c.partner, c.visits, c.points
+FROM unnest(CAST(:members AS VARCHAR[]), CAST(:challenges AS VARCHAR[]),
+            CAST(:starts AS TIMESTAMPTZ[])) AS k(member_id, challenge, period_start)
+JOIN challenge_counters c ON c.challenge = k.challenge AND c.member_id = k.member_id
+     AND c.period_start = k.period_start
+"""
+).columns(K.member_id, K.challenge, K.period_start, K.partner, K.visits, K.points)
 
 
 def progress(challenge: Challenge, rows: Sequence[tuple[str, int, int]]) -> int:

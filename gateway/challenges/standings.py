@@ -14,6 +14,7 @@ from gateway.challenges import counters as challenge_counters
 from gateway.challenges.sync import Configured, challenge_of
 from gateway.challenges.tables import challenge_awards, challenges
 from gateway.ledger import store as repository
+from gateway.ledger.tables import members
 from partners.config.challenges import Challenge
 
 MAX_BADGES = 100
@@ -75,6 +76,20 @@ class Standings(Configured):
         """The member and every member merged into them."""
         return [member_id, *await repository.merged_into(connection, member_id)]
 
+    async def _survivors(
+        self, connection: AsyncConnection, survivors: Sequence[str]
+    ) -> dict[str, str]:
+        """``_members`` of many at once: each survivor and every member merged into one of
+        them, mapped to their survivor."""
+        result = await connection.execute(
+            sa.select(members.c.id, members.c.merged_into).where(
+                challenge_counters.among(connection, members.c.merged_into, survivors)
+            )
+        )
+        found = {survivor: survivor for survivor in survivors}
+        found.update({str(row.id): str(row.merged_into) for row in result})
+        return found
+
     async def _running(self, connection: AsyncConnection) -> list[Challenge]:
         result = await connection.execute(
             sa.select(challenges).where(challenges.c.active.is_(True)).order_by(challenges.c.slug)
@@ -88,7 +103,9 @@ class Standings(Configured):
         since: datetime | None,
         limit: int | None = None,
     ) -> list[Award]:
-        query = sa.select(challenge_awards).where(challenge_awards.c.member_id.in_(member_ids))
+        query = sa.select(challenge_awards).where(
+            challenge_counters.among(connection, challenge_awards.c.member_id, member_ids)
+        )
         if since is not None:
             query = query.where(challenge_awards.c.period_end > since)
         query = query.order_by(challenge_awards.c.awarded_at.desc(), challenge_awards.c.id.desc())

@@ -38,7 +38,9 @@ class Event:
 
 class Consumer(Protocol):
     """Follows the log. ``apply`` runs in one transaction with the advance of the
-    consumer's stored position: effects it writes there happen once per event."""
+    consumer's stored position: effects it writes there happen once per event. A consumer
+    may declare an int ``batch_size``: the most events it takes per ``apply`` (else the
+    runner's default)."""
 
     @property
     def name(self) -> str: ...
@@ -59,3 +61,10 @@ class NewEvent:
     points: int | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     actor: str | None = None
+
+
+def batch_size(consumer: Consumer, default: int) -> int:
+    """The most events ``consumer`` takes per ``apply``: its own ``batch_size`` if it
+    declares one, else ``default``."""
+    declared = getattr(consumer, "batch_size", None)
+    return declared if isinstance(declared, int) and declared > 0 else default

@@ -22,10 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.events import log
-from gateway.events.event import START, Consumer, Position
+from gateway.events.event import START, Consumer, Position, batch_size
 from gateway.events.tables import consumer_positions
 from gateway.kernel.unit_of_work import UnitOfWork
 
+DEFAULT_BATCH = 100  # events per batch of a consumer that declares no ``batch_size``
 CONSUMER_LOCKS = 727275  # the advisory-lock class of consumers (the objid: the name's CRC)
 
 
@@ -69,15 +70,17 @@ async def store(connection: AsyncConnection, name: str, at: Position) -> None:
     await connection.execute(statement)
 
 
-async def follow(uow: UnitOfWork, consumer: Consumer, limit: int = 100) -> int | None:
-    """Apply the next batch of at most ``limit`` events to ``consumer``: how many it got
-    (0: it is up to date), or None when another runner holds the consumer."""
+async def follow(uow: UnitOfWork, consumer: Consumer, limit: int | None = None) -> int | None:
+    """Apply the next batch of at most ``limit`` events (by default the consumer's
+    ``batch_size``, else ``DEFAULT_BATCH``) to ``consumer``: how many it got (0: it is up
+    to date), or None when another runner holds the consumer."""
+    most = batch_size(consumer, DEFAULT_BATCH) if limit is None else limit
 
     async def work(connection: AsyncConnection) -> int | None:
         if not await try_lock(connection, CONSUMER_LOCKS, consumer.name):
             return None
         after = await position(connection, consumer.name)
-        batch = await log.read(connection, after, limit)
+        batch = await log.read(connection, after, most)
         if not batch:
             return 0
         await consumer.apply(connection, batch)

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.events.actor import set_actor
-from gateway.events.event import Consumer, Position
-from gateway.events.followers import follow, position, try_lock
+from gateway.events.event import Consumer, Position, batch_size
+from gateway.events.followers import DEFAULT_BATCH, follow, position, try_lock
 from gateway.events.log import latest
 from gateway.kernel.unit_of_work import UnitOfWork
 
@@ -46,7 +46,7 @@ class JobRunner:
         sweeps: Sequence[Sweep] = (),
         *,
         poll: float = 0.2,
-        batch: int = 100,
+        batch: int = DEFAULT_BATCH,
         max_backoff: float = 60.0,
     ) -> None:
         names = [consumer.name for consumer in consumers]
@@ -64,7 +64,11 @@ class JobRunner:
 
     async def follow(self, consumer: Consumer) -> int | None:
         """One batch for ``consumer``: how many events it applied; None if held elsewhere."""
-        return await follow(self.uow, consumer, self.batch)
+        return await follow(self.uow, consumer, self._limit(consumer))
+
+    def _limit(self, consumer: Consumer) -> int:
+        """Events per batch: the consumer's ``batch_size``, else the runner's ``batch``."""
+        return batch_size(consumer, self.batch)
 
     async def catch_up(self) -> int:
         """Apply every event readable now to every consumer; how many were applied
@@ -154,7 +158,7 @@ class JobRunner:
                 await asyncio.sleep(pause)
                 continue
             failures = 0
-            if applied != self.batch:
+            if applied != self._limit(consumer):
                 await asyncio.sleep(self.poll)
 
     async def _repeat(self, sweep: Sweep) -> None:
