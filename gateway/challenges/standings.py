@@ -14,7 +14,6 @@ from gateway.challenges import counters as challenge_counters
 from gateway.challenges.sync import Configured, challenge_of
 from gateway.challenges.tables import challenge_awards, challenges
 from gateway.ledger import store as repository
-from gateway.ledger.tables import members
 from partners.config.challenges import Challenge
 
 MAX_BADGES = 100
@@ -81,14 +80,7 @@ class Standings(Configured):
     ) -> dict[str, str]:
         """``_members`` of many at once: each survivor and every member merged into one of
         them, mapped to their survivor."""
-        result = await connection.execute(
-            sa.select(members.c.id, members.c.merged_into).where(
-                challenge_counters.among(connection, members.c.merged_into, survivors)
-            )
-        )
-        found = {survivor: survivor for survivor in survivors}
-        found.update({str(row.id): str(row.merged_into) for row in result})
-        return found
+        return await repository.merged_into_many(connection, survivors)
 
     async def _running(self, connection: AsyncConnection) -> list[Challenge]:
         result = await connection.execute(

@@ -136,6 +136,20 @@ async def merged_into(connection: AsyncConnection, member_id: str) -> list[str]:
     return [str(row.id) for row in result]
 
 
+async def merged_into_many(connection: AsyncConnection, survivors: Sequence[str]) -> dict[str, str]:
+    """Each of ``survivors`` and every member merged into one of them, mapped to their
+    survivor."""
+    found = {survivor: survivor for survivor in survivors}
+    if survivors:
+        result = await connection.execute(
+            sa.select(members.c.id, members.c.merged_into).where(
+                members.c.merged_into.in_(list(survivors))
+            )
+        )
+        found.update({str(row.id): str(row.merged_into) for row in result})
+    return found
+
+
 # Wallets
 
 
