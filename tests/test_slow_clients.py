@@ -143,3 +143,36 @@ def test_prompt_clients_are_served_on_kept_alive_connections(server: tuple[str, 
             time.sleep(HEADER_TIMEOUT * 0.7)  # idle between requests is not a slow header
         response = client.post("/graphql", json={"query": "{ partners { slug } }"})
         assert response.status_code == 401  # read in full, then refused as unauthenticated
+
+
+def _upload_head(server: tuple[str, int], length: int) -> bytes:
+    return (
+        f"POST /imports/earns?partner=skyway HTTP/1.1\r\nHost: gateway\r\n"
+        f"Content-Length: {length}\r\nContent-Type: text/csv\r\n"
+        f"Authorization: Bearer {token(server)}\r\n\r\n"
+    ).encode()
+
+
+def test_an_upload_trickling_in_gets_408(server: tuple[str, int]):
+    body = b"customer_id,idempotency_key,amount\n" + b"C-1,k-1,10.00\n" * 20
+    received, closed_after = trickle(server, _upload_head(server, len(body)), body)
+    assert closed_after < BODY_TIMEOUT + 2
+    assert received.startswith(b"HTTP/1.1 408 "), received
+
+
+def test_an_upload_arriving_steadily_may_take_longer_than_the_body_timeout(
+    server: tuple[str, int],
+):
+    header = b"customer_id,idempotency_key,amount\n"
+    lines = b"".join(b"C-%06d,slow-%06d,10.00\n" % (i, i) for i in range(20_000))
+    body = header + lines
+    chunks = [body[i : i + 100_000] for i in range(0, len(body), 100_000)]
+    started = time.monotonic()
+    with socket.create_connection(server, timeout=30) as connection:
+        connection.sendall(_upload_head(server, len(body)))
+        for chunk in chunks:  # about 200 KB/s: three times the least rate an upload keeps
+            connection.sendall(chunk)
+            time.sleep(0.5)
+        received = connection.recv(4096)
+    assert time.monotonic() - started > BODY_TIMEOUT * 2
+    assert received.startswith(b"HTTP/1.1 202 "), received

@@ -3,6 +3,9 @@ by sending its headers or body a byte at a time).
 
 - ``RequestBodyDeadline`` (ASGI middleware): a request's body must arrive within
   ``HTTP_BODY_TIMEOUT`` seconds of its headers, or the answer is 408 and the connection closes.
+  An upload (a path under ``UPLOADS``: a partner's import file, up to hundreds of MB) gets
+  more time as its body arrives: every byte adds ``1 / UPLOAD_RATE`` seconds, so an upload
+  at ``UPLOAD_RATE`` or faster never runs out, and a trickle still does.
 - ``HeaderDeadlineProtocol`` (uvicorn's HTTP protocol, which has no such limit of its own):
   a request's headers must arrive within ``HTTP_HEADER_TIMEOUT`` seconds of their first byte
   (of the connection, for the first request), or the connection gets 408 and is closed.
@@ -29,6 +32,10 @@ class RequestTimeout(Exception):
     """The client did not send its request body in time."""
 
 
+UPLOADS = ("/imports/",)
+UPLOAD_RATE = 64 * 1024  # bytes per second
+
+
 class RequestBodyDeadline:
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -40,11 +47,12 @@ class RequestBodyDeadline:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.seconds
+        upload = str(scope.get("path", "")).startswith(UPLOADS)
         body_received = False
         response_started = False
 
         async def receive_in_time() -> Message:
-            nonlocal body_received
+            nonlocal body_received, deadline
             if body_received:  # e.g. waiting for http.disconnect: not bounded here
                 return await receive()
             try:
@@ -52,6 +60,8 @@ class RequestBodyDeadline:
                     message = await receive()
             except TimeoutError:
                 raise RequestTimeout from None
+            if upload:
+                deadline += len(message.get("body", b"")) / UPLOAD_RATE
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_received = True
             return message
