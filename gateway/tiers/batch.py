@@ -274,20 +274,22 @@ async def store(
     tiers = service.tiers
     partners = service.ledger.coalition.partners
     members = sorted({member for member, _, _, _ in earns})
-    await connection.execute(
-        _CONTRIBUTIONS,
-        {
-            "members": [e[0] for e in earns],
-            "partners": [e[1] for e in earns],
-            "ats": [now] * len(earns),
-            "points": [e[2] for e in earns],
-            "transfers": [e[3] for e in earns],
-        },
-    )
+    contributions = {
+        "members": [e[0] for e in earns],
+        "partners": [e[1] for e in earns],
+        "ats": [now] * len(earns),
+        "points": [e[2] for e in earns],
+        "transfers": [e[3] for e in earns],
+    }
     if tiers is None:
-        return  # contributions only, as ``values.add``
+        # Contributions only, as ``values.add``.
+        await connection.execute(_CONTRIBUTIONS, contributions)
+        return
+    # The sums as they stand before this batch (a window built now reads the contributions
+    # there are), then the batch's contributions, added once to the sums.
     rows = (await connection.execute(_LOCK_VALUES, {"members": members})).all()
     standings = await _standings(connection, rows, members, tiers, partners, now)
+    await connection.execute(_CONTRIBUTIONS, contributions)
     for member, partner, points, _ in earns:
         standings[member].add(tiers, partners, partner, points, now)
     await connection.execute(
