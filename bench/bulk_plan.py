@@ -16,7 +16,7 @@ are applied by ``breakdown``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -106,19 +106,23 @@ def plan(
     tiered = tiers is not None and (tiers.has_benefit_at(partner) or wanted)
     result = Plan()
     current = dict(states)
+    # The tier each member holds before their next line: after their first line, the state
+    # their last line left (advancing it again at the same value and moment changes nothing).
+    holding: dict[str, TierState] = {}
     for index, line in enumerate(lines):
         state = current.get(line.member_id)
         if state is None:
             result.failed.append((index, "UNKNOWN_MEMBER"))
             continue
         tier_slug, multiplier = None, Decimal(1)
-        if tiers is not None:
-            assert state.window is not None
-            value = valuation(coalition.partners, state.window.points)
-            held = advance(tiers, state.tier or initial(tiers), value, now)
-            if tiered:
-                tier = tier_of(tiers, held)
-                tier_slug, multiplier = tier.slug, tier.multiplier_at(partner)
+        if tiers is not None and tiered:
+            held = holding.get(line.member_id)
+            if held is None:
+                assert state.window is not None
+                value = valuation(coalition.partners, state.window.points)
+                held = advance(tiers, state.tier or initial(tiers), value, now)
+            tier = tier_of(tiers, held)
+            tier_slug, multiplier = tier.slug, tier.multiplier_at(partner)
         context = earning.Member(
             tier=tier_slug,
             tier_multiplier=multiplier,
@@ -144,21 +148,26 @@ def plan(
                 request_hash(line.member_id, line.amount, line.reason),
             )
         )
-        following = replace(
-            state,
-            earned_here_before=True,
-            purchases_in_period=state.purchases_in_period + 1,
-        )
+        window, tier_state = state.window, state.tier
         if tiers is not None:
-            assert state.window is not None
-            window = contributed(state.window, partner, points, now)
+            assert window is not None
+            window = contributed(window, partner, points, now)
             value = valuation(coalition.partners, window.points)
-            tier_state = advance(tiers, state.tier or initial(tiers), value, now)
-            if tier_state != (state.tier or initial(tiers)):
+            stored = state.tier or initial(tiers)
+            tier_state = advance(tiers, stored, value, now)
+            if tier_state != stored:
                 result.tiers[line.member_id] = tier_state
-            following = replace(following, window=window, tier=tier_state)
+            holding[line.member_id] = tier_state
             result.windows[line.member_id] = window
-        current[line.member_id] = following
+        current[line.member_id] = MemberState(
+            True,
+            state.purchases_in_period + 1,
+            tier_state,
+            window,
+            state.owed,
+            state.held,
+            state.pending,
+        )
     return result
 
 
