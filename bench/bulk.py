@@ -78,7 +78,7 @@ async def run(purchases: int, member_count: int, batches: int) -> int:
         public_url="http://bench",
     )
     app = create_app(settings)
-    failures = 0
+    failures: list[str] = []
     rates: list[tuple[float, float]] = []
     async with app.router.lifespan_context(app):
         service = app.state.service
@@ -127,9 +127,7 @@ async def run(purchases: int, member_count: int, batches: int) -> int:
                     "earnPointsBulk"
                 ) or {"errors": response.json().get("errors")}
                 if answer.get("succeeded") != purchases or answer.get("userErrors"):
-                    print(f"  gateway batch {batch} failed: {str(answer)[:500]}", file=sys.stderr)
-                    nonlocal failures
-                    failures += 1
+                    failures.append(f"gateway batch {batch}: {str(answer)[:500]}")
                 return seconds, differences(before, await count_rows(connection))
 
             async def direct_side(batch: int) -> tuple[float, dict[str, int]]:
@@ -140,13 +138,10 @@ async def run(purchases: int, member_count: int, batches: int) -> int:
                 before = await count_rows(connection)
                 posted = await post_batch(connection, coalition, PARTNER, lines, "operator:bench")
                 if posted.posted != purchases or posted.failed or posted.replayed:
-                    print(
-                        f"  direct batch {batch}: {posted.posted} posted, "
-                        f"failed {posted.failed[:5]}, replayed {posted.replayed[:5]}",
-                        file=sys.stderr,
+                    failures.append(
+                        f"direct batch {batch}: {posted.posted} posted, "
+                        f"failed {posted.failed[:5]}, replayed {posted.replayed[:5]}"
                     )
-                    nonlocal failures
-                    failures += 1
                 return posted.seconds, differences(before, await count_rows(connection))
 
             for batch in range(batches):
@@ -164,24 +159,28 @@ async def run(purchases: int, member_count: int, batches: int) -> int:
                     f"{gateway_rate / direct_rate:>7.2f}"
                 )
                 if gateway_rows != direct_rows:
-                    failures += 1
-                    print(f"  batch {batch}: rows written differ:", file=sys.stderr)
-                    for table in sorted(set(gateway_rows) | set(direct_rows)):
-                        g, d = gateway_rows.get(table, 0), direct_rows.get(table, 0)
-                        if g != d:
-                            print(f"    {table}: gateway {g}, direct {d}", file=sys.stderr)
+                    tables = sorted(set(gateway_rows) | set(direct_rows))
+                    failures.append(
+                        f"batch {batch}: rows written differ: "
+                        + ", ".join(
+                            f"{t} gateway {gateway_rows.get(t, 0)} direct {direct_rows.get(t, 0)}"
+                            for t in tables
+                            if gateway_rows.get(t, 0) != direct_rows.get(t, 0)
+                        )
+                    )
         await connection.close()
         problems = await audit(service.engine)
         if problems:
-            print("ledger audit failed:", *problems, sep="\n  ", file=sys.stderr)
-            failures += 1
+            failures.append("ledger audit: " + "; ".join(problems))
     met = sum(g >= AIM_RATE and g / d >= AIM_RATIO for g, d in rates)
     print(
         f"aim: gateway >= {AIM_RATE:,}/s and >= {AIM_RATIO}x direct: met in {met} of "
         f"{len(rates)} batches (gateway best {max(g for g, _ in rates):,.0f}/s)"
     )
     print("checks: every line posted, same rows and points on both sides, ledger audit: ", end="")
-    print("ok" if not failures else f"{failures} failure(s)")
+    print("ok" if not failures else f"{len(failures)} failed")
+    for failure in failures:
+        print(f"check failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
 
 
