@@ -66,6 +66,9 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "import_chunks",
+    "import_rejections",
+    "imports",
     "tier_contributions",
     "tier_values",
     "challenge_counters",

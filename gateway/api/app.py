@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /healthz."""
+"""The ASGI application: GraphQL at /graphql, health at /healthz, the files of import jobs
+at /imports/earns."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gateway.api.graphql.context import Context
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.settlement import statement_download
 from gateway.api.http import BadRequest, GraphQLEndpoint
+from gateway.api.imports_routes import upload_earns
 from gateway.api.oauth_endpoints import routes as auth_server_routes
 from gateway.api.pools import remote_pools
 from gateway.api.settings import Settings
@@ -120,6 +122,7 @@ def create_app(
             app.state.holds = HoldService(service)
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
+            app.state.imports = wiring.imports(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
             # Consumers and sweeps run here unless separate runners do (COALITION_JOBS=off);
@@ -197,6 +200,12 @@ def create_app(
             request.app.state.settlement, access, params["period_id"], params["partner"]
         )
 
+    async def import_earns(request: Request) -> Response:
+        """A file of earns for an import job (see gateway/api/imports_routes.py)."""
+        return await upload_earns(
+            request, context, request.app.state.imports, settings.max_import_bytes
+        )
+
     browser = AuthRoutes(
         auth,
         settings.public_url,
@@ -213,6 +222,7 @@ def create_app(
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/settlement/{period_id}/{partner}.csv", settlement_csv, methods=["GET"]),
+        Route("/imports/earns", import_earns, methods=["POST"]),
         Route("/", home, methods=["GET"]),
         *auth_server_routes(),
         *browser.routes(),

@@ -1,5 +1,6 @@
 """`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
-manage OAuth clients and signing keys, close settlement periods and reconcile them."""
+manage OAuth clients and signing keys, close settlement periods and reconcile them, import
+files of earns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import sys
 from typing import Any
 
-from gateway.api import cli_clients, cli_jobs, cli_serve, cli_settlement
+from gateway.api import cli_clients, cli_imports, cli_jobs, cli_serve, cli_settlement
 from gateway.api.cli_database import DatabaseUnavailable
 from gateway.api.settings import Settings, SettingsError
 from gateway.auth.clients import ClientError
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile",
         help="prove the ledger and the settlement statements agree; exits 1 with a report",
     )
+    cli_imports.add_parser(commands)
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_jobs.run_job(settings, (args.command, args.action))
         if args.command == "settlement":
             return cli_settlement.settlement(settings, args)
+        if args.command == "import":
+            return cli_imports.import_earns(settings, args)
         if args.command == "reconcile":
             return cli_settlement.reconcile(settings)
         return cli_serve.audit_ledger(settings)

@@ -13,10 +13,17 @@ from gateway.earning.service import EarningService
 from gateway.events.event import Consumer
 from gateway.expiry.service import ExpiryService
 from gateway.holds.service import HoldService
+from gateway.imports.service import ImportService
 from gateway.jobs.runner import JobRunner, Sweep
 from gateway.ledger.service import LedgerService
 from gateway.remote.operations import RemoteOperations
 from gateway.tiers.service import TierService
+
+
+def imports(service: LedgerService) -> ImportService:
+    """The import service over the earning service (with tiers when the coalition has them)."""
+    tiers = TierService(service) if service.coalition.tiers is not None else None
+    return ImportService(EarningService(service, tiers))
 
 
 def consumers(service: LedgerService) -> list[Consumer]:
@@ -42,6 +49,8 @@ def sweeps(
             Sweep("tiers.review", TierService(service).review_due, every),
             Sweep("points.expire", ExpiryService(service).expire_due, every * 20),
             Sweep("challenges.award_badges", award_badges, every * 20),
+            # Uploaded import files; one runner at a time runs them (the sweep's lock).
+            Sweep("imports.run", imports(service).run_waiting, min(every, 5)),
         ]
     if remote_every > 0 and (remote is None or remote):
 

@@ -79,6 +79,7 @@ class Settings:
     http_header_timeout: float = 10.0  # seconds to receive a request's headers; 0: unbounded
     http_body_timeout: float = 30.0  # seconds to receive a request's body; 0: unbounded
     max_body_bytes: int = 4 * 1024 * 1024  # a bulk earn of 10,000 purchases fits
+    max_import_bytes: int = 200 * 1024 * 1024  # a file uploaded to POST /imports/earns
     migrate_on_start: bool = True
     graphiql: bool = True
     hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
@@ -138,6 +139,7 @@ class Settings:
             http_body_timeout=_seconds(environ, "HTTP_BODY_TIMEOUT", 30.0),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
             graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
+            max_import_bytes=_number(environ, "COALITION_MAX_IMPORT_BYTES", 200 * 1024 * 1024),
             hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
             remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
             jobs=_flag(environ, "COALITION_JOBS", True),

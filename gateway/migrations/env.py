@@ -11,6 +11,7 @@ import gateway.challenges.tables
 import gateway.earning.tables
 import gateway.events.tables
 import gateway.holds.tables
+import gateway.imports.tables
 import gateway.ledger.tables
 import gateway.members.tables
 import gateway.remote.tables

@@ -11,6 +11,7 @@ from gateway.api.graphql.context import Info
 from gateway.api.graphql.dashboard import DashboardQueries
 from gateway.api.graphql.expiry import ExpiryQueries
 from gateway.api.graphql.holds import Hold
+from gateway.api.graphql.imports import ImportQueries
 from gateway.api.graphql.members import Member
 from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import (
@@ -42,6 +43,7 @@ class Query(
     ExpiryQueries,
     DashboardQueries,
     PromotionQueries,
+    ImportQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
