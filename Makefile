@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers; each gets its own PostgreSQL database (`test_gw0`, ...)
 TEST_WORKERS ?= auto
 
-.PHONY: run test lint check schema bench bench-settlement clean
+.PHONY: run test lint check schema bench bench-settlement bench-bulk bench-import clean
 
 run: $(STAMP)
 	$(BIN)/coalition serve
@@ -28,6 +28,16 @@ bench: $(STAMP)
 
 bench-settlement: $(STAMP)
 	$(BIN)/python -m bench.settlement
+
+# earnPointsBulk of 10,000 purchases next to a direct set-based posting of the same rows
+# (options: BENCH_ARGS="--purchases 10000 --members 1000 --batches 3")
+bench-bulk: $(STAMP)
+	$(BIN)/python -m bench.bulk $(BENCH_ARGS)
+
+# `coalition import earns` of a 1,000,000-line file: time, memory, audit, consumers' catch-up
+# (options: BENCH_ARGS="--lines 1000000 --members 10000 --batch-size 5000")
+bench-import: $(STAMP)
+	$(BIN)/python -m bench.imports $(BENCH_ARGS)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
