@@ -28,6 +28,7 @@ from gateway.api.http import BadRequest, GraphQLEndpoint
 from gateway.api.imports_routes import upload_earns
 from gateway.api.oauth_endpoints import routes as auth_server_routes
 from gateway.api.pools import remote_pools
+from gateway.api.runtime import tune_gc
 from gateway.api.settings import Settings
 from gateway.api.sign_in_routes import AuthRoutes
 from gateway.api.slow_clients import RequestBodyDeadline
@@ -133,6 +134,7 @@ def create_app(
             app.state.jobs = jobs
             if jobs is not None:
                 jobs.start()
+            tune_gc()
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
             gc.collect()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from gateway.api.cli_database import with_database
+from gateway.api.runtime import tune_gc
 from gateway.api.settings import Settings
 from partners.config.coalition import load_coalition
 
@@ -196,6 +197,7 @@ async def _import(
 
     service = _import_service(engine, settings)
     await service.ledger.start()
+    tune_gc()
     format = format_of(path.name, args.format)
     opened = await service.open(args.partner, str(path), format, scanned)
     record = opened.record
