@@ -123,7 +123,10 @@ async def lock_members(
             if connection.dialect.name == "postgresql":  # an array: no IN list rendered per call
                 ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
                 survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id == sa.any_(ids))
-                wanted_rows = sa.or_(members.c.id == sa.any_(ids), members.c.id.in_(survivors))
+                # One IN over both (not "= ANY(ids) OR IN (survivors)", which PostgreSQL
+                # can only plan as a scan of every member, each row against every id).
+                given = sa.select(sa.func.unnest(ids).label("id"))
+                wanted_rows = members.c.id.in_(sa.union_all(given, survivors))
             else:
                 ids = sa.bindparam("ids", expanding=True)
                 survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id.in_(ids))
