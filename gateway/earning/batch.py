@@ -78,10 +78,13 @@ class _Member:
     lines: list[int] = field(default_factory=list)
 
 
+# Arrays are joined through unnest rather than tested with "= ANY(array)": a cached generic
+# plan may scan the table testing every row against every element.
 _RESOLVE = sa.text(
     """
-SELECT customer_id, member_id FROM enrolments
-WHERE partner = :partner AND customer_id = ANY(CAST(:customers AS VARCHAR[]))
+SELECT e.customer_id, e.member_id
+FROM unnest(CAST(:customers AS VARCHAR[])) AS c(customer_id)
+JOIN enrolments e ON e.partner = :partner AND e.customer_id = c.customer_id
 """
 )
 # The member's own purchases and those of members merged into them.
@@ -91,8 +94,9 @@ WITH ids AS (
     SELECT w.member_id AS live, w.member_id AS id
     FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
     UNION ALL
-    SELECT m.merged_into, m.id FROM members m
-    WHERE m.merged_into = ANY(CAST(:members AS VARCHAR[]))
+    SELECT m.merged_into, m.id
+    FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
+    JOIN members m ON m.merged_into = w.member_id
 )
 SELECT ids.live,
   bool_or(EXISTS (SELECT 1 FROM purchases p WHERE p.member_id = ids.id

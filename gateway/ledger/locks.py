@@ -122,11 +122,12 @@ async def lock_members(
         if statement is None:
             if connection.dialect.name == "postgresql":  # an array: no IN list rendered per call
                 ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
-                survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id == sa.any_(ids))
-                # One IN over both (not "= ANY(ids) OR IN (survivors)", which PostgreSQL
-                # can only plan as a scan of every member, each row against every id).
-                given = sa.select(sa.func.unnest(ids).label("id"))
-                wanted_rows = members.c.id.in_(sa.union_all(given, survivors))
+                # One IN over the ids and their survivors, the ids joined as rows: not
+                # "= ANY(ids) OR IN (...)", which PostgreSQL can only plan as a scan of
+                # every member, each row tested against every id.
+                given = sa.func.unnest(ids).table_valued("id").render_derived(name="given")
+                survivors = sa.select(_SEEN.c.merged_into).join(given, _SEEN.c.id == given.c.id)
+                wanted_rows = members.c.id.in_(sa.union_all(sa.select(given.c.id), survivors))
             else:
                 ids = sa.bindparam("ids", expanding=True)
                 survivors = sa.select(_SEEN.c.merged_into).where(_SEEN.c.id.in_(ids))

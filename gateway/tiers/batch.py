@@ -74,6 +74,8 @@ def _plain(points: dict[str, int]) -> dict[str, int]:
     return {partner: amount for partner, amount in sorted(points.items()) if amount}
 
 
+# Arrays are joined through unnest rather than tested with "= ANY(array)": a cached generic
+# plan may scan the table testing every row against every element.
 _SUMS = sa.text(
     """
 SELECT w.member_id, c.partner, SUM(c.points)
@@ -93,8 +95,9 @@ FROM unnest(CAST(:members AS VARCHAR[]), CAST(:afters AS TIMESTAMPTZ[])) AS w(me
 )
 _READ_VALUES = sa.text(
     """
-SELECT member_id, through, next_leave, points FROM tier_values
-WHERE member_id = ANY(CAST(:members AS VARCHAR[]))
+SELECT v.member_id, v.through, v.next_leave, v.points
+FROM unnest(CAST(:members AS VARCHAR[])) AS m(member_id)
+JOIN tier_values v ON v.member_id = m.member_id
 """
 )
 _LOCK_VALUES = sa.text(
@@ -107,8 +110,9 @@ RETURNING member_id, through, next_leave, points
 )
 _READ_TIERS = sa.text(
     """
-SELECT member_id, tier, since, review_at, downgrade_at FROM member_tiers
-WHERE member_id = ANY(CAST(:members AS VARCHAR[]))
+SELECT t.member_id, t.tier, t.since, t.review_at, t.downgrade_at
+FROM unnest(CAST(:members AS VARCHAR[])) AS m(member_id)
+JOIN member_tiers t ON t.member_id = m.member_id
 """
 )
 _CONTRIBUTIONS = sa.text(
