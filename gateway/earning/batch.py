@@ -87,7 +87,9 @@ FROM unnest(CAST(:customers AS VARCHAR[])) AS c(customer_id)
 JOIN enrolments e ON e.partner = :partner AND e.customer_id = c.customer_id
 """
 )
-# The member's own purchases and those of members merged into them.
+# The member's own purchases and those of members merged into them. (LATERAL ... LIMIT 1
+# rather than EXISTS, here and below: PostgreSQL may run an EXISTS as one pass over every
+# purchase at the partner, a hashed subplan, rather than one probe per member.)
 _HISTORY = sa.text(
     """
 WITH ids AS (
@@ -98,12 +100,13 @@ WITH ids AS (
     FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
     JOIN members m ON m.merged_into = w.member_id
 )
-SELECT ids.live,
-  bool_or(EXISTS (SELECT 1 FROM purchases p WHERE p.member_id = ids.id
-                  AND p.partner = :partner)),
+SELECT ids.live, bool_or(bought.found IS NOT NULL),
   SUM(CASE WHEN :count THEN (SELECT COUNT(*) FROM purchases p WHERE p.member_id = ids.id
             AND p.partner = :partner AND p.created_at >= CAST(:since AS TIMESTAMPTZ)) END)
-FROM ids GROUP BY ids.live
+FROM ids
+LEFT JOIN LATERAL (SELECT 1 AS found FROM purchases p WHERE p.member_id = ids.id
+                   AND p.partner = :partner LIMIT 1) AS bought ON true
+GROUP BY ids.live
 """
 )
 # (Points pending: the partial index ix_purchases_member_pending, with the literal status.)
@@ -116,9 +119,10 @@ SELECT w.member_id,
   (SELECT SUM(h.points) FROM holds h
    WHERE h.member_id = w.member_id AND h.partner = :partner AND h.status = 'authorized'),
   (SELECT owed FROM wallet_debts d WHERE d.member_id = w.member_id AND d.pool = :partner),
-  EXISTS (SELECT 1 FROM referrals r WHERE r.referred_id = w.member_id
-          AND r.rewarded_at IS NULL)
+  referred.due IS NOT NULL
 FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
+LEFT JOIN LATERAL (SELECT 1 AS due FROM referrals r WHERE r.referred_id = w.member_id
+                   AND r.rewarded_at IS NULL LIMIT 1) AS referred ON true
 """
 )
 _PURCHASES = sa.text(

@@ -100,12 +100,21 @@ FROM unnest(CAST(:members AS VARCHAR[])) AS m(member_id)
 JOIN tier_values v ON v.member_id = m.member_id
 """
 )
-_LOCK_VALUES = sa.text(
+# The members' sums made to exist, then locked in id order (not one upsert that updates
+# every row it finds: that leaves a dead row version per member and batch).
+_CREATE_VALUES = sa.text(
     """
 INSERT INTO tier_values (member_id, points)
 SELECT m, '{}' FROM unnest(CAST(:members AS VARCHAR[])) AS m ORDER BY m
-ON CONFLICT (member_id) DO UPDATE SET member_id = excluded.member_id
-RETURNING member_id, through, next_leave, points
+ON CONFLICT (member_id) DO NOTHING
+"""
+)
+_LOCK_VALUES = sa.text(
+    """
+SELECT v.member_id, v.through, v.next_leave, v.points
+FROM unnest(CAST(:members AS VARCHAR[])) AS m(member_id)
+JOIN tier_values v ON v.member_id = m.member_id
+ORDER BY v.member_id FOR UPDATE OF v
 """
 )
 _READ_TIERS = sa.text(
@@ -291,6 +300,7 @@ async def store(
         return
     # The sums as they stand before this batch (a window built now reads the contributions
     # there are), then the batch's contributions, added once to the sums.
+    await connection.execute(_CREATE_VALUES, {"members": members})
     rows = (await connection.execute(_LOCK_VALUES, {"members": members})).all()
     standings = await _standings(connection, rows, members, tiers, partners, now)
     await connection.execute(_CONTRIBUTIONS, contributions)
