@@ -195,6 +195,24 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+async def _caught_up(
+    database: Database,
+    names: list[str],
+    jobs: subprocess.Popen[bytes],
+    folder: Path,
+    failures: list[str],
+) -> float:
+    """Seconds until every consumer reached the newest event; then ``jobs`` is stopped."""
+    try:
+        return await catch_up(database, names, jobs)
+    except RuntimeError as error:
+        failures.append(f"{error}: {(folder / 'jobs.log').read_text()[-1500:]}")
+        return float("inf")
+    finally:
+        jobs.terminate()
+        jobs.wait(30)
+
+
 async def run(args: argparse.Namespace) -> int:
     base = Database.from_env()
     database = replace(
@@ -231,7 +249,15 @@ async def run(args: argparse.Namespace) -> int:
             *("import", "earns", str(path), "--partner", PARTNER, "--report", str(report)),
             *("--batch-size", str(args.batch_size)),
         ]
+        # With --jobs-during, the consumers run alongside the import, as a server's or a
+        # `coalition jobs` process do in production; caught up is timed from its end.
+        during = None
+        if args.jobs_during:
+            during = start_child([*coalition_command, "jobs"], env, folder / "jobs.log")
         imported = run_child(command, env, folder / "import.log")
+        caught_up = float("inf")
+        if during is not None:
+            caught_up = await _caught_up(database, names, during, folder, failures)
         if imported.code:
             failures.append(f"import exited with {imported.code}: {imported.stderr[-1500:]}")
         print(imported.stdout.strip())
@@ -247,15 +273,9 @@ async def run(args: argparse.Namespace) -> int:
         audit = run_child([*coalition_command, "audit"], env, folder / "audit.log")
         if audit.code:
             failures.append(f"coalition audit exited with {audit.code}: {audit.stdout[-1500:]}")
-        jobs = start_child([*coalition_command, "jobs"], env, folder / "jobs.log")
-        try:
-            caught_up = await catch_up(database, names, jobs)
-        except RuntimeError as error:
-            failures.append(f"{error}: {(folder / 'jobs.log').read_text()[-1500:]}")
-            caught_up = float("inf")
-        finally:
-            jobs.terminate()
-            jobs.wait(30)
+        if not args.jobs_during:
+            jobs = start_child([*coalition_command, "jobs"], env, folder / "jobs.log")
+            caught_up = await _caught_up(database, names, jobs, folder, failures)
         base_seconds = None
         if not args.no_baseline:
             base_seconds = await baseline(database, coalition, path, args.batch_size)
@@ -310,6 +330,11 @@ def main() -> None:
         help="the coalition command to run (default: this environment's)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the direct baseline")
+    parser.add_argument(
+        "--jobs-during",
+        action="store_true",
+        help="run `coalition jobs` alongside the import (as in production) rather than after",
+    )
     parser.add_argument("--enforce-aims", action="store_true", help="exit 1 on a missed aim")
     sys.exit(asyncio.run(run(parser.parse_args())))
 
