@@ -28,9 +28,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.earning import batch_sql
 from gateway.earning import rules as earning
 from gateway.earning.pending import AVAILABLE, PENDING
 from gateway.earning.promotions import in_force_during
@@ -77,73 +77,6 @@ class _Member:
     standing: tier_batch.Standing | None = None
     lines: list[int] = field(default_factory=list)
 
-
-# Arrays are joined through unnest rather than tested with "= ANY(array)": a cached generic
-# plan may scan the table testing every row against every element.
-_RESOLVE = sa.text(
-    """
-SELECT e.customer_id, e.member_id
-FROM unnest(CAST(:customers AS VARCHAR[])) AS c(customer_id)
-JOIN enrolments e ON e.partner = :partner AND e.customer_id = c.customer_id
-"""
-)
-# The member's own purchases and those of members merged into them. (LATERAL ... LIMIT 1
-# rather than EXISTS, here and below: PostgreSQL may run an EXISTS as one pass over every
-# purchase at the partner, a hashed subplan, rather than one probe per member.)
-_HISTORY = sa.text(
-    """
-WITH ids AS (
-    SELECT w.member_id AS live, w.member_id AS id
-    FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
-    UNION ALL
-    SELECT m.merged_into, m.id
-    FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
-    JOIN members m ON m.merged_into = w.member_id
-)
-SELECT ids.live, bool_or(bought.found IS NOT NULL),
-  SUM(CASE WHEN :count THEN (SELECT COUNT(*) FROM purchases p WHERE p.member_id = ids.id
-            AND p.partner = :partner AND p.created_at >= CAST(:since AS TIMESTAMPTZ)) END)
-FROM ids
-LEFT JOIN LATERAL (SELECT 1 AS found FROM purchases p WHERE p.member_id = ids.id
-                   AND p.partner = :partner LIMIT 1) AS bought ON true
-GROUP BY ids.live
-"""
-)
-# (Points pending: the partial index ix_purchases_member_pending, with the literal status.)
-_WALLETS = sa.text(
-    """
-SELECT w.member_id,
-  (SELECT balance FROM accounts a WHERE a.member_id = w.member_id AND a.pool = :partner),
-  (SELECT SUM(p.points - p.clawed_back) FROM purchases p
-   WHERE p.member_id = w.member_id AND p.partner = :partner AND p.status = 'pending'),
-  (SELECT SUM(h.points) FROM holds h
-   WHERE h.member_id = w.member_id AND h.partner = :partner AND h.status = 'authorized'),
-  (SELECT owed FROM wallet_debts d WHERE d.member_id = w.member_id AND d.pool = :partner),
-  referred.due IS NOT NULL
-FROM unnest(CAST(:members AS VARCHAR[])) AS w(member_id)
-LEFT JOIN LATERAL (SELECT 1 AS due FROM referrals r WHERE r.referred_id = w.member_id
-                   AND r.rewarded_at IS NULL LIMIT 1) AS referred ON true
-"""
-)
-_PURCHASES = sa.text(
-    """
-INSERT INTO purchases (transfer_id, member_id, partner, receipt, amount, points, breakdown,
-                       wallet, status, matures_at, returned_amount, clawed_back, uncollected,
-                       created_at)
-SELECT p.*, '0', 0, 0, CAST(:at AS TIMESTAMPTZ)
-FROM unnest(CAST(:transfers AS BIGINT[]), CAST(:members AS VARCHAR[]),
-            CAST(:partners AS VARCHAR[]), CAST(:receipts AS VARCHAR[]),
-            CAST(:amounts AS VARCHAR[]), CAST(:points AS BIGINT[]),
-            CAST(:breakdowns AS VARCHAR[]), CAST(:wallets AS VARCHAR[]),
-            CAST(:statuses AS VARCHAR[]), CAST(:matures AS TIMESTAMPTZ[])) AS p
-"""
-)
-_REPLAYED = sa.text(
-    """
-SELECT transfer_id, breakdown, wallet, matures_at FROM purchases
-WHERE transfer_id = ANY(CAST(:transfers AS BIGINT[]))
-"""
-)
 
 Outcome = Earned | DomainError | str  # str: SLOW
 
@@ -296,7 +229,7 @@ class BatchEarning(Purchases):
             rows["statuses"].append(PENDING if held_back else AVAILABLE)
             rows["matures"].append(now + window if held_back else None)
         if rows:
-            await connection.execute(_PURCHASES, {"at": now, **rows})
+            await connection.execute(batch_sql.PURCHASES, {"at": now, **rows})
         assert all(outcome is not None for outcome in outcomes)
         return outcomes  # type: ignore[return-value]
 
@@ -319,7 +252,7 @@ class BatchEarning(Purchases):
                 by_customer[ref.partner][ref.customer_id].append(index)
         for at, customers in by_customer.items():
             result = await connection.execute(
-                _RESOLVE, {"partner": at, "customers": sorted(customers)}
+                batch_sql.RESOLVE, {"partner": at, "customers": sorted(customers)}
             )
             enrolled = {str(customer): str(member) for customer, member in result}
             for customer, indexes in customers.items():
@@ -349,7 +282,7 @@ class BatchEarning(Purchases):
         frequency = rules.frequency_bonus
         since = frequency.period.start(now) if frequency is not None else now
         for member_id, before, in_period in await connection.execute(
-            _HISTORY,
+            batch_sql.HISTORY,
             {"partner": partner, "members": ids, "since": since, "count": frequency is not None},
         ):
             state = members[str(member_id)]
@@ -357,7 +290,7 @@ class BatchEarning(Purchases):
             state.in_period = int(in_period or 0) if frequency is not None and before else 0
         slow = []
         debts = rules.returns.when_spent == "negative"
-        result = await connection.execute(_WALLETS, {"partner": partner, "members": ids})
+        result = await connection.execute(batch_sql.WALLETS, {"partner": partner, "members": ids})
         for member_id, balance, pending, held, owed, referred in result:
             state = members[str(member_id)]
             state.balance, state.pending = int(balance or 0), int(pending or 0)
@@ -411,7 +344,7 @@ class BatchEarning(Purchases):
         legs = await repository.legs_of(connection, transfer_ids)
         kept = {
             int(row.transfer_id): row
-            for row in await connection.execute(_REPLAYED, {"transfers": transfer_ids})
+            for row in await connection.execute(batch_sql.REPLAYED, {"transfers": transfer_ids})
         }
         answers = {}
         for transfer_id in transfer_ids:
