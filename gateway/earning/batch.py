@@ -46,6 +46,7 @@ from gateway.ledger.posting import Claim
 from gateway.ledger.records import MemberRef, Posting, WalletRecord
 from gateway.ledger.rules import AccountCode, Leg, earn_legs
 from gateway.tiers import batch as tier_batch
+from partners.config.coalition import Partner
 from partners.config.earning import Promotion
 
 
@@ -308,7 +309,7 @@ class BatchEarning(Purchases):
 
     def _awards(
         self,
-        config: Any,
+        config: Partner,
         line: Prepared,
         state: _Member,
         now: datetime,
