@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.ledger.exchange import Quote, fee_for, quote
+from gateway.ledger.exchange import Quote, quote
 from partners.config.coalition import DEMO_DIRECTORY, Coalition, load_coalition
 from partners.config.conversions import ConversionRule
 
@@ -92,15 +92,15 @@ def test_demo_quotes_are_exact(
     assert (result.fee, result.received, result.net_points) == (fee, received, points - fee)
     assert (result.source, result.target, result.points, result.at) == (source, target, points, at)
     assert result.rule is rule_of(source, target, at)
-    assert fee_for(result.rule, points) == fee
+    assert result.rule.fee_for(points) == fee
 
 
 def test_fee_is_percentage_rounded_up_plus_fixed_fee() -> None:
     rule = rule_of("skyway", "freshmart")
-    assert fee_for(rule, 100) == 2 + 10  # 1.5 -> 2
-    assert fee_for(rule, 200) == 3 + 10  # exactly 3
-    assert fee_for(rule, 201) == 4 + 10  # 3.015 -> 4
-    assert fee_for(rule_of("freshmart", "brewbar"), 12345) == 25
+    assert rule.fee_for(100) == 2 + 10  # 1.5 -> 2
+    assert rule.fee_for(200) == 3 + 10  # exactly 3
+    assert rule.fee_for(201) == 4 + 10  # 3.015 -> 4
+    assert rule_of("freshmart", "brewbar").fee_for(12345) == 25
 
 
 def test_rate_changes_at_the_boundary() -> None:
@@ -223,7 +223,7 @@ def test_any_rule_quotes_follow_the_formula(
         result = quote(with_rule(rule), "skyway", "freshmart", points, JUNE_2026)
     except DomainError as error:
         assert error.code is ErrorCode.AMOUNT_TOO_SMALL
-        net = points - fee_for(rule, points)
+        net = points - rule.fee_for(points)
         assert net <= 0 or net * Fraction(rate) < 1
         return
     check(result, rule, points)

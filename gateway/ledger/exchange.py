@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from partners.config.coalition import Coalition
@@ -31,11 +31,6 @@ class Quote:
     @property
     def net_points(self) -> int:
         return self.points - self.fee
-
-
-def fee_for(rule: ConversionRule, points: int) -> int:
-    percent = (Decimal(points) * rule.fee_percent / 100).quantize(Decimal(1), ROUND_CEILING)
-    return int(percent) + rule.fee_fixed
 
 
 def quote(coalition: Coalition, source: str, target: str, points: int, at: datetime) -> Quote:
@@ -71,9 +66,8 @@ def quote(coalition: Coalition, source: str, target: str, points: int, at: datet
             f"from '{source}' to '{target}' at once.",
             ("points",),
         )
-    fee = fee_for(rule, points)
-    net = points - fee
-    received = 0 if net <= 0 else int((net * rule.rate).quantize(Decimal(1), ROUND_FLOOR))
+    fee = rule.fee_for(points)
+    received = rule.received_for(points)
     if received < 1:
         raise DomainError(
             ErrorCode.AMOUNT_TOO_SMALL,
@@ -91,23 +85,12 @@ def quote_to_receive(
     rule = coalition.rule_in_force(source, target, at)
     if rule is None or source == target:
         return quote(coalition, source, target, max(1, wanted), at)  # raises the right error
-    low, high = rule.min_points, rule.max_points
-
-    def received(points: int) -> int:
-        net = points - fee_for(rule, points)
-        return 0 if net <= 0 else int((net * rule.rate).quantize(Decimal(1), ROUND_FLOOR))
-
-    if received(high) < wanted:
+    points = rule.points_for(wanted) if wanted > 0 else 1
+    if points > rule.max_points:
         raise DomainError(
             ErrorCode.AMOUNT_OUT_OF_BOUNDS,
-            f"{wanted} points of '{target}' cost more than the {high} points of '{source}' "
-            "that can be converted at once.",
+            f"{wanted} points of '{target}' cost more than the {rule.max_points} points of "
+            f"'{source}' that can be converted at once.",
             ("pay_with",),
         )
-    while low < high:  # received() never falls as points grow: the fee is below 100%
-        middle = (low + high) // 2
-        if received(middle) >= wanted:
-            high = middle
-        else:
-            low = middle + 1
-    return quote(coalition, source, target, low, at)
+    return quote(coalition, source, target, max(points, rule.min_points), at)

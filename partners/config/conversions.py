@@ -26,6 +26,33 @@ class ConversionRule:
     effective_from: datetime
     effective_until: datetime | None
 
+    def fee_for(self, points: int) -> int:
+        """The fee on converting ``points``, in source points: the percentage rounded up (in
+        favour of the house) plus the fixed fee."""
+        numerator, denominator = self.fee_percent.as_integer_ratio()
+        return -(-points * numerator // (100 * denominator)) + self.fee_fixed
+
+    def received_for(self, points: int) -> int:
+        """The target points that ``points`` give once the fee is taken, rounded down (0 when
+        the fee eats them all). The bounds are not checked. Never falls as ``points`` grows:
+        the fee is below 100%."""
+        net = points - self.fee_for(points)
+        if net <= 0:
+            return 0
+        numerator, denominator = self.rate.as_integer_ratio()
+        return net * numerator // denominator
+
+    def points_for(self, received: int) -> int:
+        """The fewest points whose ``received_for`` is at least ``received`` (at least 1);
+        the bounds are not checked."""
+        rate_numerator, rate_denominator = self.rate.as_integer_ratio()
+        net = -(-max(received, 1) * rate_denominator // rate_numerator)
+        # points - ceil(points * fee%) = floor(points * kept), kept = 1 - fee% = kept_n / kept_d
+        fee_numerator, fee_denominator = self.fee_percent.as_integer_ratio()
+        kept_denominator = 100 * fee_denominator
+        kept_numerator = kept_denominator - fee_numerator
+        return -(-(net + self.fee_fixed) * kept_denominator // kept_numerator)
+
     def in_force_at(self, moment: datetime) -> bool:
         if moment < self.effective_from:
             return False
