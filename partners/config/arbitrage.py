@@ -134,54 +134,56 @@ class _Budget:
             raise _OutOfBudget(cycle)
 
 
-_Edge = tuple[ConversionRule, int]  # a rule and its weight
+class _Step:
+    """A usable rule, its exact multiplier ``rate * (1 - fee%)`` and its screening weight."""
+
+    __slots__ = ("multiplier", "rule", "weight")
+
+    def __init__(self, rule: ConversionRule) -> None:
+        self.rule = rule
+        self.multiplier = Fraction(rule.rate) * (1 - Fraction(rule.fee_percent) / 100)
+        # Above log(rho) * 2^50, rho the most the rule gives per point (see the module doc).
+        ratio = self.multiplier - Fraction(rule.rate) * rule.fee_fixed / rule.max_points
+        self.weight = math.ceil(math.ldexp(math.log(ratio) + _LOG_ERROR, _SCALE_BITS))
+
+
+_Cycle = tuple[_Step, ...]
 
 
 def _check(in_force: frozenset[ConversionRule], at: datetime, budget: _Budget) -> Arbitrage | None:
-    usable = sorted(
-        (
-            rule
-            for rule in in_force
-            if rule.min_points <= rule.max_points and rule.received_for(rule.max_points) >= 1
-        ),
-        key=lambda rule: (rule.source, rule.target, rule.effective_from),
-    )
+    usable = [
+        _Step(rule)
+        for rule in sorted(in_force, key=lambda rule: (rule.source, rule.target))
+        if rule.min_points <= rule.max_points and rule.received_for(rule.max_points) >= 1
+    ]
     if not usable:
         return None
-    largest = max(rule.max_points for rule in usable)
+    largest = max(step.rule.max_points for step in usable)
     # A cycle whose ratios multiply to less than 1 + 1/(2·largest) never gains a whole point.
     threshold = math.floor(math.ldexp(math.log1p(1 / (2 * largest)) * (1 - 1e-6), _SCALE_BITS))
-    edges = [(rule, _weight(rule)) for rule in usable]
-    if _certified(edges, threshold):
+    if _certified(usable, threshold):
         return None
-    for cycle in _Cycles(edges, threshold, budget):
+    for cycle in _Cycles(usable, threshold, budget):
+        product = math.prod((step.multiplier for step in cycle), start=Fraction(1))
+        if product <= 1:  # the cycle returns at most product * amount
+            continue
         for start in range(len(cycle)):
             steps = cycle[start:] + cycle[:start]
-            gain = _gain(steps, budget)
+            gain = _gain(steps, product, budget)
             if gain is not None:
                 return Arbitrage(_route(steps), at, *gain)
     return None
 
 
-def _weight(rule: ConversionRule) -> int:
-    """An integer above ``log rho · 2^50``, rho the most ``rule`` gives per point converted."""
-    ratio = _multiplier(rule) - Fraction(rule.rate) * rule.fee_fixed / rule.max_points
-    return math.ceil(math.ldexp(math.log(ratio) + _LOG_ERROR, _SCALE_BITS))
+def _route(steps: _Cycle) -> tuple[str, ...]:
+    return (steps[0].rule.source, *(step.rule.target for step in steps))
 
 
-def _multiplier(rule: ConversionRule) -> Fraction:
-    return Fraction(rule.rate) * (1 - Fraction(rule.fee_percent) / 100)
-
-
-def _route(steps: tuple[ConversionRule, ...]) -> tuple[str, ...]:
-    return (steps[0].source, *(rule.target for rule in steps))
-
-
-def _certified(edges: list[_Edge], threshold: int) -> bool:
+def _certified(steps: list[_Step], threshold: int) -> bool:
     """Bellman-Ford: no cycle weighs more than ``threshold`` (each rule allowed its share)."""
-    nodes = {rule.source for rule, _ in edges} | {rule.target for rule, _ in edges}
+    nodes = {step.rule.source for step in steps} | {step.rule.target for step in steps}
     share = threshold // len(nodes)
-    links = [(rule.source, rule.target, weight - share) for rule, weight in edges]
+    links = [(step.rule.source, step.rule.target, step.weight - share) for step in steps]
     label = dict.fromkeys(nodes, 0)
     for _ in range(len(nodes) + 1):
         changed = False
@@ -196,30 +198,33 @@ def _certified(edges: list[_Edge], threshold: int) -> bool:
 
 
 class _Cycles:
-    """The simple cycles weighing more than ``threshold``, each once (from its least
-    partner), heaviest rules first."""
+    """The simple cycles weighing more than ``threshold``, shortest first, each once (from
+    its least partner), heaviest rules first."""
 
-    def __init__(self, edges: list[_Edge], threshold: int, budget: _Budget) -> None:
+    def __init__(self, steps: list[_Step], threshold: int, budget: _Budget) -> None:
         self.threshold = threshold
         self.budget = budget
-        self.nodes = sorted({rule.source for rule, _ in edges})
-        self.out: dict[str, list[_Edge]] = {node: [] for node in self.nodes}
-        for rule, weight in sorted(edges, key=lambda edge: -edge[1]):
-            self.out[rule.source].append((rule, weight))
+        self.nodes = sorted({step.rule.source for step in steps})
+        self.out: dict[str, list[_Step]] = {node: [] for node in self.nodes}
+        for step in sorted(steps, key=lambda step: -step.weight):
+            self.out[step.rule.source].append(step)
 
-    def __iter__(self) -> Iterator[tuple[ConversionRule, ...]]:
-        for index, start in enumerate(self.nodes):
-            allowed = set(self.nodes[index:])
-            best = self._walks_back(start, allowed)
-            yield from self._extend(start, start, 0, allowed, best, [], {start})
+    def __iter__(self) -> Iterator[_Cycle]:
+        walks: dict[str, list[dict[str, int]]] = {}
+        for length in range(1, len(self.nodes) + 1):
+            for index, start in enumerate(self.nodes[: len(self.nodes) - length + 1]):
+                allowed = set(self.nodes[index:])
+                if start not in walks:
+                    walks[start] = self._walks_back(start, allowed)
+                yield from _Search(self, start, allowed, walks[start], length).extend(start, 0)
 
     def _walks_back(self, start: str, allowed: set[str]) -> list[dict[str, int]]:
         """``best[k][node]``: the heaviest walk of at most ``k`` rules from node to start."""
         links = [
-            (node, rule.target, weight)
+            (node, step.rule.target, step.weight)
             for node in allowed
-            for rule, weight in self.out[node]
-            if rule.target in allowed
+            for step in self.out[node]
+            if step.rule.target in allowed
         ]
         best = [{start: 0}]
         for _ in range(len(allowed)):
@@ -232,74 +237,81 @@ class _Cycles:
             best.append(current)
         return best
 
-    def _extend(
+
+class _Search:
+    """The cycles of ``length`` rules from ``start`` through ``allowed`` partners."""
+
+    def __init__(
         self,
+        cycles: _Cycles,
         start: str,
-        node: str,
-        weight: int,
         allowed: set[str],
         best: list[dict[str, int]],
-        path: list[ConversionRule],
-        visited: set[str],
-    ) -> Iterator[tuple[ConversionRule, ...]]:
-        for rule, rule_weight in self.out[node]:
-            target = rule.target
-            total = weight + rule_weight
-            if target == start:
-                if total > self.threshold:
-                    yield (*path, rule)
+        length: int,
+    ) -> None:
+        self.cycles, self.start, self.allowed, self.best = cycles, start, allowed, best
+        self.length = length
+        self.path: list[_Step] = []
+        self.visited = {start}
+
+    def extend(self, node: str, weight: int) -> Iterator[_Cycle]:
+        last = len(self.path) + 1 == self.length
+        for step in self.cycles.out[node]:
+            target = step.rule.target
+            total = weight + step.weight
+            if last or target == self.start:
+                if last and target == self.start and total > self.cycles.threshold:
+                    yield (*self.path, step)
                 continue
-            if target in visited or target not in allowed:
+            if target in self.visited or target not in self.allowed:
                 continue
-            back = best[len(allowed) - len(visited)].get(target)
-            if back is None or total + back <= self.threshold:
+            back = self.best[self.length - len(self.path) - 1].get(target)
+            if back is None or total + back <= self.cycles.threshold:
                 continue
-            self.budget.spend()
-            path.append(rule)
-            visited.add(target)
-            yield from self._extend(start, target, total, allowed, best, path, visited)
-            visited.remove(target)
-            path.pop()
+            self.cycles.budget.spend()
+            self.path.append(step)
+            self.visited.add(target)
+            yield from self.extend(target, total)
+            self.visited.remove(target)
+            self.path.pop()
 
 
-def _gain(steps: tuple[ConversionRule, ...], budget: _Budget) -> tuple[int, int] | None:
+def _gain(steps: _Cycle, product: Fraction, budget: _Budget) -> tuple[int, int] | None:
     """A start amount within every rule's bounds that ``steps`` turn into more, and what
-    they turn it into; ``None`` if there is none."""
-    product, fixed = Fraction(1), Fraction(0)
-    for rule in steps:
-        multiplier = _multiplier(rule)
-        product *= multiplier
-        fixed = fixed * multiplier + Fraction(rule.rate) * rule.fee_fixed
-    if product <= 1:  # the cycle returns at most product * amount - fixed
-        return None
-    low, high = 1, -1  # high -1: the last step's output has no upper bound
-    for rule in reversed(steps):
+    they turn it into; ``None`` if there is none. ``product``: of the steps' multipliers."""
+    budget.spend(_route(steps))
+    rules = [step.rule for step in steps]
+    low, high = 1, -1  # high -1: the last rule's output has no upper bound
+    for rule in reversed(rules):
         low = max(rule.min_points, rule.points_for(low))
         above = rule.max_points if high < 0 else rule.points_for(high + 1) - 1
         high = min(rule.max_points, above)
     if low > high:
         return None
-    returned = _convert(steps, high)
+    returned = _convert(rules, high)
     if returned > high:
         return high, returned
+    fixed = Fraction(0)  # the cycle returns at most product * amount - fixed
+    for step in steps:
+        fixed = fixed * step.multiplier + Fraction(step.rule.rate) * step.rule.fee_fixed
     amount = max(low, math.ceil((fixed + 1) / (product - 1)))
     while amount < high:
-        returned = _convert(steps, amount)
+        returned = _convert(rules, amount)
         if returned > amount:
             return amount, returned
         budget.spend(_route(steps))
         # Below the least amount that returns more than ``amount``, nothing can gain.
-        amount = _points_for(steps, amount + 1)
+        amount = _points_for(rules, amount + 1)
     return None
 
 
-def _convert(steps: tuple[ConversionRule, ...], points: int) -> int:
-    for rule in steps:
+def _convert(rules: list[ConversionRule], points: int) -> int:
+    for rule in rules:
         points = rule.received_for(points)
     return points
 
 
-def _points_for(steps: tuple[ConversionRule, ...], received: int) -> int:
-    for rule in reversed(steps):
+def _points_for(rules: list[ConversionRule], received: int) -> int:
+    for rule in reversed(rules):
         received = rule.points_for(received)
     return received
