@@ -10,7 +10,8 @@ How, exactly and fast:
   ``m·x - r·c - 1 - r ≤ y ≤ m·x - r·c`` with ``m = rate·(1 - fee%)``, ``r = rate`` and
   ``c = fee_fixed``. So a cycle returns at most ``Π·x - D`` (``Π`` the product of its ``m``)
   and a start amount ``x`` can only gain if the product of the step ratios ``y/x`` exceeds 1.
-  Each ratio is at most ``rho = m - r·c/max_points``; the start amount is at most ``H`` (the
+  Each ratio is at most ``rho = m - r·c/max_points`` (or exactly the best ratio, for a rule
+  accepting only a few amounts); the start amount is at most ``H`` (the
   largest ``max_points``), so a cycle whose ``Πrho`` is below ``1 + 1/(2H)`` returns at most
   ``x + ½``: never a whole point more.
 - Cycles are screened on integer weights ``⌈log rho · 2^50⌉`` (rounded up by far more than the
@@ -38,10 +39,11 @@ from fractions import Fraction
 
 from partners.config.conversions import ConversionRule
 
-STEP_BUDGET = 50_000
+STEP_BUDGET = 30_000
 """Search steps (paths extended, amounts tried) one check may take before giving up."""
 
 _SCALE_BITS = 50
+_SCANNED = 64  # a rule accepting fewer amounts has its best ratio found exactly
 _LOG_ERROR = 1e-12  # far above the error of math.log on a float near a rule's ratio
 
 
@@ -143,7 +145,11 @@ class _Step:
         self.rule = rule
         self.multiplier = Fraction(rule.rate) * (1 - Fraction(rule.fee_percent) / 100)
         # Above log(rho) * 2^50, rho the most the rule gives per point (see the module doc).
-        ratio = self.multiplier - Fraction(rule.rate) * rule.fee_fixed / rule.max_points
+        if rule.max_points - rule.min_points < _SCANNED:
+            amounts = range(rule.min_points, rule.max_points + 1)
+            ratio = max(Fraction(rule.received_for(amount), amount) for amount in amounts)
+        else:
+            ratio = self.multiplier - Fraction(rule.rate) * rule.fee_fixed / rule.max_points
         self.weight = math.ceil(math.ldexp(math.log(ratio) + _LOG_ERROR, _SCALE_BITS))
 
 
