@@ -95,20 +95,28 @@ def find_arbitrage(rules: Iterable[ConversionRule], since: datetime) -> Arbitrag
     for rule in enabled:
         if rule.rate <= 0 or not 0 <= rule.fee_percent < 100 or rule.fee_fixed < 0:
             raise ValueError(f"conversion rule {rule.source} → {rule.target} is malformed")
-    moments = {since}
-    for rule in enabled:
-        for moment in (rule.effective_from, rule.effective_until):
-            if moment is not None and moment > since:
-                moments.add(moment)
-    checked: set[frozenset[ConversionRule]] = set()
-    budget = _Budget()
-    for moment in sorted(moments):
-        in_force = frozenset(rule for rule in enabled if rule.in_force_at(moment))
-        if in_force in checked:
+    steps = [
+        _Step(rule)
+        for rule in sorted(enabled, key=lambda rule: (rule.source, rule.target))
+        if (rule.effective_until is None or rule.effective_until > since)
+        and rule.min_points <= rule.max_points
+        and rule.received_for(rule.max_points) >= 1
+    ]
+    if not steps:
+        return None
+    # Only a rule taking effect can make a cycle: when rules only end, no new cycle appears.
+    starts = {step.rule.effective_from for step in steps}
+    moments = sorted({since} | {moment for moment in starts if moment > since})
+    checker = _Checker(steps)
+    checked: set[frozenset[int]] = set()
+    for moment in moments:
+        in_force = [step for step in steps if step.rule.in_force_at(moment)]
+        key = frozenset(map(id, in_force))
+        if key in checked:
             continue
-        checked.add(in_force)
+        checked.add(key)
         try:
-            found = _check(in_force, moment, budget)
+            found = checker.check(in_force, moment)
         except _OutOfBudget as stop:
             return Unproven(moment, stop.cycle)
         if found is not None:
@@ -156,51 +164,54 @@ class _Step:
 _Cycle = tuple[_Step, ...]
 
 
-def _check(in_force: frozenset[ConversionRule], at: datetime, budget: _Budget) -> Arbitrage | None:
-    usable = [
-        _Step(rule)
-        for rule in sorted(in_force, key=lambda rule: (rule.source, rule.target))
-        if rule.min_points <= rule.max_points and rule.received_for(rule.max_points) >= 1
-    ]
-    if not usable:
+class _Checker:
+    """Checks the rules in force at successive moments, each check starting from the
+    Bellman-Ford labels the last one ended with (a rule taking effect rarely moves many)."""
+
+    def __init__(self, steps: list[_Step]) -> None:
+        self.budget = _Budget()
+        self.nodes = {step.rule.source for step in steps} | {step.rule.target for step in steps}
+        largest = max(step.rule.max_points for step in steps)
+        # A cycle whose ratios multiply to less than 1 + 1/(2·largest) never gains a point.
+        self.threshold = math.floor(
+            math.ldexp(math.log1p(1 / (2 * largest)) * (1 - 1e-6), _SCALE_BITS)
+        )
+        self.share = self.threshold // len(self.nodes)  # a cycle has at most one rule a node
+        self.labels = dict.fromkeys(self.nodes, 0)
+
+    def check(self, steps: list[_Step], at: datetime) -> Arbitrage | None:
+        if self._certified(steps):
+            return None
+        for cycle in _Cycles(steps, self.threshold, self.budget):
+            product = math.prod((step.multiplier for step in cycle), start=Fraction(1))
+            if product <= 1:  # the cycle returns at most product * amount
+                continue
+            for start in range(len(cycle)):
+                rotation = cycle[start:] + cycle[:start]
+                gain = _gain(rotation, product, self.budget)
+                if gain is not None:
+                    return Arbitrage(_route(rotation), at, *gain)
         return None
-    largest = max(step.rule.max_points for step in usable)
-    # A cycle whose ratios multiply to less than 1 + 1/(2·largest) never gains a whole point.
-    threshold = math.floor(math.ldexp(math.log1p(1 / (2 * largest)) * (1 - 1e-6), _SCALE_BITS))
-    if _certified(usable, threshold):
-        return None
-    for cycle in _Cycles(usable, threshold, budget):
-        product = math.prod((step.multiplier for step in cycle), start=Fraction(1))
-        if product <= 1:  # the cycle returns at most product * amount
-            continue
-        for start in range(len(cycle)):
-            steps = cycle[start:] + cycle[:start]
-            gain = _gain(steps, product, budget)
-            if gain is not None:
-                return Arbitrage(_route(steps), at, *gain)
-    return None
+
+    def _certified(self, steps: list[_Step]) -> bool:
+        """Bellman-Ford: no cycle weighs more than the threshold (each rule its share)."""
+        links = [(step.rule.source, step.rule.target, step.weight - self.share) for step in steps]
+        label = self.labels
+        for _ in range(len(self.nodes) + 1):
+            changed = False
+            for source, target, weight in links:
+                value = label[source] + weight
+                if value > label[target]:
+                    label[target] = value
+                    changed = True
+            if not changed:
+                return True
+        self.labels = dict.fromkeys(self.nodes, 0)
+        return False
 
 
 def _route(steps: _Cycle) -> tuple[str, ...]:
     return (steps[0].rule.source, *(step.rule.target for step in steps))
-
-
-def _certified(steps: list[_Step], threshold: int) -> bool:
-    """Bellman-Ford: no cycle weighs more than ``threshold`` (each rule allowed its share)."""
-    nodes = {step.rule.source for step in steps} | {step.rule.target for step in steps}
-    share = threshold // len(nodes)
-    links = [(step.rule.source, step.rule.target, step.weight - share) for step in steps]
-    label = dict.fromkeys(nodes, 0)
-    for _ in range(len(nodes) + 1):
-        changed = False
-        for source, target, weight in links:
-            value = label[source] + weight
-            if value > label[target]:
-                label[target] = value
-                changed = True
-        if not changed:
-            return True
-    return False
 
 
 class _Cycles:
