@@ -8,12 +8,11 @@ How, exactly and fast:
 
 - A step ``y = rule.received_for(x)`` never falls as ``x`` grows, and
   ``m·x - r·c - 1 - r ≤ y ≤ m·x - r·c`` with ``m = rate·(1 - fee%)``, ``r = rate`` and
-  ``c = fee_fixed``. So a cycle returns at most ``Π·x - D`` (``Π`` the product of its ``m``)
-  and a start amount ``x`` can only gain if the product of the step ratios ``y/x`` exceeds 1.
-  Each ratio is at most ``rho = m - r·c/max_points`` (or exactly the best ratio, for a rule
-  accepting only a few amounts); the start amount is at most ``H`` (the
-  largest ``max_points``), so a cycle whose ``Πrho`` is below ``1 + 1/(2H)`` returns at most
-  ``x + ½``: never a whole point more.
+  ``c = fee_fixed``. So a cycle returns at most ``P·x - D`` (``P`` the product of its ``m``),
+  and it returns more than ``x`` only if the product of its steps' ratios ``y/x`` exceeds 1.
+  A rule's ratio is at most ``rho = m - r·c/max_points`` (found exactly for a rule accepting
+  fewer than 64 amounts). A start amount is at most ``H``, the largest ``max_points``, so a
+  cycle whose rhos multiply to less than ``1 + 1/(2H)`` returns less than ``x + 1``.
 - Cycles are screened on integer weights ``⌈log rho · 2^50⌉`` (rounded up by far more than the
   floating point error, so a screened-out cycle provably cannot gain). Bellman-Ford on them
   proves most coalitions safe in a few passes over the rules; otherwise a depth-first search
@@ -21,7 +20,7 @@ How, exactly and fast:
   best walk back to the start within the partners left).
 - A candidate cycle is decided exactly, in integers and fractions, from each of its partners:
   the start amounts every rule accepts form an interval (ends found by inverting the steps);
-  the largest is tried, then the least amount ``x`` with ``Π·x - D > x`` and on by jumps to the
+  the largest is tried, then the least amount ``x`` with ``P·x - D > x`` and on by jumps to the
   least amount that could return more than the last one tried, up to the interval's end.
 
 If the search would take more than ``STEP_BUDGET`` steps (only for contrived rules: many
