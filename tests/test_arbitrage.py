@@ -127,6 +127,18 @@ def test_every_partner_of_a_cycle_is_tried_as_its_start() -> None:
     )
 
 
+def test_a_gain_that_rounding_allows_at_only_a_few_amounts_is_found() -> None:
+    rules = [
+        rule("alpha", "gamma", "0.9", fee_percent=Decimal(5), fee_fixed=1, max_points=106),
+        rule("gamma", "alpha", "1.2", min_points=78),
+    ]
+    cycle = ("alpha", "gamma", "alpha")
+    gains = [amount for amount in range(1, 107) if (run(rules, cycle, amount) or 0) > amount]
+    assert gains == [95, 96]
+    result = found(rules)
+    assert (result.cycle, result.points_in, result.points_out) == (cycle, 95, 96)
+
+
 def test_small_amounts_that_rounding_keeps_from_gaining_are_safe() -> None:
     # 1.1 points per point on at most 5 points rounds down to no gain at all.
     rules = [
@@ -232,16 +244,25 @@ PARTNERS = ["alpha", "beta", "gamma"]
 
 @st.composite
 def small_rules(draw: st.DrawFn) -> list[ConversionRule]:
+    """Rules between three partners, at most 300 points at once; rates either anything or
+    near what the partners' points are worth, so that round trips come close to 1."""
+    worth = {partner: draw(st.integers(1, 20)) for partner in PARTNERS}
+    priced = draw(st.booleans())
     rules = []
     for source, target in permutations(PARTNERS, 2):
         if not draw(st.booleans()):
             continue
+        if priced:
+            near = Decimal(worth[source]) / worth[target] * draw(st.integers(95, 110)) / 100
+            rate = max(near.quantize(Decimal("0.01")), Decimal("0.01"))
+        else:
+            rate = draw(st.decimals(min_value=Decimal("0.2"), max_value=4, places=2))
         low = draw(st.integers(1, 100))
         rules.append(
             rule(
                 source,
                 target,
-                str(draw(st.decimals(min_value=Decimal("0.2"), max_value=4, places=2))),
+                str(rate),
                 fee_percent=draw(st.sampled_from([Decimal(0), Decimal("1.5"), Decimal(5)])),
                 fee_fixed=draw(st.integers(0, 3)),
                 min_points=low,
@@ -263,7 +284,7 @@ def brute_force_gains(rules: list[ConversionRule]) -> bool:
     return False
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(rules=small_rules())
 def test_a_cycle_is_found_exactly_when_some_amount_gains(rules: list[ConversionRule]) -> None:
     result = find_arbitrage(rules, START)
