@@ -213,9 +213,13 @@ def test_rates_that_gain_but_are_stopped_only_by_tangled_bounds_are_refused_unpr
     assert "could not be proven free of arbitrage" in str(result)
 
 
-def test_a_malformed_rule_is_a_clear_error() -> None:
+@pytest.mark.parametrize(
+    ("rate", "fields"),
+    [("0", {}), ("1", {"fee_percent": Decimal(100)}), ("1", {"min_points": 0})],
+)
+def test_a_malformed_rule_is_a_clear_error(rate: str, fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="alpha → beta"):
-        find_arbitrage([rule("alpha", "beta", "0")], START)
+        find_arbitrage([rule("alpha", "beta", rate, **fields)], START)
 
 
 points = st.integers(min_value=1, max_value=10**9)

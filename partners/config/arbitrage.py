@@ -87,12 +87,18 @@ class Unproven:
 
 
 def find_arbitrage(rules: Iterable[ConversionRule], since: datetime) -> Arbitrage | Unproven | None:
-    """The first cycle of enabled ``rules`` that gains, at ``since`` or at a later moment the
-    rules in force change; ``None`` if there is none. Rules are as the reader makes them:
-    rate above 0, fee_percent in [0, 100), fee_fixed ≥ 0 (else ``ValueError``)."""
+    """The first cycle of enabled ``rules`` that gains, at ``since`` or at a later moment a
+    rule takes effect; ``None`` if there is none. Rules are as the reader makes them:
+    rate above 0, fee_percent in [0, 100), fee_fixed ≥ 0, min_points ≥ 1 (else ``ValueError``).
+    """
     enabled = [rule for rule in rules if rule.enabled]
     for rule in enabled:
-        if rule.rate <= 0 or not 0 <= rule.fee_percent < 100 or rule.fee_fixed < 0:
+        if (
+            rule.rate <= 0
+            or not 0 <= rule.fee_percent < 100
+            or rule.fee_fixed < 0
+            or rule.min_points < 1
+        ):
             raise ValueError(f"conversion rule {rule.source} → {rule.target} is malformed")
     steps = [
         _Step(rule)
@@ -230,9 +236,10 @@ class _Cycles:
         for length in range(1, len(self.nodes) + 1):
             for index, start in enumerate(self.nodes[: len(self.nodes) - length + 1]):
                 allowed = set(self.nodes[index:])
-                if start not in walks:
+                if length > 1 and start not in walks:  # a single rule needs no way back
                     walks[start] = self._walks_back(start, allowed)
-                yield from _Search(self, start, allowed, walks[start], length).extend(start, 0)
+                search = _Search(self, start, allowed, walks.get(start, []), length)
+                yield from search.extend(start, 0)
 
     def _walks_back(self, start: str, allowed: set[str]) -> list[dict[str, int]]:
         """``best[k][node]``: the heaviest walk of at most ``k`` rules from node to start."""
