@@ -105,6 +105,9 @@ TABLES = (
     "reward_claims",
     "rewards",
     "members",
+    "conversion_rules",
+    "configuration_documents",
+    "configuration_changes",
 )
 _pg_state: dict[str, str | None] = {}
 

@@ -37,6 +37,8 @@ from gateway.auth.errors import InvalidToken
 from gateway.auth.issuer import TokenIssuer
 from gateway.auth.keys import KeyStore
 from gateway.auth.providers import ProviderUnavailable
+from gateway.configuration.service import Configuration
+from gateway.configuration.watcher import Watcher
 from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from gateway.earning.observer import observe_programme
 from gateway.events.actor import set_actor
@@ -46,7 +48,7 @@ from gateway.ledger.service import LedgerService, utcnow
 from gateway.remote.operations import connect_pools
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
-from partners.config.coalition import load_coalition
+from partners.config.coalition import Coalition, load_coalition
 
 log = logging.getLogger("gateway")
 
@@ -88,8 +90,7 @@ def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Starlette:
     settings = settings or Settings.from_env()
-    coalition = load_coalition(settings.config_dir)
-    auth = AuthSystem(settings, coalition, clock)
+    auth = AuthSystem(settings, load_coalition(settings.config_dir), clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,6 +103,11 @@ def create_app(
         try:
             if settings.migrate_on_start:
                 await migrate(engine)
+            # The configuration lives in the database; a new database imports the folder's.
+            configuration = Configuration(engine, clock)
+            coalition = await configuration.open(settings.config_dir)
+            auth.configure(coalition)
+            app.state.configuration = configuration
             pools, references = remote_pools(
                 coalition, development_members=DEMO_REMOTE_MEMBERS, production=settings.production
             )
@@ -134,6 +140,14 @@ def create_app(
             app.state.jobs = jobs
             if jobs is not None:
                 jobs.start()
+
+            async def reconfigure(coalition: Coalition) -> None:
+                await service.reconfigure(coalition)
+                auth.reconfigure(app, coalition)
+
+            configuration.listeners.append(reconfigure)
+            watcher = Watcher(configuration, settings.config_poll)
+            watcher.start()
             tune_gc()
             # What start-up built lives as long as the process: keep the collector from
             # walking it again on every full collection (tens of ms, stalling all requests).
@@ -142,6 +156,7 @@ def create_app(
             try:
                 yield
             finally:
+                await watcher.stop()
                 if jobs is not None:
                     await jobs.stop()
                 await remote.aclose()
@@ -188,6 +203,7 @@ def create_app(
             request.app.state.holds,
             request.app.state.rewards,
             request.app.state.settlement,
+            request.app.state.configuration,
         )
 
     async def settlement_csv(request: Request) -> Response:

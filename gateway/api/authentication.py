@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 
 import httpx
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Mount
+from starlette.types import Receive, Scope, Send
 
 from gateway.api.authenticate import Authenticator
 from gateway.api.settings import Settings, SettingsError
@@ -62,7 +64,6 @@ class AuthSystem:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.sign_ins = _sign_ins(coalition)
         secret = settings.session_secret
         if not secret:
             # Development only (production refuses to start without one): sessions end
@@ -70,35 +71,51 @@ class AuthSystem:
             secret = secrets.token_urlsafe(32)
         self.secret = secret
         self.dev_secret = secrets.token_urlsafe(24)
+        self.sign_ins: dict[str, SignIn] = {}
         self.dev_providers: dict[str, DevProvider] = {}
-        for name, sign_in in self.sign_ins.items():
+        self.authenticator: Authenticator | None = None
+        self.identity: IdentityService | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self.configure(coalition)
+
+    def configure(self, coalition: Coalition) -> None:
+        """Check the sign-ins of ``coalition`` and make the development providers it needs
+        (those made before are kept, with the sign-ins they have under way)."""
+        sign_ins = _sign_ins(coalition)
+        for name, sign_in in sign_ins.items():
             if not sign_in.development:
                 try:
                     self._client(name, sign_in)  # fail now, not at sign-in
                 except ClientAuthError as error:
                     raise SettingsError(str(error)) from None
                 continue
-            if settings.production:
+            if self.settings.production:
                 raise SettingsError(
                     f"sign-in for '{name}' uses the development provider, which production "
                     "refuses; configure its issuer"
                 )
-            self.dev_providers[name] = DevProvider(
-                f"{settings.public_url}/dev/oidc/{name}",
-                {DEV_CLIENT_ID: self.dev_secret},
-                _demo_users(name, sign_in) if settings.demo_data else (),
-                title=f"{name}: development sign-in (demo only)",
-                clock=lambda: clock().timestamp(),
-            )
-        self.authenticator: Authenticator | None = None
-        self.identity: IdentityService | None = None
-        self._clients: list[httpx.AsyncClient] = []
+            if name not in self.dev_providers:
+                self.dev_providers[name] = DevProvider(
+                    f"{self.settings.public_url}/dev/oidc/{name}",
+                    {DEV_CLIENT_ID: self.dev_secret},
+                    _demo_users(name, sign_in) if self.settings.demo_data else (),
+                    title=f"{name}: development sign-in (demo only)",
+                    clock=lambda: self.clock().timestamp(),
+                )
+        self.sign_ins = sign_ins
 
     def mounts(self) -> list[BaseRoute]:
-        return [
-            Mount(f"/dev/oidc/{name}", app=provider.app)
-            for name, provider in self.dev_providers.items()
-        ]
+        """The development providers, at ``/dev/oidc/<name>`` (outside production)."""
+        if self.settings.production:
+            return []
+        return [Mount("/dev/oidc/{name}", app=self._development_provider)]
+
+    async def _development_provider(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider = self.dev_providers.get(scope["path_params"]["name"])
+        if provider is None:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        await provider.app(scope, receive, send)
 
     def _client(self, name: str, sign_in: SignIn) -> ClientAuth:
         if sign_in.development:
@@ -120,13 +137,24 @@ class AuthSystem:
         self._clients.append(http)
         return Provider(name, sign_in, issuer, self._client(name, sign_in), http, self.clock)
 
-    def start(self, app: Starlette, service: LedgerService, issuer: TokenIssuer) -> None:
+    def _providers(self, app: Starlette) -> Providers:
         try:
-            providers = Providers(
+            return Providers(
                 {name: self._provider(app, name, s) for name, s in self.sign_ins.items()}
             )
         except ClientAuthError as error:
             raise SettingsError(str(error)) from None
+
+    def reconfigure(self, app: Starlette, coalition: Coalition) -> None:
+        """Sign in with the providers of ``coalition`` from now on (a configuration change).
+        The clients of the providers replaced stay open for requests under way; ``stop``
+        closes them."""
+        self.configure(coalition)
+        if self.authenticator is not None:
+            self.authenticator.providers = self._providers(app)
+
+    def start(self, app: Starlette, service: LedgerService, issuer: TokenIssuer) -> None:
+        providers = self._providers(app)
         self.identity = IdentityService(service, self.clock)
         self.authenticator = Authenticator(
             providers,

@@ -10,7 +10,14 @@ import logging
 import sys
 from typing import Any
 
-from gateway.api import cli_clients, cli_imports, cli_jobs, cli_serve, cli_settlement
+from gateway.api import (
+    cli_clients,
+    cli_config,
+    cli_imports,
+    cli_jobs,
+    cli_serve,
+    cli_settlement,
+)
 from gateway.api.cli_database import DatabaseUnavailable
 from gateway.api.settings import Settings, SettingsError
 from gateway.auth.clients import ClientError
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         help="prove the ledger and the settlement statements agree; exits 1 with a report",
     )
     cli_imports.add_parser(commands)
+    cli_config.add_parser(commands)
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_settlement.settlement(settings, args)
         if args.command == "import":
             return cli_imports.import_earns(settings, args)
+        if args.command == "config":
+            return cli_config.config(settings, args)
         if args.command == "reconcile":
             return cli_settlement.reconcile(settings)
         return cli_serve.audit_ledger(settings)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from gateway.api.cli_database import with_database
+from gateway.api.configured import configured_ledger
 from gateway.api.runtime import tune_gc
 from gateway.api.settings import Settings
-from partners.config.coalition import load_coalition
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,14 +64,12 @@ def _batch_size(text: str) -> int:
     return value
 
 
-def _import_service(engine: AsyncEngine, settings: Settings) -> ImportService:
-    from gateway.earning.observer import observe_programme
+async def _import_service(engine: AsyncEngine, settings: Settings) -> ImportService:
     from gateway.earning.service import EarningService
     from gateway.imports.service import ImportService
-    from gateway.ledger.service import LedgerService
     from gateway.tiers.service import TierService
 
-    ledger = observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
+    ledger = await configured_ledger(engine, settings)
     tiers = TierService(ledger) if ledger.coalition.tiers is not None else None
     return ImportService(EarningService(ledger, tiers))
 
@@ -133,9 +131,6 @@ def import_earns(settings: Settings, args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"error: no such file: {path}", file=sys.stderr)
         return 2
-    if load_coalition(settings.config_dir).partner(args.partner) is None:
-        print(f"error: no partner {args.partner!r} in the coalition", file=sys.stderr)
-        return 2
     try:
         format = format_of(path.name, args.format)
     except FileRefused as error:
@@ -195,7 +190,10 @@ async def _import(
     from gateway.imports.store import DONE
     from gateway.kernel.errors import DomainError
 
-    service = _import_service(engine, settings)
+    service = await _import_service(engine, settings)
+    if service.ledger.coalition.partner(args.partner) is None:
+        print(f"error: no partner {args.partner!r} in the coalition", file=sys.stderr)
+        return 2, 0
     await service.ledger.start()
     tune_gc()
     format = format_of(path.name, args.format)

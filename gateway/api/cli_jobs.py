@@ -7,22 +7,20 @@ import argparse
 import asyncio
 from datetime import timedelta
 
+from gateway.api.configured import configured_ledger
 from gateway.api.settings import Settings
 from gateway.remote.operations import connect_pools
-from partners.config.coalition import load_coalition
 
 
 def expire_holds(settings: Settings) -> int:
-    from gateway.earning.observer import observe_programme
     from gateway.holds.service import HoldService
     from gateway.kernel.database import create_engine, migrate
-    from gateway.ledger.service import LedgerService
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
             await migrate(engine)
-            service = observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
+            service = await configured_ledger(engine, settings)
             await service.start()
             return await HoldService(service).expire_due(limit=10**6)
         finally:
@@ -34,37 +32,48 @@ def expire_holds(settings: Settings) -> int:
 
 
 def run_jobs(settings: Settings) -> int:
-    """Run the job runner (consumers, sweeps, remote retries) until SIGTERM or Ctrl-C."""
+    """Run the job runner (consumers, sweeps, remote retries) until SIGTERM or Ctrl-C; it
+    follows configuration changes as the servers do."""
     import signal
 
     from gateway.api import jobs as wiring
     from gateway.api.pools import remote_pools
+    from gateway.configuration.service import Configuration
+    from gateway.configuration.watcher import Watcher
     from gateway.kernel.database import create_engine, migrate
-    from gateway.ledger.service import LedgerService
-
-    coalition = load_coalition(settings.config_dir)
-    # A development pool lives inside the gateway process: its own runner resumes it.
-    reachable = sorted(s for s, p in coalition.partners.items() if p.pool.base_url is not None)
+    from gateway.ledger.service import LedgerService, utcnow
 
     async def run() -> None:
-        pools, _ = remote_pools(coalition, production=settings.production)
         engine = create_engine(settings.database_url)
-        service = LedgerService(engine, coalition)
-        remote = connect_pools(service, pools)
         try:
             await migrate(engine)
-            await service.start()
-            runner = wiring.runner(service, settings, reachable)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
-            names = [c.name for c in runner.consumers] + [s.name for s in runner.sweeps]
-            print(f"Jobs running: {', '.join(names) or 'none'}", flush=True)
-            await runner.run(stop)
-            print("Jobs stopped.", flush=True)
+            configuration = Configuration(engine, utcnow)
+            coalition = await configuration.open(settings.config_dir)
+            # A development pool lives inside the gateway process: its own runner resumes it.
+            reachable = sorted(
+                s for s, p in coalition.partners.items() if p.pool.base_url is not None
+            )
+            pools, _ = remote_pools(coalition, production=settings.production)
+            service = LedgerService(engine, coalition)
+            remote = connect_pools(service, pools)
+            configuration.listeners.append(service.reconfigure)
+            watcher = Watcher(configuration, settings.config_poll)
+            try:
+                await service.start()
+                runner = wiring.runner(service, settings, reachable)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, stop.set)
+                names = [c.name for c in runner.consumers] + [s.name for s in runner.sweeps]
+                print(f"Jobs running: {', '.join(names) or 'none'}", flush=True)
+                watcher.start()
+                await runner.run(stop)
+                print("Jobs stopped.", flush=True)
+            finally:
+                await watcher.stop()
+                await remote.aclose()
         finally:
-            await remote.aclose()
             await engine.dispose()
 
     asyncio.run(run())
@@ -74,22 +83,25 @@ def run_jobs(settings: Settings) -> int:
 def remote(settings: Settings, args: argparse.Namespace) -> int:
     """Retry pending remote operations that are due, or list operations."""
     from gateway.api.pools import remote_pools
-    from gateway.earning.observer import observe_programme
     from gateway.kernel.database import create_engine, migrate
-    from gateway.ledger.service import LedgerService
     from gateway.remote.record import PENDING, operations_summary
 
-    coalition = load_coalition(settings.config_dir)
-    development = sorted(s for s, p in coalition.partners.items() if p.pool.development)
-    reachable = sorted(s for s, p in coalition.partners.items() if p.pool.base_url is not None)
-
     async def run() -> int:
-        pools, _ = remote_pools(coalition, production=settings.production)
         engine = create_engine(settings.database_url)
-        service = observe_programme(LedgerService(engine, coalition))
-        remote = connect_pools(service, pools)
         try:
             await migrate(engine)
+            service = await configured_ledger(engine, settings)
+            coalition = service.coalition
+            development = sorted(s for s, p in coalition.partners.items() if p.pool.development)
+            reachable = sorted(
+                s for s, p in coalition.partners.items() if p.pool.base_url is not None
+            )
+            pools, _ = remote_pools(coalition, production=settings.production)
+            remote = connect_pools(service, pools)
+        except BaseException:
+            await engine.dispose()
+            raise
+        try:
             await service.start()
             if args.action == "list":
                 found = await remote.operations(args.status, limit=args.limit)
@@ -124,18 +136,16 @@ JOBS = {
 def run_job(settings: Settings, words: tuple[str, str]) -> int:
     """One of the periodic jobs, once, now (safe to run alongside the servers)."""
     from gateway.challenges.service import ChallengeService
-    from gateway.earning.observer import observe_programme
     from gateway.earning.service import EarningService
     from gateway.expiry.service import ExpiryService
     from gateway.kernel.database import create_engine, migrate
-    from gateway.ledger.service import LedgerService
     from gateway.tiers.service import TierService
 
     async def run() -> str:
         engine = create_engine(settings.database_url)
         try:
             await migrate(engine)
-            service = observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
+            service = await configured_ledger(engine, settings)
             await service.start()
             if words == ("programme", "mature"):
                 matured = await EarningService(service).mature_due(limit=10**6)

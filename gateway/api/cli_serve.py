@@ -141,6 +141,10 @@ def migrate_schema(settings: Settings) -> int:
 
 
 def check_config(settings: Settings, directory: str | None) -> int:
+    """Load a folder of configuration and say what it holds; exit 1 when its conversion
+    rules allow arbitrage from now on (as `config apply` would refuse them)."""
+    from partners.config.arbitrage import find_arbitrage
+
     coalition = load_coalition(directory or settings.config_dir)
     print(f"{coalition.name}: settlement in {coalition.settlement_currency}")
     now = datetime.now(UTC)
@@ -153,6 +157,10 @@ def check_config(settings: Settings, directory: str | None) -> int:
             f"worth {partner.point_value} {coalition.settlement_currency}, "
             f"{len(rules)} conversion rule(s): {in_force} in force now, {later} starting later"
         )
+    found = find_arbitrage((r for p in coalition.partners.values() for r in p.conversions), now)
+    if found is not None:
+        print(f"error: RATES_ALLOW_ARBITRAGE: {found}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gateway.api.cli_database import with_database
+from gateway.api.configured import configured_ledger
 from gateway.api.settings import Settings
-from partners.config.coalition import load_coalition
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from gateway.settlement.records import Period, Statement
+    from gateway.settlement.records import Finding, Period, Statement
     from gateway.settlement.service import SettlementService
 
 
@@ -32,14 +32,10 @@ def period_end(text: str) -> datetime:
     return moment
 
 
-def _settlement_service(engine: AsyncEngine, settings: Settings) -> SettlementService:
-    from gateway.earning.observer import observe_programme
-    from gateway.ledger.service import LedgerService
+async def _settlement_service(engine: AsyncEngine, settings: Settings) -> SettlementService:
     from gateway.settlement.service import SettlementService
 
-    return SettlementService(
-        observe_programme(LedgerService(engine, load_coalition(settings.config_dir)))
-    )
+    return SettlementService(await configured_ledger(engine, settings))
 
 
 def _print_statements(found: list[Statement], currency: str) -> None:
@@ -54,7 +50,7 @@ def _print_statements(found: list[Statement], currency: str) -> None:
 
 def _settlement_close(settings: Settings, end: datetime, by: str) -> int:
     async def work(engine: AsyncEngine) -> tuple[Period, list[Statement]]:
-        service = _settlement_service(engine, settings)
+        service = await _settlement_service(engine, settings)
         period = await service.close(end, by)
         return period, await service.statements(period.id)
 
@@ -83,7 +79,7 @@ def _settlement_export(
     partial = target.with_name(target.name + ".part") if target else None
 
     async def work(engine: AsyncEngine, stream: TextIO) -> str | None:
-        service = _settlement_service(engine, settings)
+        service = await _settlement_service(engine, settings)
         period = await service.period(period_id)
         if period is None:
             return f"no settlement period {period_id}"
@@ -117,9 +113,10 @@ def _settlement_export(
 
 
 def _settlement_list(settings: Settings) -> int:
-    periods = with_database(
-        settings, lambda engine: _settlement_service(engine, settings).periods()
-    )
+    async def work(engine: AsyncEngine) -> list[Period]:
+        return await (await _settlement_service(engine, settings)).periods()
+
+    periods = with_database(settings, work)
     if not periods:
         print("No settlement period has been closed.")
     for period in periods:
@@ -149,8 +146,9 @@ def settlement(settings: Settings, args: argparse.Namespace) -> int:
 def reconcile(settings: Settings) -> int:
     from gateway.settlement.reconciliation import report
 
-    findings = with_database(
-        settings, lambda engine: _settlement_service(engine, settings).reconcile()
-    )
+    async def work(engine: AsyncEngine) -> list[Finding]:
+        return await (await _settlement_service(engine, settings)).reconcile()
+
+    findings = with_database(settings, work)
     print(report(findings))
     return 1 if findings else 0

@@ -28,5 +28,5 @@ class ChallengeService(Definitions, Awarding):
     def __init__(self, ledger: LedgerService) -> None:
         self.ledger = ledger
         self.uow = ledger.uow
-        self._synced = False
+        self._synced_with: object = None
         self._sync_lock = asyncio.Lock()

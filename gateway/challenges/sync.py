@@ -82,8 +82,12 @@ class Configured:
 
     ledger: LedgerService
     uow: UnitOfWork
-    _synced: bool
+    _synced_with: object  # the configured challenges last written (a configuration change: anew)
     _sync_lock: asyncio.Lock
+
+    @property
+    def _synced(self) -> bool:
+        return self._synced_with is self.ledger.coalition.challenges
 
     async def start(self) -> None:
         """Write coalition.toml's challenges into ``challenges`` (idempotent, safe in several
@@ -98,14 +102,14 @@ class Configured:
                 # the rows' locks (many processes start at once).
                 if not await self.uow.read(self._in_sync):
                     await self.uow.write(self._sync)
-                self._synced = True
+                self._synced_with = self.ledger.coalition.challenges
 
     async def prepare(self, connection: AsyncConnection) -> None:
         """``start`` inside a caller's write (the badge consumer's batch)."""
         if self._synced:
             return
         if await self._in_sync(connection):
-            self._synced = True
+            self._synced_with = self.ledger.coalition.challenges
         else:
             await self._sync(connection)
 

@@ -17,6 +17,7 @@ MEMBER_MERGED = "member.merged"
 REWARD_REDEEMED = "reward.redeemed"
 SETTLEMENT_CLOSED = "settlement.closed"
 MEMBER_ENROLLED = "member.enrolled"
+CONFIGURATION_CHANGED = "configuration.changed"
 
 # A ledger transfer's kind (``TransferKind.value``) -> the type of the event recording it.
 BY_TRANSFER_KIND: dict[str, str] = {
@@ -50,4 +51,5 @@ ALL = (
     REWARD_REDEEMED,
     SETTLEMENT_CLOSED,
     MEMBER_ENROLLED,
+    CONFIGURATION_CHANGED,
 )

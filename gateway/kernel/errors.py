@@ -58,6 +58,10 @@ class ErrorCode(Enum):
     # Concurrent changes (deadlocks, merges) kept the operation from completing after the
     # gateway's own retries; nothing was written: retry with the same idempotency key.
     CONTENTION = "CONTENTION"
+    # A configuration that does not load (the message names the document and field).
+    INVALID_CONFIGURATION = "INVALID_CONFIGURATION"
+    # Conversion rules through which a round trip returns more points than it took.
+    RATES_ALLOW_ARBITRAGE = "RATES_ALLOW_ARBITRAGE"
 
 
 def shown(value: str, limit: int = 40) -> str:

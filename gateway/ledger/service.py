@@ -74,6 +74,17 @@ class LedgerService(LedgerReads):
 
         self.kernel.system_accounts = await self.uow.write(work)
 
+    async def reconfigure(self, coalition: Coalition) -> None:
+        """Run with ``coalition`` from now on (a configuration change): a new partner's
+        pool gets its system accounts first."""
+        if coalition.partners.keys() - self.coalition.partners.keys():
+
+            async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
+                return await repository.ensure_system_accounts(connection, coalition.partners)
+
+            self.kernel.system_accounts = await self.uow.write(work)
+        self.coalition = coalition
+
     @property
     def observers(self) -> list[PostingObserver]:
         """Called in every posting's transaction (tiers, challenge counters): observers.py."""

@@ -8,6 +8,7 @@ from alembic import context
 # target metadata (what `alembic revision --autogenerate` compares) has every table.
 import gateway.auth.tables
 import gateway.challenges.tables
+import gateway.configuration.tables
 import gateway.earning.tables
 import gateway.events.tables
 import gateway.holds.tables

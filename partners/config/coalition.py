@@ -202,18 +202,49 @@ def _issuer_key(issuer: str) -> str:
     return f"{scheme}://{host}{parts.path.rstrip('/')}"
 
 
+@dataclass(frozen=True)
+class ConfigFiles:
+    """A coalition's configuration as parsed TOML tables: ``coalition.toml``'s and one per
+    partner file (by file stem). ``folder`` names where they came from in error messages: a
+    directory, or ``configuration`` for what the gateway keeps in its database."""
+
+    coalition: dict[str, Any]
+    partners: dict[str, dict[str, Any]]
+    folder: Path
+
+    def file(self, stem: str) -> Path:
+        return self.folder / f"{stem}.toml"
+
+
+def read_directory(directory: Path | str) -> ConfigFiles:
+    """``coalition.toml`` and every other ``*.toml`` in ``directory`` (a partner each)."""
+    folder = Path(directory)
+    coalition_file = folder / "coalition.toml"
+    if not coalition_file.is_file():
+        raise ConfigError(coalition_file, None, "-", "file not found")
+    partners = {
+        file.stem: _load_toml(file)
+        for file in sorted(folder.glob("*.toml"))
+        if file.name != "coalition.toml"
+    }
+    return ConfigFiles(_load_toml(coalition_file), partners, folder)
+
+
 def load_coalition(directory: Path | str) -> Coalition:
-    """Load ``coalition.toml`` and every other ``*.toml`` in ``directory`` as a partner.
+    """The coalition configured by the TOML files in ``directory``."""
+    return build_coalition(read_directory(directory))
+
+
+def build_coalition(files: ConfigFiles) -> Coalition:
+    """Check and assemble the configuration in ``files``.
 
     Two sign-ins (partners' or the coalition's) may not name one provider issuer: tokens and
     identities are told apart by issuer, so a shared one would sign a member of one partner
     in as the other's customer (or as an operator).
     """
-    folder = Path(directory)
-    coalition_file = folder / "coalition.toml"
-    if not coalition_file.is_file():
-        raise ConfigError(coalition_file, None, "-", "file not found")
-    top = Reader(coalition_file, None, _load_toml(coalition_file))
+    folder = files.folder
+    coalition_file = files.file("coalition")
+    top = Reader(coalition_file, None, files.coalition)
     top.unknown_keys(
         {"name", "settlement_currency", "sign_in", "settlement", "tiers", "challenges"}
     )
@@ -231,10 +262,9 @@ def load_coalition(directory: Path | str) -> Coalition:
     issuers: dict[str, str] = {}  # issuer key -> who uses it: "partner 'x'" or "the coalition"
     if coalition_sign_in is not None and coalition_sign_in.issuer is not None:
         issuers[_issuer_key(coalition_sign_in.issuer)] = "the coalition (coalition.toml)"
-    for file in sorted(folder.glob("*.toml")):
-        if file.name == "coalition.toml":
-            continue
-        partner = _read_partner(file, _load_toml(file), settlement_currency)
+    for stem, table in sorted(files.partners.items()):
+        file = files.file(stem)
+        partner = _read_partner(file, table, settlement_currency)
         if partner.slug in partners:
             raise ConfigError(file, partner.slug, "slug", "is used by another partner")
         if partner.currency_code in currencies:

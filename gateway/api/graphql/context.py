@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from gateway.api.authenticate import Authenticator
 from gateway.auth.policy import Access
 from gateway.auth.principal import Principal
+from gateway.configuration.service import Configuration
 from gateway.holds.service import HoldRecord, HoldService
 from gateway.ledger.records import (
     EnrolmentRecord,
@@ -99,6 +100,7 @@ class Context:
     holds: HoldService
     rewards: RewardService
     settlement: SettlementService
+    configuration: Configuration
 
     @cached_property
     def access(self) -> Access:

@@ -6,6 +6,7 @@ import strawberry
 
 from gateway.api.graphql.access import check_member, check_spending, require_own_points, spending
 from gateway.api.graphql.challenges import ChallengeMutations
+from gateway.api.graphql.configuration import ConfigurationMutations
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.earning import programme
 from gateway.api.graphql.gifting import GiftMutations
@@ -49,6 +50,7 @@ class Mutation(
     ChallengeMutations,
     GiftMutations,
     PromotionMutations,
+    ConfigurationMutations,
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "

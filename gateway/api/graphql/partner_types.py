@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 import strawberry
 from strawberry import relay
@@ -13,6 +14,7 @@ from strawberry import relay
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.money import Money, money
 from gateway.api.graphql.scalars import Int64
+from gateway.configuration.documents import StoredRule
 from gateway.ledger.rules import AccountCode as DomainAccountCode
 from partners.config import coalition as config
 from partners.config import conversions
@@ -35,6 +37,14 @@ class EarnRate:
     rounding: Rounding  # type: ignore[valid-type]
 
 
+@strawberry.enum(description="Where a conversion rule stands now.")
+class RuleStatus(Enum):
+    SCHEDULED = "scheduled"
+    IN_FORCE = "in_force"
+    ENDED = "ended"
+    WITHDRAWN = "withdrawn"  # withdrawn (or replaced) before it took effect
+
+
 @strawberry.type(
     description=(
         "A directed conversion rule: points of `fromPartner` become points of `toPartner`. "
@@ -44,6 +54,31 @@ class EarnRate:
 )
 class ConversionRule:
     rule: strawberry.Private[conversions.ConversionRule]
+    stored: strawberry.Private[StoredRule | None] = None  # with the history: who set it
+    set_by_change: strawberry.Private[tuple[datetime, str] | None] = None
+
+    @strawberry.field(description="Where the rule stands now.")
+    def status(self, info: Info) -> RuleStatus:
+        if self.stored is not None and not self.stored.live:
+            return RuleStatus.WITHDRAWN
+        now = info.context.service.clock()
+        if now < self.rule.effective_from:
+            return RuleStatus.SCHEDULED
+        if self.rule.effective_until is not None and self.rule.effective_until <= now:
+            return RuleStatus.ENDED
+        return RuleStatus.IN_FORCE
+
+    @strawberry.field(description="When the rule was set (with `history: true`).")
+    def set_at(self) -> datetime | None:
+        return self.set_by_change[0] if self.set_by_change else None
+
+    @strawberry.field(
+        description="Who set the rule (with `history: true`; operators only, null otherwise)."
+    )
+    def set_by(self, info: Info) -> str | None:
+        if self.set_by_change is None or not info.context.access.is_operator:
+            return None
+        return self.set_by_change[1]
 
     @strawberry.field
     def from_partner(self, info: Info) -> Partner:
@@ -125,11 +160,26 @@ class Partner(relay.Node):
             rounding=earn.rounding,
         )
 
-    @strawberry.field(description="Conversions out of this partner's points in force now.")
-    def conversion_rules(self, info: Info) -> list[ConversionRule]:
+    @strawberry.field(
+        description="Conversions out of this partner's points in force now; with `history: "
+        "true`, every rule set, oldest first: ended, in force, scheduled and withdrawn."
+    )
+    async def conversion_rules(self, info: Info, history: bool = False) -> list[ConversionRule]:
         service = info.context.service
-        rules = service.coalition.rules_in_force(self.key, service.clock())
-        return [ConversionRule(rule=rule) for rule in rules]
+        if not history:
+            rules = service.coalition.rules_in_force(self.key, service.clock())
+            return [ConversionRule(rule=rule) for rule in rules]
+        state = await info.context.configuration.history()
+        found = [stored for stored in state.rules if stored.rule.source == self.key]
+        found.sort(key=lambda s: (s.rule.target, s.rule.effective_from, s.id or 0))
+        return [
+            ConversionRule(
+                rule=stored.rule,
+                stored=stored,
+                set_by_change=state.changes.get(stored.change_id or 0),
+            )
+            for stored in found
+        ]
 
     @strawberry.field(
         description="The pool's figures now. Operators see every partner's; a partner's app "

@@ -7,6 +7,7 @@ from strawberry import relay
 
 from gateway.api.graphql.access import require_own_points
 from gateway.api.graphql.challenges import ChallengeQueries
+from gateway.api.graphql.configuration import ConfigurationQueries
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.dashboard import DashboardQueries
 from gateway.api.graphql.expiry import ExpiryQueries
@@ -43,6 +44,7 @@ class Query(
     ExpiryQueries,
     DashboardQueries,
     PromotionQueries,
+    ConfigurationQueries,
     ImportQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
