@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.conftest import IN_CI
 from tests.test_serve import free_port
@@ -45,14 +46,12 @@ def _missing_browser() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[Browser]:
     reason = _missing_browser()
     if reason:
         if IN_CI:
             pytest.fail(f"CI requires a browser: {reason}", pytrace=False)
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
@@ -103,16 +102,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Visit:
     """A fresh browser profile whose requests off 127.0.0.1 are aborted and recorded."""
 
-    page: object
+    page: Page
     refused: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
-def visit(chromium: object) -> Iterator[Visit]:
-    from playwright.sync_api import Browser, Route
-
-    assert isinstance(chromium, Browser)
+def visit(chromium: Browser) -> Iterator[Visit]:
     context = chromium.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -139,10 +135,7 @@ def visit(chromium: object) -> Iterator[Visit]:
 
 
 def test_an_anonymous_visitor_sees_the_editor_and_how_to_sign_in(server: str, visit: Visit):
-    from playwright.sync_api import Page, expect
-
     page = visit.page
-    assert isinstance(page, Page)
     page.goto(f"{server}/graphql")
     expect(page.locator(".graphiql-container")).to_be_visible()
     expect(page.get_by_text("Loading GraphiQL")).to_have_count(0)
@@ -158,10 +151,7 @@ def test_an_anonymous_visitor_sees_the_editor_and_how_to_sign_in(server: str, vi
 
 
 def test_the_operator_signs_in_and_runs_the_first_query(server: str, visit: Visit):
-    from playwright.sync_api import Page, expect
-
     page = visit.page
-    assert isinstance(page, Page)
     page.goto(f"{server}/graphql")
     page.locator('#sign-in a[href="/auth/login/coalition"]').click()
     page.get_by_role("button", name="Olivia").click()  # the development provider's page
@@ -179,8 +169,6 @@ def test_the_operator_signs_in_and_runs_the_first_query(server: str, visit: Visi
 
 
 def test_a_partner_app_token_in_the_headers_tab(server: str, visit: Visit):
-    from playwright.sync_api import Page, expect
-
     grant = httpx.post(
         f"{server}/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -188,7 +176,6 @@ def test_a_partner_app_token_in_the_headers_tab(server: str, visit: Visit):
     )
     assert grant.status_code == 200, grant.text
     page = visit.page
-    assert isinstance(page, Page)
     page.goto(f"{server}/graphql")
     headers = page.locator(".graphiql-editor-tool .graphiql-editor").last
     expect(headers).to_be_visible()  # the Headers tab is open for a visitor without a session

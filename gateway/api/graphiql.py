@@ -49,8 +49,8 @@ CONTENT_TYPES = {
 Caller = Literal["member", "operator"] | None
 
 OPERATOR_QUERY = """\
-# Signed in as an operator. Run with the ▶ button or Ctrl-Enter;
-# every type and field is described in the documentation explorer.
+# Signed in as an operator: run with ▶ or Ctrl-Enter.
+# The docs (left) describe every field.
 query Partners {
   partners {
     slug
@@ -61,8 +61,8 @@ query Partners {
 }
 """
 MEMBER_QUERY = """\
-# Signed in as a member: your accounts at the partners and your points.
-# Run with the ▶ button or Ctrl-Enter.
+# Signed in as a member: your points.
+# Run with ▶ or Ctrl-Enter.
 query Me {
   me {
     id
@@ -72,8 +72,9 @@ query Me {
 }
 """
 ANONYMOUS_QUERY = """\
-# Sign in first (see above), or put a partner app's token in the Headers tab below:
-#   {"Authorization": "Bearer <access_token>"}
+# Sign in first (see above), or put
+# a partner app's token in Headers:
+# {"Authorization": "Bearer <token>"}
 query Partners {
   partners { slug name currency { code name } }
 }
@@ -193,7 +194,7 @@ class GraphiQLPage:
             for name, label in self.sign_ins
         )
         sign_in = (
-            f"<p>Sign in in this browser as a member or an operator:</p><ul>{links}</ul>"
+            f"<p>Sign in as a member or an operator with your account at:</p><ul>{links}</ul>"
             if links
             else ""
         )
@@ -237,7 +238,7 @@ body { display: flex; flex-direction: column; }
 .bar { padding: 6px 16px; font: 14px/1.4 system-ui, sans-serif; border-bottom: 1px solid #ccc; }
 .bar h1 { font-size: 16px; margin: 4px 0; }
 .bar p, .bar ul, .bar pre { margin: 4px 0; }
-.bar ul { display: flex; flex-wrap: wrap; gap: 4px 16px; padding-left: 20px; }
+.bar ul { display: flex; flex-wrap: wrap; gap: 4px 20px; padding: 0; list-style: none; }
 .bar pre { overflow-x: auto; }
 .loading { padding: 16px; font-family: system-ui, sans-serif; }
 """
