@@ -163,7 +163,7 @@ class GraphiQLPage:
             "query": {"operator": OPERATOR_QUERY, "member": MEMBER_QUERY}.get(
                 caller or "", ANONYMOUS_QUERY
             ),
-            "docs": caller is not None,  # without a session the schema can't be read
+            "docs": caller is not None,  # without credentials the schema cannot be read
             "headers": caller is None,
             "storage": f"coalition-{caller or 'anonymous'}",  # a first query for each
         }
