@@ -44,6 +44,18 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The browser of tests/test_graphiql_browser.py: Debian's Chromium, driven by Playwright.
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for tests/test_graphiql_browser.py"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+		|| echo "Could not install chromium: tests/test_graphiql_browser.py will be skipped (and fail with CI=true)."; \
+	else \
+		echo "No /usr/bin/chromium: tests/test_graphiql_browser.py will be skipped (and fail with CI=true)."; \
+		echo "Install it as root with: apt-get install --no-install-recommends chromium"; \
+	fi
 	touch $(STAMP)
 
 clean:

@@ -65,3 +65,13 @@ def test_limits_that_protect_the_server() -> None:
     for bad in ("soon", "-1", "inf", "nan"):
         with pytest.raises(SettingsError, match="DB_POOL_TIMEOUT"):
             Settings.from_env({"DB_POOL_TIMEOUT": bad})
+
+
+def test_graphiql_is_off_in_production_unless_enabled() -> None:
+    assert Settings.from_env({}).graphiql
+    production = {"COALITION_ENV": "production", "COALITION_SESSION_SECRET": "s" * 32}
+    assert not Settings.from_env(production).graphiql
+    assert Settings.from_env({**production, "COALITION_GRAPHIQL": "on"}).graphiql
+    assert not Settings.from_env({"COALITION_GRAPHIQL": "off"}).graphiql
+    with pytest.raises(SettingsError, match="COALITION_GRAPHIQL"):
+        Settings.from_env({"COALITION_GRAPHIQL": "sometimes"})

@@ -21,6 +21,8 @@ from starlette.routing import Route
 from gateway.api import jobs as wiring
 from gateway.api.authentication import AuthSystem
 from gateway.api.faults import ServiceFailure, classify
+from gateway.api.graphiql import graphiql_page
+from gateway.api.graphiql import routes as graphiql_routes
 from gateway.api.graphql.context import Context
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.settlement import statement_download
@@ -234,7 +236,7 @@ def create_app(
         build_schema(settings.max_query_depth, settings.max_query_tokens, settings.max_query_cost),
         context,
         max_body_bytes=settings.max_body_bytes,
-        graphiql=settings.graphiql,
+        ide=graphiql_page(auth, coalition, settings) if settings.graphiql else None,
     )
     routes = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
@@ -245,6 +247,7 @@ def create_app(
         *auth_server_routes(),
         *browser.routes(),
         *auth.mounts(),
+        *(graphiql_routes() if settings.graphiql else []),
     ]
     return Starlette(
         routes=routes,

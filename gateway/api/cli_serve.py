@@ -95,7 +95,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         public_url = f"http://{args.host}:{args.port}"
         os.environ["COALITION_PUBLIC_URL"] = public_url
         settings = dataclasses.replace(settings, public_url=public_url)
-    print(f"Coalition gateway: GraphiQL at {settings.public_url}/graphql")
+    ide = "GraphiQL" if settings.graphiql else "GraphQL (GraphiQL off)"
+    print(f"Coalition gateway: {ide} at {settings.public_url}/graphql")
     print(f"Database: {settings.database_url}")
     if warning is not None:
         print(warning, file=sys.stderr)

@@ -15,9 +15,8 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -101,18 +100,19 @@ class GraphQLEndpoint:
         schema: strawberry.Schema,
         context: Callable[[Request], Awaitable[Context]],
         max_body_bytes: int = 4 * 1024 * 1024,
-        graphiql: bool = True,
+        ide: Callable[[Request], Awaitable[Response]] | None = None,
     ) -> None:
-        """``context`` authenticates the request; it raises BadRequest(401) when it can't."""
+        """``context`` authenticates the request; it raises BadRequest(401) when it can't.
+        ``ide`` answers a browser's GET without a query (GraphiQL); None: no IDE."""
         self.schema = schema
         self.context = context
         self.max_body_bytes = max_body_bytes
-        self.graphiql = graphiql
+        self.ide = ide
         self.persisted = PersistedQueries()
 
     async def handle(self, request: Request) -> Response:
-        if self.graphiql and self._wants_ide(request):
-            return HTMLResponse(get_graphql_ide_html("graphiql"))
+        if self.ide is not None and self._wants_ide(request):
+            return await self.ide(request)
         media_type = negotiate(request.headers.get("accept"))
         try:
             if media_type is None:

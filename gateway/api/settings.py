@@ -81,7 +81,7 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024  # a bulk earn of 10,000 purchases fits
     max_import_bytes: int = 200 * 1024 * 1024  # a file uploaded to POST /imports/earns
     migrate_on_start: bool = True
-    graphiql: bool = True
+    graphiql: bool = True  # from the environment: on unless COALITION_ENV=production
     hold_sweep_seconds: int = 30  # how often expired holds are released; 0: never here
     remote_retry_seconds: int = 30  # how often pending remote operations are retried; 0: never
     jobs: bool = True  # run the job runner (consumers, sweeps) inside each server process
@@ -140,7 +140,11 @@ class Settings:
             http_header_timeout=_seconds(environ, "HTTP_HEADER_TIMEOUT", 10.0),
             http_body_timeout=_seconds(environ, "HTTP_BODY_TIMEOUT", 30.0),
             migrate_on_start=_flag(environ, "COALITION_MIGRATE_ON_START", True),
-            graphiql=_flag(environ, "COALITION_GRAPHIQL", True),
+            graphiql=_flag(
+                environ,
+                "COALITION_GRAPHIQL",
+                environ.get("COALITION_ENV", "development").strip().lower() != "production",
+            ),
             max_import_bytes=_number(environ, "COALITION_MAX_IMPORT_BYTES", 200 * 1024 * 1024),
             hold_sweep_seconds=_number(environ, "COALITION_HOLD_SWEEP_SECONDS", 30),
             remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
