@@ -68,13 +68,14 @@ def strategic_merge(target: Any, patch: Any, field: str = "") -> Any:
     key = MERGE_KEYS.get(field)
     if isinstance(target, list) and isinstance(patch, list) and key is not None:
         merged_list = list(target)
+        added = []
         for item in patch:
             at = [i for i, old in enumerate(merged_list) if old.get(key) == item.get(key)]
             if at:
                 merged_list[at[0]] = strategic_merge(merged_list[at[0]], item, "")
             else:
-                merged_list.append(item)
-        return merged_list
+                added.append(item)
+        return added + merged_list  # kustomize puts a patch's new items first
     return copy.deepcopy(patch)
 
 
