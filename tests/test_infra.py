@@ -5,8 +5,10 @@ Kubernetes manifests whose probes, references and secrets hold together."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +166,11 @@ def test_nginx_sends_requests_to_both_replicas() -> None:
 def nginx_upstreams(path: Path) -> dict[str, list[str]]:
     """Parse ``path`` inside an ``http`` block as nginx would (directives, their contexts
     and argument counts checked); the servers of each upstream."""
-    main = path.parent / f".{path.name}.main"
-    main.write_text(f"events {{}}\nhttp {{ include {path.name}; }}\n")
-    try:
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(path, Path(folder) / path.name)
+        main = Path(folder) / "nginx.conf.main"
+        main.write_text(f"events {{}}\nhttp {{ include {path.name}; }}\n")
         parsed = crossplane.parse(str(main), check_ctx=True, check_args=True)
-    finally:
-        main.unlink()
     assert parsed["status"] == "ok", parsed["errors"]
     upstreams: dict[str, list[str]] = {}
     for config in parsed["config"]:
