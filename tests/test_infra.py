@@ -18,6 +18,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from gateway.api.pools import shared_variable
 from gateway.api.settings import Settings
 from tests.kustomize import KustomizeError, Resource, render
 
@@ -153,6 +154,31 @@ def test_the_compose_environment_is_what_the_gateway_reads() -> None:
     env = services["jobs"]["environment"]
     assert set(env) <= known, set(env) - known
     Settings.from_env(env)  # the values parse (demo values: COALITION_ENV=development)
+
+
+def test_the_demo_fits_in_the_database_connections() -> None:
+    """Each server opens up to 1.5 x DB_POOL_SIZE connections, a runner or migrate 30."""
+    services = compose()["services"]
+    command = services["postgres"]["command"]
+    limit = int(command[command.index("-c") + 1].removeprefix("max_connections="))
+    needed = 0
+    for service in services.values():
+        if service.get("command") == ["serve"]:
+            needed += int(service["environment"]["DB_POOL_SIZE"]) * 3 // 2
+        elif service.get("command") in (["jobs"], ["migrate"]):
+            needed += 30
+    assert needed + 10 <= limit, (needed, limit)
+
+
+def test_every_process_of_the_demo_shares_one_reference_partner() -> None:
+    services = compose()["services"]
+    port = re.search(r"port=(\d+)", services["harbour"]["command"][0])
+    assert port is not None
+    for name, service in services.items():
+        if service.get("command") in (["serve"], ["jobs"]):
+            url, token = service["environment"][shared_variable("harbour")].split()
+            assert url == f"http://harbour:{port.group(1)}", name
+            assert f"ReferencePartner('{token}'" in services["harbour"]["command"][0]
 
 
 def test_nginx_sends_requests_to_both_replicas() -> None:
