@@ -64,7 +64,8 @@ def pod(resources: list[Resource], name: str) -> dict[str, Any]:
 def settings_names() -> set[str]:
     """The environment variables the gateway reads (gateway/api/settings.py)."""
     source = (ROOT / "gateway" / "api" / "settings.py").read_text()
-    return set(re.findall(r"environ(?:\.get)?\(?[^\"\n]*\"([A-Z][A-Z0-9_]+)\"", source))
+    # Every name in capitals the module quotes: each is read from the environment.
+    return set(re.findall(r"\"([A-Z][A-Z0-9_]{2,})\"", source))
 
 
 # The image

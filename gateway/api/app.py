@@ -21,7 +21,7 @@ from starlette.routing import Route
 from gateway.api import jobs as wiring
 from gateway.api.authentication import AuthSystem
 from gateway.api.faults import ServiceFailure, classify
-from gateway.api.graphiql import graphiql_page
+from gateway.api.graphiql import GraphiQLPage
 from gateway.api.graphiql import routes as graphiql_routes
 from gateway.api.graphql.context import Context
 from gateway.api.graphql.schema import build_schema
@@ -226,6 +226,11 @@ def create_app(
             request, context, request.app.state.imports, settings.max_import_bytes
         )
 
+    def live_coalition() -> Coalition:
+        """The configuration in force: the database's, followed at run time."""
+        configuration: Configuration = app.state.configuration
+        return configuration.coalition
+
     browser = AuthRoutes(
         auth,
         settings.public_url,
@@ -236,7 +241,7 @@ def create_app(
         build_schema(settings.max_query_depth, settings.max_query_tokens, settings.max_query_cost),
         context,
         max_body_bytes=settings.max_body_bytes,
-        ide=graphiql_page(auth, coalition, settings) if settings.graphiql else None,
+        ide=GraphiQLPage(auth, live_coalition, settings) if settings.graphiql else None,
     )
     routes = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
@@ -249,7 +254,7 @@ def create_app(
         *auth.mounts(),
         *(graphiql_routes() if settings.graphiql else []),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(RequestBodyDeadline, seconds=settings.http_body_timeout)],
@@ -260,3 +265,4 @@ def create_app(
             ConnectionError: service_failure,
         },
     )
+    return app

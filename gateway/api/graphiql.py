@@ -12,7 +12,7 @@ import html
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -113,18 +113,34 @@ class GraphiQLPage:
     """The page at GET /graphql for browsers."""
 
     def __init__(
-        self,
-        auth: AuthSystem,
-        sign_ins: Sequence[tuple[str, str]],
-        public_url: str,
-        demo_client: tuple[str, str] | None = None,
+        self, auth: AuthSystem, coalition: Callable[[], Coalition], settings: Settings
     ) -> None:
-        """``sign_ins``: (provider name, label) for each sign-in offered at /auth/login;
-        ``demo_client``: a demo partner app's id and (published) secret, to show."""
+        """``coalition``: the configuration in force (it changes at run time)."""
         self.auth = auth
-        self.sign_ins = sign_ins
-        self.public_url = public_url
-        self.demo_client = demo_client
+        self.coalition = coalition
+        self.settings = settings
+        self.public_url = settings.public_url
+
+    @property
+    def sign_ins(self) -> list[tuple[str, str]]:
+        """(provider name, label) for each sign-in offered at /auth/login: the coalition's
+        own first, then the partners' by name."""
+        coalition = self.coalition()
+        names = {slug: partner.name for slug, partner in coalition.partners.items()}
+        names[COALITION] = f"{coalition.name} (operators and members)"
+        return sorted(
+            ((name, names.get(name, name)) for name in self.auth.sign_ins),
+            key=lambda item: (item[0] != COALITION, item[1]),
+        )
+
+    @property
+    def demo_client(self) -> tuple[str, str] | None:
+        """A demo partner app's id and (published) secret, to show."""
+        partners = self.coalition().partners
+        if not self.settings.demo_data or self.settings.production or not partners:
+            return None
+        client_id, (_, secret) = next(iter(demo_clients([min(partners)]).items()))
+        return client_id, secret
 
     async def caller(self, request: Request) -> Caller:
         authenticator = self.auth.authenticator
@@ -213,22 +229,6 @@ class GraphiQLPage:
             "schema (the ↻ button) for the documentation.</p>\n"
             "</header>\n"
         )
-
-
-def graphiql_page(auth: AuthSystem, coalition: Coalition, settings: Settings) -> GraphiQLPage:
-    names = {slug: partner.name for slug, partner in coalition.partners.items()}
-    names[COALITION] = f"{coalition.name} (operators and members)"
-    # The coalition's own sign-in first, then the partners' by name.
-    sign_ins = sorted(
-        ((name, names.get(name, name)) for name in auth.sign_ins),
-        key=lambda item: (item[0] != COALITION, item[1]),
-    )
-    demo_client = None
-    if settings.demo_data and not settings.production and coalition.partners:
-        first = min(coalition.partners)
-        client_id, (_, secret) = next(iter(demo_clients([first]).items()))
-        demo_client = (client_id, secret)
-    return GraphiQLPage(auth, sign_ins, settings.public_url, demo_client)
 
 
 _STYLE = """
