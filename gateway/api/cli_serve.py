@@ -101,11 +101,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     for name in development:
         print(f"Sign in (development provider): {settings.public_url}/auth/login/{name}")
+    from gateway.api.observability.logs import configure_logging
+
+    # Uvicorn's records go through our renderer (no log_config of its own); its access log
+    # only when ours is off, not to log each request twice.
+    configure_logging(settings.log_format, args.log_level.upper())
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "access_log": not args.no_access_log,
+        "log_config": None,
+        "access_log": not (args.no_access_log or settings.request_log),
+        # Requests in flight get this long to finish on SIGTERM; then they are cut off.
+        "timeout_graceful_shutdown": settings.shutdown_timeout or None,
         # Closes connections whose request headers come too slowly (HTTP_HEADER_TIMEOUT).
         "http": HeaderDeadlineProtocol,
     }

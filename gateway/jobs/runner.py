@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from gateway.events.actor import set_actor
 from gateway.events.event import Consumer, Position, batch_size
 from gateway.events.followers import DEFAULT_BATCH, follow, position, try_lock
 from gateway.events.log import latest
+from gateway.jobs import metrics
 from gateway.kernel.unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.jobs")
@@ -144,9 +146,11 @@ class JobRunner:
         set_actor(f"system:{consumer.name}")
         failures = 0
         while True:
+            start = time.perf_counter()
             try:
                 applied = await self.follow(consumer)
             except Exception:
+                metrics.job_failed(consumer.name, "consumer", time.perf_counter() - start)
                 failures += 1
                 pause = min(self.poll * 2**failures, self.max_backoff)
                 log.exception(
@@ -157,6 +161,7 @@ class JobRunner:
                 )
                 await asyncio.sleep(pause)
                 continue
+            metrics.consumer_ran(consumer.name, applied, time.perf_counter() - start)
             failures = 0
             if applied != self._limit(consumer):
                 await asyncio.sleep(self.poll)
@@ -165,7 +170,11 @@ class JobRunner:
         set_actor(f"system:{sweep.name}")
         while True:
             await asyncio.sleep(sweep.every)
+            start = time.perf_counter()
             try:
-                await self.sweep(sweep)
+                ran = await self.sweep(sweep)
             except Exception:
+                metrics.job_failed(sweep.name, "sweep", time.perf_counter() - start)
                 log.exception("%s failed; trying again later", sweep.name)
+            else:
+                metrics.sweep_ran(sweep.name, ran, time.perf_counter() - start)
