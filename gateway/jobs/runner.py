@@ -66,7 +66,14 @@ class JobRunner:
 
     async def follow(self, consumer: Consumer) -> int | None:
         """One batch for ``consumer``: how many events it applied; None if held elsewhere."""
-        return await follow(self.uow, consumer, self._limit(consumer))
+        start = time.perf_counter()
+        try:
+            applied = await follow(self.uow, consumer, self._limit(consumer))
+        except Exception:
+            metrics.job_failed(consumer.name, "consumer", time.perf_counter() - start)
+            raise
+        metrics.consumer_ran(consumer.name, applied, time.perf_counter() - start)
+        return applied
 
     def _limit(self, consumer: Consumer) -> int:
         """Events per batch: the consumer's ``batch_size``, else the runner's ``batch``."""
@@ -100,6 +107,16 @@ class JobRunner:
 
     async def sweep(self, sweep: Sweep) -> bool:
         """Run ``sweep`` once; False when another runner is running it."""
+        start = time.perf_counter()
+        try:
+            ran = await self._sweep(sweep)
+        except Exception:
+            metrics.job_failed(sweep.name, "sweep", time.perf_counter() - start)
+            raise
+        metrics.sweep_ran(sweep.name, ran, time.perf_counter() - start)
+        return ran
+
+    async def _sweep(self, sweep: Sweep) -> bool:
         engine = self.uow.engine
         if engine.dialect.name != "postgresql":
             await sweep.run()
@@ -146,11 +163,9 @@ class JobRunner:
         set_actor(f"system:{consumer.name}")
         failures = 0
         while True:
-            start = time.perf_counter()
             try:
                 applied = await self.follow(consumer)
             except Exception:
-                metrics.job_failed(consumer.name, "consumer", time.perf_counter() - start)
                 failures += 1
                 pause = min(self.poll * 2**failures, self.max_backoff)
                 log.exception(
@@ -161,7 +176,6 @@ class JobRunner:
                 )
                 await asyncio.sleep(pause)
                 continue
-            metrics.consumer_ran(consumer.name, applied, time.perf_counter() - start)
             failures = 0
             if applied != self._limit(consumer):
                 await asyncio.sleep(self.poll)
@@ -170,11 +184,7 @@ class JobRunner:
         set_actor(f"system:{sweep.name}")
         while True:
             await asyncio.sleep(sweep.every)
-            start = time.perf_counter()
             try:
-                ran = await self.sweep(sweep)
+                await self.sweep(sweep)
             except Exception:
-                metrics.job_failed(sweep.name, "sweep", time.perf_counter() - start)
                 log.exception("%s failed; trying again later", sweep.name)
-            else:
-                metrics.sweep_ran(sweep.name, ran, time.perf_counter() - start)

@@ -12,7 +12,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 HANDLER = "coalition"
 
@@ -46,7 +46,7 @@ def configure_logging(
     else:
         last = [structlog.dev.ConsoleRenderer(colors=False)]
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_message],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],
     )
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -62,6 +62,14 @@ def configure_logging(
         root.setLevel(level.upper() if isinstance(level, str) else level)
     elif root.level in (logging.NOTSET, logging.WARNING):
         root.setLevel(logging.INFO)
+    for chatty in ("alembic", "httpx"):  # a line per migration step, per outgoing request
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _drop_message(logger: Any, name: str, event: EventDict) -> EventDict:
+    """A record another handler formatted first carries its ``message`` (the ``event``)."""
+    event.pop("message", None)
+    return event
 
 
 def access_logger() -> Any:

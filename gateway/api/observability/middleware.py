@@ -58,8 +58,7 @@ class ObserveRequests:
         if not self.request_log or scope["path"] in QUIET:
             return
         outcome = record.outcome if record.graphql and record.outcome else None
-        self.log.info(
-            "request",
+        fields = dict(
             method=scope["method"],
             path=scope["path"][:200],
             route=template,
@@ -72,3 +71,4 @@ class ObserveRequests:
             user_errors=record.user_errors or None,
             duration_ms=round(seconds * 1000, 2),
         )
+        self.log.info("request", **{k: v for k, v in fields.items() if v is not None})
