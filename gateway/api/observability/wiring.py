@@ -8,11 +8,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.routing import Route
 
 from gateway.api import jobs
+from gateway.api.cors import cors
 from gateway.api.observability.logs import configure_logging
 from gateway.api.observability.metrics import MetricsEndpoint
 from gateway.api.observability.middleware import ObserveRequests
@@ -20,8 +20,6 @@ from gateway.api.observability.probes import Probes
 from gateway.api.settings import Settings
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.ledger.service import LedgerService
-
-CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "X-Request-ID"]
 
 
 def configure(settings: Settings) -> None:
@@ -32,15 +30,7 @@ def middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: every response (a refused preflight too) carries its request id."""
     return [
         Middleware(ObserveRequests, request_log=settings.request_log),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=CORS_HEADERS,
-            allow_credentials=True,
-            expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
-            max_age=600,
-        ),
+        cors(settings.cors_origins),
     ]
 
 
