@@ -38,6 +38,8 @@ async def test_remote_calls_are_counted_by_outcome(gw: Gateway, northjet: Refere
     assert grew("debit", "refused") == 1
     assert grew("credit", "unavailable") == 1
     latency = "coalition_remote_call_duration_seconds_count"
-    assert sample(after, latency, partner="northjet", operation="credit") - sample(
-        before, latency, partner="northjet", operation="credit"
-    ) == 2
+    assert (
+        sample(after, latency, partner="northjet", operation="credit")
+        - sample(before, latency, partner="northjet", operation="credit")
+        == 2
+    )
