@@ -67,8 +67,10 @@ def configure_logging(
 
 
 def _drop_message(logger: Any, name: str, event: EventDict) -> EventDict:
-    """A record another handler formatted first carries its ``message`` (the ``event``)."""
+    """A record another handler formatted first carries its ``message`` (the ``event``);
+    uvicorn's carry a ``color_message`` with terminal escapes."""
     event.pop("message", None)
+    event.pop("color_message", None)
     return event
 
 

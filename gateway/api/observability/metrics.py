@@ -15,11 +15,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,6 +40,7 @@ from gateway.kernel.unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.metrics")
 
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -66,24 +76,30 @@ GRAPHQL_ERRORS = Counter(
     "Entries of a GraphQL response's errors list, by extensions.code.",
     ["code"],
 )
+# With several worker processes (PROMETHEUS_MULTIPROC_DIR) the pool gauges are per process
+# (a ``pid`` label), the lag gauges the latest any process read.
 POOL_CONNECTIONS = Gauge(
     "coalition_db_pool_connections",
     "Database pool connections: in_use (checked out), idle (in the pool), size (configured).",
     ["state"],
+    multiprocess_mode="liveall",
 )
 POOL_WAITING = Gauge(
     "coalition_db_pool_waiting",
     "Requests waiting for a database connection from the pool.",
+    multiprocess_mode="liveall",
 )
 CONSUMER_LAG_EVENTS = Gauge(
     "coalition_consumer_lag_events",
     "Events appended to the outbox after an event consumer's position (approximate).",
     ["consumer"],
+    multiprocess_mode="mostrecent",
 )
 CONSUMER_LAG_SECONDS = Gauge(
     "coalition_consumer_lag_seconds",
     "Age of the oldest event a consumer has not applied yet (0 when up to date).",
     ["consumer"],
+    multiprocess_mode="mostrecent",
 )
 
 
@@ -138,6 +154,16 @@ async def read_lag(uow: UnitOfWork, consumers: Sequence[str], now: datetime) -> 
     await uow.read(read)
 
 
+def _registry() -> CollectorRegistry:
+    """This process's metrics; with several workers (``coalition serve --workers N`` sets
+    PROMETHEUS_MULTIPROC_DIR) all workers' together, whichever worker is scraped."""
+    if not os.environ.get(MULTIPROCESS):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 class MetricsEndpoint:
     """``GET /metrics``; ``state`` gives the engine, unit of work, consumers and clock once
     the application has started (None before)."""
@@ -172,7 +198,7 @@ class MetricsEndpoint:
                     await read_lag(uow, consumers, clock())
             except Exception as error:  # the rest of the metrics are still worth serving
                 log.warning("consumer lag not read: %r", error)
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
     def _authorised(self, request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
