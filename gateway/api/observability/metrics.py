@@ -31,7 +31,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gateway.api.observability import requests
 from gateway.api.observability.requests import RequestRecord
@@ -182,7 +182,7 @@ class MetricsEndpoint:
 
     async def handle(self, request: Request) -> Response:
         if self.access == "off":
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+            return PlainTextResponse("Not Found", status_code=404)  # as for any unknown path
         if self.access == "token" and not self._authorised(request):
             return JSONResponse(
                 {"detail": "Send Authorization: Bearer <COALITION_METRICS_TOKEN>."},
