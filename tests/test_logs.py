@@ -13,6 +13,7 @@ import pytest
 
 from gateway.api.observability.logs import configure_logging
 from gateway.api.settings import Settings
+from gateway.jobs.runner import JobRunner, Sweep
 from tests.conftest import Gateway
 from tests.operations import ENROL
 
@@ -105,3 +106,17 @@ def test_console_lines_in_the_demo_json_in_production() -> None:
         configure_logging("console")
     text = stream.getvalue()
     assert "hello" in text and "gateway.example" in text and not text.startswith("{")
+
+
+async def test_a_sweep_that_did_work_is_logged(gateway: Gateway, output: io.StringIO):
+    async def found_three() -> int:
+        return 3
+
+    async def found_nothing() -> int:
+        return 0
+
+    runner = JobRunner(gateway.service.uow)
+    assert await runner.sweep(Sweep("test.found_three", found_three, every=0))
+    assert await runner.sweep(Sweep("test.found_nothing", found_nothing, every=0))
+    (run,) = [line for line in lines(output) if line["event"] == "job run"]
+    assert (run["job"], run["kind"], run["result"]) == ("test.found_three", "sweep", 3)

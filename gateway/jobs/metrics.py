@@ -48,21 +48,23 @@ def consumer_ran(name: str, applied: int | None, seconds: float) -> None:
         )
 
 
-def sweep_ran(name: str, ran: bool, seconds: float) -> None:
+def sweep_ran(name: str, ran: bool, result: object, seconds: float) -> None:
+    """A sweep's run; ``result`` is what it returned (a count, say): a run that found
+    nothing to do (0, None, empty) is logged at debug level only, not to fill the log."""
     if not ran:
         JOB_RUNS.labels(name, "sweep", "skipped").inc()
         return
     JOB_RUNS.labels(name, "sweep", "ok").inc()
     JOB_DURATION.labels(name, "sweep").observe(seconds)
-    log.info(
-        "job run",
-        extra={
-            "job": name,
-            "kind": "sweep",
-            "outcome": "ok",
-            "duration_ms": round(seconds * 1000, 2),
-        },
-    )
+    fields: dict[str, object] = {
+        "job": name,
+        "kind": "sweep",
+        "outcome": "ok",
+        "duration_ms": round(seconds * 1000, 2),
+    }
+    if isinstance(result, int) and not isinstance(result, bool):
+        fields["result"] = result
+    log.log(logging.INFO if result else logging.DEBUG, "job run", extra=fields)
 
 
 def job_failed(name: str, kind: str, seconds: float) -> None:

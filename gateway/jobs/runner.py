@@ -109,26 +109,24 @@ class JobRunner:
         """Run ``sweep`` once; False when another runner is running it."""
         start = time.perf_counter()
         try:
-            ran = await self._sweep(sweep)
+            ran, result = await self._sweep(sweep)
         except Exception:
             metrics.job_failed(sweep.name, "sweep", time.perf_counter() - start)
             raise
-        metrics.sweep_ran(sweep.name, ran, time.perf_counter() - start)
+        metrics.sweep_ran(sweep.name, ran, result, time.perf_counter() - start)
         return ran
 
-    async def _sweep(self, sweep: Sweep) -> bool:
+    async def _sweep(self, sweep: Sweep) -> tuple[bool, object]:
         engine = self.uow.engine
         if engine.dialect.name != "postgresql":
-            await sweep.run()
-            return True
+            return True, await sweep.run()
         async with engine.connect() as connection:
             if not await try_lock(connection, SWEEP_LOCKS, sweep.name):
-                return False
+                return False, None
             try:
-                await sweep.run()
+                return True, await sweep.run()
             finally:
                 await connection.rollback()  # ends the transaction: releases the lock
-        return True
 
     # Running
 
