@@ -26,6 +26,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
 )
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -39,6 +40,8 @@ from gateway.events.followers import backlog
 from gateway.kernel.unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.metrics")
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
