@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from gateway.api.observability.requests import ANONYMOUS, MAX_NAME, OTHER, OperationNames
 from tests.conftest import Clock, Gateway, start_gateway
@@ -139,3 +141,29 @@ async def test_metrics_switched_off_are_not_found(sqlite_url: str, clock: Clock)
     # What production serves unless COALITION_METRICS=open or a token is set.
     async for gateway in start_gateway(sqlite_url, clock, metrics="off"):
         assert (await gateway.client.get("/metrics")).status_code == 404
+
+
+async def test_the_pool_shows_connections_in_use_and_requests_waiting(pg_url: str, clock: Clock):
+    async for gateway in start_gateway(pg_url, clock, db_pool_size=1, db_pool_timeout=20):
+        token = await gateway.operator_token()
+        enrolled = payload(
+            await gateway.gql(
+                ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "P-1"}}, token
+            )
+        )
+        query = {
+            "query": "query($id: ID!) { member(id: $id) { id } }",
+            "variables": {"id": enrolled["member"]["id"]},
+        }
+        headers = {"authorization": f"Bearer {token}"}
+        async with gateway.service.engine.connect() as held:
+            await held.execute(text("SELECT 1"))  # the pool's only connection, taken
+            waiting = asyncio.create_task(
+                gateway.client.post("/graphql", json=query, headers=headers)
+            )
+            await asyncio.sleep(0.3)
+            scraped = await scrape(gateway)
+        assert sample(scraped, "coalition_db_pool_connections", state="in_use") == 1
+        assert sample(scraped, "coalition_db_pool_waiting") >= 1
+        assert (await waiting).status_code == 200  # served once the connection came back
+        assert sample(await scrape(gateway), "coalition_db_pool_waiting") == 0
