@@ -74,9 +74,59 @@ def test_serve_runs_the_demo_coalition(tmp_path: Path) -> None:
         assert response.json() == {"data": {"memberByEnrolment": {"wallet": {"balance": 840}}}}
         ide = httpx.get(f"{base}/graphql", headers={"accept": "text/html"})
         assert ide.status_code == 200 and "graphiql" in ide.text.lower()
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert "coalition_graphql_requests_total" in httpx.get(f"{base}/metrics").text
     finally:
         server.terminate()
-        server.wait(timeout=15)
+        output, _ = server.communicate(timeout=15)
+    # One readable line per request (the demo's format), uvicorn's own lines alike.
+    lines = output.decode().splitlines()
+    (logged,) = [line for line in lines if "request" in line and "status=401" in line]
+    assert "caller=anonymous" in logged and "outcome=rejected" in logged
+    assert any("[uvicorn.error]" in line and "startup complete" in line for line in lines)
+
+
+def test_shutdown_does_not_wait_for_a_stuck_request_past_its_timeout(tmp_path: Path) -> None:
+    port = free_port()
+    environ = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "PORT": str(port),
+        "COALITION_SHUTDOWN_TIMEOUT": "1",
+        "HTTP_BODY_TIMEOUT": "120",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway.api.cli", "serve"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port)) as stuck:
+            # A request whose body never finishes: it would hold a shutdown for 120 s.
+            stuck.sendall(
+                b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: 100\r\n\r\ngrant_type="
+            )
+            time.sleep(0.5)
+            started = time.monotonic()
+            server.terminate()
+            server.wait(timeout=30)
+            assert time.monotonic() - started < 10
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 # Issue 10, item 9: with several workers the demo's development remote pool (Harbour Hotels)
@@ -142,6 +192,18 @@ def test_several_workers_share_the_development_pool(tmp_path: Path, pg_url: str)
         with ThreadPoolExecutor(8) as pool:
             balances = sorted(pool.map(stay, range(16)))
         assert balances == [13_000 + 1_000 * index for index in range(16)]
+        # Whichever worker answers, /metrics counts the requests of both.
+        for _ in range(4):
+            with httpx.Client() as client:
+                scraped = client.get(f"{base}/metrics").text
+            counted = [
+                float(line.rsplit(" ", 1)[1])
+                for line in scraped.splitlines()
+                if line.startswith("coalition_graphql_requests_total{")
+                and 'outcome="ok"' in line
+                and 'operation="anonymous"' in line
+            ]
+            assert sum(counted) == 16, scraped
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -75,3 +75,54 @@ def test_graphiql_is_off_in_production_unless_enabled() -> None:
     assert not Settings.from_env({"COALITION_GRAPHIQL": "off"}).graphiql
     with pytest.raises(SettingsError, match="COALITION_GRAPHIQL"):
         Settings.from_env({"COALITION_GRAPHIQL": "sometimes"})
+
+
+PRODUCTION = {"COALITION_ENV": "production", "COALITION_SESSION_SECRET": "s" * 32}
+
+
+def test_observability_defaults() -> None:
+    demo = Settings.from_env({})
+    assert (demo.log_format, demo.metrics, demo.request_log) == ("console", "open", True)
+    assert (demo.cors_origins, demo.shutdown_timeout) == ((), 20.0)
+    production = Settings.from_env(PRODUCTION)
+    assert (production.log_format, production.metrics) == ("json", "off")
+    opened = Settings.from_env({**PRODUCTION, "COALITION_METRICS": "open"})
+    assert opened.metrics == "open"
+    tokened = Settings.from_env({**PRODUCTION, "COALITION_METRICS_TOKEN": "t" * 20})
+    assert (tokened.metrics, tokened.metrics_token) == ("token", "t" * 20)
+    settings = Settings.from_env(
+        {
+            "COALITION_CORS_ORIGINS": " https://Shop.Example , http://127.0.0.1:5173,"
+            "https://shop.example",
+            "COALITION_SHUTDOWN_TIMEOUT": "5",
+            "COALITION_LOG_FORMAT": "JSON",
+        }
+    )
+    assert settings.cors_origins == ("https://shop.example", "http://127.0.0.1:5173")
+    assert (settings.shutdown_timeout, settings.log_format) == (5.0, "json")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"COALITION_LOG_FORMAT": "xml"}, "COALITION_LOG_FORMAT"),
+        ({"COALITION_METRICS": "maybe"}, "COALITION_METRICS"),
+        ({"COALITION_METRICS": "token"}, "COALITION_METRICS_TOKEN"),
+        ({"COALITION_METRICS_TOKEN": "short"}, "COALITION_METRICS_TOKEN"),
+        ({"COALITION_METRICS_TOKEN": "t" * 20, "COALITION_METRICS": "open"}, "COALITION_METRICS"),
+        ({"COALITION_CORS_ORIGINS": "*"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "https://shop.example/"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "https://shop.example/app"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "ftp://shop.example"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "shop.example"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "https://*.shop.example"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "https://u:p@shop.example"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_CORS_ORIGINS": "https://shop.example:99999"}, "COALITION_CORS_ORIGINS"),
+        ({"COALITION_REQUEST_LOG": "sometimes"}, "COALITION_REQUEST_LOG"),
+        ({"COALITION_SHUTDOWN_TIMEOUT": "-1"}, "COALITION_SHUTDOWN_TIMEOUT"),
+        ({"COALITION_SHUTDOWN_TIMEOUT": "soon"}, "COALITION_SHUTDOWN_TIMEOUT"),
+    ],
+)
+def test_bad_observability_values_are_named(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(environ)

@@ -1,5 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /healthz, the files of import jobs
-at /imports/earns."""
+"""The ASGI application: GraphQL at /graphql, health at /healthz (and the probes /livez,
+/readyz), metrics at /metrics, the files of import jobs at /imports/earns."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from gateway.api.graphql.settlement import statement_download
 from gateway.api.http import BadRequest, GraphQLEndpoint
 from gateway.api.imports_routes import upload_earns
 from gateway.api.oauth_endpoints import routes as auth_server_routes
+from gateway.api.observability import wiring as observability
+from gateway.api.observability.operations import note_caller
 from gateway.api.pools import remote_pools
 from gateway.api.runtime import tune_gc
 from gateway.api.settings import Settings
@@ -92,6 +94,7 @@ def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Starlette:
     settings = settings or Settings.from_env()
+    observability.configure(settings)
     auth = AuthSystem(settings, load_coalition(settings.config_dir), clock)
 
     @asynccontextmanager
@@ -196,6 +199,7 @@ def create_app(
                 {"WWW-Authenticate": 'Bearer realm="coalition"'},
                 "UNAUTHENTICATED",
             )
+        note_caller(principal)
         set_actor(principal.actor)  # the actor of the events this request's postings append
         return Context(
             _service(request),
@@ -249,6 +253,7 @@ def create_app(
         Route("/settlement/{period_id}/{partner}.csv", settlement_csv, methods=["GET"]),
         Route("/imports/earns", import_earns, methods=["POST"]),
         Route("/", home, methods=["GET"]),
+        *observability.routes(settings),
         *auth_server_routes(),
         *browser.routes(),
         *auth.mounts(),
@@ -257,7 +262,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(RequestBodyDeadline, seconds=settings.http_body_timeout)],
+        middleware=[
+            *observability.middleware(settings),
+            Middleware(RequestBodyDeadline, seconds=settings.http_body_timeout),
+        ],
         exception_handlers={
             ServiceFailure: service_failure,
             DBAPIError: service_failure,

@@ -19,6 +19,7 @@ from gateway.api import (
     cli_settlement,
 )
 from gateway.api.cli_database import DatabaseUnavailable
+from gateway.api.observability.logs import configure_logging
 from gateway.api.settings import Settings, SettingsError
 from gateway.auth.clients import ClientError
 from gateway.events.actor import set_actor
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "keys":
             return cli_clients.keys(settings, args.action)
         if args.command == "jobs":
+            configure_logging(settings.log_format)  # a line per job run, as a server logs
             return cli_jobs.run_jobs(settings)
         if args.command == "expire-holds":
             return cli_jobs.expire_holds(settings)

@@ -9,7 +9,9 @@ import dataclasses
 import ipaddress
 import os
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,11 +104,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     for name in development:
         print(f"Sign in (development provider): {settings.public_url}/auth/login/{name}")
+    from gateway.api.observability.logs import configure_logging
+
+    # Uvicorn's records go through our renderer (no log_config of its own); its access log
+    # only when ours is off, not to log each request twice.
+    configure_logging(settings.log_format, args.log_level.upper())
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "access_log": not args.no_access_log,
+        "log_config": None,
+        "access_log": not (args.no_access_log or settings.request_log),
+        # Requests in flight get this long to finish on SIGTERM; then they are cut off.
+        "timeout_graceful_shutdown": settings.shutdown_timeout or None,
         # Closes connections whose request headers come too slowly (HTTP_HEADER_TIMEOUT).
         "http": HeaderDeadlineProtocol,
     }
@@ -117,13 +127,32 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
         # Each worker process builds its own app from the same environment; a development
         # pool is served once, here, for all of them (one ledger, as a real partner keeps).
-        with shared_development_pools(coalition, os.environ, DEMO_REMOTE_MEMBERS) as shared:
+        with (
+            shared_development_pools(coalition, os.environ, DEMO_REMOTE_MEMBERS) as shared,
+            shared_metrics(os.environ),
+        ):
             for slug in shared:
                 print(f"Development pool of {slug}: served once for the {workers} workers")
             uvicorn.run("gateway.api.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     else:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     return 0
+
+
+@contextmanager
+def shared_metrics(environ: MutableMapping[str, str]) -> Iterator[None]:
+    """The workers' metrics in files of a directory they share, so that /metrics shows all
+    of them (prometheus_client's multiprocess mode); a directory the operator chose in
+    PROMETHEUS_MULTIPROC_DIR is used as it is (and must be emptied between runs)."""
+    if environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="coalition-metrics-") as directory:
+        environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def migrate_schema(settings: Settings) -> int:

@@ -24,8 +24,10 @@ from strawberry.types.graphql import OperationType
 
 from gateway.api.faults import ServiceFailure
 from gateway.api.graphql.context import Context
-from gateway.api.graphql.errors import formatted
+from gateway.api.graphql.errors import INTERNAL_SERVER_ERROR, formatted
 from gateway.api.graphql.persisted import PersistedQueries, PersistedQueryError
+from gateway.api.observability import requests
+from gateway.api.observability.metrics import record_graphql_errors
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -114,6 +116,9 @@ class GraphQLEndpoint:
         if self.ide is not None and self._wants_ide(request):
             return await self.ide(request)
         media_type = negotiate(request.headers.get("accept"))
+        record = requests.current()
+        if record is not None:
+            record.graphql = True
         try:
             if media_type is None:
                 raise BadRequest(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.")
@@ -121,6 +126,8 @@ class GraphQLEndpoint:
             params = await self._params(request)
             return await self._execute(request, params, media_type, context)
         except BadRequest as error:
+            if record is not None:
+                record.outcome = "error" if error.status >= 500 else "rejected"
             return JSONResponse(
                 _error_body(error.message, error.code),
                 status_code=error.status,
@@ -218,6 +225,7 @@ class GraphQLEndpoint:
             headers["Retry-After"] = str(max(failure.retry_after for failure in failures))
             if not any((result.data or {}).values()):
                 status = 503
+        _observe(body, request_error, bool(failures))
         return Response(
             json.dumps(body, separators=(",", ":")),
             status_code=status,
@@ -237,3 +245,22 @@ class GraphQLEndpoint:
         if errors:
             body["errors"] = [formatted(error, request_error) for error in errors]
         return body, request_error
+
+
+def _observe(body: dict[str, Any], request_error: bool, failed: bool) -> None:
+    """The request's outcome: ``rejected`` (refused before execution), ``error`` (the
+    server's fault or a service failure), ``user_error`` (a typed error, or userErrors in
+    a payload) or ``ok``."""
+    codes = [str(error["extensions"]["code"]) for error in body.get("errors", ())]
+    record_graphql_errors(codes)
+    record = requests.current()
+    if record is None:
+        return
+    if request_error:
+        record.outcome = "rejected"
+    elif failed or INTERNAL_SERVER_ERROR in codes:
+        record.outcome = "error"
+    elif codes or record.user_errors:
+        record.outcome = "user_error"
+    else:
+        record.outcome = "ok"

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from partners.config.coalition import DEMO_DIRECTORY
 
@@ -52,6 +53,38 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated exact origins (``https://shop.example``, a port allowed): no path, no
+    wildcard, nothing but a scheme and a host."""
+    origins: list[str] = []
+    for entry in environ.get(name, "").split(","):
+        origin = entry.strip()
+        if not origin:
+            continue
+        try:
+            parts = urlsplit(origin)
+            port = parts.port
+        except ValueError:
+            raise SettingsError(f"{name}: {origin!r} is not an origin") from None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or origin.endswith(("?", "#"))
+            or "*" in origin
+        ):
+            raise SettingsError(
+                f"{name}: {origin!r} is not an exact origin such as https://shop.example"
+            )
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        origins.append(f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""))
+    return tuple(dict.fromkeys(origins))
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the usual ``postgresql://`` spelling and use the asyncpg driver for it."""
     for prefix in ("postgresql://", "postgres://"):
@@ -94,6 +127,12 @@ class Settings:
     session_hours: int = 12
     token_lifetime: int = 600  # seconds, for the gateway's client-credentials tokens
     oidc_credentials: tuple[tuple[str, str], ...] = ()  # COALITION_OIDC_* from the environment
+    log_format: str = ""  # json or console; default: json in production, console otherwise
+    request_log: bool = True  # a line per request (and uvicorn's own access log off)
+    metrics: str = ""  # who reads /metrics: open, token or off (see _check_observability)
+    metrics_token: str = ""  # the bearer token /metrics asks for when set
+    cors_origins: tuple[str, ...] = ()  # partner web apps' origins allowed to call from browsers
+    shutdown_timeout: float = 20.0  # seconds requests in flight get to finish on shutdown
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -109,6 +148,33 @@ class Settings:
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        self._check_observability()
+
+    def _check_observability(self) -> None:
+        """Logs: json or console. /metrics: ``token`` when a token is set (it is then always
+        asked for), else ``open`` in development and ``off`` (404) in production unless
+        COALITION_METRICS says otherwise."""
+        if not self.log_format:
+            object.__setattr__(self, "log_format", "json" if self.production else "console")
+        if self.log_format not in ("json", "console"):
+            raise SettingsError(
+                f"COALITION_LOG_FORMAT must be json or console, got {self.log_format!r}"
+            )
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise SettingsError("COALITION_METRICS_TOKEN must have 16 characters or more")
+        metrics = self.metrics or ("open" if not self.production else "off")
+        if self.metrics_token:
+            if self.metrics not in ("", "token"):
+                raise SettingsError(
+                    f"COALITION_METRICS_TOKEN is set: COALITION_METRICS must be token or unset, "
+                    f"got {self.metrics!r}"
+                )
+            metrics = "token"
+        if metrics not in ("open", "token", "off"):
+            raise SettingsError(f"COALITION_METRICS must be open, token or off, got {metrics!r}")
+        if metrics == "token" and not self.metrics_token:
+            raise SettingsError("COALITION_METRICS=token needs COALITION_METRICS_TOKEN")
+        object.__setattr__(self, "metrics", metrics)
 
     @property
     def production(self) -> bool:
@@ -159,4 +225,10 @@ class Settings:
             oidc_credentials=tuple(
                 sorted((k, v) for k, v in environ.items() if k.startswith("COALITION_OIDC_"))
             ),
+            log_format=environ.get("COALITION_LOG_FORMAT", "").strip().lower(),
+            request_log=_flag(environ, "COALITION_REQUEST_LOG", True),
+            metrics=environ.get("COALITION_METRICS", "").strip().lower(),
+            metrics_token=environ.get("COALITION_METRICS_TOKEN", "").strip(),
+            cors_origins=_origins(environ, "COALITION_CORS_ORIGINS"),
+            shutdown_timeout=_seconds(environ, "COALITION_SHUTDOWN_TIMEOUT", 20.0),
         )

@@ -16,6 +16,7 @@ holder committed. SQLite allows one writer: the unit of work's writer lock suffi
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.events import log
 from gateway.events.event import START, Consumer, Position, batch_size
-from gateway.events.tables import consumer_positions
+from gateway.events.tables import consumer_positions, outbox
 from gateway.kernel.unit_of_work import UnitOfWork
 
 DEFAULT_BATCH = 100  # events per batch of a consumer that declares no ``batch_size``
@@ -88,3 +89,14 @@ async def follow(uow: UnitOfWork, consumer: Consumer, limit: int | None = None) 
         return len(batch)
 
     return await uow.write(work)
+
+
+async def backlog(connection: AsyncConnection, name: str) -> tuple[int, datetime | None]:
+    """How far ``name`` is behind, cheaply (for metrics): the events appended after its
+    position (from the ids, approximate on PostgreSQL, where positions go by transaction)
+    and when the oldest event it can read next occurred (None: none is waiting)."""
+    at = await position(connection, name)
+    newest = await connection.scalar(sa.select(sa.func.max(outbox.c.id)))
+    waiting = await log.read(connection, at, 1)
+    behind = max(int(newest or 0) - at.sequence, 0)
+    return behind, waiting[0].occurred_at if waiting else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from gateway.events.actor import set_actor
 from gateway.events.event import Consumer, Position, batch_size
 from gateway.events.followers import DEFAULT_BATCH, follow, position, try_lock
 from gateway.events.log import latest
+from gateway.jobs import metrics
 from gateway.kernel.unit_of_work import UnitOfWork
 
 log = logging.getLogger("gateway.jobs")
@@ -64,7 +66,14 @@ class JobRunner:
 
     async def follow(self, consumer: Consumer) -> int | None:
         """One batch for ``consumer``: how many events it applied; None if held elsewhere."""
-        return await follow(self.uow, consumer, self._limit(consumer))
+        start = time.perf_counter()
+        try:
+            applied = await follow(self.uow, consumer, self._limit(consumer))
+        except Exception:
+            metrics.job_failed(consumer.name, "consumer", time.perf_counter() - start)
+            raise
+        metrics.consumer_ran(consumer.name, applied, time.perf_counter() - start)
+        return applied
 
     def _limit(self, consumer: Consumer) -> int:
         """Events per batch: the consumer's ``batch_size``, else the runner's ``batch``."""
@@ -98,18 +107,26 @@ class JobRunner:
 
     async def sweep(self, sweep: Sweep) -> bool:
         """Run ``sweep`` once; False when another runner is running it."""
+        start = time.perf_counter()
+        try:
+            ran, result = await self._sweep(sweep)
+        except Exception:
+            metrics.job_failed(sweep.name, "sweep", time.perf_counter() - start)
+            raise
+        metrics.sweep_ran(sweep.name, ran, result, time.perf_counter() - start)
+        return ran
+
+    async def _sweep(self, sweep: Sweep) -> tuple[bool, object]:
         engine = self.uow.engine
         if engine.dialect.name != "postgresql":
-            await sweep.run()
-            return True
+            return True, await sweep.run()
         async with engine.connect() as connection:
             if not await try_lock(connection, SWEEP_LOCKS, sweep.name):
-                return False
+                return False, None
             try:
-                await sweep.run()
+                return True, await sweep.run()
             finally:
                 await connection.rollback()  # ends the transaction: releases the lock
-        return True
 
     # Running
 

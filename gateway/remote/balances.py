@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.ledger import store as repository
+from gateway.remote.metrics import remote_call
 from gateway.remote.pieces import Pieces
 from partners.remote.exceptions import RemoteError, RemoteUnknownMember
 
@@ -32,7 +33,8 @@ class Balances(Pieces):
         """A customer's balance at a remote partner now; None if the partner does not know
         them, ``PARTNER_UNAVAILABLE`` if it does not answer."""
         try:
-            return await self._pool(partner).balance(customer_id)
+            with remote_call(partner, "balance"):
+                return await self._pool(partner).balance(customer_id)
         except RemoteUnknownMember:
             return None
         except RemoteError as error:

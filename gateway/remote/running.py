@@ -14,6 +14,7 @@ from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger import locks
 from gateway.ledger.records import Draft, MemberRef, Posting
 from gateway.ledger.rules import TransferKind
+from gateway.remote.metrics import remote_call
 from gateway.remote.pieces import Pieces, describe
 from gateway.remote.record import (
     COMPENSATED,
@@ -119,14 +120,21 @@ class Running(Pieces):
         pool = self._pool(operation.remote_partner)
         reference = f"coalition {operation.kind} {operation.id}"
         try:
-            if operation.movement == "credit":
-                transaction = await pool.credit(
-                    operation.customer_id, operation.remote_points, operation.remote_key, reference
-                )
-            else:
-                transaction = await pool.debit(
-                    operation.customer_id, operation.remote_points, operation.remote_key, reference
-                )
+            with remote_call(operation.remote_partner, operation.movement):
+                if operation.movement == "credit":
+                    transaction = await pool.credit(
+                        operation.customer_id,
+                        operation.remote_points,
+                        operation.remote_key,
+                        reference,
+                    )
+                else:
+                    transaction = await pool.debit(
+                        operation.customer_id,
+                        operation.remote_points,
+                        operation.remote_key,
+                        reference,
+                    )
         except RemoteUnavailable as failure:
             await self._postpone(operation, f"outcome unknown: {failure}")
             raise self._unavailable(operation) from None

@@ -14,6 +14,7 @@ from gateway.api.graphql.partner_types import ConversionRule, Partner
 from gateway.api.graphql.purchases import EarnAward, PurchaseInput
 from gateway.api.graphql.scalars import Int64, decode_member_id
 from gateway.api.graphql.types import Transfer, Wallet
+from gateway.api.observability.metrics import record_user_error
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import MAX_CUSTOMER_ID_LENGTH, clean_text
 from gateway.ledger.exchange import Quote
@@ -50,6 +51,7 @@ class UserError:
         """The error, its field under ``argument`` (a mutation's ``input``; None for a
         query's own arguments). The resolver has placed the field where its input holds it
         (``DomainError.placed``); only the spelling changes here."""
+        record_user_error(error.code.value)
         if not error.field:
             return [cls(code=error.code, field=None, message=error.message)]
         path = [*([argument] if argument else []), *(_camel(part) for part in error.field)]

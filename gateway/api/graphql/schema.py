@@ -26,6 +26,7 @@ from gateway.api.graphql.mutations import Mutation
 from gateway.api.graphql.queries import Query
 from gateway.api.graphql.scalars import DateTimeScalar, DecimalScalar, Int64, Int64Scalar
 from gateway.api.graphql.text import RefuseHostileText
+from gateway.api.observability.operations import RecordOperation
 
 log = logging.getLogger("gateway.api.graphql")
 
@@ -63,6 +64,7 @@ def build_schema(
             RefuseHostileText,  # after the cache, which sets the validation errors
             lambda: QueryCostLimiter(max_cost),
             ServiceFailures,
+            RecordOperation,
         ],
     )
     bulk.install(schema)
