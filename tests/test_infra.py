@@ -362,9 +362,15 @@ def test_no_file_under_k8s_holds_a_password() -> None:
 def test_the_production_settings_are_what_the_gateway_reads_and_accepts() -> None:
     data = find(production(), "ConfigMap", "coalition-settings")["data"]
     assert set(data) <= settings_names(), set(data) - settings_names()
-    secrets = {"DATABASE_URL": "postgresql://gateway@db/coalition"}
-    settings = Settings.from_env({**data, **secrets, "COALITION_SESSION_SECRET": "s" * 32})
+    # What the Secret holds (infra/README.md lists its keys).
+    secrets = {
+        "DATABASE_URL": "postgresql://gateway@db/coalition",
+        "COALITION_SESSION_SECRET": "s" * 32,
+        "COALITION_METRICS_TOKEN": "t" * 48,
+    }
+    settings = Settings.from_env({**data, **secrets})
     assert settings.production and not settings.demo_data and not settings.jobs
+    assert settings.metrics == "token" and settings.log_format == "json"
     assert settings.public_url.startswith("https://")
 
 
