@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.conftest import Gateway
+from tests.test_outbox import rows
 from tests.operations import ERRORS, payload
 from tests.test_api import convert, earn, enrol
 
@@ -77,6 +78,11 @@ async def test_a_new_rate_applies_at_once_and_earlier_conversions_keep_theirs(ga
     ]
     changes = (await gateway.gql(CHANGES))["data"]["configurationChanges"]
     assert [c["source"] for c in changes] == ["api", "bootstrap"]
+    # Partners and webhooks hear of it through the event log (the first import is silent).
+    found = [(row.type, row.actor, row.data.get("change")) for row in await rows(gateway)]
+    assert [row for row in found if row[0] == "configuration.changed"] == [
+        ("configuration.changed", "operator:test-operator", 2)
+    ]
 
 
 async def test_a_scheduled_rate_takes_effect_when_its_day_comes(gateway: Gateway):

@@ -33,7 +33,7 @@ def test_serve_runs_the_demo_coalition(tmp_path: Path) -> None:
         "PORT": str(port),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.api.cli", "serve", "--no-access-log"],
+        [sys.executable, "-m", "gateway.api.cli", "serve"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

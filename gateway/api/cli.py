@@ -18,7 +18,7 @@ from gateway.api import (
     cli_serve,
     cli_settlement,
 )
-from gateway.api.cli_database import DatabaseUnavailable
+from gateway.api.cli_database import DatabaseUnavailable, moment
 from gateway.api.observability.logs import configure_logging
 from gateway.api.settings import Settings, SettingsError
 from gateway.auth.clients import ClientError
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     close.add_argument(
         "--period-end",
-        type=cli_settlement.period_end,
+        type=moment,
         required=True,
         metavar="MOMENT",
         help="the end (exclusive), with a time zone: 2026-12-01T00:00:00Z",

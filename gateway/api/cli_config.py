@@ -9,23 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.api.cli_database import with_database
+from gateway.api.cli_database import moment, with_database
 from gateway.api.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from gateway.configuration.service import Applied
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {text!r}") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone, e.g. {text}Z")
-    return moment
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     apply.add_argument("--apply", action="store_true", help="write the change")
     apply.add_argument(
         "--effective-from",
-        type=_moment,
+        type=moment,
         metavar="MOMENT",
         help="when changed documents take effect (ISO 8601 with a zone; default now)",
     )

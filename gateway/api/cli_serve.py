@@ -69,6 +69,9 @@ def check_exposure(
     )
 
 
+LOG_LEVEL = "COALITION_LOG_LEVEL"  # `serve --log-level`, for its worker processes
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -107,7 +110,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.api.observability.logs import configure_logging
 
     # Uvicorn's records go through our renderer (no log_config of its own); its access log
-    # only when ours is off, not to log each request twice.
+    # only when ours is off, not to log each request twice. Worker processes build their
+    # app from the environment: the level and --no-access-log reach them through it.
+    os.environ[LOG_LEVEL] = args.log_level.upper()
+    if args.no_access_log:
+        os.environ["COALITION_REQUEST_LOG"] = "false"
+        settings = dataclasses.replace(settings, request_log=False)
     configure_logging(settings.log_format, args.log_level.upper())
     options: dict[str, object] = {
         "host": args.host,

@@ -21,17 +21,6 @@ if TYPE_CHECKING:
     from gateway.settlement.service import SettlementService
 
 
-def period_end(text: str) -> datetime:
-    """``--period-end``: an ISO 8601 moment with a time zone (``Z`` or an offset)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone, e.g. {text}Z")
-    return moment
-
-
 async def _settlement_service(engine: AsyncEngine, settings: Settings) -> SettlementService:
     from gateway.settlement.service import SettlementService
 

@@ -158,9 +158,10 @@ class Configuration:
                 return Applied(planned, None)
             summary = "\n".join(planned.lines)
             change = await store.write(connection, planned, now, by, source, summary)
-            data = {"change": change, "source": source, "lines": planned.lines[:100]}
-            event = NewEvent(types.CONFIGURATION_CHANGED, now, data=data, actor=by)
-            await outbox.append(connection, [event])
+            if source != "bootstrap":  # a new database's first import tells no one
+                data = {"change": change, "source": source, "lines": planned.lines[:100]}
+                event = NewEvent(types.CONFIGURATION_CHANGED, now, data=data, actor=by)
+                await outbox.append(connection, [event])
             return Applied(planned, change)
 
         applied = await (self.uow.read(work) if dry_run else self.uow.write(work))

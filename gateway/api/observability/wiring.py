@@ -3,6 +3,7 @@ ids, metrics, the request log, CORS) and the routes (/livez, /readyz, /metrics).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -23,7 +24,8 @@ from gateway.ledger.service import LedgerService
 
 
 def configure(settings: Settings) -> None:
-    configure_logging(settings.log_format)
+    # A worker of `coalition serve --workers N` logs at the level serve was given.
+    configure_logging(settings.log_format, os.environ.get("COALITION_LOG_LEVEL"))
 
 
 def middleware(settings: Settings) -> list[Middleware]:
