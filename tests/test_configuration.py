@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from tests.conftest import Gateway
-from tests.test_outbox import rows
 from tests.operations import ERRORS, payload
 from tests.test_api import convert, earn, enrol
+from tests.test_outbox import rows
 
 PAYLOAD = f"change {{ number changedBy source lines }} lines {ERRORS}"
 SET_RULE = f"""
