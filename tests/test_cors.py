@@ -52,7 +52,7 @@ async def test_a_listed_origin_is_allowed_with_credentials(gateway: Gateway):
 async def test_an_unlisted_origin_gets_no_cors_headers(gateway: Gateway):
     refused = await gateway.client.options("/graphql", headers=preflight("https://evil.example"))
     assert refused.status_code == 400
-    assert "access-control-allow-origin" not in refused.headers
+    assert not [name for name in refused.headers if name.startswith("access-control-")]
     token = await gateway.partner_token("skyway")
     answer = await gateway.client.post(
         "/graphql",
