@@ -160,6 +160,16 @@ async def test_bad_changes_are_refused_and_change_nothing(gateway: Gateway):
     )
     assert [e["code"] for e in update["userErrors"]] == ["INVALID_CONFIGURATION"]
     assert "point_value" in update["userErrors"][0]["message"]
+    # A provider whose credentials this deployment lacks: refused before it is written.
+    sign_in = {"issuer": "https://idp.skyway.example/", "development": False}
+    update = payload(
+        await gateway.gql(
+            UPDATE_PARTNER,
+            {"input": {"partner": "skyway", "settings": {"signIn": sign_in}}},
+        )
+    )
+    assert [e["code"] for e in update["userErrors"]] == ["INVALID_CONFIGURATION"]
+    assert "COALITION_OIDC_SKYWAY_CLIENT_ID" in update["userErrors"][0]["message"]
     changes = (await gateway.gql(CHANGES))["data"]["configurationChanges"]
     assert [c["source"] for c in changes] == ["bootstrap"]
     # Only operators change the configuration.

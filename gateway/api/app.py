@@ -33,7 +33,7 @@ from gateway.api.observability import wiring as observability
 from gateway.api.observability.operations import note_caller
 from gateway.api.pools import remote_pools
 from gateway.api.runtime import tune_gc
-from gateway.api.settings import Settings
+from gateway.api.settings import Settings, SettingsError
 from gateway.api.sign_in_routes import AuthRoutes
 from gateway.api.slow_clients import RequestBodyDeadline
 from gateway.auth.clients import ensure_demo_clients
@@ -48,6 +48,7 @@ from gateway.earning.observer import observe_programme
 from gateway.events.actor import set_actor
 from gateway.holds.service import HoldService
 from gateway.kernel.database import create_engine, migrate
+from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.service import LedgerService, utcnow
 from gateway.remote.operations import connect_pools
 from gateway.rewards.service import RewardService
@@ -148,7 +149,18 @@ def create_app(
 
             async def reconfigure(coalition: Coalition) -> None:
                 await service.reconfigure(coalition)
-                auth.reconfigure(app, coalition)
+                try:
+                    auth.reconfigure(app, coalition)
+                except SettingsError as error:  # checked when applied; the environment differs
+                    log.error("sign-in providers kept as they were: %s", error)
+
+            def usable(coalition: Coalition) -> None:
+                try:
+                    auth.check(coalition)
+                except SettingsError as error:
+                    raise DomainError(ErrorCode.INVALID_CONFIGURATION, str(error)) from None
+
+            configuration.validators.append(usable)
 
             configuration.listeners.append(reconfigure)
             watcher = Watcher(configuration, settings.config_poll)

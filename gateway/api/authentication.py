@@ -78,23 +78,28 @@ class AuthSystem:
         self._clients: list[httpx.AsyncClient] = []
         self.configure(coalition)
 
-    def configure(self, coalition: Coalition) -> None:
-        """Check the sign-ins of ``coalition`` and make the development providers it needs
-        (those made before are kept, with the sign-ins they have under way)."""
-        sign_ins = _sign_ins(coalition)
-        for name, sign_in in sign_ins.items():
+    def check(self, coalition: Coalition) -> None:
+        """Raise ``SettingsError`` unless every sign-in of ``coalition`` can be used here:
+        its credentials are in the environment, and no development provider in production."""
+        for name, sign_in in _sign_ins(coalition).items():
             if not sign_in.development:
                 try:
                     self._client(name, sign_in)  # fail now, not at sign-in
                 except ClientAuthError as error:
                     raise SettingsError(str(error)) from None
-                continue
-            if self.settings.production:
+            elif self.settings.production:
                 raise SettingsError(
                     f"sign-in for '{name}' uses the development provider, which production "
                     "refuses; configure its issuer"
                 )
-            if name not in self.dev_providers:
+
+    def configure(self, coalition: Coalition) -> None:
+        """Check the sign-ins of ``coalition`` and make the development providers it needs
+        (those made before are kept, with the sign-ins they have under way)."""
+        self.check(coalition)
+        sign_ins = _sign_ins(coalition)
+        for name, sign_in in sign_ins.items():
+            if sign_in.development and name not in self.dev_providers:
                 self.dev_providers[name] = DevProvider(
                     f"{self.settings.public_url}/dev/oidc/{name}",
                     {DEV_CLIENT_ID: self.dev_secret},

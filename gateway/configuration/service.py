@@ -5,7 +5,7 @@ round trip through the conversion rules returns more points than it took."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,14 +39,16 @@ def invalid(error: ConfigError) -> DomainError:
     return DomainError(ErrorCode.INVALID_CONFIGURATION, str(error))
 
 
-def check(state: State, now: datetime) -> None:
+def check(state: State, now: datetime, validators: Sequence[Validator] = ()) -> None:
     """Raise ``DomainError`` unless ``state`` loads now and whenever a scheduled version
-    takes effect, and its rules allow no arbitrage from now on."""
+    takes effect, passes ``validators`` then, and its rules allow no arbitrage from now on."""
     for moment in state.moments_from(now):
         try:
-            state.coalition(moment)
+            coalition = state.coalition(moment)
         except ConfigError as error:
             raise invalid(error) from None
+        for validator in validators:
+            validator(coalition)
     found = find_arbitrage(state.live_rules(), now)
     if found is not None:
         raise DomainError(
@@ -56,6 +58,9 @@ def check(state: State, now: datetime) -> None:
 
 
 Listener = Callable[[Coalition], Awaitable[None]]
+# What this deployment can run, beyond the configuration itself (sign-ins' credentials):
+# raises DomainError for a configuration it cannot.
+Validator = Callable[[Coalition], None]
 Edit = Callable[[State, ConfigFiles, datetime], ConfigFiles]  # state, files in force, now
 
 
@@ -69,6 +74,7 @@ class Configuration:
         self._coalition: Coalition | None = None
         self._next: datetime | None = None
         self.listeners: list[Listener] = []  # told of each new configuration this process loads
+        self.validators: list[Validator] = []
 
     @property
     def coalition(self) -> Coalition:
@@ -153,7 +159,7 @@ class Configuration:
                 planned = plan(state, files, now, effective_from)
             except ConfigError as error:
                 raise invalid(error) from None
-            check(planned.after(state), now)
+            check(planned.after(state), now, self.validators)
             if dry_run or planned.empty:
                 return Applied(planned, None)
             summary = "\n".join(planned.lines)
