@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import structlog
+from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.observability import requests
+from gateway.api.observability import requests, tracing
 from gateway.api.observability.logs import access_logger
 from gateway.api.observability.metrics import record_request
 
@@ -40,23 +41,27 @@ class ObserveRequests:
 
         token = requests.begin(record)
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        span = tracing.server_span(scope["method"], Headers(scope=scope))
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, respond)
+            with trace.use_span(span, end_on_exit=False):
+                await self.app(scope, receive, respond)
         finally:
             seconds = time.perf_counter() - start
-            self._observe(scope, record, status, seconds)
+            template = self._observe(scope, record, status, seconds)
+            tracing.finish(span, record, template, scope["method"], status)
             structlog.contextvars.reset_contextvars(**bound)
             requests.end(token)
 
     def _observe(
         self, scope: Scope, record: requests.RequestRecord, status: int, seconds: float
-    ) -> None:
+    ) -> str:
+        """Record the request's metrics and log line; its route's template."""
         route = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED
+        template: str = getattr(route, "path", None) or UNMATCHED
         record_request(record, template, scope["method"], status, seconds)
         if not self.request_log or scope["path"] in QUIET:
-            return
+            return template
         outcome = record.outcome if record.graphql and record.outcome else None
         fields = dict(
             method=scope["method"],
@@ -72,3 +77,4 @@ class ObserveRequests:
             duration_ms=round(seconds * 1000, 2),
         )
         self.log.info("request", **{k: v for k, v in fields.items() if v is not None})
+        return template
