@@ -35,7 +35,6 @@ from gateway.ledger.records import (
     scope,
 )
 from gateway.ledger.rules import (
-    AccountCode,
     TransferKind,
     conversion_legs,
     earn_legs,
@@ -68,22 +67,19 @@ class LedgerService(LedgerReads):
 
     async def start(self) -> None:
         """Create every pool's system accounts (once) and remember their ids."""
-
-        async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
-            return await repository.ensure_system_accounts(connection, self.coalition.partners)
-
-        self.kernel.system_accounts = await self.uow.write(work)
+        await self._open_pools(self.coalition)
 
     async def reconfigure(self, coalition: Coalition) -> None:
         """Run with ``coalition`` from now on (a configuration change): a new partner's
         pool gets its system accounts first."""
         if coalition.partners.keys() - self.coalition.partners.keys():
-
-            async def work(connection: AsyncConnection) -> dict[tuple[str, AccountCode], int]:
-                return await repository.ensure_system_accounts(connection, coalition.partners)
-
-            self.kernel.system_accounts = await self.uow.write(work)
+            await self._open_pools(coalition)
         self.coalition = coalition
+
+    async def _open_pools(self, coalition: Coalition) -> None:
+        self.kernel.system_accounts = await self.uow.write(
+            lambda connection: repository.ensure_system_accounts(connection, coalition.partners)
+        )
 
     @property
     def observers(self) -> list[PostingObserver]:
