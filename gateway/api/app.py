@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway.api import jobs as wiring
 from gateway.api.authentication import AuthSystem
+from gateway.api.console.routes import Console
 from gateway.api.faults import ServiceFailure, classify
 from gateway.api.graphiql import GraphiQLPage
 from gateway.api.graphiql import routes as graphiql_routes
@@ -270,6 +271,7 @@ def create_app(
         *browser.routes(),
         *auth.mounts(),
         *(graphiql_routes() if settings.graphiql else []),
+        *Console(auth).routes(),
     ]
     app = Starlette(
         routes=routes,
