@@ -51,6 +51,7 @@ from gateway.ledger.service import LedgerService
 from gateway.ledger.tables import obligations
 from gateway.settlement import export, reconciliation, statement_sql
 from gateway.settlement import store as sql
+from gateway.settlement.open_obligations import OpenObligations, open_obligations
 from gateway.settlement.records import Finding, Period, Statement, positions_of
 from gateway.settlement.tables import settlement_periods, statement_pairs, statements
 
@@ -146,6 +147,12 @@ class SettlementService:
         return await self.uow.write(work)
 
     # Reading
+
+    async def open_obligations(self, until: datetime | None = None) -> OpenObligations:
+        """Obligations no period holds yet (those created before ``until`` when given),
+        per debtor and creditor: what a close ending at ``until`` would take."""
+        moment = aware_utc(until, "until") if until is not None else None
+        return await self.uow.read(lambda connection: open_obligations(connection, moment))
 
     async def periods(self, limit: int = MAX_PERIODS) -> list[Period]:
         """Closed periods, the latest first."""

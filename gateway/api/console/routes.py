@@ -16,6 +16,12 @@ from gateway.api.console import shell
 from gateway.api.console.pages import find
 from gateway.auth.principal import OperatorPrincipal
 
+# isort: off
+# The pages register themselves on import, in the navigation's order.
+from gateway.api.console import overview  # noqa: F401
+from gateway.api.console import settlement  # noqa: F401
+# isort: on
+
 if TYPE_CHECKING:
     from gateway.api.authentication import AuthSystem
 

@@ -28,6 +28,7 @@ from gateway.api.graphql.promotions import PromotionQueries
 from gateway.api.graphql.rewards import Reward, RewardQueries
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.api.graphql.settlement import SettlementQueries
+from gateway.api.graphql.settlement_open import OpenObligationQueries
 from gateway.api.graphql.tiers import TierQueries
 from gateway.api.graphql.types import Transfer
 from gateway.kernel.errors import DomainError
@@ -38,6 +39,7 @@ from gateway.ledger.records import MemberRef
 class Query(
     RewardQueries,
     SettlementQueries,
+    OpenObligationQueries,
     ProgrammeQueries,
     ChallengeQueries,
     TierQueries,
