@@ -62,7 +62,7 @@ def test_the_operator_sees_the_overview_settles_a_period_and_downloads_its_csv(
     page.get_by_role("button", name="Preview the close").click()
     preview = page.locator("#preview")
     expect(preview).to_be_visible()
-    expect(preview).to_contain_text("takes 1 open obligations")
+    expect(preview).to_contain_text("takes 1 open obligation, €")
     expect(preview.locator("table")).to_contain_text("skyway")
     expect(page.locator("#confirm-close")).to_be_focused()
     page.screenshot(path=str(SCREENSHOTS / "console-settlement.png"), full_page=True)
@@ -85,5 +85,32 @@ def test_the_operator_sees_the_overview_settles_a_period_and_downloads_its_csv(
     page.get_by_role("button", name="Preview the close").click()  # the same end again
     page.locator("#confirm-close").click()
     expect(status).to_contain_text("already been closed")
+
+    page.locator("#period-end").fill("2099-01-01T00:00:00")
+    page.get_by_role("button", name="Preview the close").click()
+    expect(preview).to_contain_text("takes no open obligation")
+    page.get_by_role("button", name="Cancel").click()
+    expect(status).to_contain_text("Nothing was closed")
+    page.get_by_role("button", name="Preview the close").click()
+    page.locator("#confirm-close").click()
+    expect(status).to_contain_text("has not ended yet")
+    expect(status).to_contain_text("PERIOD_NOT_ENDED")
+    expect(status).to_have_attribute("data-kind", "error")
+    assert visit.refused == []
+    assert visit.errors == []
+
+
+def test_both_pages_fit_a_phone(server: str, visit: Visit):
+    page = visit.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server}/console/overview")
+    page.get_by_role("button", name="Olivia").click()
+    page.wait_for_url(f"{server}/console/overview")
+    expect(page.locator("#partner-charts figure")).to_have_count(2)
+    for path, ready in (("overview", "#partners-table"), ("settlement", "#periods table")):
+        page.goto(f"{server}/console/{path}")
+        expect(page.locator(ready).first).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"/console/{path} is {width}px wide at a phone's 390px"
     assert visit.refused == []
     assert visit.errors == []

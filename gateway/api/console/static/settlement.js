@@ -14,6 +14,7 @@
   const CLOSE = `mutation Close($end: DateTime!) { closeSettlementPeriod(input: {periodEnd: $end}) {
     period { number closesAt obligationCount } idempotentReplay userErrors { code message } } }`;
   const cash = (m) => C.money(m.amount, m.currency);
+  const count = (n, thing) => `${n === 0 ? "no" : n} ${thing}${n === 1 ? "" : "s"}`;
   const moment = (iso) => iso ? iso.replace("T", " ").replace(/(\.\d+)?(\+00:00|Z)$/, " UTC") : "the beginning";
 
   function matrix(open) {
@@ -45,7 +46,7 @@
     const open = (await C.gql(OPEN)).openObligations;
     $("open-summary").textContent = open.obligationCount === 0
       ? `No open obligation since ${moment(open.since)}.`
-      : `${open.obligationCount} open obligations since ${moment(open.since)}, ${cash(open.total)} in all. ` +
+      : `${count(open.obligationCount, "open obligation")} since ${moment(open.since)}, ${cash(open.total)} in all. ` +
         "The operator's fees are charged when a period closes.";
     $("matrix").replaceChildren(open.obligationCount ? matrix(open) : "");
     $("positions").replaceChildren(open.obligationCount ? positions(open) : "");
@@ -57,7 +58,7 @@
       cash(s.net), C.el("a", {href: s.csvPath, download: ""}, `CSV (${s.partner})`)]);
     return C.table(
       `Period ${period.number}: ${moment(period.opensAt)} to ${moment(period.closesAt)}, ` +
-      `${period.obligationCount} obligations, closed by ${period.closedBy}`,
+      `${count(period.obligationCount, "obligation")}, closed by ${period.closedBy}`,
       ["Partner", "Obligations", "Payable", "Receivable", "Fees", "Net", "Statement"], rows, [1, 2, 3, 4, 5]);
   }
 
@@ -88,9 +89,10 @@
     box.replaceChildren(
       C.el("h3", {}, "Confirm the close"),
       C.el("p", {}, `Closing the period from ${moment(open.since)} up to ${moment(end)} (excluded) takes ` +
-        `${open.obligationCount} open obligations, ${cash(open.total)} in all, ` +
+        `${count(open.obligationCount, "open obligation")}, ${cash(open.total)} in all, ` +
         "and charges the operator's fees on the points issued and converted in it. A closed period never changes."),
-      pairs.length ? C.table("Obligations the period will hold", ["Debtor", "Creditor", "Obligations", "Amount"], pairs, [2, 3]) : "",
+      pairs.length ? C.el("div", {class: "scroll"}, C.table("Obligations the period will hold",
+        ["Debtor", "Creditor", "Obligations", "Amount"], pairs, [2, 3])) : "",
       C.el("div", {class: "actions"},
         C.el("button", {type: "button", id: "confirm-close", on: {click: () => confirm(end)}}, "Close the period"),
         C.el("button", {type: "button", class: "secondary", on: {click: cancel}}, "Cancel")));
@@ -110,14 +112,14 @@
     try {
       const result = (await C.gql(CLOSE, {end})).closeSettlementPeriod;
       if (result.userErrors.length) {
-        C.status(result.userErrors.map((e) => `${e.message} (${e.code})`).join(" "), "error");
+        C.status(result.userErrors.map((e) => `${e.message} [${e.code}]`).join(" "), "error");
         return;
       }
       const p = result.period;
       $("preview").hidden = true;
       C.status(result.idempotentReplay
         ? `Period ${p.number} had already been closed at ${moment(p.closesAt)}: nothing changed.`
-        : `Closed period ${p.number} up to ${moment(p.closesAt)}: ${p.obligationCount} obligations, fees included.`, "done");
+        : `Closed period ${p.number} up to ${moment(p.closesAt)}: ${count(p.obligationCount, "obligation")}, fees included.`, "done");
       await Promise.all([showOpen(), showPeriods()]);
     } catch (error) { C.status(error.message, "error"); }
   }
