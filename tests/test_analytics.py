@@ -19,6 +19,8 @@ from tests.operations import ERRORS, payload
 from tests.sso import Brands, brands, sso  # noqa: F401
 from tests.test_api import convert, redeem, reverse
 from tests.test_expiry import earned, enrol
+from tests.test_rewards import redeem as redeem_reward
+from tests.test_rewards import reward
 
 COALITION = """
 name = "Analytics coalition"
@@ -339,3 +341,24 @@ async def test_bad_ranges_are_refused(
         gw, since="2026-06-01T00:00:00Z", until="2029-06-01T00:00:00Z", granularity="WEEK"
     )
     assert len(weeks["buckets"]) == 157
+
+
+async def test_a_reward_paid_with_another_partners_points_is_a_cross_brand_flow(
+    gw: Gateway, clock: Clock
+):
+    member = await enrol(gw, "R")
+    await earned(gw, member, 1000, "E-R")
+    cappuccino = await reward(gw, "brewbar", pricePoints=50, value="2.00")
+    result = await redeem_reward(gw, cappuccino, member, "skyway", "RR-1")
+    assert result["userErrors"] == []
+    assert result["receipt"]["paidPoints"] == 200  # 50 stars at 0.25 a mile
+    await gw.settle_events()
+    window = {"since": "2026-06-01T00:00:00Z", "until": "2026-06-02T00:00:00Z"}
+    flows = (await gw.gql(FLOWS, window))["data"]["crossBrandFlows"]["flows"]
+    assert [(f["pointsOut"], f["pointsIn"], f["rewardPoints"]) for f in flows] == [(200, 50, 200)]
+    bar = await earn_burn(gw, partner="brewbar", **window)
+    assert bar["totals"] == figures(redeemed=50, into=50, active=1)
+    assert bar["outstanding"] == 0
+    sky = await earn_burn(gw, partner="skyway", **window)
+    assert sky["totals"] == figures(issued=1000, out=200, active=1)
+    assert (sky["outstanding"], sky["liability"]["amount"]) == (800, "9.60")

@@ -167,8 +167,8 @@ class CrossBrandFlow:
         return self.flow.points_in
 
     @strawberry.field(
-        description="Target points of rewards of `toPartner` paid with `fromPartner`'s "
-        "points (their conversions are in pointsOut and pointsIn too)."
+        description="`fromPartner`'s points that paid for rewards of `toPartner` (the "
+        "conversions paying for them are in pointsOut and pointsIn too)."
     )
     def reward_points(self) -> Int64:
         return self.flow.reward_points
