@@ -362,3 +362,23 @@ async def test_a_reward_paid_with_another_partners_points_is_a_cross_brand_flow(
     sky = await earn_burn(gw, partner="skyway", **window)
     assert sky["totals"] == figures(issued=1000, out=200, active=1)
     assert (sky["outstanding"], sky["liability"]["amount"]) == (800, "9.60")
+
+
+async def test_reversals_take_back_from_their_kinds_figures(gw: Gateway, clock: Clock):
+    member = await enrol(gw, "V")
+    await earned(gw, member, 1000, "E-V")
+    spent = await redeem(gw, member, 300, "R-V")
+    converted = await convert(gw, member, 400, "C-V")
+    assert (await reverse(gw, spent["transfer"]["id"], "V-R"))["userErrors"] == []
+    half = await reverse(gw, converted["transfer"]["id"], "V-C", 200)
+    assert half["userErrors"] == [] and half["reversal"]["receivedPoints"] == 50
+    await gw.settle_events()
+    window = {"since": "2026-06-01T00:00:00Z", "until": "2026-06-02T00:00:00Z"}
+    sky = await earn_burn(gw, partner="skyway", **window)
+    # 1000 earned; 300 redeemed and given back; 400 converted, 200 of them given back.
+    assert sky["totals"] == figures(issued=1000, out=200, active=1)
+    assert sky["outstanding"] == 800
+    bar = await earn_burn(gw, partner="brewbar", **window)
+    assert (bar["totals"]["convertedIn"], bar["outstanding"]) == (50, 50)
+    flows = (await gw.gql(FLOWS, window))["data"]["crossBrandFlows"]["flows"]
+    assert [(f["pointsOut"], f["pointsIn"]) for f in flows] == [(200, 50)]
