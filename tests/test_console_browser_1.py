@@ -22,7 +22,12 @@ ACTIVITY = """async () => {
   const converted = await Console.gql(`mutation($id: ID!) { convertPoints(input: {memberId: $id,
     fromPartner: "skyway", toPartner: "brewbar", points: 300, idempotencyKey: "console-1"}) {
     transfer { receivedPoints } userErrors { code message } } }`, {id: alice.memberByEnrolment.id});
-  return converted.convertPoints;
+  const rewards = await Console.gql(`{ rewards(partner: "brewbar") { id pricePoints } }`);
+  const cappuccino = rewards.rewards.find((r) => r.pricePoints === 60);
+  const redeemed = await Console.gql(`mutation($reward: ID!, $id: ID!) { redeemReward(input: {
+    rewardId: $reward, member: {id: $id}, payWith: "brewbar", idempotencyKey: "console-2"}) {
+    userErrors { code message } } }`, {reward: cappuccino.id, id: alice.memberByEnrolment.id});
+  return {...converted.convertPoints, redeemErrors: redeemed.redeemReward.userErrors};
 }"""
 
 
@@ -36,6 +41,7 @@ def test_the_operator_sees_the_overview_settles_a_period_and_downloads_its_csv(
     expect(page.locator("#partners-table")).to_contain_text("SkyWay")
     converted = page.evaluate(ACTIVITY)
     assert converted["userErrors"] == [] and converted["transfer"]["receivedPoints"] > 0
+    assert converted["redeemErrors"] == []
 
     page.reload()
     totals = page.locator("#totals")
@@ -47,6 +53,20 @@ def test_the_operator_sees_the_overview_settles_a_period_and_downloads_its_csv(
     expect(charts).to_have_count(2)
     expect(charts.first).to_contain_text("Liability per partner (EUR)")
     assert page.locator("#partner-charts rect").count() > 4  # bars, not an empty frame
+    # The analytics' daily aggregates take the postings within a second or so.
+    summary = page.locator("#activity-summary")
+    for _ in range(20):
+        if "60 stars redeemed" in (summary.text_content() or ""):
+            break
+        time.sleep(0.5)
+        page.get_by_role("button", name="Show").click()
+    expect(summary).to_contain_text("BrewBar Coffee over the range")
+    expect(summary).to_contain_text("60 stars redeemed")
+    activity = page.locator("#activity-charts figure")
+    expect(activity).to_have_count(2)
+    expect(activity.first).to_contain_text("BrewBar Coffee: stars per day")
+    expect(activity.last).to_contain_text("liability at the end of each day (EUR)")
+    assert page.locator("#activity-charts rect").count() > 0
     page.screenshot(path=str(SCREENSHOTS / "console-overview.png"), full_page=True)
 
     time.sleep(1.1)  # the period's end defaults to the current second: after the conversion

@@ -12,7 +12,16 @@ FRAME = (
     '<div class="scroll" id="partners"></div><div id="partner-charts" class="chart-pair"></div>'
     "</section>"
     '<section aria-labelledby="activity-heading" id="activity">'
-    '<h2 id="activity-heading">Earn and burn over time</h2><div id="activity-charts"></div>'
+    '<h2 id="activity-heading">Earn and burn over time</h2>'
+    '<form class="inline" id="activity-form">'
+    '<label for="activity-partner">Partner<select id="activity-partner" name="partner">'
+    "</select></label>"
+    '<label for="activity-granularity">Per<select id="activity-granularity" name="granularity">'
+    '<option value="DAY">day, the last 30 days</option>'
+    '<option value="WEEK">week, the last 12 weeks</option>'
+    '<option value="MONTH">month, the last 12 months</option></select></label>'
+    '<button type="submit">Show</button></form>'
+    '<p id="activity-summary"></p><div id="activity-charts" class="chart-pair"></div>'
     "</section>"
 )
 

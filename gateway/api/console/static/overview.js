@@ -1,7 +1,7 @@
 // /console/overview: the coalition's liability and value per partner, redemption and breakage
 // rates, and earn and burn over time, from the GraphQL API as the signed-in operator.
 "use strict";
-const Overview = (() => {
+(() => {
   const C = Console;
   const $ = (id) => document.getElementById(id);
   const PARTNERS = `{ partners { slug name currency { name } pointValue { amount currency }
@@ -67,13 +67,66 @@ const Overview = (() => {
       const found = await C.gql(breakageQuery(partners.map((p) => p.slug)));
       partners.forEach((p, i) => { p.breakage = found[`b${i}`]; });
       show(partners);
-      await Overview.activity();
+      await startActivity(partners);
     } catch (error) { C.status(error.message, "error"); }
   }
 
-  // Earn and burn over time: filled once the analytics API gives time series.
-  async function activity() { $("activity").hidden = true; }
+  // Earn and burn over time, from the analytics API's daily aggregates: the chosen partner's
+  // points per bucket, and the whole coalition's liability at the end of each bucket.
+  const EARN_BURN = `query EarnBurn($partner: String!, $since: DateTime!, $until: DateTime!,
+      $granularity: AnalyticsGranularity!) {
+    chosen: earnBurn(partner: $partner, since: $since, until: $until, granularity: $granularity) {
+      buckets { start figures { issued redeemed convertedIn convertedOut } }
+      totals { issued redeemed } breakagePoints breakageValue { amount currency } redemptionRate asOf }
+    coalition: earnBurn(since: $since, until: $until, granularity: $granularity) {
+      buckets { start liability { amount currency } } } }`;
+  const PER = {DAY: "day", WEEK: "week", MONTH: "month"};
+  let known = [];
+
+  function range(granularity) {
+    const now = new Date();
+    const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+    const dayMs = 86400000;
+    const since = granularity === "MONTH"
+      ? Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 11, 1)
+      : today - (granularity === "WEEK" ? 83 : 29) * dayMs;
+    return {since: new Date(since).toISOString(), until: new Date(today + dayMs).toISOString()};
+  }
+
+  async function activity(event) {
+    if (event) event.preventDefault();
+    const partner = known.find((p) => p.slug === $("activity-partner").value);
+    const granularity = $("activity-granularity").value;
+    C.status(`Reading ${partner.name}'s points per ${PER[granularity]}…`);
+    let found;
+    try {
+      found = await C.gql(EARN_BURN, {partner: partner.slug, granularity, ...range(granularity)});
+    } catch (error) { C.status(error.message, "error"); return; }
+    const unit = partner.currency.name;
+    const label = (b) => (granularity === "MONTH" ? b.start.slice(0, 7) : b.start.slice(5));
+    const chosen = found.chosen, buckets = chosen.buckets;
+    const series = [["Issued", "issued"], ["Redeemed", "redeemed"], ["Converted in", "convertedIn"],
+      ["Converted out", "convertedOut"]].map(([name, key]) => ({name, values: buckets.map((b) => b.figures[key])}));
+    const currency = found.coalition.buckets.length ? found.coalition.buckets[0].liability.currency : "";
+    $("activity-charts").replaceChildren(
+      C.chart(`${partner.name}: ${unit} per ${PER[granularity]}`, buckets.map(label), series, unit),
+      C.chart(`The coalition's liability at the end of each ${PER[granularity]} (${currency})`,
+        found.coalition.buckets.map(label),
+        [{name: "Liability", values: found.coalition.buckets.map((b) => Number(b.liability.amount))}], currency));
+    $("activity-summary").textContent =
+      `${partner.name} over the range: ${C.points(chosen.totals.issued, unit)} issued, ` +
+      `${C.points(chosen.totals.redeemed, unit)} redeemed (redemption rate ${C.percent(chosen.redemptionRate)}), ` +
+      `${C.points(chosen.breakagePoints, unit)} expired unspent (${C.money(chosen.breakageValue.amount, chosen.breakageValue.currency)}). ` +
+      (chosen.asOf ? `Figures as of ${C.day(chosen.asOf)} ${chosen.asOf.slice(11, 19)} UTC.` : "No activity recorded yet.");
+    C.status(`Showing ${partner.name} per ${PER[granularity]}.`, "done");
+  }
+
+  function startActivity(partners) {
+    known = partners;
+    $("activity-partner").replaceChildren(...partners.map((p) => C.el("option", {value: p.slug}, p.name)));
+    $("activity-form").addEventListener("submit", activity);
+    return activity();
+  }
 
   document.addEventListener("DOMContentLoaded", () => start());
-  return {activity};
 })();
