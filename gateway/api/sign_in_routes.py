@@ -243,12 +243,15 @@ class AuthRoutes:
                     "The provider did not show a fresh sign-in for this link.",
                 )
             try:
-                await self.identity.link(principal.member_id, proof, use)
+                linked = await self.identity.link(principal.member_id, proof, use)
             except Contention:
                 raise
             except DomainError as error:
                 return await self._refuse(state, "Link refused", error.message)
-            response: Response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
+            back = flow.return_to or DEFAULT_RETURN
+            if linked.merged:  # the page can say that another member's points moved over
+                back = add_params_to_uri(back, [("merged", str(len(linked.merged)))])
+            response: Response = RedirectResponse(back, 303)
             self._forget(response, FLOW_COOKIE)
             return response
         operator = provider.is_operator(claims)
