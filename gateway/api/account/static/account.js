@@ -34,7 +34,7 @@
         node.setAttribute(name, value === true ? "" : String(value));
       }
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -211,14 +211,15 @@
     ];
     const box = $("quote");
     const confirm = el("button", {type: "button", on: {click: convert}}, "Confirm conversion");
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("h3", {}, `Quote: ${brand(from)} to ${brand(to)}`),
       el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       quote.sufficientBalance ? null : el("p", {"class": "warning"},
         `You have ${points(quote.sourceBalance, from)}: not enough for this conversion.`),
       el("div", {"class": "actions"}, confirm,
         el("button", {type: "button", on: {click: () => { box.hidden = true; state.quote = null; }}},
-          "Cancel")));
+          "Cancel")),
+    ].filter(Boolean));
     box.hidden = false;
     confirm.disabled = !quote.sufficientBalance;
     (quote.sufficientBalance ? confirm : box.querySelector("button:last-child")).focus();
