@@ -53,7 +53,7 @@ def test_alice_links_brewbar_sees_the_merge_and_converts_miles(server: str, visi
     expect(quote).to_contain_text("300 miles")
     expect(quote).to_contain_text("6 miles, included")  # 2 %, rounded up
     expect(quote).to_contain_text("0.25 stars per mile")
-    expect(quote).to_contain_text("73 stars")  # (300 - 6) × 0.25, rounded down
+    expect(quote).to_contain_text("73 stars")  # (300 - 6) * 0.25, rounded down
     expect(wallets.locator('[data-partner="skyway"]')).to_contain_text("840 miles")  # a quote
     page.get_by_role("button", name="Confirm conversion").click()
     after = before + 73
@@ -83,11 +83,17 @@ def test_unlinking_asks_first_and_the_last_sign_in_stays(server: str, visit: Vis
     page.get_by_role("button", name="Unlink BrewBar Coffee").click()
     page.get_by_role("button", name="Yes, unlink BrewBar Coffee").click()
     result = page.locator("#unlink-result")
-    expect(result).to_have_text("BrewBar Coffee is unlinked: you can no longer sign in with it here.")
+    expect(result).to_have_text(
+        "BrewBar Coffee is unlinked: you can no longer sign in with it here."
+    )
     expect(page.get_by_role("link", name="Link BrewBar Coffee")).to_be_visible()
     page.get_by_role("button", name="Unlink SkyWay Airlines").click()
     page.get_by_role("button", name="Yes, unlink SkyWay Airlines").click()
     expect(result).to_contain_text("Not unlinked:")
+    page.get_by_label("Points", exact=True).fill("50")  # SkyWay converts 100 miles or more
+    page.get_by_role("button", name="Get a quote").click()
+    expect(page.locator("#convert-result")).to_contain_text("No quote:")
+    expect(page.locator("#quote")).to_be_hidden()
     page.get_by_role("button", name="Sign out").click()
     page.goto(f"{server}/account")
     expect(page).to_have_url(f"{server}/account/sign-in")

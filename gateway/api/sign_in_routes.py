@@ -12,7 +12,7 @@ import html
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from authlib.common.urls import add_params_to_uri
@@ -249,7 +249,9 @@ class AuthRoutes:
             except DomainError as error:
                 return await self._refuse(state, "Link refused", error.message)
             back = flow.return_to or DEFAULT_RETURN
-            if linked.merged:  # the page can say that another member's points moved over
+            # A page that asks to hear of the link (?linked=<brand>, as /account does) is
+            # told too whether another member was merged in: their points moved over.
+            if linked.merged and "linked" in parse_qs(urlsplit(back).query):
                 back = add_params_to_uri(back, [("merged", str(len(linked.merged)))])
             response: Response = RedirectResponse(back, 303)
             self._forget(response, FLOW_COOKIE)
