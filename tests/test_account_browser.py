@@ -90,7 +90,11 @@ def test_unlinking_asks_first_and_the_last_sign_in_stays(server: str, visit: Vis
     page.get_by_role("button", name="Unlink SkyWay Airlines").click()
     page.get_by_role("button", name="Yes, unlink SkyWay Airlines").click()
     expect(result).to_contain_text("Not unlinked:")
+    page.get_by_label("Points", exact=True).fill("200")
+    page.get_by_role("button", name="Get a quote").click()
+    expect(page.locator("#quote")).to_contain_text("You receive")
     page.get_by_label("Points", exact=True).fill("50")  # SkyWay converts 100 miles or more
+    expect(page.locator("#quote")).to_be_hidden()  # the quote was for 200
     page.get_by_role("button", name="Get a quote").click()
     expect(page.locator("#convert-result")).to_contain_text("No quote:")
     expect(page.locator("#quote")).to_be_hidden()

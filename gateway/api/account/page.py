@@ -135,7 +135,8 @@ class AccountPage:
             '<ul class="identities" id="identities"></ul>'
             '<p id="unlink-result" class="result" role="status" aria-live="polite"></p>'
             '<h3>Link another brand</h3><p class="hint">Linking signs you in at the brand; '
-            "if it knows you as another member, that member's points move to you.</p>"
+            "if it knows you as another member, that member's points move to you. It needs "
+            "a sign-in from the last 10 minutes: if asked, sign out and in again.</p>"
             f'<ul class="links" id="links">{links}</ul></section>'
             '<section aria-labelledby="rewards-title"><h2 id="rewards-title">Rewards you can '
             'get now</h2><ul class="rewards" id="rewards"></ul></section>'

@@ -329,6 +329,10 @@
 
   async function start() {
     $("convert").addEventListener("submit", askQuote);
+    $("convert").addEventListener("input", () => { // a quote is for what the form said then
+      $("quote").hidden = true;
+      state.quote = null;
+    });
     $("more").addEventListener("click", () => loadHistory().catch((e) => notice(e.message, "error")));
     try {
       await load();
