@@ -75,6 +75,10 @@ def test_alice_links_brewbar_sees_the_merge_and_converts_miles(server: str, visi
 def test_unlinking_asks_first_and_the_last_sign_in_stays(server: str, visit: Visit):
     page = visit.page
     sign_in_as_alice(server, visit)  # BrewBar is linked (the test above)
+    page.goto(f"{server}/account?linked=freshmart&merged=1")  # not a link Alice made
+    expect(page.locator("#history li").first).to_be_visible()
+    expect(page).to_have_url(f"{server}/account")
+    expect(page.locator("#notice")).to_be_hidden()
     identities = page.locator("#identities")
     page.get_by_role("button", name="Unlink BrewBar Coffee").click()
     expect(identities).to_contain_text("You will no longer sign in with it here")

@@ -308,7 +308,9 @@
   function linkedNotice(latest) {
     const params = new URLSearchParams(location.search);
     const linked = params.get("linked");
-    if (!linked) return;
+    window.history.replaceState(null, "", "/account");  // a reload does not say it again
+    // Only a sign-in this member holds: a crafted address cannot make up a confirmation.
+    if (!linked || !state.me.identities.some((i) => i.provider === linked)) return;
     const lines = [`${brand(linked)} is linked: you can sign in with it and its points are yours.`];
     if (params.get("merged")) {
       // The merge's transfers are the newest: one per wallet that had points.
@@ -324,7 +326,6 @@
           "(it had no points to move).");
     }
     notice(lines);
-    window.history.replaceState(null, "", "/account");
   }
 
   async function start() {
