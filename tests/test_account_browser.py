@@ -107,3 +107,16 @@ def test_unlinking_asks_first_and_the_last_sign_in_stays(server: str, visit: Vis
     expect(page).to_have_url(f"{server}/account/sign-in")
     assert visit.refused == []
     assert visit.errors == []
+
+
+def test_a_session_that_ended_leads_back_to_the_sign_in(server: str, visit: Visit):
+    page = visit.page
+    sign_in_as_alice(server, visit)
+    expect(page.locator("#history li").first).to_be_visible()
+    page.context.clear_cookies()  # as when the session expires
+    page.get_by_label("Points", exact=True).fill("200")
+    page.get_by_role("button", name="Get a quote").click()
+    page.wait_for_url(f"{server}/account/sign-in")
+    expect(page.get_by_role("link", name="Sign in with SkyWay")).to_be_visible()
+    assert visit.refused == []
+    assert all("status of 401" in error for error in visit.errors), visit.errors

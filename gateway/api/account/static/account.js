@@ -13,6 +13,10 @@
       headers: {"content-type": "application/json", "accept": "application/json"},
       body: JSON.stringify({query, variables}),
     });
+    if (response.status === 401) {  // the session ended: sign in again, back to this page
+      window.location.assign("/account/sign-in");
+      throw new Error("Your session has ended: sign in again.");
+    }
     let body;
     try {
       body = await response.json();
