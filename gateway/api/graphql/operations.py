@@ -162,8 +162,8 @@ class OperationsQueries:
                 [PendingRemoteOperation(operation=Operation.from_row(row)) for row in pending],
                 [
                     ImportRun(
-                        EarnImport(ImportRecord(**{f: row._mapping[f] for f in fields})),
-                        row.updated_at,
+                        job=EarnImport(record=ImportRecord(**{f: row._mapping[f] for f in fields})),
+                        updated_at=row.updated_at,
                     )
                     for row in latest
                 ],
