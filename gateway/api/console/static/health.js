@@ -26,11 +26,11 @@
     $("consumers-table").replaceChildren(table("Consumers", ["Consumer", "Behind (events)", "Oldest waiting for", "Oldest waiting event"],
       o.consumers.map((c) => [c.name, `${count.format(c.lagEvents)} events`, seconds(c.lagSeconds), when(c.oldestWaitingAt)]), [1, 2]));
     $("remote-table").replaceChildren(
-      table("Remote operations by status", ["Status", "Operations"], o.remoteOperations.map((r) => [r.status, count.format(r.count)]), [1]),
-      table("Pending, longest waiting first", ["Operation", "Kind", "Partner", "Points", "Attempts", "Last attempt", "Next attempt", "Last error"],
+      Console.tableOrNone("Remote operations by status", ["Status", "Operations"], o.remoteOperations.map((r) => [r.status, count.format(r.count)]), [1]),
+      Console.tableOrNone("Pending, longest waiting first", ["Operation", "Kind", "Partner", "Points", "Attempts", "Last attempt", "Next attempt", "Last error"],
         o.pendingRemoteOperations.map((p) => [p.id, p.kind, p.remotePartner, `${count.format(p.remotePoints)} points`,
           String(p.attempts), when(p.lastAttemptAt), when(p.nextAttemptAt), p.lastError || "—"]), [3, 4]));
-    $("imports-table").replaceChildren(table("Imports, latest moved first", ["File", "Partner", "Status", "Done", "Lines read", "Posted", "Rejected", "Last moved", "Error"],
+    $("imports-table").replaceChildren(Console.tableOrNone("Imports, latest moved first", ["File", "Partner", "Status", "Done", "Lines read", "Posted", "Rejected", "Last moved", "Error"],
       o.imports.map((i) => [i.job.source, i.job.partner.slug, i.job.status.toLowerCase(), percent(i.job.progress),
         count.format(i.job.linesRead), count.format(i.job.posted), count.format(i.job.rejected), when(i.updatedAt), i.job.error || "—"]), [3, 4, 5, 6]));
     status("Up to date.", "done");

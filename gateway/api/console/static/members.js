@@ -56,10 +56,10 @@
     $("identities").replaceChildren(table("Sign-ins and enrolments", ["Where", "Who", "Since"], [
       ...member.identities.map((i) => [`Sign-in: ${i.provider}`, i.subject, when(i.linkedAt)]),
       ...member.enrolments.map((e) => [`Enrolled at ${e.partner.name}`, e.partnerCustomerId, when(e.enrolledAt)])]));
-    $("holds").replaceChildren(table("Holds, newest first", ["Partner", "Points", "Status", "Reason", "Made", "Expires"],
+    $("holds").replaceChildren(Console.tableOrNone("Holds, newest first", ["Partner", "Points", "Status", "Reason", "Made", "Expires"],
       member.holds.map((h) => [h.partner.slug, points(h.points, h.partner.currency.name), h.status.toLowerCase(),
         h.reason || "—", when(h.createdAt), when(h.expiresAt)]), [1]));
-    $("badges").replaceChildren(table("Badges, newest first", ["Badge", "Awarded", "Bonus"],
+    $("badges").replaceChildren(Console.tableOrNone("Badges, newest first", ["Badge", "Awarded", "Bonus"],
       member.badges.map((b) => [b.name, when(b.awardedAt), b.bonusPartner ? `${b.bonusPoints} at ${b.bonusPartner.slug}` : "—"])));
   }
 
@@ -69,7 +69,7 @@
     rows.push(...page.edges.map((edge) => edge.node));
     cursor = page.pageInfo.endCursor;
     $("more").hidden = !page.pageInfo.hasNextPage;
-    $("history").replaceChildren(table("History, newest first", ["When", "Kind", "Partner", "Points", "Reason", ""],
+    $("history").replaceChildren(Console.tableOrNone("History, newest first", ["When", "Kind", "Partner", "Points", "Reason", ""],
       rows.map((t) => [when(t.createdAt), t.kind.toLowerCase(),
         t.toPartner ? `${t.partner.slug} → ${t.toPartner.slug}` : t.partner.slug,
         points(t.points, t.partner.currency.name) + (t.receivedPoints ? ` → ${points(t.receivedPoints, t.toPartner.currency.name)}` : ""),

@@ -1,7 +1,7 @@
 // Partners & rates: what is in force, its history, and changes previewed (dryRun) or applied.
 "use strict";
 (() => {
-  const {gql, status, el, table, money, day} = Console;
+  const {gql, status, el, table, day} = Console;
   const $ = (id) => document.getElementById(id);
   const RULE = `status setBy setAt fromPartner { slug } toPartner { slug } rate feePercent
     feeFixed minPoints maxPoints effectiveFrom effectiveUntil`;
@@ -12,17 +12,25 @@
   const PAYLOAD = `change { number } lines userErrors { code field message }`;
   const when = (iso) => (iso ? `${day(iso)} ${new Date(iso).toISOString().slice(11, 16)} UTC` : "—");
   let partners = [];
+  // A point is often worth less than a cent: up to 4 decimals.
+  const pointValue = (m) => new Intl.NumberFormat("en", {style: "currency", currency: m.currency, maximumFractionDigits: 4}).format(Number(m.amount));
+  // A long change (the bootstrap's) shows its first lines, the rest on demand.
+  function lines(all) {
+    const list = (some) => el("ul", {class: "lines"}, some.map((line) => el("li", {}, line)));
+    if (all.length <= 4) return list(all);
+    return el("div", {}, list(all.slice(0, 3)), el("details", {}, el("summary", {}, `${all.length - 3} more lines`), list(all.slice(3))));
+  }
 
   async function load() {
     const data = await gql(LOAD);
     partners = data.partners;
     $("partners-table").replaceChildren(table("Partners", ["Partner", "Slug", "Points", "Point value", "Earning"],
-      partners.map((p) => [p.name, p.slug, p.currency.name, money(p.pointValue.amount, p.pointValue.currency),
+      partners.map((p) => [p.name, p.slug, p.currency.name, pointValue(p.pointValue),
         `${p.earnRate.pointsPerUnit} ${p.currency.name} per ${p.earnRate.purchaseCurrency} (${p.earnRate.rounding.toLowerCase()})`])));
     const rules = partners.flatMap((p) => p.conversionRules);
     const row = (r) => [`${r.fromPartner.slug} → ${r.toPartner.slug}`, r.rate, `${r.feePercent} %`,
       r.feeFixed, `${r.minPoints}–${r.maxPoints}`, when(r.effectiveFrom), when(r.effectiveUntil)];
-    $("rules-table").replaceChildren(table("Conversion rates in force",
+    $("rules-table").replaceChildren(Console.tableOrNone("Conversion rates in force",
       ["Conversion", "Rate", "Fee", "Fixed fee (points)", "Points per conversion", "Since", "Until"],
       rules.filter((r) => r.status === "IN_FORCE").map(row), [1, 3]));
     const history = rules.slice().sort((a, b) => (b.setAt || "").localeCompare(a.setAt || ""));
@@ -34,7 +42,7 @@
     $("changes-table").replaceChildren(table("Configuration changes, newest first",
       ["Number", "When", "By", "Source", "What changed"],
       data.configurationChanges.map((c) => [String(c.number), when(c.changedAt), c.changedBy, c.source,
-        el("ul", {class: "lines"}, c.lines.map((line) => el("li", {}, line)))])));
+        lines(c.lines)])));
     for (const select of document.querySelectorAll("select")) {
       const kept = select.value;
       select.replaceChildren(...partners.map((p) => el("option", {value: p.slug}, `${p.name} (${p.slug})`)));
