@@ -53,6 +53,11 @@ def test_olivia_changes_a_rate_and_sees_it_in_the_history(server: str, visit: Vi
     expect(status).to_contain_text("RATES_ALLOW_ARBITRAGE")
     expect(status).to_have_attribute("data-kind", "error")
     page.screenshot(path=str(SHOTS / "console-partners.png"), full_page=True)
+    # Ending the rule just set, after the browser's confirmation.
+    page.once("dialog", lambda dialog: dialog.accept())
+    newest.get_by_role("button", name="End now").click()
+    expect(status).to_contain_text(re.compile(r"Change \d+ applied"))
+    expect(history.locator("tbody tr", has_text="0.3").first).to_contain_text("ended")
     assert visit.refused == [] and visit.errors == []
 
 
@@ -86,6 +91,8 @@ def test_olivia_finds_a_member_and_reverses_a_transfer(server: str, visit: Visit
     expect(reversal).to_contain_text("Flight cancelled")
     expect(wallets.locator("tr", has_text="SkyWay")).to_contain_text("0 ")
     page.screenshot(path=str(SHOTS / "console-members.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: only tables scroll sideways
+    page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
     assert visit.refused == [] and visit.errors == []
 
 

@@ -54,3 +54,28 @@ async def test_rates_that_allow_arbitrage_are_refused_with_the_reason(sso: Gatew
     refused = body["data"]["setConversionRule"]
     assert [e["code"] for e in refused["userErrors"]] == ["RATES_ALLOW_ARBITRAGE"]
     assert refused["userErrors"][0]["message"] and refused["change"] is None
+
+
+async def test_an_operator_changes_a_partners_settings_after_a_preview(sso: Gateway):
+    await sign_in(sso, COALITION, "olivia")
+    update = f"""mutation($input: UpdatePartnerInput!) {{
+      updatePartner(input: $input) {{ {PAYLOAD} partner {{ name pointValue {{ amount }} }} }} }}"""
+    settings = {"name": "BrewBar & Co", "pointValue": "0.05"}
+    preview = (
+        await as_browser(
+            sso, update, {"input": {"partner": "brewbar", "settings": settings, "dryRun": True}}
+        )
+    ).json()
+    said = preview["data"]["updatePartner"]
+    assert said["change"] is None and any("BrewBar & Co" in line for line in said["lines"])
+    applied = (
+        await as_browser(sso, update, {"input": {"partner": "brewbar", "settings": settings}})
+    ).json()
+    assert applied["data"]["updatePartner"]["partner"]["name"] == "BrewBar & Co"
+    assert applied["data"]["updatePartner"]["partner"]["pointValue"]["amount"] == "0.05"
+    wrong = (
+        await as_browser(
+            sso, update, {"input": {"partner": "brewbar", "settings": {"pointValue": "-1"}}}
+        )
+    ).json()
+    assert wrong["data"]["updatePartner"]["userErrors"], wrong
