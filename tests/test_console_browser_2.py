@@ -58,6 +58,8 @@ def test_olivia_changes_a_rate_and_sees_it_in_the_history(server: str, visit: Vi
     newest.get_by_role("button", name="End now").click()
     expect(status).to_contain_text(re.compile(r"Change \d+ applied"))
     expect(history.locator("tbody tr", has_text="0.3").first).to_contain_text("ended")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
     assert visit.refused == [] and visit.errors == []
 
 
@@ -89,8 +91,16 @@ def test_olivia_finds_a_member_and_reverses_a_transfer(server: str, visit: Visit
     reversal = page.locator("#history tbody tr", has_text="reversal")
     expect(reversal).to_have_count(1)
     expect(reversal).to_contain_text("Flight cancelled")
-    expect(wallets.locator("tr", has_text="SkyWay")).to_contain_text("0 ")
+    expect(wallets.locator("tr", has_text="SkyWay").locator("td").first).to_have_text("0 miles")
     page.screenshot(path=str(SHOTS / "console-members.png"), full_page=True)
+    # Once all is reversed, another reversal is refused, and the page says why.
+    earned.get_by_role("button", name=re.compile("Reverse the earn")).click()
+    confirm.get_by_label("Reason").fill("Twice")
+    confirm.get_by_role("button", name="Confirm the reversal").click()
+    expect(status).to_contain_text("TRANSFER_ALREADY_REVERSED")
+    expect(status).to_have_attribute("data-kind", "error")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(status).to_contain_text("nothing posted")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: only tables scroll sideways
     page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
     assert visit.refused == [] and visit.errors == []
@@ -122,6 +132,8 @@ def test_the_health_page_shows_consumers_remote_operations_and_imports(server: s
     page.get_by_role("button", name="Refresh").click()
     expect(page.get_by_role("status")).to_contain_text("Up to date")
     page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
     assert visit.refused == [] and visit.errors == []
 
 
