@@ -15,6 +15,8 @@ FIND = """query($partner: String!, $customer: String!) {
     id wallets { partner { slug } balance }
     transfers(first: 1) { edges { node { id kind points } } pageInfo { hasNextPage endCursor } }
   } }"""
+BY_ID = """query($id: ID!, $after: String) { member(id: $id) {
+  transfers(first: 1, after: $after) { edges { node { id kind points } } } } }"""
 REVERSE = """mutation($input: ReverseTransferInput!) { reverseTransfer(input: $input) {
   reversal { points reason } idempotentReplay userErrors { code message } } }"""
 
@@ -52,5 +54,23 @@ async def test_an_operator_finds_a_member_and_reverses_a_transfer_once(sso: Gate
     after = (await call(sso, FIND, {"partner": "skyway", "customer": "C-77"}))["memberByEnrolment"]
     skyway = next(w for w in after["wallets"] if w["partner"]["slug"] == "skyway")
     assert skyway["balance"] == 500
+    # A part of the first earn, as the confirmation's points field sends it; too much is refused.
+    older = await call(
+        sso, BY_ID, {"id": member, "after": found["transfers"]["pageInfo"]["endCursor"]}
+    )
+    first_earn = older["member"]["transfers"]["edges"][0]["node"]
+    assert first_earn["points"] == 500
+    part = {
+        "transferId": first_earn["id"],
+        "idempotencyKey": "console-2",
+        "points": "100",
+        "reason": "Part",
+    }
+    assert (await call(sso, REVERSE, {"input": part}))["reverseTransfer"]["reversal"][
+        "points"
+    ] == 100
+    more = {**part, "idempotencyKey": "console-3", "points": "1000"}
+    refused = (await call(sso, REVERSE, {"input": more}))["reverseTransfer"]
+    assert [e["code"] for e in refused["userErrors"]] == ["AMOUNT_OUT_OF_BOUNDS"]
     nobody = await call(sso, FIND, {"partner": "skyway", "customer": "nobody"})
     assert nobody["memberByEnrolment"] is None
