@@ -16,6 +16,13 @@ from gateway.api.console import shell
 from gateway.api.console.pages import find
 from gateway.auth.principal import OperatorPrincipal
 
+# isort: off
+# The pages register themselves; the navigation follows the order of these imports.
+from gateway.api.console import partners  # noqa: F401
+from gateway.api.console import members  # noqa: F401
+from gateway.api.console import health  # noqa: F401
+# isort: on
+
 if TYPE_CHECKING:
     from gateway.api.authentication import AuthSystem
 

@@ -14,6 +14,7 @@ from gateway.api.graphql.expiry import ExpiryQueries
 from gateway.api.graphql.holds import Hold
 from gateway.api.graphql.imports import ImportQueries
 from gateway.api.graphql.members import Member
+from gateway.api.graphql.operations import OperationsQueries
 from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import (
     ConversionQuote,
@@ -46,6 +47,7 @@ class Query(
     PromotionQueries,
     ConfigurationQueries,
     ImportQueries,
+    OperationsQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
