@@ -66,6 +66,10 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "analytics_daily",
+    "analytics_active",
+    "analytics_flows",
+    "analytics_progress",
     "import_chunks",
     "import_rejections",
     "imports",

@@ -79,7 +79,7 @@ async def readable(gateway: Gateway, count: int) -> None:
 
 async def test_one_batch_of_many_members_awards_exactly_the_badges_met(gateway: Gateway):
     runner = JobRunner(gateway.service.uow, wiring.consumers(gateway.service))
-    (consumer,) = runner.consumers
+    (consumer,) = [found for found in runner.consumers if found.name == "challenges.awards"]
     assert isinstance(consumer, ChallengeAwards)
     # Before the batch: one member has their Explorer badge already.
     awarded = await enrol(gateway, "skyway", "D-1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from gateway.analytics.consumer import DailyAggregates
 from gateway.api.settings import Settings
 from gateway.challenges.awards import ChallengeAwards
 from gateway.challenges.service import ChallengeService
@@ -28,7 +29,7 @@ def imports(service: LedgerService) -> ImportService:
 
 def consumers(service: LedgerService) -> list[Consumer]:
     """The event consumers: each has a stable name, its position is stored under it."""
-    return [ChallengeAwards(ChallengeService(service))]
+    return [ChallengeAwards(ChallengeService(service)), DailyAggregates()]
 
 
 def sweeps(

@@ -6,6 +6,7 @@ from alembic import context
 
 # Each package declares its tables on the shared metadata: import them all, so that the
 # target metadata (what `alembic revision --autogenerate` compares) has every table.
+import gateway.analytics.tables
 import gateway.auth.tables
 import gateway.challenges.tables
 import gateway.configuration.tables

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 
 from gateway.api.graphql.access import require_own_points
+from gateway.api.graphql.analytics import AnalyticsQueries
 from gateway.api.graphql.challenges import ChallengeQueries
 from gateway.api.graphql.configuration import ConfigurationQueries
 from gateway.api.graphql.context import Info
@@ -48,6 +49,7 @@ class Query(
     ConfigurationQueries,
     ImportQueries,
     OperationsQueries,
+    AnalyticsQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
