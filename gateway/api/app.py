@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.api import jobs as wiring
+from gateway.api.account.page import AccountPage
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
 from gateway.api.faults import ServiceFailure, classify
@@ -272,6 +273,7 @@ def create_app(
         *auth.mounts(),
         *(graphiql_routes() if settings.graphiql else []),
         *Console(auth).routes(),
+        *AccountPage(auth, live_coalition).routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -12,7 +12,7 @@ import html
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from authlib.common.urls import add_params_to_uri
@@ -243,12 +243,17 @@ class AuthRoutes:
                     "The provider did not show a fresh sign-in for this link.",
                 )
             try:
-                await self.identity.link(principal.member_id, proof, use)
+                linked = await self.identity.link(principal.member_id, proof, use)
             except Contention:
                 raise
             except DomainError as error:
                 return await self._refuse(state, "Link refused", error.message)
-            response: Response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
+            back = flow.return_to or DEFAULT_RETURN
+            # A page that asks to hear of the link (?linked=<brand>, as /account does) is
+            # told too whether another member was merged in: their points moved over.
+            if linked.merged and "linked" in parse_qs(urlsplit(back).query):
+                back = add_params_to_uri(back, [("merged", str(len(linked.merged)))])
+            response: Response = RedirectResponse(back, 303)
             self._forget(response, FLOW_COOKIE)
             return response
         operator = provider.is_operator(claims)

@@ -17,9 +17,12 @@ from gateway.api.console.pages import find
 from gateway.auth.principal import OperatorPrincipal
 
 # isort: off
-# The pages register themselves on import, in the navigation's order.
+# The pages register themselves; the navigation follows the order of these imports.
 from gateway.api.console import overview  # noqa: F401
 from gateway.api.console import settlement  # noqa: F401
+from gateway.api.console import partners  # noqa: F401
+from gateway.api.console import members  # noqa: F401
+from gateway.api.console import health  # noqa: F401
 # isort: on
 
 if TYPE_CHECKING:

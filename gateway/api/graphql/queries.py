@@ -15,6 +15,7 @@ from gateway.api.graphql.expiry import ExpiryQueries
 from gateway.api.graphql.holds import Hold
 from gateway.api.graphql.imports import ImportQueries
 from gateway.api.graphql.members import Member
+from gateway.api.graphql.operations import OperationsQueries
 from gateway.api.graphql.partner_types import Partner
 from gateway.api.graphql.payloads import (
     ConversionQuote,
@@ -49,6 +50,7 @@ class Query(
     PromotionQueries,
     ConfigurationQueries,
     ImportQueries,
+    OperationsQueries,
     AnalyticsQueries,
 ):
     @strawberry.field(description="Any object by its global id.")

@@ -123,3 +123,9 @@ const Console = (() => {
 
   return {gql, status, points, money, percent, day, el, table, chart, main};
 })();
+
+// A table, or its caption and a line saying there is nothing to list.
+Console.tableOrNone = (caption, headings, rows, numeric = [], none = "None.") =>
+  rows.length
+    ? Console.table(caption, headings, rows, numeric)
+    : Console.el("div", {class: "none"}, Console.el("p", {class: "caption"}, caption), Console.el("p", {}, none));
