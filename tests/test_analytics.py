@@ -382,3 +382,18 @@ async def test_reversals_take_back_from_their_kinds_figures(gw: Gateway, clock: 
     assert (bar["totals"]["convertedIn"], bar["outstanding"]) == (50, 50)
     flows = (await gw.gql(FLOWS, window))["data"]["crossBrandFlows"]["flows"]
     assert [(f["pointsOut"], f["pointsIn"]) for f in flows] == [(200, 50)]
+
+
+async def test_the_redemption_rate_counts_points_converted_into_a_pool(gw: Gateway, clock: Clock):
+    clock.now = at("2026-06-01T10:00:00")
+    member = await enrol(gw, "A")
+    await earned(gw, member, 1000, "E-1")
+    assert (await convert(gw, member, 400, "C-1"))["userErrors"] == []  # 100 stars, no fee
+    assert (await redeem(gw, member, 50, "R-1", "brewbar"))["userErrors"] == []
+    await gw.settle_events()
+    window = {"since": "2026-06-01T00:00:00Z", "until": "2026-06-02T00:00:00Z"}
+    # BrewBar issued nothing: its 50 stars redeemed came from the 100 converted in.
+    assert (await earn_burn(gw, partner="brewbar", **window))["redemptionRate"] == "0.5000"
+    assert (await earn_burn(gw, partner="skyway", **window))["redemptionRate"] == "0.0000"
+    # The coalition as a whole: conversions move points between its pools, 50 of 1000.
+    assert (await earn_burn(gw, **window))["redemptionRate"] == "0.0500"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from typing import Any
 
@@ -204,3 +205,16 @@ def buckets(first: date, last: date, granularity: Granularity) -> list[tuple[dat
         found.append((start, end - timedelta(days=1)))
         start = end
     return found
+
+
+def redemption_rate(
+    redeemed: int, issued: int, converted_in: int, one_pool: bool
+) -> Decimal | None:
+    """Points redeemed ÷ points that came into the pool, 4 decimals: those issued and, for
+    one partner's pool, those converted in from other pools (a pool whose members spend
+    converted-in points would otherwise redeem more than 100 %). For the coalition as a whole
+    conversions only move points between its pools: issued alone. None when none came in."""
+    came_in = issued + (converted_in if one_pool else 0)
+    if came_in <= 0:
+        return None
+    return (Decimal(redeemed) / Decimal(came_in)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)

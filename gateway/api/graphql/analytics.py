@@ -6,10 +6,11 @@ app its own; anyone else is refused (ACCESS_DENIED)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import strawberry
 
+from gateway.analytics import rules
 from gateway.analytics.rules import MAX_BUCKETS, RangeError, days
 from gateway.analytics.rules import Granularity as DomainGranularity
 from gateway.analytics.service import AnalyticsService, Bucket, Figures, Flow, Report
@@ -128,15 +129,14 @@ class EarnBurnReport:
         return money(info, self.report.breakage)
 
     @strawberry.field(
-        description="Points redeemed ÷ points issued in the range (4 decimals); null when "
-        "none were issued."
+        description="Points redeemed ÷ points that came into the pool in the range (4 "
+        "decimals): issued, and for one partner converted in from other partners too; for "
+        "every partner together, issued alone. Null when none came in."
     )
     def redemption_rate(self) -> Decimal | None:
         totals = self.report.totals
-        if totals.issued <= 0:
-            return None
-        rate = Decimal(totals.redeemed) / Decimal(totals.issued)
-        return rate.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
+        one_pool = len(self.report.partners) == 1
+        return rules.redemption_rate(totals.redeemed, totals.issued, totals.converted_in, one_pool)
 
     @strawberry.field(
         description="When the last event the figures include occurred: later postings are "

@@ -7,8 +7,14 @@
   const PARTNERS = `{ partners { slug name currency { name } pointValue { amount currency }
     figures { pointsIssued pointsRedeemed pointsOutstanding liability { amount currency }
     conversionFees membersHoldingPoints } } }`;
+  // Per partner: its breakage, and its redemption rate over the last five years (redeemed ÷
+  // issued and converted in: the analytics API's rule, from its monthly aggregates).
+  const since = new Date(Date.now() - 5 * 366 * 86400000).toISOString();
+  const until = new Date(Date.now() + 86400000).toISOString();
   const breakageQuery = (slugs) => `{ ${slugs.map((slug, i) =>
-    `b${i}: breakage(partner: ${JSON.stringify(slug)}) { points value { amount currency } }`).join(" ")} }`;
+    `b${i}: breakage(partner: ${JSON.stringify(slug)}) { points value { amount currency } }
+     r${i}: earnBurn(partner: ${JSON.stringify(slug)}, since: "${since}", until: "${until}",
+                     granularity: MONTH) { redemptionRate }`).join(" ")} }`;
   const ratio = (part, whole) => (whole > 0 ? part / whole : null);
 
   function card(label, figure, note) {
@@ -45,7 +51,7 @@
         const f = r.partner.figures;
         return [r.partner.name, C.points(f.pointsIssued, r.unit), C.points(f.pointsRedeemed, r.unit),
           C.points(f.pointsOutstanding, r.unit), C.money(r.liability, currency),
-          C.percent(ratio(f.pointsRedeemed, f.pointsIssued)),
+          C.percent(r.partner.redemptionRate),
           r.breakage ? C.points(r.breakage.points, r.unit) : "—",
           r.breakage ? C.money(r.breakage.value.amount, currency) : "—",
           C.points(f.conversionFees, r.unit)];
@@ -65,7 +71,10 @@
       const partners = (await C.gql(PARTNERS)).partners.filter((p) => p.figures);
       if (!partners.length) { C.status("No partner's figures are visible to this sign-in.", "error"); return; }
       const found = await C.gql(breakageQuery(partners.map((p) => p.slug)));
-      partners.forEach((p, i) => { p.breakage = found[`b${i}`]; });
+      partners.forEach((p, i) => {
+        p.breakage = found[`b${i}`];
+        p.redemptionRate = found[`r${i}`] ? found[`r${i}`].redemptionRate : null;
+      });
       show(partners);
       await startActivity(partners);
     } catch (error) { C.status(error.message, "error"); }
