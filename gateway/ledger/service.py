@@ -9,7 +9,6 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.events import outbox
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.kernel.validation import (
@@ -20,11 +19,11 @@ from gateway.kernel.validation import (
     clean_text,
     invalid,
 )
-from gateway.ledger import enrolment, exchange, reversals
+from gateway.ledger import enrolment, exchange, merging, reversals
 from gateway.ledger import store as repository
 from gateway.ledger.observers import PostingObserver
 from gateway.ledger.ports import NoRemotePools, RemotePostings, SpendingCheck
-from gateway.ledger.posting import Claim, Kernel, fingerprint
+from gateway.ledger.posting import Claim, Kernel
 from gateway.ledger.reads import LedgerReads
 from gateway.ledger.records import (
     Draft,
@@ -38,7 +37,6 @@ from gateway.ledger.rules import (
     TransferKind,
     conversion_legs,
     earn_legs,
-    merge_legs,
     redeem_legs,
 )
 from partners.config.coalition import Coalition, Partner
@@ -380,28 +378,5 @@ class LedgerService(LedgerReads):
         self, connection: AsyncConnection, retired: str, survivor: str
     ) -> list[Posting]:
         """Within a merge's transaction: move every point of the retired member to the
-        survivor, one MERGE transfer per pool, so both histories keep the movement."""
-        for observer in self.observers:
-            await observer.merging(connection, retired, survivor)
-        postings = []
-        for wallet in (await repository.wallets_of(connection, [retired])).get(retired, []):
-            if wallet.balance <= 0:
-                continue
-            claim = Claim(
-                f"merge:{retired}",
-                wallet.pool,
-                fingerprint({"into": survivor, "pool": wallet.pool}),
-            )
-            values = {
-                "kind": TransferKind.MERGE.value,
-                "partner": wallet.pool,
-                "points": wallet.balance,
-                "reason": "Accounts merged after the member proved both sign-ins",
-            }
-            legs = merge_legs(wallet.pool, retired, survivor, wallet.balance)
-            moved = {"retired": retired}
-            posting = await self.kernel.post(connection, claim, values, survivor, legs, None, moved)
-            postings.append(posting)
-        if not postings:
-            await outbox.append(connection, [outbox.merged(survivor, retired, self.clock())])
-        return postings
+        survivor (merging.py)."""
+        return await merging.absorb_wallets(connection, self.kernel, retired, survivor)
