@@ -38,5 +38,7 @@ async def test_an_operator_gets_the_console_from_the_gateways_own_files(sso: Gat
     assert sources and all(s.startswith("/") for s in sources), sources
     assert "Sign out" in response.text
     script = await sso.client.get("/console/static/console.js")
-    assert script.status_code == 200 and "async function gql" in script.text
+    assert script.status_code == 200 and "function chart" in script.text
+    shared = await sso.client.get("/pages/static/api.js")
+    assert shared.status_code == 200 and "async function gql" in shared.text
     assert (await sso.client.get("/console/nowhere", headers=BROWSER)).status_code == 404

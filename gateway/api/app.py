@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.api import jobs as wiring
+from gateway.api import page_assets
 from gateway.api.account.page import AccountPage
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
@@ -274,6 +275,7 @@ def create_app(
         *(graphiql_routes() if settings.graphiql else []),
         *Console(auth).routes(),
         *AccountPage(auth, live_coalition).routes(),
+        *page_assets.routes(),
     ]
     app = Starlette(
         routes=routes,

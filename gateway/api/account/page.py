@@ -38,7 +38,12 @@ SIGN_IN = "/account/sign-in"
 
 
 def document(title: str, body: str, script: bool = False) -> str:
-    tag = '<script src="/account/static/account.js" defer></script>' if script else ""
+    tag = (
+        '<script src="/pages/static/api.js" defer></script>'
+        '<script src="/account/static/account.js" defer></script>'
+        if script
+        else ""
+    )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

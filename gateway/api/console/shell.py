@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 from gateway.api.console.pages import PAGES, Page
+from gateway.api.page_assets import PAGES_API
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -21,7 +22,10 @@ HEADERS = {
 
 def document(title: str, body: str, scripts: tuple[str, ...] = ()) -> str:
     e = html.escape
-    tags = "".join(f'<script src="/console/static/{e(s)}" defer></script>' for s in scripts)
+    sources = [f"/console/static/{s}" for s in scripts]
+    if scripts:
+        sources.insert(0, PAGES_API)
+    tags = "".join(f'<script src="{e(source)}" defer></script>' for source in sources)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

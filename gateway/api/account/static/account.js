@@ -6,44 +6,10 @@
   const integer = new Intl.NumberFormat("en", {maximumFractionDigits: 0});
   const state = {me: null, partners: {}, after: null, quote: null};
 
-  async function gql(query, variables = {}) {
-    const response = await fetch("/graphql", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"content-type": "application/json", "accept": "application/json"},
-      body: JSON.stringify({query, variables}),
-    });
-    if (response.status === 401) {  // the session ended: sign in again, back to this page
-      window.location.assign("/account/sign-in");
-      throw new Error("Your session has ended: sign in again.");
-    }
-    let body;
-    try {
-      body = await response.json();
-    } catch (error) {
-      throw new Error(`The gateway answered ${response.status} without a readable body.`);
-    }
-    if (body.errors && body.errors.length) {
-      throw new Error(body.errors.map((e) => e.message).join(" "));
-    }
-    return body.data;
-  }
-
-  function el(tag, attributes = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes)) {
-      if (name === "on") {
-        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
-      } else if (value !== null && value !== undefined && value !== false) {
-        node.setAttribute(name, value === true ? "" : String(value));
-      }
-    }
-    for (const child of children.flat(Infinity)) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const el = Pages.el;
+  // A session that ended sends the member to sign in again, back to this page.
+  const gql = (query, variables = {}) =>
+    Pages.gql(query, variables, () => window.location.assign("/account/sign-in"));
 
   const unit = (slug) => (state.partners[slug] ? state.partners[slug].currency.name : "points");
   const brand = (slug) => (state.partners[slug] ? state.partners[slug].name : slug);

@@ -4,24 +4,7 @@
 const Console = (() => {
   const main = () => document.getElementById("main");
 
-  async function gql(query, variables = {}) {
-    const response = await fetch("/graphql", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"content-type": "application/json", "accept": "application/json"},
-      body: JSON.stringify({query, variables}),
-    });
-    let body;
-    try {
-      body = await response.json();
-    } catch (error) {
-      throw new Error(`The gateway answered ${response.status} without a readable body.`);
-    }
-    if (body.errors && body.errors.length) {
-      throw new Error(body.errors.map((e) => e.message).join(" "));
-    }
-    return body.data;
-  }
+  const gql = Pages.gql;
 
   function status(text, kind = "info") {
     const line = main().querySelector(".status");
@@ -40,21 +23,7 @@ const Console = (() => {
     ratio === null || ratio === undefined ? "—" : `${(Number(ratio) * 100).toFixed(1)} %`;
   const day = (iso) => new Date(iso).toISOString().slice(0, 10);
 
-  function el(tag, attributes = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes)) {
-      if (name === "on") {
-        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
-      } else if (value !== null && value !== undefined && value !== false) {
-        node.setAttribute(name, value === true ? "" : String(value));
-      }
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const el = Pages.el;
 
   function table(caption, headings, rows, numeric = []) {
     const head = el("tr", {}, headings.map((h, i) =>
