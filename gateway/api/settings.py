@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gateway.kernel.sealing import Sealer, parse_master_key
 from partners.config.coalition import DEMO_DIRECTORY
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/coalition.db"
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
+# Seals secrets in development when no master key is configured. Public: it protects
+# nothing, and production refuses to start without a key of its own.
+DEVELOPMENT_MASTER_KEY = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYiE="
 
 
 class SettingsError(ValueError):
@@ -51,6 +55,20 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= seconds < float("inf"):
         raise SettingsError(f"{name} must be 0 or more seconds, got {value!r}")
     return seconds
+
+
+def _secret(environ: Mapping[str, str], name: str) -> str:
+    """``name`` from the environment, or the content of the file ``<name>_FILE`` names (a
+    mounted secret); not both."""
+    value, file = environ.get(name, "").strip(), environ.get(f"{name}_FILE", "").strip()
+    if value and file:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    if not file:
+        return value
+    try:
+        return Path(file).read_text().strip()
+    except OSError as error:
+        raise SettingsError(f"{name}_FILE: cannot read {file}: {error.strerror}") from None
 
 
 def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -133,6 +151,10 @@ class Settings:
     metrics_token: str = ""  # the bearer token /metrics asks for when set
     cors_origins: tuple[str, ...] = ()  # partner web apps' origins allowed to call from browsers
     shutdown_timeout: float = 20.0  # seconds requests in flight get to finish on shutdown
+    # Seals signing keys and webhook secrets in the database (gateway.kernel.sealing);
+    # required in production. Previous keys still open values until `secrets rewrap`.
+    master_key: str = ""
+    previous_master_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -149,6 +171,31 @@ class Settings:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         self._check_observability()
+        self._check_master_keys()
+
+    def _check_master_keys(self) -> None:
+        if not self.master_key:
+            if self.production:
+                raise SettingsError(
+                    "COALITION_MASTER_KEY or COALITION_MASTER_KEY_FILE is required in "
+                    "production (`coalition secrets new-master-key` prints one)"
+                )
+            object.__setattr__(self, "master_key", DEVELOPMENT_MASTER_KEY)
+        for name, value in (
+            ("COALITION_MASTER_KEY", self.master_key),
+            *(("COALITION_PREVIOUS_MASTER_KEYS", key) for key in self.previous_master_keys),
+        ):
+            try:
+                parse_master_key(value)
+            except ValueError as error:
+                raise SettingsError(f"{name}: {error}") from None
+
+    def sealer(self) -> Sealer:
+        """Seals under the master key; opens under it and the previous ones."""
+        return Sealer(
+            parse_master_key(self.master_key),
+            [parse_master_key(key) for key in self.previous_master_keys],
+        )
 
     def _check_observability(self) -> None:
         """Logs: json or console. /metrics: ``token`` when a token is set (it is then always
@@ -231,4 +278,12 @@ class Settings:
             metrics_token=environ.get("COALITION_METRICS_TOKEN", "").strip(),
             cors_origins=_origins(environ, "COALITION_CORS_ORIGINS"),
             shutdown_timeout=_seconds(environ, "COALITION_SHUTDOWN_TIMEOUT", 20.0),
+            master_key=_secret(environ, "COALITION_MASTER_KEY"),
+            previous_master_keys=tuple(
+                key
+                for key in _secret(environ, "COALITION_PREVIOUS_MASTER_KEYS")
+                .replace(",", "\n")
+                .split()
+                if key
+            ),
         )

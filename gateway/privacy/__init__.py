@@ -1,0 +1,1 @@
+"""Members' data rights: export of everything held about a member, and erasure."""
