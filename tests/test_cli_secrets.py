@@ -148,6 +148,12 @@ async def test_rotating_the_master_key(
             pytest.fail("the old master key still opens the signing keys")
     assert await asyncio.to_thread(cli, "rewrap") == 0  # nothing left to move
     assert "0 re-wrapped" in capsys.readouterr().out
+    # A CLI with the old key alone cannot add a signing key the others could not open.
+    monkeypatch.setenv("COALITION_MASTER_KEY", old)
+    monkeypatch.delenv("COALITION_PREVIOUS_MASTER_KEYS")
+    assert await asyncio.to_thread(main, ["keys", "rotate"]) == 2
+    assert "which is not configured" in capsys.readouterr().err
+    assert len(await stored(database_url)) == 1
 
 
 def test_a_new_master_key_and_bad_ones(
