@@ -39,7 +39,7 @@ def at(text: str) -> datetime:
 
 async def test_a_signed_delivery_verifies_and_a_tampered_one_does_not(gateway: Gateway):
     async with receiver() as hooks:
-        hook_id, secret = await endpoint(gateway, hooks.url(), ["points.earned"])
+        _, secret = await endpoint(gateway, hooks.url(), ["points.earned"])
         member = await enrol(gateway, "SKY-1")
         transfer = await earned(gateway, member, 120, "earn-1")
         assert await deliver(gateway) == 1
@@ -71,11 +71,13 @@ async def test_a_conversion_reaches_both_partners_each_with_its_own_customer_id(
     gateway: Gateway,
 ):
     async with receiver() as hooks:
-        sky_id, sky_secret = await endpoint(gateway, hooks.url("/sky"), ["points.converted"])
-        brew_id, brew_secret = await endpoint(
+        _, sky_secret = await endpoint(gateway, hooks.url("/sky"), ["points.converted"])
+        _, brew_secret = await endpoint(
             gateway, hooks.url("/brew"), ["points.converted", "member.enrolled"], "brewbar"
         )
-        other_id, _ = await endpoint(gateway, hooks.url("/fresh"), ["points.converted"], "freshmart")
+        other_id, _ = await endpoint(
+            gateway, hooks.url("/fresh"), ["points.converted"], "freshmart"
+        )
         member = await enrol(gateway, "SKY-2")
         await earned(gateway, member, 1000, "earn-2")
         await enrol(gateway, "BREW-2", "brewbar")  # another member: not this one's id
