@@ -71,8 +71,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):
-            while not server.started:  # uvicorn offers no event to wait on
-                await asyncio.sleep(0.01)  # noqa: ASYNC110
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+                await asyncio.sleep(0.01)
         yield found
     finally:
         server.should_exit = True
