@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.events import log
+from gateway.events import log as event_log
 from gateway.events.event import Event
 from gateway.kernel.sealing import Sealer
 from gateway.kernel.unit_of_work import UnitOfWork
@@ -44,6 +45,8 @@ GIVE_UP_AFTER = timedelta(days=1)
 EXCERPT_BYTES = 2048
 LEASE = timedelta(minutes=2)
 USER_AGENT = "coalition-webhooks/1"
+
+log = logging.getLogger("gateway.webhooks")
 
 
 def next_try(attempts: int, now: datetime, jitter: float) -> datetime:
@@ -87,9 +90,14 @@ class Sender:
             timeout=self.timeout, follow_redirects=False, limits=limits, trust_env=False
         ) as client:
             counts = await asyncio.gather(
-                *(self._drain(client, gate, endpoint_id, started) for endpoint_id in due)
+                *(self._drain(client, gate, endpoint_id, started) for endpoint_id in due),
+                return_exceptions=True,
             )
-        return sum(counts)
+        for endpoint_id, count in zip(due, counts, strict=True):
+            if isinstance(count, BaseException):
+                # Its leases lapse and its deliveries are tried again by a later run.
+                log.error("webhook endpoint %d: sending failed", endpoint_id, exc_info=count)
+        return sum(count for count in counts if isinstance(count, int))
 
     async def _drain(
         self, client: httpx.AsyncClient, gate: asyncio.Semaphore, endpoint_id: int, started: float
@@ -133,7 +141,7 @@ class Sender:
         members = sorted({item.member_id for item in claimed if item.member_id is not None})
 
         async def read(connection: AsyncConnection) -> tuple[dict[int, Event], dict[str, str]]:
-            events = await log.by_ids(connection, event_ids)
+            events = await event_log.by_ids(connection, event_ids)
             enrolled = await ledger_store.enrolments_of(connection, members)
             customers = {
                 member: record.customer_id

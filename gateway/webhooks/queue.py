@@ -89,17 +89,7 @@ async def record(
     next_attempt_at: datetime | None,
 ) -> None:
     """An attempt and where the delivery stands after it (the lease ends)."""
-    await connection.execute(
-        sa.insert(webhook_attempts).values(
-            delivery_id=delivery.id,
-            attempted_at=outcome.attempted_at,
-            status_code=outcome.status_code,
-            response=outcome.response,
-            error=outcome.error,
-            duration_ms=outcome.duration_ms,
-        )
-    )
-    await connection.execute(
+    result = await connection.execute(
         sa.update(webhook_deliveries)
         .where(webhook_deliveries.c.id == delivery.id)
         .values(
@@ -109,5 +99,18 @@ async def record(
             next_attempt_at=next_attempt_at,
             finished_at=None if status == PENDING else outcome.attempted_at,
             lease_until=None,
+        )
+        .returning(webhook_deliveries.c.id)
+    )
+    if result.first() is None:
+        return  # deleted with its endpoint meanwhile
+    await connection.execute(
+        sa.insert(webhook_attempts).values(
+            delivery_id=delivery.id,
+            attempted_at=outcome.attempted_at,
+            status_code=outcome.status_code,
+            response=outcome.response,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
         )
     )

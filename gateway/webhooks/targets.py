@@ -103,8 +103,11 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
 async def check(url: str, production: bool) -> Target:
     """Where ``url`` may be called now; ``Refused`` when it may not."""
     parts = parse(url, production)
-    host = parts.hostname
-    assert host is not None
+    assert parts.hostname is not None
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")  # as DNS, TLS and Host spell it
+    except UnicodeError:
+        raise Refused("The URL's host name is not valid.") from None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if not production:
         return Target(url, host, port)
