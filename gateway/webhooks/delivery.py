@@ -28,7 +28,7 @@ from gateway.events.event import Event
 from gateway.kernel.sealing import Sealer
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.ledger import store as ledger_store
-from gateway.webhooks import payloads, queue, signing, store, targets
+from gateway.webhooks import metrics, payloads, queue, signing, store, targets
 from gateway.webhooks.queue import Outcome
 from gateway.webhooks.store import DELIVERED, FAILED, PENDING, DeliveryRecord, EndpointRecord
 
@@ -206,7 +206,10 @@ class Sender:
         outcome = Outcome(
             attempted_at, status_code, excerpt, error, int((time.perf_counter() - started) * 1000)
         )
-        await self.uow.write(lambda c: queue.record(c, item, outcome, *self._after(item, outcome)))
+        status, again = self._after(item, outcome)
+        await self.uow.write(lambda c: queue.record(c, item, outcome, status, again))
+        shown = "retrying" if status == PENDING else status
+        metrics.attempted(endpoint.partner, shown, outcome.duration_ms)
 
     def _after(self, item: DeliveryRecord, outcome: Outcome) -> tuple[str, datetime | None]:
         """The delivery's status after ``outcome``, and when to try again."""
