@@ -8,10 +8,16 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.api.graphql.scalars import encode_id
+from gateway.kernel.sealing import Sealer
+from gateway.webhooks import signing
+from gateway.webhooks.delivery import Sender
+from gateway.webhooks.store import DeliveryRecord
+from gateway.webhooks.targets import Refused
 from tests.conftest import Gateway
 from tests.operations import ERRORS, payload
 from tests.test_api import convert
@@ -236,3 +242,31 @@ async def test_resend_and_the_test_event(gateway: Gateway):
         assert refused["userErrors"][0]["code"] == "UNKNOWN_WEBHOOK_DELIVERY"
         bad = payload(await gateway.gql(RESEND, {"input": {"id": "nonsense"}}))
         assert bad["userErrors"][0]["code"] == "UNKNOWN_WEBHOOK_DELIVERY"
+
+
+async def test_in_production_the_request_goes_to_the_checked_address(gateway: Gateway):
+    """No public host is reachable from the tests: the request is captured before the
+    network (the one stand-in here), to show where it would go and under which name."""
+    seen: list[httpx.Request] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    sender = Sender(gateway.service.uow, gateway.clock, Sealer(b"k" * 32), production=True)
+    item = DeliveryRecord(
+        1, 1, "msg_x", None, "webhook.test", None, gateway.clock.now, "pending", 0,
+        gateway.clock.now, None, None, None,
+    )  # fmt: skip
+    async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
+        found = await sender._call(
+            client, "https://93.184.216.34:8443/in?x=1", signing.new_secret(), item, b"{}"
+        )
+        assert found == (204, "")
+        with pytest.raises(Refused):
+            await sender._call(client, "https://localhost/in", signing.new_secret(), item, b"{}")
+    (request,) = seen
+    assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
+    assert request.headers["host"] == "93.184.216.34:8443"
+    assert request.extensions["sni_hostname"] == "93.184.216.34"
+    assert request.headers["webhook-id"] == "msg_x"

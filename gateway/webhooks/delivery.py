@@ -178,28 +178,12 @@ class Sender:
         excerpt: str | None = None
         error: str | None = None
         try:
-            target = await targets.check(endpoint.url, self.production)
-            headers = signing.headers(secret, item.message_id, int(time.time()), body)
-            headers["user-agent"] = USER_AGENT
-            extensions = {}
-            if target.address is not None:
-                default = 443 if target.url.startswith("https:") else 80
-                headers["host"] = target.host + (
-                    f":{target.port}" if target.port != default else ""
-                )
-                extensions["sni_hostname"] = target.host
-            request = client.build_request(
-                "POST", target.request_url(), content=body, headers=headers, extensions=extensions
-            )
-            response = await client.send(request, stream=True)
-            try:
-                status_code = response.status_code
-                excerpt = await _excerpt(response)
-            finally:
-                await response.aclose()
+            # The whole try, name lookup included: a server dripping bytes cannot hold it.
+            async with asyncio.timeout(self.timeout):
+                status_code, excerpt = await self._call(client, endpoint.url, secret, item, body)
         except targets.Refused as refused:
             error = f"refused: {refused.message}"
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             error = f"timeout after {self.timeout:g} s"
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"[:500]
@@ -210,6 +194,28 @@ class Sender:
         await self.uow.write(lambda c: queue.record(c, item, outcome, status, again))
         shown = "retrying" if status == PENDING else status
         metrics.attempted(endpoint.partner, shown, outcome.duration_ms)
+
+    async def _call(
+        self, client: httpx.AsyncClient, url: str, secret: str, item: DeliveryRecord, body: bytes
+    ) -> tuple[int, str]:
+        """POST ``body`` to the checked target: the status and the answer's excerpt."""
+        target = await targets.check(url, self.production)
+        headers = signing.headers(secret, item.message_id, int(time.time()), body)
+        headers["user-agent"] = USER_AGENT
+        extensions = {}
+        if target.address is not None:  # the checked address, under the name for TLS and Host
+            default = 443 if url.startswith("https:") else 80
+            host = f"[{target.host}]" if ":" in target.host else target.host
+            headers["host"] = host + (f":{target.port}" if target.port != default else "")
+            extensions["sni_hostname"] = target.host
+        request = client.build_request(
+            "POST", target.request_url(), content=body, headers=headers, extensions=extensions
+        )
+        response = await client.send(request, stream=True)
+        try:
+            return response.status_code, await _excerpt(response)
+        finally:
+            await response.aclose()
 
     def _after(self, item: DeliveryRecord, outcome: Outcome) -> tuple[str, datetime | None]:
         """The delivery's status after ``outcome``, and when to try again."""
