@@ -270,3 +270,17 @@ async def test_in_production_the_request_goes_to_the_checked_address(gateway: Ga
     assert request.headers["host"] == "93.184.216.34:8443"
     assert request.extensions["sni_hostname"] == "93.184.216.34"
     assert request.headers["webhook-id"] == "msg_x"
+
+
+async def test_two_senders_at_once_send_each_delivery_once(gateway: Gateway):
+    async with receiver() as hooks:
+        await endpoint(gateway, hooks.url(), ["member.enrolled"])
+        for n in range(12):
+            await enrol(gateway, f"SKY-40-{n}")
+        await gateway.settle_events()
+        service = gateway.app.state.webhooks
+        other = Sender(gateway.service.uow, gateway.clock, service.sealer, production=False)
+        counts = await asyncio.gather(service.send_due(), other.send_due())
+        assert sum(counts) == 12
+        ids = [r.headers["webhook-id"] for r in hooks.received]
+        assert len(ids) == len(set(ids)) == 12
