@@ -46,6 +46,14 @@ name = "miles"
 points_per_unit = "2"
 """,
 }
+SEND_TEST = f"""
+mutation($input: WebhookEndpointInput!) {{
+  sendTestWebhook(input: $input) {{ delivery {{ id }} {ERRORS} }}
+}}"""
+RESEND = f"""
+mutation($input: ResendWebhookDeliveryInput!) {{
+  resendWebhookDelivery(input: $input) {{ delivery {{ id }} {ERRORS} }}
+}}"""
 LIST = "query($partner: String) { webhookEndpoints(partner: $partner) { id partner url } }"
 
 
@@ -119,6 +127,12 @@ async def test_a_partner_app_manages_only_its_own_endpoints(gateway: Gateway):
     ):
         refused = payload(await gateway.gql(query, {"input": variables}, skyway))
         assert codes(refused) == ["UNKNOWN_WEBHOOK_ENDPOINT"]
+    test = await gateway.gql(SEND_TEST, {"input": {"id": brew_id}})
+    brew_delivery = payload(test)["delivery"]["id"]
+    refused = payload(await gateway.gql(SEND_TEST, {"input": {"id": brew_id}}, skyway))
+    assert codes(refused) == ["UNKNOWN_WEBHOOK_ENDPOINT"]
+    refused = payload(await gateway.gql(RESEND, {"input": {"id": brew_delivery}}, skyway))
+    assert codes(refused) == ["UNKNOWN_WEBHOOK_DELIVERY"]
     own = await gateway.gql(LIST, {}, skyway)
     assert [e["partner"] for e in own["data"]["webhookEndpoints"]] == ["skyway"]
     other = await gateway.gql(LIST, {"partner": "brewbar"}, skyway, errors=True)
