@@ -5,12 +5,13 @@ URL rules (https only, no private or loopback target, at registration and at sen
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.api.graphql.scalars import encode_id
 from gateway.kernel.sealing import new_master_key
@@ -26,7 +27,7 @@ mutation($input: UpdateWebhookEndpointInput!) {{
   updateWebhookEndpoint(input: $input) {{ endpoint {{ id url eventTypes enabled }} {ERRORS} }}
 }}"""
 ROTATE = f"""
-mutation($input: WebhookEndpointInput!) {{
+mutation($input: RotateWebhookEndpointSecretInput!) {{
   rotateWebhookEndpointSecret(input: $input) {{ endpoint {{ id }} secret {ERRORS} }}
 }}"""
 DELETE = f"""
@@ -61,10 +62,10 @@ def codes(result: dict[str, Any]) -> list[str]:
     return [error["code"] for error in result["userErrors"]]
 
 
-async def raw_secrets(gateway: Gateway) -> list[str]:
+async def raw_secrets(gateway: Gateway, column: str = "secret") -> list[str]:
     async with gateway.service.engine.connect() as connection:
-        rows = await connection.execute(sa.select(webhook_endpoints.c.secret))
-        return [row.secret for row in rows]
+        rows = await connection.execute(sa.select(webhook_endpoints.c[column]))
+        return [row[0] for row in rows]
 
 
 async def test_the_secret_is_shown_once_and_stored_sealed(gateway: Gateway):
@@ -75,7 +76,9 @@ async def test_the_secret_is_shown_once_and_stored_sealed(gateway: Gateway):
         assert secret not in stored and secret.removeprefix("whsec_") not in stored
         listed = await gateway.gql(LIST, {"partner": "skyway"})
         assert secret not in str(listed)
-        rotated = payload(await gateway.gql(ROTATE, {"input": {"id": hook_id}}))
+        rotated = payload(
+            await gateway.gql(ROTATE, {"input": {"id": hook_id, "keepPreviousHours": 0}})
+        )
         assert rotated["userErrors"] == [] and rotated["secret"] != secret
         assert rotated["secret"].startswith("whsec_")
         (again,) = await raw_secrets(gateway)
@@ -85,8 +88,30 @@ async def test_the_secret_is_shown_once_and_stored_sealed(gateway: Gateway):
         await deliver(gateway)
         (got,) = hooks.received
         Webhook(rotated["secret"]).verify(got.body, got.headers)  # the new secret signs
-        with pytest.raises(Exception, match="signature"):
+        with pytest.raises(WebhookVerificationError):
             Webhook(secret).verify(got.body, got.headers)
+
+
+async def test_after_a_rotation_the_previous_secret_signs_for_a_while(gateway: Gateway):
+    async with receiver() as hooks:
+        hook_id, old = await endpoint(gateway, hooks.url(), ["points.earned"])
+        rotated = payload(await gateway.gql(ROTATE, {"input": {"id": hook_id}}))  # 24 h
+        new = rotated["secret"]
+        stored = await raw_secrets(gateway, "previous_secret")
+        assert stored[0].startswith("sealed:v1:") and old not in stored[0]
+        member = await enrol(gateway, "SKY-13")
+        await earned(gateway, member, 5, "earn-13")
+        await deliver(gateway)
+        for secret in (old, new):
+            Webhook(secret).verify(hooks.received[0].body, hooks.received[0].headers)
+        gateway.clock.now += timedelta(hours=24)
+        await earned(gateway, member, 6, "earn-13b")
+        await deliver(gateway)
+        Webhook(new).verify(hooks.received[1].body, hooks.received[1].headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(old).verify(hooks.received[1].body, hooks.received[1].headers)
+        too_long = {"id": hook_id, "keepPreviousHours": 169}
+        assert codes(payload(await gateway.gql(ROTATE, {"input": too_long}))) == ["INVALID_INPUT"]
 
 
 async def test_updating_disabling_and_deleting_an_endpoint(gateway: Gateway):

@@ -260,11 +260,11 @@ async def test_in_production_the_request_goes_to_the_checked_address(gateway: Ga
     )  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
         found = await sender._call(
-            client, "https://93.184.216.34:8443/in?x=1", signing.new_secret(), item, b"{}"
+            client, "https://93.184.216.34:8443/in?x=1", [signing.new_secret()], item, b"{}"
         )
         assert found == (204, "")
         with pytest.raises(Refused):
-            await sender._call(client, "https://localhost/in", signing.new_secret(), item, b"{}")
+            await sender._call(client, "https://localhost/in", [signing.new_secret()], item, b"{}")
     (request,) = seen
     assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
     assert request.headers["host"] == "93.184.216.34:8443"

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.webhooks import signing
 
@@ -29,6 +29,16 @@ def test_signatures_match_the_reference_and_the_raw_recipe():
     assert ours == reference
     mac = hmac.new(signing.key_of(secret), f"msg_1.{now}.".encode() + body, hashlib.sha256)
     assert ours == "v1," + base64.b64encode(mac.digest()).decode()
-    headers = signing.headers(secret, "msg_1", now, body)
+    headers = signing.headers([secret], "msg_1", now, body)
     assert Webhook(secret).verify(body, headers) == {"type": "points.earned"}
     assert headers["webhook-timestamp"] == str(now)
+
+
+def test_while_a_secret_is_rotated_both_sign():
+    old, new, body, now = signing.new_secret(), signing.new_secret(), b"{}", int(time.time())
+    headers = signing.headers([new, old], "msg_2", now, body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        Webhook(secret).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(body, headers)

@@ -111,11 +111,11 @@ class Sender:
                 endpoint = await self.uow.read(lambda c: store.endpoint(c, endpoint_id))
                 if endpoint is None:
                     break
-                secret = await self._secret(endpoint_id)
+                secrets = await self._secrets(endpoint_id)
                 bodies = await self._bodies(endpoint, claimed)
                 await asyncio.gather(
                     *(
-                        self._send(client, endpoint, secret, item, bodies[item.id])
+                        self._send(client, endpoint, secrets, item, bodies[item.id])
                         for item in claimed
                     )
                 )
@@ -128,10 +128,12 @@ class Sender:
             lambda c: queue.claim(c, endpoint_id, now, now + LEASE, self.per_endpoint)
         )
 
-    async def _secret(self, endpoint_id: int) -> str:
-        sealed = await self.uow.read(lambda c: store.sealed_secret(c, endpoint_id))
-        assert sealed is not None
-        return self.sealer.open(sealed, store.secret_context(endpoint_id)).decode()
+    async def _secrets(self, endpoint_id: int) -> list[str]:
+        """The secrets that sign now (two for a while after a rotation)."""
+        now = self.clock()
+        sealed = await self.uow.read(lambda c: store.signing_secrets(c, endpoint_id, now))
+        context = store.secret_context(endpoint_id)
+        return [self.sealer.open(value, context).decode() for value in sealed]
 
     async def _bodies(
         self, endpoint: EndpointRecord, claimed: list[DeliveryRecord]
@@ -168,7 +170,7 @@ class Sender:
         self,
         client: httpx.AsyncClient,
         endpoint: EndpointRecord,
-        secret: str,
+        secrets: list[str],
         item: DeliveryRecord,
         body: bytes,
     ) -> None:
@@ -180,7 +182,7 @@ class Sender:
         try:
             # The whole try, name lookup included: a server dripping bytes cannot hold it.
             async with asyncio.timeout(self.timeout):
-                status_code, excerpt = await self._call(client, endpoint.url, secret, item, body)
+                status_code, excerpt = await self._call(client, endpoint.url, secrets, item, body)
         except targets.Refused as refused:
             error = f"refused: {refused.message}"
         except (TimeoutError, httpx.TimeoutException):
@@ -196,11 +198,16 @@ class Sender:
         metrics.attempted(endpoint.partner, shown, outcome.duration_ms)
 
     async def _call(
-        self, client: httpx.AsyncClient, url: str, secret: str, item: DeliveryRecord, body: bytes
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        secrets: list[str],
+        item: DeliveryRecord,
+        body: bytes,
     ) -> tuple[int, str]:
         """POST ``body`` to the checked target: the status and the answer's excerpt."""
         target = await targets.check(url, self.production)
-        headers = signing.headers(secret, item.message_id, int(time.time()), body)
+        headers = signing.headers(secrets, item.message_id, int(time.time()), body)
         headers["user-agent"] = USER_AGENT
         extensions = {}
         if target.address is not None:  # the checked address, under the name for TLS and Host

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +32,7 @@ SCOPE = "webhooks:manage"
 EVENT_TYPES = (*types.ALL, payloads.TEST)
 MAX_ENDPOINTS = 20  # per partner
 MAX_PAGE = 100
+MAX_KEEP_PREVIOUS_HOURS = 7 * 24
 
 
 @dataclass(frozen=True)
@@ -148,15 +150,23 @@ class WebhookService:
 
         return await self.ledger.uow.write(work)
 
-    async def rotate(self, access: Access, endpoint_id: int) -> Created:
-        """A new secret, at once in force (the old one no longer signs)."""
+    async def rotate(self, access: Access, endpoint_id: int, keep_previous_hours: int) -> Created:
+        """A new secret, signing at once; the current one also signs for
+        ``keep_previous_hours`` more (0: it stops at once, as for a leaked secret)."""
+        if not 0 <= keep_previous_hours <= MAX_KEEP_PREVIOUS_HOURS:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                f"keepPreviousHours is between 0 and {MAX_KEEP_PREVIOUS_HOURS}.",
+                ("keep_previous_hours",),
+            )
         await self._own(access, endpoint_id)
         secret = signing.new_secret()
         now = self.ledger.clock()
+        until = now + timedelta(hours=keep_previous_hours) if keep_previous_hours else None
 
         async def work(connection: AsyncConnection) -> EndpointRecord:
-            await store.set_secret(connection, endpoint_id, self._seal(endpoint_id, secret))
-            await store.update_endpoint(connection, endpoint_id, now)
+            sealed = self._seal(endpoint_id, secret)
+            await store.rotate_secret(connection, endpoint_id, sealed, until, now)
             found = await store.endpoint(connection, endpoint_id)
             if found is None:
                 raise _unknown_endpoint()

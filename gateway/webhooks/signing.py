@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -33,11 +34,13 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers, and the body's type."""
+def headers(secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers, and the body's type; one signature per secret
+    (space-separated: while a rotated secret is still in force, both sign)."""
+    signatures = " ".join(signature(secret, message_id, timestamp, body) for secret in secrets)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, message_id, timestamp, body),
+        "webhook-signature": signatures,
         "content-type": "application/json",
     }

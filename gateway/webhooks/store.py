@@ -95,7 +95,8 @@ def delivery_of(row: Any) -> DeliveryRecord:
     )
 
 
-_ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name != "secret"]
+_SECRETS = ("secret", "previous_secret")
+_ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name not in _SECRETS]
 
 # Endpoints
 
@@ -191,29 +192,82 @@ async def delete_endpoint(connection: AsyncConnection, endpoint_id: int) -> None
     )
 
 
-async def sealed_secret(connection: AsyncConnection, endpoint_id: int) -> str | None:
-    statement = sa.select(webhook_endpoints.c.secret).where(webhook_endpoints.c.id == endpoint_id)
-    found = await connection.scalar(statement)
-    return None if found is None else str(found)
+async def rotate_secret(
+    connection: AsyncConnection,
+    endpoint_id: int,
+    sealed: str,
+    previous_until: datetime | None,
+    now: datetime,
+) -> None:
+    """A new secret; the current one stays as the previous until ``previous_until`` (None:
+    dropped at once)."""
+    t = webhook_endpoints
+    await connection.execute(
+        sa.update(t)
+        .where(t.c.id == endpoint_id)
+        .values(
+            secret=sealed,
+            previous_secret=t.c.secret if previous_until is not None else None,
+            previous_until=previous_until,
+            updated_at=now,
+        )
+    )
+
+
+async def signing_secrets(
+    connection: AsyncConnection, endpoint_id: int, now: datetime
+) -> list[str]:
+    """The sealed secrets that sign now: the current one, and the previous while in force."""
+    t = webhook_endpoints
+    row = (
+        await connection.execute(
+            sa.select(t.c.secret, t.c.previous_secret, t.c.previous_until).where(
+                t.c.id == endpoint_id
+            )
+        )
+    ).first()
+    if row is None:
+        return []
+    found = [row.secret]
+    if row.previous_secret and row.previous_until is not None and now < row.previous_until:
+        found.append(row.previous_secret)
+    return found
 
 
 def secret_context(endpoint_id: int) -> str:
     return f"webhook_secret:{endpoint_id}"
 
 
-async def sealed_secrets(connection: AsyncConnection) -> list[tuple[int, str, str]]:
-    """Every endpoint's (id, sealing context, sealed secret): for ``secrets rewrap``."""
+SecretKey = tuple[int, str]  # (endpoint id, "secret" or "previous_secret")
+
+
+async def sealed_secrets(connection: AsyncConnection) -> list[tuple[SecretKey, str, str]]:
+    """Every sealed webhook secret as (key, sealing context, sealed value): for ``secrets
+    rewrap``. Both columns of an endpoint are sealed under its context."""
+    t = webhook_endpoints
     result = await connection.execute(
-        sa.select(webhook_endpoints.c.id, webhook_endpoints.c.secret)
-        .where(webhook_endpoints.c.secret != "")
-        .order_by(webhook_endpoints.c.id)
+        sa.select(t.c.id, t.c.secret, t.c.previous_secret).order_by(t.c.id)
     )
-    return [(int(row.id), secret_context(int(row.id)), row.secret) for row in result]
+    found: list[tuple[SecretKey, str, str]] = []
+    for row in result:
+        for column in _SECRETS:
+            if getattr(row, column):
+                found.append(
+                    ((int(row.id), column), secret_context(int(row.id)), getattr(row, column))
+                )
+    return found
 
 
-async def replace_sealed(connection: AsyncConnection, key: int, sealed: str) -> None:
-    """Store ``sealed`` (the same secret, re-wrapped) for the endpoint ``key``."""
-    await set_secret(connection, key, sealed)
+async def replace_sealed(connection: AsyncConnection, key: SecretKey, sealed: str) -> None:
+    """Store ``sealed`` (the same secret, re-wrapped) at ``key``."""
+    endpoint_id, column = key
+    if column not in _SECRETS:
+        raise ValueError(f"not a secret column: {column!r}")
+    await connection.execute(
+        sa.update(webhook_endpoints)
+        .where(webhook_endpoints.c.id == endpoint_id)
+        .values({column: sealed})
+    )
 
 
 # Deliveries

@@ -1,9 +1,10 @@
 """Webhook endpoints, their deliveries and each delivery's attempts. Migration 0021.
 
 ``webhook_endpoints.secret`` holds the signing secret sealed (``gateway.kernel.sealing``,
-context ``webhook_secret:<endpoint id>``), never in plain text. A delivery references the
-outbox event it carries (``event_id``; None for a test event): its payload is rendered when
-it is sent. ``message_id`` is its ``webhook-id``, the same on every retry and resend.
+context ``webhook_secret:<endpoint id>``), never in plain text; so does ``previous_secret``.
+A delivery references the outbox event it carries (``event_id``; None for a test event): its
+payload is rendered when it is sent. ``message_id`` is its ``webhook-id``, the same on every
+retry and resend.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ webhook_endpoints = sa.Table(
     sa.Column("event_types", sa.JSON, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("secret", sa.Text, nullable=False),
+    # After a rotation the previous secret also signs until ``previous_until``.
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_until", Moment, nullable=True),
     sa.Column("created_at", Moment, nullable=False),
     sa.Column("updated_at", Moment, nullable=False),
     sa.Index("ix_webhook_endpoints_partner", "partner", "id"),

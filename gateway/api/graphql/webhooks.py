@@ -60,6 +60,17 @@ class WebhookEndpointInput:
     id: strawberry.ID
 
 
+@strawberry.input
+class RotateWebhookEndpointSecretInput:
+    id: strawberry.ID
+    keep_previous_hours: int = strawberry.field(
+        default=24,
+        description="Hours the current secret keeps signing too (both signatures are sent), "
+        "so that receivers can switch without losing a message; 0 to 168. 0: it stops at "
+        "once (a leaked secret).",
+    )
+
+
 @strawberry.type
 class RotateWebhookEndpointSecretPayload:
     endpoint: WebhookEndpoint | None = None
@@ -131,13 +142,16 @@ class WebhookMutations:
             return WebhookEndpointPayload(user_errors=UserError.of(error))
         return WebhookEndpointPayload(endpoint=WebhookEndpoint(record=record))
 
-    @strawberry.mutation(description="A new signing secret, in force at once; answered this once.")
+    @strawberry.mutation(
+        description="A new signing secret, in force at once and answered this once; the "
+        "current one also signs for `keepPreviousHours`."
+    )
     async def rotate_webhook_endpoint_secret(
-        self, info: Info, input: WebhookEndpointInput
+        self, info: Info, input: RotateWebhookEndpointSecretInput
     ) -> RotateWebhookEndpointSecretPayload:
         try:
             created = await info.context.webhooks.rotate(
-                info.context.access, _endpoint_number(input.id)
+                info.context.access, _endpoint_number(input.id), input.keep_previous_hours
             )
         except DomainError as error:
             return RotateWebhookEndpointSecretPayload(user_errors=UserError.of(error))

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("event_types", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("previous_secret", sa.Text(), nullable=True),
+        sa.Column("previous_until", Moment, nullable=True),
         sa.Column("created_at", Moment, nullable=False),
         sa.Column("updated_at", Moment, nullable=False),
         sqlite_autoincrement=True,
