@@ -188,15 +188,12 @@ class WebhookService:
             access.require_operator()
         return await self.ledger.uow.read(lambda c: store.endpoints(c, partner))
 
-    async def endpoint(self, access: Access, endpoint_id: int) -> EndpointRecord:
-        return await self._own(access, endpoint_id)
-
     # Deliveries
 
     async def deliveries(
         self, endpoint_id: int, status: str | None, before: int | None, limit: int
     ) -> list[DeliveryRecord]:
-        """For an endpoint the caller was allowed to read (``endpoint``)."""
+        """Of an endpoint the caller was allowed to list (``endpoints``)."""
         return await self.ledger.uow.read(
             lambda c: store.deliveries(c, endpoint_id, status, before, limit)
         )
