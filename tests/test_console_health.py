@@ -36,7 +36,11 @@ async def test_an_operator_sees_lag_pending_remote_operations_and_imports(
 ):
     quiet = (await operations(gw))["data"]["operations"]
     assert quiet["pendingRemoteOperations"] == [] and quiet["imports"] == []
-    assert [c["name"] for c in quiet["consumers"]] == ["challenges.awards", "analytics.daily"]
+    assert [c["name"] for c in quiet["consumers"]] == [
+        "challenges.awards",
+        "analytics.daily",
+        "webhooks.fanout",
+    ]
 
     member = await member_at_northjet(gw)
     northjet.fail_next(TRANSACTIONS, "error", times=2)
@@ -55,7 +59,7 @@ async def test_an_operator_sees_lag_pending_remote_operations_and_imports(
     (job,) = now["imports"]
     assert job["job"]["source"] == "night.csv" and job["job"]["partner"]["slug"] == "brewbar"
     assert job["job"]["status"] in ("DONE", "FAILED") and job["updatedAt"]
-    assert len(now["consumers"]) == 2
+    assert len(now["consumers"]) == 3
     for consumer in now["consumers"]:
         assert consumer["lagEvents"] >= 0 and consumer["lagSeconds"] >= 0
 

@@ -139,6 +139,7 @@ def create_app(
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
             app.state.imports = wiring.imports(service)
+            app.state.webhooks = wiring.webhooks(service, settings)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
             # Consumers and sweeps run here unless separate runners do (COALITION_JOBS=off);
@@ -225,6 +226,7 @@ def create_app(
             request.app.state.rewards,
             request.app.state.settlement,
             request.app.state.configuration,
+            request.app.state.webhooks,
         )
 
     async def settlement_csv(request: Request) -> Response:

@@ -19,6 +19,8 @@ from gateway.jobs.runner import JobRunner, Sweep
 from gateway.ledger.service import LedgerService
 from gateway.remote.operations import RemoteOperations
 from gateway.tiers.service import TierService
+from gateway.webhooks.fanout import WebhookFanout
+from gateway.webhooks.service import WebhookService
 
 
 def imports(service: LedgerService) -> ImportService:
@@ -29,7 +31,11 @@ def imports(service: LedgerService) -> ImportService:
 
 def consumers(service: LedgerService) -> list[Consumer]:
     """The event consumers: each has a stable name, its position is stored under it."""
-    return [ChallengeAwards(ChallengeService(service)), DailyAggregates()]
+    return [
+        ChallengeAwards(ChallengeService(service)),
+        DailyAggregates(),
+        WebhookFanout(service.clock),
+    ]
 
 
 def sweeps(
@@ -64,12 +70,19 @@ def sweeps(
     return found
 
 
+def webhooks(service: LedgerService, settings: Settings) -> WebhookService:
+    return WebhookService(service, settings.sealer(), settings.production)
+
+
 def runner(
     service: LedgerService, settings: Settings, remote: Sequence[str] | None = None
 ) -> JobRunner:
-    return JobRunner(
-        service.uow,
-        consumers(service),
-        sweeps(service, settings.hold_sweep_seconds, settings.remote_retry_seconds, remote),
-        poll=settings.events_poll_seconds,
-    )
+    found = sweeps(service, settings.hold_sweep_seconds, settings.remote_retry_seconds, remote)
+    if settings.webhook_poll_seconds > 0:
+        # Due webhooks; one runner at a time sends (the sweep's lock, and each claim's lease).
+        found.append(
+            Sweep(
+                "webhooks.send", webhooks(service, settings).send_due, settings.webhook_poll_seconds
+            )
+        )
+    return JobRunner(service.uow, consumers(service), found, poll=settings.events_poll_seconds)

@@ -62,6 +62,11 @@ class ErrorCode(Enum):
     INVALID_CONFIGURATION = "INVALID_CONFIGURATION"
     # Conversion rules through which a round trip returns more points than it took.
     RATES_ALLOW_ARBITRAGE = "RATES_ALLOW_ARBITRAGE"
+    # Webhooks: a URL the gateway will not call (scheme, credentials, private address).
+    WEBHOOK_URL_REFUSED = "WEBHOOK_URL_REFUSED"
+    UNKNOWN_WEBHOOK_ENDPOINT = "UNKNOWN_WEBHOOK_ENDPOINT"
+    UNKNOWN_WEBHOOK_DELIVERY = "UNKNOWN_WEBHOOK_DELIVERY"
+    WEBHOOK_ENDPOINT_LIMIT = "WEBHOOK_ENDPOINT_LIMIT"
 
 
 def shown(value: str, limit: int = 40) -> str:

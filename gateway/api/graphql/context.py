@@ -27,6 +27,7 @@ from gateway.members.identity import IdentityService
 from gateway.members.store import IdentityRecord
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
+from gateway.webhooks.service import WebhookService
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -101,6 +102,7 @@ class Context:
     rewards: RewardService
     settlement: SettlementService
     configuration: Configuration
+    webhooks: WebhookService
 
     @cached_property
     def access(self) -> Access:

@@ -35,6 +35,7 @@ from gateway.api.graphql.rewards import RewardMutations
 from gateway.api.graphql.scalars import decode_int_id, encode_id
 from gateway.api.graphql.settlement import SettlementMutations
 from gateway.api.graphql.types import Transfer, Wallet
+from gateway.api.graphql.webhooks import WebhookMutations
 from gateway.auth.policy import denied
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import invalid
@@ -51,6 +52,7 @@ class Mutation(
     GiftMutations,
     PromotionMutations,
     ConfigurationMutations,
+    WebhookMutations,
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "

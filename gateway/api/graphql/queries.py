@@ -33,6 +33,7 @@ from gateway.api.graphql.settlement import SettlementQueries
 from gateway.api.graphql.settlement_open import OpenObligationQueries
 from gateway.api.graphql.tiers import TierQueries
 from gateway.api.graphql.types import Transfer
+from gateway.api.graphql.webhooks import WebhookQueries
 from gateway.kernel.errors import DomainError
 from gateway.ledger.records import MemberRef
 
@@ -52,6 +53,7 @@ class Query(
     ImportQueries,
     OperationsQueries,
     AnalyticsQueries,
+    WebhookQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
