@@ -1,5 +1,6 @@
 """Keys at rest: the signing keys are sealed in the database, a gateway without the master
-key cannot use them, and `coalition secrets rewrap` moves them to a new master key."""
+key cannot use them, and `coalition secrets rewrap` moves them and the webhook secrets to a
+new master key."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from gateway.api.settings import Settings
 from gateway.auth.tables import signing_keys
 from gateway.kernel.database import create_engine
 from gateway.kernel.sealing import Sealer, SealError, master_id, new_master_key, parse_master_key
+from gateway.webhooks.store import sealed_secrets
 from tests.conftest import Clock, start_gateway
+from tests.webhooks_helpers import create
 
 ME = "query { partners { slug } }"
 
@@ -50,6 +53,11 @@ async def stored(database_url: str) -> dict[str, str]:
     finally:
         await engine.dispose()
     return {row.kid: row.private_jwk for row in rows}
+
+
+async def sealed_in(app: Any) -> list[tuple[str, str, str]]:
+    async with app.state.service.engine.connect() as connection:
+        return await sealed_secrets(connection)
 
 
 async def accepted(app: Any) -> bool:
@@ -118,8 +126,8 @@ async def test_rotating_the_master_key(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     old, new = new_master_key(), new_master_key()
-    async for _ in start_gateway(database_url, clock, master_key=old):
-        pass
+    async for gateway in start_gateway(database_url, clock, master_key=old):
+        hook = await create(gateway, "http://127.0.0.1:9/hook", ["points.earned"])
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("COALITION_MASTER_KEY", new)
 
@@ -135,14 +143,19 @@ async def test_rotating_the_master_key(
         assert await accepted(app)
         # 2. The values move to the new key while gateways run.
         assert await asyncio.to_thread(cli, "rewrap") == 0
-        assert "signing keys: 1 re-wrapped" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "signing keys: 1 re-wrapped" in out and "webhook secrets: 1 re-wrapped" in out
         assert await accepted(app)
     assert await asyncio.to_thread(cli, "status") == 0
     new_id = master_id(parse_master_key(new))
-    assert f"signing keys: 1 under the current key {new_id}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"signing keys: 1 under the current key {new_id}" in out
+    assert f"webhook secrets: 1 under the current key {new_id}" in out
     # 3. The old key can go: a gateway with the new key alone works, one with the old fails.
     async with running(database_url, clock, master_key=new) as app:
         assert await accepted(app)
+        [(_, context, sealed)] = await sealed_in(app)
+        assert Sealer(parse_master_key(new)).open(sealed, context).decode() == hook["secret"]
     with pytest.raises(SealError):
         async with running(database_url, clock, master_key=old):
             pytest.fail("the old master key still opens the signing keys")
@@ -170,7 +183,7 @@ def test_a_new_master_key_and_bad_ones(
     key_file.write_text(new_master_key() + "\n")
     monkeypatch.setenv("COALITION_MASTER_KEY_FILE", str(key_file))
     assert main(["secrets", "status"]) == 0
-    assert capsys.readouterr().out == "signing keys: none\n"
+    assert capsys.readouterr().out == "signing keys: none\nwebhook secrets: none\n"
     monkeypatch.setenv("COALITION_MASTER_KEY_FILE", str(tmp_path / "missing.key"))
     assert main(["secrets", "status"]) == 2
     assert "COALITION_MASTER_KEY_FILE: cannot read" in capsys.readouterr().err

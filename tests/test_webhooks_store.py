@@ -22,11 +22,14 @@ async def test_sealed_secrets_can_be_rewrapped_in_place(gateway: Gateway):
     async with gateway.service.engine.begin() as connection:
         found = await store.sealed_secrets(connection)
         assert [(key, context) for key, context, _ in found] == [
-            ((number, "secret"), f"webhook_secret:{number}"),
-            ((number, "previous_secret"), f"webhook_secret:{number}"),
+            (f"{number}:secret", f"webhook_secret:{number}"),
+            (f"{number}:previous_secret", f"webhook_secret:{number}"),
         ]
         for key, context, sealed in found:
-            await store.replace_sealed(connection, key, moving.rewrap(sealed, context))
+            assert await store.replace_sealed(
+                connection, key, sealed, moving.rewrap(sealed, context)
+            )
+            assert not await store.replace_sealed(connection, key, sealed, "changed meanwhile")
     async with gateway.service.engine.connect() as connection:
         again = await store.sealed_secrets(connection)
     only_new = Sealer(new_key)

@@ -20,6 +20,7 @@ from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth import keys
 from gateway.kernel.sealing import PREFIX, Sealer, SealError, is_sealed
+from gateway.webhooks import store as webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +36,10 @@ class SealedColumn:
     replace: Callable[[AsyncConnection, str, str, str], Awaitable[bool]]
 
 
-COLUMNS: tuple[SealedColumn, ...] = (SealedColumn("signing keys", keys.stored, keys.replace),)
+COLUMNS: tuple[SealedColumn, ...] = (
+    SealedColumn("signing keys", keys.stored, keys.replace),
+    SealedColumn("webhook secrets", webhooks.sealed_secrets, webhooks.replace_sealed),
+)
 
 
 @dataclass

@@ -238,36 +238,35 @@ def secret_context(endpoint_id: int) -> str:
     return f"webhook_secret:{endpoint_id}"
 
 
-SecretKey = tuple[int, str]  # (endpoint id, "secret" or "previous_secret")
-
-
-async def sealed_secrets(connection: AsyncConnection) -> list[tuple[SecretKey, str, str]]:
-    """Every sealed webhook secret as (key, sealing context, sealed value): for ``secrets
-    rewrap``. Both columns of an endpoint are sealed under its context."""
+async def sealed_secrets(connection: AsyncConnection) -> list[tuple[str, str, str]]:
+    """Every sealed webhook secret as (key, sealing context, sealed value), the key
+    ``"<endpoint id>:<column>"``: for ``coalition secrets rewrap``. Both columns of an
+    endpoint are sealed under its context."""
     t = webhook_endpoints
     result = await connection.execute(
         sa.select(t.c.id, t.c.secret, t.c.previous_secret).order_by(t.c.id)
     )
-    found: list[tuple[SecretKey, str, str]] = []
+    found: list[tuple[str, str, str]] = []
     for row in result:
         for column in _SECRETS:
             if getattr(row, column):
-                found.append(
-                    ((int(row.id), column), secret_context(int(row.id)), getattr(row, column))
-                )
+                key = f"{int(row.id)}:{column}"
+                found.append((key, secret_context(int(row.id)), getattr(row, column)))
     return found
 
 
-async def replace_sealed(connection: AsyncConnection, key: SecretKey, sealed: str) -> None:
-    """Store ``sealed`` (the same secret, re-wrapped) at ``key``."""
-    endpoint_id, column = key
-    if column not in _SECRETS:
-        raise ValueError(f"not a secret column: {column!r}")
-    await connection.execute(
+async def replace_sealed(connection: AsyncConnection, key: str, was: str, sealed: str) -> bool:
+    """Store ``sealed`` (the same secret, re-wrapped) at ``key`` if it still holds ``was``
+    (False when the secret changed meanwhile: a rotation)."""
+    endpoint, _, column = key.partition(":")
+    if column not in _SECRETS or not endpoint.isdigit():
+        raise ValueError(f"not a webhook secret: {key!r}")
+    result = await connection.execute(
         sa.update(webhook_endpoints)
-        .where(webhook_endpoints.c.id == endpoint_id)
+        .where(webhook_endpoints.c.id == int(endpoint), webhook_endpoints.c[column] == was)
         .values({column: sealed})
     )
+    return result.rowcount == 1
 
 
 # Deliveries
