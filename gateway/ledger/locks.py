@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.unit_of_work import Retry
 from gateway.ledger.tables import members
 
@@ -68,7 +69,11 @@ def _lock_statement(
     # Rows are locked in the order the statement sorts them: by code point, as Python's
     # sorted() (which decides what is "late"), whatever the database's collation.
     order = members.c.id.collate("C") if connection.dialect.name == "postgresql" else members.c.id
-    statement = sa.select(members.c.id, members.c.merged_into).where(condition).order_by(order)
+    statement = (
+        sa.select(members.c.id, members.c.merged_into, members.c.erased_at)
+        .where(condition)
+        .order_by(order)
+    )
     if mode is Lock.SHARED:
         return statement.with_for_update(read=True, key_share=True, nowait=nowait, of=members)
     return statement.with_for_update(key_share=mode is Lock.POSTING, nowait=nowait, of=members)
@@ -108,12 +113,14 @@ async def lock_members(
     member_ids: Sequence[str],
     mode: Lock = Lock.POSTING,
     retiring: Sequence[str] = (),
+    refuse_erased: bool = False,
 ) -> dict[str, str]:
     """Lock the rows of the members ``member_ids`` name now, and the ids' own rows, in the
     one order (see above). ``retiring``: members a merge is about to retire; the rows of the
     members merged into them are locked too (the merge rewrites them), and a retiring member
     that was merged meanwhile makes the work run again. Returns each known given id's member
-    now (itself or its survivor); unknown ids are left out."""
+    now (itself or its survivor); unknown ids are left out. ``refuse_erased``: a member
+    whose personal data was erased is refused (MEMBER_ERASED)."""
     held = _held(connection)
     if not held and not retiring:
         # The usual case, in one statement: the rows and their survivors' (read from the
@@ -151,7 +158,9 @@ async def lock_members(
         late = bool(held and new and min(new) < max(held))
         condition = members.c.id.in_(sorted(wanted))
         result = await connection.execute(_lock_statement(connection, condition, mode, late))
-    locked = {str(row.id): row.merged_into for row in result}
+    rows = result.all()
+    locked = {str(row.id): row.merged_into for row in rows}
+    erased = {str(row.id) for row in rows if row.erased_at is not None}
     held.update(locked)
     # 3. Checked: a merge that committed between 1 and 2 shows here.
     live = {}
@@ -162,6 +171,12 @@ async def lock_members(
         if survivor is None:
             raise Retry  # merged into a member not locked: lock the new chain
         live[member_id] = survivor
+    if refuse_erased and erased & set(live.values()):
+        raise DomainError(
+            ErrorCode.MEMBER_ERASED,
+            "This member's personal data was erased: nothing more can be done for them.",
+            ("member", "id"),
+        )
     if any(locked.get(r) is not None for r in retiring):
         raise Retry  # a retiring member was merged meanwhile: the caller decides again
     if not await _absorbed(connection, retiring) <= set(locked):
@@ -170,8 +185,12 @@ async def lock_members(
 
 
 async def live_member(
-    connection: AsyncConnection, member_id: str, mode: Lock = Lock.POSTING
+    connection: AsyncConnection,
+    member_id: str,
+    mode: Lock = Lock.POSTING,
+    refuse_erased: bool = False,
 ) -> str | None:
     """The member that ``member_id`` is now (itself or its survivor), locked with
     ``lock_members`` until the transaction ends; None for an unknown id."""
-    return (await lock_members(connection, [member_id], mode)).get(member_id)
+    found = await lock_members(connection, [member_id], mode, refuse_erased=refuse_erased)
+    return found.get(member_id)

@@ -1,0 +1,114 @@
+"""The ledger's side of members' data rights (gateway.privacy): a member's ids, erasure
+mark, enrolments and transfers, read in pages for an export and pseudonymised for an
+erasure. Amounts, legs and every other column of a transfer are never changed."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.ledger.records import TransferRecord
+from gateway.ledger.tables import accounts, enrolments, entries, members, transfers
+
+ERASED = "erased:"  # what replaces a value erasure removes, before a random token
+
+
+def token() -> str:
+    """A random stand-in for an erased value: not derived from it, so nothing recovers it."""
+    return ERASED + secrets.token_urlsafe(12)
+
+
+async def member_row(
+    connection: AsyncConnection, member_id: str
+) -> sa.Row[tuple[object, ...]] | None:
+    result = await connection.execute(sa.select(members).where(members.c.id == member_id))
+    return result.first()
+
+
+async def member_ids(connection: AsyncConnection, member_id: str) -> list[str]:
+    """``member_id`` and the ids of the members merged into it."""
+    result = await connection.execute(
+        sa.select(members.c.id).where(members.c.merged_into == member_id).order_by(members.c.id)
+    )
+    return [member_id, *(str(row.id) for row in result)]
+
+
+async def mark_erased(connection: AsyncConnection, member_ids: Sequence[str], at: datetime) -> None:
+    await connection.execute(
+        sa.update(members)
+        .where(members.c.id.in_(member_ids), members.c.erased_at.is_(None))
+        .values(erased_at=at)
+    )
+
+
+async def wallet_balances(connection: AsyncConnection, member_id: str) -> dict[str, int]:
+    """The member's wallets with points, by pool (the caller holds the member's lock)."""
+    result = await connection.execute(
+        sa.select(accounts.c.pool, accounts.c.balance)
+        .where(accounts.c.member_id == member_id, accounts.c.balance != 0)
+        .order_by(accounts.c.pool)
+    )
+    return {str(row.pool): int(row.balance) for row in result}
+
+
+async def pseudonymise_enrolments(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    """Replace the members' customer ids by random tokens: (partner, old id) -> token. The
+    partner enrolling the same customer id again gets a new member."""
+    result = await connection.execute(
+        sa.select(enrolments.c.partner, enrolments.c.customer_id).where(
+            enrolments.c.member_id.in_(member_ids),
+            enrolments.c.customer_id.not_like(f"{ERASED}%"),
+        )
+    )
+    replaced: dict[tuple[str, str], str] = {}
+    for row in result.all():
+        new = token()
+        await connection.execute(
+            sa.update(enrolments)
+            .where(enrolments.c.partner == row.partner, enrolments.c.customer_id == row.customer_id)
+            .values(customer_id=new)
+        )
+        replaced[(str(row.partner), str(row.customer_id))] = new
+    return replaced
+
+
+async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]) -> int:
+    """Replace the callers' idempotency keys (often receipt numbers) of the members'
+    transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key.
+    Migration 0022 leaves only this column of a transfer writable."""
+    prefix = f"{ERASED}{secrets.token_hex(6)}:"
+    result = await connection.execute(
+        sa.update(transfers)
+        .where(
+            transfers.c.member_id.in_(member_ids),
+            transfers.c.idempotency_key.not_like(f"{ERASED}%"),
+        )
+        .values(idempotency_key=sa.literal(prefix) + sa.cast(transfers.c.id, sa.String))
+    )
+    return int(result.rowcount or 0)
+
+
+async def transfers_page(
+    connection: AsyncConnection, member_ids: Sequence[str], after: int, limit: int
+) -> list[TransferRecord]:
+    """The members' own transfers after transfer ``after``, oldest first, at most ``limit``
+    (those moving points into their wallets without being theirs, gifts received, too)."""
+    received = sa.select(entries.c.transfer_id).where(
+        entries.c.member_id.in_(member_ids), entries.c.transfer_id > after
+    )
+    result = await connection.execute(
+        sa.select(transfers)
+        .where(
+            transfers.c.id > after,
+            sa.or_(transfers.c.member_id.in_(member_ids), transfers.c.id.in_(received)),
+        )
+        .order_by(transfers.c.id)
+        .limit(limit)
+    )
+    return [TransferRecord.from_row(row) for row in result]
