@@ -66,6 +66,7 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "privacy_erasures",
     "analytics_daily",
     "analytics_active",
     "analytics_flows",

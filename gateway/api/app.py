@@ -138,6 +138,7 @@ def create_app(
             app.state.holds = HoldService(service)
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
+            app.state.privacy = wiring.privacy(service)
             app.state.imports = wiring.imports(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
@@ -225,6 +226,7 @@ def create_app(
             request.app.state.rewards,
             request.app.state.settlement,
             request.app.state.configuration,
+            request.app.state.privacy,
         )
 
     async def settlement_csv(request: Request) -> Response:

@@ -25,6 +25,7 @@ from gateway.ledger.records import (
 from gateway.ledger.service import LedgerService
 from gateway.members.identity import IdentityService
 from gateway.members.store import IdentityRecord
+from gateway.privacy.service import PrivacyService
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
 
@@ -101,6 +102,7 @@ class Context:
     rewards: RewardService
     settlement: SettlementService
     configuration: Configuration
+    privacy: PrivacyService | None = None  # members' data rights, as the app wires them
 
     @cached_property
     def access(self) -> Access:
