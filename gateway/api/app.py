@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway.api import jobs as wiring
 from gateway.api import page_assets
+from gateway.api.account.export import AccountExport
 from gateway.api.account.page import AccountPage
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
@@ -277,6 +278,7 @@ def create_app(
         *(graphiql_routes() if settings.graphiql else []),
         *Console(auth).routes(),
         *AccountPage(auth, live_coalition).routes(),
+        *AccountExport(auth, lambda: app.state.privacy).routes(),
         *page_assets.routes(),
     ]
     app = Starlette(

@@ -1,6 +1,6 @@
 """`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
 manage OAuth clients and signing keys, close settlement periods and reconcile them, import
-files of earns."""
+files of earns, answer members' data requests (export, erase)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.api import (
     cli_config,
     cli_imports,
     cli_jobs,
+    cli_members,
     cli_serve,
     cli_settlement,
 )
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cli_imports.add_parser(commands)
     cli_config.add_parser(commands)
+    cli_members.add_parser(commands)
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -165,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_imports.import_earns(settings, args)
         if args.command == "config":
             return cli_config.config(settings, args)
+        if args.command == "members":
+            return cli_members.members(settings, args)
         if args.command == "reconcile":
             return cli_settlement.reconcile(settings)
         return cli_serve.audit_ledger(settings)
