@@ -77,19 +77,21 @@ async def alice_with_history(sso: Gateway) -> str:
     return member
 
 
-def leaks(text: str) -> list[str]:
-    return [secret for secret in SECRETS if secret.lower() in text.lower()]
+def leaks(text: str, secrets: tuple[str, ...] = SECRETS) -> list[str]:
+    return [secret for secret in secrets if secret.lower() in text.lower()]
 
 
-async def database_leaks(gateway: Gateway) -> dict[str, list[str]]:
+async def database_leaks(
+    gateway: Gateway, secrets: tuple[str, ...] = SECRETS
+) -> dict[str, list[str]]:
     """Every table's rows as text: which of the secrets each still holds."""
     found = {}
     async with gateway.service.engine.connect() as connection:
         for table in metadata.sorted_tables:
             rows = (await connection.execute(sa.select(table))).all()
             text = json.dumps([list(map(str, row)) for row in rows])
-            if leaks(text):
-                found[table.name] = leaks(text)
+            if leaks(text, secrets):
+                found[table.name] = leaks(text, secrets)
     return found
 
 

@@ -12,11 +12,14 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.ledger.tables import transfers
+from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Clock, Gateway
-from tests.operations import codes, payload
-from tests.test_privacy import BREAKAGE, ERASE, EXPORT
+from tests.operations import EARN, ENROL, REVERSE, codes, payload
+from tests.test_gifting import GIFT
+from tests.test_privacy import BREAKAGE, ERASE, EXPORT, database_leaks
 from tests.test_programme import (  # noqa: F401
     APPLY,
+    BULK,
     REFERRAL_CODE,
     _programme,
     buy,
@@ -24,6 +27,9 @@ from tests.test_programme import (  # noqa: F401
     gw,
     wallet,
 )
+from tests.test_remote_operations import earn as remote_earn
+from tests.test_remote_operations import gw as remote  # noqa: F401
+from tests.test_remote_operations import member_at_northjet, northjet, served  # noqa: F401
 
 
 async def test_pending_points_are_forfeited_and_never_mature(gw: Gateway, clock: Clock):
@@ -71,3 +77,50 @@ async def test_only_a_transfers_idempotency_key_can_change(gw: Gateway):
         with pytest.raises(DBAPIError, match="immutable"):
             async with gw.service.engine.begin() as connection:
                 await connection.execute(change)
+
+
+async def test_nothing_more_reaches_an_erased_member(gateway: Gateway):
+    erased, other = [
+        payload(
+            await gateway.gql(
+                ENROL, {"input": {"partner": "skyway", "partnerCustomerId": customer}}
+            )
+        )["member"]["id"]
+        for customer in ("E-1", "O-1")
+    ]
+    earned = {}
+    for member in (erased, other):
+        earn = {"partner": "skyway", "member": {"id": member}, "points": 500}
+        body = await gateway.gql(EARN, {"input": {**earn, "idempotencyKey": f"k-{member}"}})
+        earned[member] = payload(body)["transfer"]["id"]
+    assert codes(payload(await gateway.gql(ERASE, {"id": erased}))) == []
+    gift = {"partner": "skyway", "receiver": {"id": erased}, "points": 100}
+    gift |= {"giver": {"id": other}, "idempotencyKey": "g-1"}
+    assert codes(payload(await gateway.gql(GIFT, {"input": gift}))) == ["MEMBER_ERASED"]
+    back = {"transferId": earned[erased], "idempotencyKey": "rev-1"}
+    assert codes(payload(await gateway.gql(REVERSE, {"input": back}))) == ["MEMBER_ERASED"]
+    lines = [
+        {"member": {"id": member}, "idempotencyKey": f"b-{member}", "points": 10}
+        for member in (erased, other)
+    ]
+    bulk = payload(await gateway.gql(BULK, {"input": {"partner": "skyway", "lines": lines}}))
+    assert (bulk["succeeded"], bulk["failed"]) == (1, 1)
+    assert [codes(result) for result in bulk["results"]] == [["MEMBER_ERASED"], []]
+    assert await gateway.audit() == []
+
+
+async def test_a_remote_pools_member_is_erased_at_the_gateway(
+    remote: Gateway, northjet: ReferencePartner
+):
+    member = await member_at_northjet(remote, "NJ-1")
+    assert codes(await remote_earn(remote, member, 100, "NJ-RCPT-1", "northjet")) == []
+    assert codes(await remote_earn(remote, member, 40, "NJ-RCPT-2", "brewbar")) == []
+    held = await database_leaks(remote, ("NJ-1", "NJ-RCPT"))
+    assert held.keys() >= {"enrolments", "remote_operations", "transfers", "outbox"}
+    erased = payload(await remote.gql(ERASE, {"id": member}))
+    # The gateway's own pool is forfeited; NorthJet's points live in NorthJet's system.
+    assert codes(erased) == [] and erased["forfeitedPoints"] == {"brewbar": 40}
+    assert await database_leaks(remote, ("NJ-1", "NJ-RCPT")) == {}
+    again = await member_at_northjet(remote, "NJ-1")
+    assert again != member
+    assert await remote.audit() == []

@@ -89,12 +89,19 @@ async def referrals_of(connection: AsyncConnection, member_ids: Sequence[str]) -
     return {"code": code, "referredBy": by, "referred": made}
 
 
-async def forfeit_pending(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, int]:
-    """Take the members' pending purchases out of maturing (status ``forfeited``): the
-    points each still had pending, summed per partner, for the caller to post to breakage."""
+async def forfeit_pending(
+    connection: AsyncConnection, member_ids: Sequence[str], pools: Sequence[str]
+) -> dict[str, int]:
+    """Take the members' pending purchases at ``pools`` out of maturing (status
+    ``forfeited``): the points each still had pending, summed per partner, for the caller
+    to post to breakage."""
     result = await connection.execute(
         sa.update(purchases)
-        .where(purchases.c.member_id.in_(member_ids), purchases.c.status == PENDING)
+        .where(
+            purchases.c.member_id.in_(member_ids),
+            purchases.c.status == PENDING,
+            purchases.c.partner.in_(pools),
+        )
         .values(status=FORFEITED)
         .returning(purchases.c.partner, purchases.c.points, purchases.c.clawed_back)
     )

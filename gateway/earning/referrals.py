@@ -62,7 +62,7 @@ class Referrals:
                 raise DomainError(
                     ErrorCode.UNKNOWN_REFERRAL_CODE, "No member has this referral code.", ("code",)
                 )
-            locked = await locks.lock_members(connection, [member_id, referrer])
+            locked = await locks.lock_members(connection, [member_id, referrer], refuse_erased=True)
             live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))

@@ -115,7 +115,9 @@ class GiftService:
 
         async def work(connection: AsyncConnection) -> Posting:
             receiver_id = await _receiver(ledger, connection, receiver)
-            live = await locks.lock_members(connection, [giver_member_id, receiver_id])
+            live = await locks.lock_members(
+                connection, [giver_member_id, receiver_id], refuse_erased=True
+            )
             giver = live.get(giver_member_id)
             if giver is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("giver", "id"))

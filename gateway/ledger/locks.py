@@ -45,17 +45,32 @@ class Lock(Enum):
 
 
 _CHAIN_LIMIT = 8  # merges flatten chains (retire_member); this bounds a damaged one
-# The member rows each open transaction holds (to tell an in-order lock from a late one).
+# The member rows each open transaction holds (to tell an in-order lock from a late one),
+# and those of them whose personal data was erased (gateway.privacy).
 _HELD: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_ERASED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
-def _held(connection: AsyncConnection) -> set[str]:
-    """The member rows this connection's open transaction has locked so far."""
+def _of_transaction(
+    connection: AsyncConnection, found: weakref.WeakKeyDictionary[Any, set[str]]
+) -> set[str]:
     sync = connection.sync_connection
     transaction = sync.get_transaction() if sync is not None else None
     if transaction is None:
         return set()
-    return _HELD.setdefault(transaction, set())
+    return found.setdefault(transaction, set())
+
+
+def _held(connection: AsyncConnection) -> set[str]:
+    """The member rows this connection's open transaction has locked so far."""
+    return _of_transaction(connection, _HELD)
+
+
+def erased(connection: AsyncConnection) -> set[str]:
+    """Of the members this connection's open transaction has locked so far, those whose
+    personal data was erased: work on many members at once (a batch of earns, badges)
+    leaves them out instead of refusing them all (``refuse_erased``)."""
+    return _of_transaction(connection, _ERASED)
 
 
 _SEEN = members.alias("seen")  # the members as a lock statement's subquery reads them
@@ -160,8 +175,10 @@ async def lock_members(
         result = await connection.execute(_lock_statement(connection, condition, mode, late))
     rows = result.all()
     locked = {str(row.id): row.merged_into for row in rows}
-    erased = {str(row.id) for row in rows if row.erased_at is not None}
+    gone = {str(row.id) for row in rows if row.erased_at is not None}
     held.update(locked)
+    if gone:
+        erased(connection).update(gone)
     # 3. Checked: a merge that committed between 1 and 2 shows here.
     live = {}
     for member_id in member_ids:
@@ -171,7 +188,7 @@ async def lock_members(
         if survivor is None:
             raise Retry  # merged into a member not locked: lock the new chain
         live[member_id] = survivor
-    if refuse_erased and erased & set(live.values()):
+    if refuse_erased and gone & set(live.values()):
         raise DomainError(
             ErrorCode.MEMBER_ERASED,
             "This member's personal data was erased: nothing more can be done for them.",

@@ -84,11 +84,13 @@ class PrivacyService:
                 await kernel.post(connection, claim, values, live, legs)
                 forfeited[pool] = forfeited.get(pool, 0) + points
 
-            for pool, points in sorted((await forfeit_pending(connection, ids)).items()):
-                if not self.ledger.coalition.is_remote(pool):
-                    await forfeit(pool, points, "pending", pending_forfeit(pool, points))
+            # The points in the gateway's own pools (a remote pool's are the partner's).
+            coalition = self.ledger.coalition
+            local = [slug for slug in sorted(coalition.partners) if not coalition.is_remote(slug)]
+            for pool, points in sorted((await forfeit_pending(connection, ids, local)).items()):
+                await forfeit(pool, points, "pending", pending_forfeit(pool, points))
             for pool, points in (await ledger.wallet_balances(connection, live)).items():
-                if points > 0 and not self.ledger.coalition.is_remote(pool):
+                if points > 0 and pool in local:
                     await forfeit(pool, points, "wallet", wallet_forfeit(pool, points))
             replaced = await ledger.pseudonymise_enrolments(connection, ids)
             identities = await erase_identities(connection, ids, now, ERASED)
