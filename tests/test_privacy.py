@@ -172,6 +172,8 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     assert await database_leaks(sso) == {}
     wallets_now = (await sso.gql(MEMBER, {"id": member}))["data"]["member"]["wallets"]
     assert {w["balance"] for w in wallets_now} == {0}
+    seen = await sso.gql("query($id: ID!) { member(id: $id) { erasedAt } }", {"id": member})
+    assert seen["data"]["member"]["erasedAt"] == erased["erasedAt"]
     export = (await ok(sso, EXPORT, {"id": member}))["data"]
     assert export["member"]["erasedAt"] is not None
     assert export["member"]["erasure"]["erasedBy"].startswith("operator:")

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api.graphql.scalars import decode_member_id
 from gateway.ledger.tables import transfers
+from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Clock, Gateway
 from tests.operations import EARN, ENROL, REVERSE, codes, payload
@@ -113,7 +114,18 @@ async def test_a_remote_pools_member_is_erased_at_the_gateway(
     remote: Gateway, northjet: ReferencePartner
 ):
     member = await member_at_northjet(remote, "NJ-1")
-    assert codes(await remote_earn(remote, member, 100, "NJ-RCPT-1", "northjet")) == []
+    # An operation whose outcome is not known yet: erasure waits for it.
+    northjet.fail_next(TRANSACTIONS, "error", times=2)
+    northjet.fail_next(BY_KEY, "error")
+    unknown = await remote_earn(remote, member, 100, "NJ-RCPT-1", "northjet")
+    assert codes(unknown) == ["PARTNER_UNAVAILABLE"]
+    waiting = payload(await remote.gql(ERASE, {"id": member}))
+    assert (
+        codes(waiting) == ["PARTNER_UNAVAILABLE"]
+        and "northjet" in waiting["userErrors"][0]["message"]
+    )
+    remote.clock.now += timedelta(hours=1)
+    await remote.service.remote.resume_due()
     assert codes(await remote_earn(remote, member, 40, "NJ-RCPT-2", "brewbar")) == []
     held = await database_leaks(remote, ("NJ-1", "NJ-RCPT"))
     assert held.keys() >= {"enrolments", "remote_operations", "transfers", "outbox"}

@@ -28,7 +28,7 @@ from gateway.privacy.erasure import (
     pending_forfeit,
     wallet_forfeit,
 )
-from gateway.remote.personal import scrub_operations
+from gateway.remote.personal import pending_at, scrub_operations
 
 
 def _unknown() -> DomainError:
@@ -69,6 +69,14 @@ class PrivacyService:
             if live is None:
                 raise _unknown()
             ids = await ledger.member_ids(connection, live)
+            waiting = await pending_at(connection, ids)
+            if waiting:
+                raise DomainError(
+                    ErrorCode.PARTNER_UNAVAILABLE,
+                    f"An operation of this member at {', '.join(waiting)} is still pending "
+                    "(its outcome is not known yet): erase once it has completed.",
+                    ("member_id",),
+                )
             now = kernel.clock()
             released = await release_open(connection, kernel, live, ids)
             forfeited: dict[str, int] = {}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.remote.record import PENDING
 from gateway.remote.tables import remote_operations
 
 
@@ -29,3 +30,14 @@ async def scrub_operations(
             idempotency_key=sa.literal(stamp) + remote_operations.c.id,
         )
     )
+
+
+async def pending_at(connection: AsyncConnection, member_ids: Sequence[str]) -> list[str]:
+    """The partners where an operation of the members is still pending (its outcome not
+    known yet): erasure waits for them, for their outcome still moves the member's points."""
+    result = await connection.execute(
+        sa.select(remote_operations.c.remote_partner)
+        .where(remote_operations.c.member_id.in_(member_ids), remote_operations.c.status == PENDING)
+        .distinct()
+    )
+    return sorted(str(row.remote_partner) for row in result)
