@@ -97,9 +97,15 @@ async def test_nothing_more_reaches_an_erased_member(gateway: Gateway):
     assert codes(payload(await gateway.gql(ERASE, {"id": erased}))) == []
     gift = {"partner": "skyway", "receiver": {"id": erased}, "points": 100}
     gift |= {"giver": {"id": other}, "idempotencyKey": "g-1"}
-    assert codes(payload(await gateway.gql(GIFT, {"input": gift}))) == ["MEMBER_ERASED"]
+    given = payload(await gateway.gql(GIFT, {"input": gift}))["userErrors"]
+    assert [(e["code"], e["field"]) for e in given] == [
+        ("MEMBER_ERASED", ["input", "receiver", "id"])
+    ]
     back = {"transferId": earned[erased], "idempotencyKey": "rev-1"}
-    assert codes(payload(await gateway.gql(REVERSE, {"input": back}))) == ["MEMBER_ERASED"]
+    reversed_ = payload(await gateway.gql(REVERSE, {"input": back}))["userErrors"]
+    assert [(e["code"], e["field"]) for e in reversed_] == [
+        ("MEMBER_ERASED", ["input", "transferId"])
+    ]
     lines = [
         {"member": {"id": member}, "idempotencyKey": f"b-{member}", "points": 10}
         for member in (erased, other)

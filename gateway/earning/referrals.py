@@ -62,10 +62,11 @@ class Referrals:
                 raise DomainError(
                     ErrorCode.UNKNOWN_REFERRAL_CODE, "No member has this referral code.", ("code",)
                 )
-            locked = await locks.lock_members(connection, [member_id, referrer], refuse_erased=True)
+            locked = await locks.lock_members(connection, [member_id, referrer])
             live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))
+            locks.check_not_erased(connection, live, ("member",))
             if live == referrer_live:
                 raise DomainError(
                     ErrorCode.SELF_REFERRAL, "A member cannot refer themself.", ("code",)

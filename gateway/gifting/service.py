@@ -115,15 +115,15 @@ class GiftService:
 
         async def work(connection: AsyncConnection) -> Posting:
             receiver_id = await _receiver(ledger, connection, receiver)
-            live = await locks.lock_members(
-                connection, [giver_member_id, receiver_id], refuse_erased=True
-            )
+            live = await locks.lock_members(connection, [giver_member_id, receiver_id])
             giver = live.get(giver_member_id)
             if giver is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("giver", "id"))
             receiving = live.get(receiver_id)
             if receiving is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("receiver", "id"))
+            locks.check_not_erased(connection, giver, ("giver", "id"))
+            locks.check_not_erased(connection, receiving, ("receiver", "id"))
             # After the lock: a retry racing the first call finds its posting here.
             replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:

@@ -66,6 +66,17 @@ def _held(connection: AsyncConnection) -> set[str]:
     return _of_transaction(connection, _HELD)
 
 
+def check_not_erased(connection: AsyncConnection, member_id: str, field: tuple[str, ...]) -> None:
+    """MEMBER_ERASED (naming ``field``) if ``member_id``, locked by this transaction, was
+    erased: nothing more is done for an erased member."""
+    if member_id in erased(connection):
+        raise DomainError(
+            ErrorCode.MEMBER_ERASED,
+            "This member's personal data was erased: nothing more can be done for them.",
+            field,
+        )
+
+
 def erased(connection: AsyncConnection) -> set[str]:
     """Of the members this connection's open transaction has locked so far, those whose
     personal data was erased: work on many members at once (a batch of earns, badges)
@@ -188,12 +199,9 @@ async def lock_members(
         if survivor is None:
             raise Retry  # merged into a member not locked: lock the new chain
         live[member_id] = survivor
-    if refuse_erased and gone & set(live.values()):
-        raise DomainError(
-            ErrorCode.MEMBER_ERASED,
-            "This member's personal data was erased: nothing more can be done for them.",
-            ("member", "id"),
-        )
+    if refuse_erased:
+        for member in live.values():
+            check_not_erased(connection, member, ("member", "id"))
     if any(locked.get(r) is not None for r in retiring):
         raise Retry  # a retiring member was merged meanwhile: the caller decides again
     if not await _absorbed(connection, retiring) <= set(locked):

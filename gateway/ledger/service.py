@@ -315,8 +315,11 @@ class LedgerService(LedgerReads):
                         "gateway cannot take them back there; correct it with the partner.",
                         ("transfer_id",),
                     )
-            if original.member_id is not None:  # an erased member's transfers stay as they are
-                await locks.live_member(connection, original.member_id, refuse_erased=True)
+            owner = original.member_id
+            if owner is not None:  # an erased member's transfers stay as they are
+                live = await locks.live_member(connection, owner)
+                if live is not None:
+                    locks.check_not_erased(connection, live, ("transfer_id",))
             return await self._reverse(connection, original, claim, points, reason)
 
         return await self.uow.write(work)

@@ -63,11 +63,10 @@ class PrivacyService:
         kernel = self.ledger.kernel
 
         async def work(connection: AsyncConnection) -> Erasure:
-            live = await locks.live_member(
-                connection, member_id, locks.Lock.EXCLUSIVE, refuse_erased=True
-            )
+            live = await locks.live_member(connection, member_id, locks.Lock.EXCLUSIVE)
             if live is None:
                 raise _unknown()
+            locks.check_not_erased(connection, live, ("member_id",))
             ids = await ledger.member_ids(connection, live)
             waiting = await pending_at(connection, ids)
             if waiting:
