@@ -15,7 +15,8 @@ from gateway.ledger.tables import transfers
 from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Clock, Gateway
-from tests.operations import EARN, ENROL, REVERSE, codes, payload
+from tests.operations import CONVERT, EARN, ENROL, REVERSE, codes, payload
+from tests.test_console_settlement import OPEN
 from tests.test_gifting import GIFT
 from tests.test_privacy import BREAKAGE, ERASE, EXPORT, database_leaks
 from tests.test_programme import (  # noqa: F401
@@ -31,6 +32,7 @@ from tests.test_programme import (  # noqa: F401
 from tests.test_remote_operations import earn as remote_earn
 from tests.test_remote_operations import gw as remote  # noqa: F401
 from tests.test_remote_operations import member_at_northjet, northjet, served  # noqa: F401
+from tests.test_settlement import close, settlement, statement
 
 
 async def test_pending_points_are_forfeited_and_never_mature(gw: Gateway, clock: Clock):
@@ -142,3 +144,30 @@ async def test_a_remote_pools_member_is_erased_at_the_gateway(
     again = await member_at_northjet(remote, "NJ-1")
     assert again != member
     assert await remote.audit() == []
+
+
+async def test_settlement_does_not_move(gateway: Gateway, clock: Clock):
+    member = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "S-5"}})
+    )["member"]["id"]
+    earn = {"partner": "skyway", "member": {"id": member}, "points": 2000}
+    assert codes(payload(await gateway.gql(EARN, {"input": {**earn, "idempotencyKey": "e"}}))) == []
+    convert = {"memberId": member, "fromPartner": "skyway", "toPartner": "brewbar"}
+    for key in ("c-1", "c-2"):
+        done = payload(
+            await gateway.gql(CONVERT, {"input": {**convert, "points": 400, "idempotencyKey": key}})
+        )
+        assert codes(done) == []
+        if key == "c-1":  # the first conversion in a closed period, the second left open
+            clock.now += timedelta(minutes=1)
+            closed = await close(gateway, clock.now.isoformat())
+            assert codes(closed) == []
+    period = closed["period"]["id"]
+    statements = [await statement(gateway, period, p) for p in ("skyway", "brewbar")]
+    open_before = (await gateway.gql(OPEN))["data"]["openObligations"]
+    assert open_before["obligationCount"] > 0
+    assert codes(payload(await gateway.gql(ERASE, {"id": member}))) == []
+    assert [await statement(gateway, period, p) for p in ("skyway", "brewbar")] == statements
+    assert (await gateway.gql(OPEN))["data"]["openObligations"] == open_before
+    assert await settlement(gateway).reconcile() == []
+    assert await gateway.audit() == []
