@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from gateway.api.graphql.scalars import decode_member_id
@@ -19,6 +20,7 @@ from tests.conftest import Gateway
 from tests.operations import CONVERT, EARN, ENROL, ERRORS, MEMBER, codes, payload
 from tests.sso import CLOCK, Brands, as_browser, brands, sign_in, sso  # noqa: F401
 from tests.test_console_settlement import OPEN
+from tests.test_gifting import GIFT
 from tests.test_holds import AUTHORIZE
 from tests.test_sign_in import ME, merge_alice, my_id
 
@@ -222,3 +224,48 @@ async def test_unknown_and_malformed_ids_are_typed_errors(sso: Gateway):
         assert codes(payload(await sso.gql(ERASE, {"id": bad}))) == ["UNKNOWN_MEMBER"]
     partner = await sso.partner_token("skyway")
     assert codes(payload(await sso.gql(EXPORT_MINE, token=partner))) == ["ACCESS_DENIED"]
+
+
+async def test_a_long_history_is_read_in_pages_and_bounded(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+):
+    from gateway.privacy import export
+    from gateway.privacy.service import PrivacyService
+
+    monkeypatch.setattr(export, "PAGE", 2)
+    enrol = {"input": {"partner": "skyway", "partnerCustomerId": "LONG-1"}}
+    member = payload(await gateway.gql(ENROL, enrol))["member"]["id"]
+    giver = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "G-1"}})
+    )["member"]["id"]
+    for n in range(5):
+        earn = {"partner": "skyway", "member": {"id": member}, "points": 200}
+        await ok(gateway, EARN, {"input": {**earn, "idempotencyKey": f"e-{n}"}})
+    convert = {"memberId": member, "fromPartner": "skyway", "toPartner": "brewbar"}
+    await ok(gateway, CONVERT, {"input": {**convert, "points": 300, "idempotencyKey": "c"}})
+    gift = {"partner": "skyway", "giver": {"id": giver}, "receiver": {"id": member}}
+    await ok(
+        gateway,
+        EARN,
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"id": giver},
+                "points": 500,
+                "idempotencyKey": "g-e",
+            }
+        },
+    )
+    await ok(gateway, GIFT, {"input": {**gift, "points": 100, "idempotencyKey": "g"}})
+    service = PrivacyService(gateway.service)
+    uuid = decode_member_id(member)
+    assert uuid is not None
+    whole = await service.export(uuid, limit=None)
+    assert whole["complete"] is True
+    assert [t["kind"] for t in whole["transfers"]] == ["earn"] * 5 + ["conversion", "gift"]
+    ids = [t["id"] for t in whole["transfers"]]
+    assert ids == sorted(ids)
+    cut = await service.export(uuid, limit=3)
+    assert cut["complete"] is False and [t["id"] for t in cut["transfers"]] == ids[:3]
+    exact = await service.export(uuid, limit=7)
+    assert exact["complete"] is True and len(exact["transfers"]) == 7

@@ -97,18 +97,28 @@ async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]
 async def transfers_page(
     connection: AsyncConnection, member_ids: Sequence[str], after: int, limit: int
 ) -> list[TransferRecord]:
-    """The members' own transfers after transfer ``after``, oldest first, at most ``limit``
-    (those moving points into their wallets without being theirs, gifts received, too)."""
-    received = sa.select(entries.c.transfer_id).where(
-        entries.c.member_id.in_(member_ids), entries.c.transfer_id > after
-    )
-    result = await connection.execute(
-        sa.select(transfers)
-        .where(
-            transfers.c.id > after,
-            sa.or_(transfers.c.member_id.in_(member_ids), transfers.c.id.in_(received)),
-        )
+    """The members' transfers after transfer ``after``, oldest first, at most ``limit``:
+    their own, and those that moved points into or out of their wallets (a gift received).
+    Each side is read by its index and limited on its own, then merged (as
+    ``store.member_history`` does, the other way round)."""
+    own = (
+        sa.select(transfers.c.id.label("id"))
+        .where(transfers.c.member_id.in_(member_ids), transfers.c.id > after)
         .order_by(transfers.c.id)
         .limit(limit)
+        .subquery()
+    )
+    touching = (
+        sa.select(entries.c.transfer_id.label("id"))
+        .distinct()  # a transfer may have several legs in the members' wallets
+        .where(entries.c.member_id.in_(member_ids), entries.c.transfer_id > after)
+        .order_by(entries.c.transfer_id)
+        .limit(limit)
+        .subquery()
+    )
+    both = sa.union(sa.select(own.c.id), sa.select(touching.c.id)).subquery()
+    ids = sa.select(both.c.id).order_by(both.c.id).limit(limit)
+    result = await connection.execute(
+        sa.select(transfers).where(transfers.c.id.in_(ids)).order_by(transfers.c.id)
     )
     return [TransferRecord.from_row(row) for row in result]
