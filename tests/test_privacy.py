@@ -172,6 +172,14 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     for answer in answers:
         assert leaks(json.dumps(answer)) == [], answer
     assert await database_leaks(sso) == {}
+    async with sso.service.engine.connect() as connection:
+        told = await connection.execute(
+            sa.text("SELECT partner, data FROM outbox WHERE type = 'member.erased'")
+        )
+        assert sorted((row.partner, str(row.data)) for row in told) == [
+            ("brewbar", "{}"),
+            ("skyway", "{}"),
+        ]
     wallets_now = (await sso.gql(MEMBER, {"id": member}))["data"]["member"]["wallets"]
     assert {w["balance"] for w in wallets_now} == {0}
     seen = await sso.gql("query($id: ID!) { member(id: $id) { erasedAt } }", {"id": member})

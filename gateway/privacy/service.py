@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth.principal import Principal
 from gateway.earning.personal import forfeit_pending, scrub_purchases
+from gateway.events import outbox
 from gateway.events.personal import replace_customer_ids
 from gateway.holds.personal import release_open
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -107,6 +108,9 @@ class PrivacyService:
             await scrub_operations(connection, ids, ERASED)
             await replace_customer_ids(connection, ids, replaced, ledger.token())
             await ledger.mark_erased(connection, ids, now)
+            partners: list[str | None] = [*sorted({partner for partner, _ in replaced})]
+            events = [outbox.erased(live, partner, now) for partner in partners or [None]]
+            await outbox.append(connection, events)
             erasure = Erasure(
                 member_id=live,
                 erased_at=now,
