@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from gateway.api.graphql.scalars import decode_member_id
+from gateway.api.graphql.scalars import decode_member_id, encode_id
 from gateway.ledger.tables import transfers
 from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
@@ -18,6 +18,7 @@ from tests.conftest import Clock, Gateway
 from tests.operations import CONVERT, EARN, ENROL, REVERSE, codes, payload
 from tests.test_console_settlement import OPEN
 from tests.test_gifting import GIFT
+from tests.test_imports import earns_csv, run_jobs, upload
 from tests.test_privacy import BREAKAGE, ERASE, EXPORT, database_leaks
 from tests.test_programme import (  # noqa: F401
     APPLY,
@@ -171,3 +172,16 @@ async def test_settlement_does_not_move(gateway: Gateway, clock: Clock):
     assert (await gateway.gql(OPEN))["data"]["openObligations"] == open_before
     assert await settlement(gateway).reconcile() == []
     assert await gateway.audit() == []
+
+
+async def test_a_rejected_import_lines_key_that_later_earned_is_cleared(gateway: Gateway):
+    enrolled = await gateway.service.enrol("brewbar", "IMP-C1")
+    member = encode_id("Member", enrolled.member.id)
+    token = await gateway.partner_token("brewbar")
+    for line in ("IMP-C1,RCPT-IMP-1,-1,", "IMP-C1,RCPT-IMP-1,5,"):  # rejected, then corrected
+        assert (await upload(gateway, earns_csv([line]), token)).status_code == 202
+        await run_jobs(gateway)
+    secrets = ("IMP-C1", "RCPT-IMP")
+    assert (await database_leaks(gateway, secrets)).keys() >= {"import_rejections", "transfers"}
+    assert codes(payload(await gateway.gql(ERASE, {"id": member}))) == []
+    assert await database_leaks(gateway, secrets) == {}

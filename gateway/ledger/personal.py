@@ -78,6 +78,21 @@ async def pseudonymise_enrolments(
     return replaced
 
 
+async def earn_keys(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The callers' keys of the members' earns, per partner (before ``rekey_transfers``)."""
+    result = await connection.execute(
+        sa.select(transfers.c.partner, transfers.c.idempotency_key).where(
+            transfers.c.member_id.in_(member_ids),
+            transfers.c.idempotency_scope.like("earn:%"),
+            transfers.c.idempotency_key.not_like(f"{ERASED}%"),
+        )
+    )
+    found: dict[str, set[str]] = {}
+    for row in result:
+        found.setdefault(str(row.partner), set()).add(str(row.idempotency_key))
+    return found
+
+
 async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]) -> int:
     """Replace the callers' idempotency keys (often receipt numbers) of the members'
     transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key.

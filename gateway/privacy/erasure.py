@@ -1,7 +1,8 @@
 """The rules of erasure (GDPR article 17), free of storage: who may erase, what erasure
 removes, pseudonymises and keeps, and the postings that forfeit a member's points.
 
-Removed: sessions and sign-in flows (the member is signed out), the referral code.
+Removed: sessions and sign-in flows (the member is signed out), the referral code, the
+keys of rejected import lines that the member's earns used too.
 Pseudonymised with random tokens (``erased:<random>``, never derived from the value, so
 nothing brute-forces it back): identities' subjects (unlinked too, so signing in with that
 account again starts a new member), partners' customer ids (enrolling the same customer
@@ -16,7 +17,10 @@ The points: open holds released, then every local wallet (available) and every p
 purchase's points forfeited to the pool's breakage with an EXPIRY transfer, the kind that
 already moves unspent points to breakage. Obligations are untouched, so settlement
 figures do not change. Points in a remote pool live in the partner's own system: the
-gateway cannot move them, and after erasure no longer knows whose they are.
+gateway cannot move them, and after erasure no longer knows whose they are; an erasure
+waits for the member's pending remote operations, whose outcome still moves points.
+A ``member.erased`` event per partner the member was enrolled at tells the event log's
+consumers.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from gateway.earning.personal import forfeit_pending, scrub_purchases
 from gateway.events import outbox
 from gateway.events.personal import replace_customer_ids
 from gateway.holds.personal import release_open
+from gateway.imports.personal import clear_rejected_keys
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger import locks
 from gateway.ledger import personal as ledger
@@ -103,6 +104,7 @@ class PrivacyService:
             replaced = await ledger.pseudonymise_enrolments(connection, ids)
             identities = await erase_identities(connection, ids, now, ERASED)
             await end_sessions(connection, ids)
+            await clear_rejected_keys(connection, await ledger.earn_keys(connection, ids))
             rekeyed = await ledger.rekey_transfers(connection, ids)
             await scrub_purchases(connection, ids, ERASED)
             await scrub_operations(connection, ids, ERASED)
