@@ -57,7 +57,10 @@ async def purchases_page(
             "receipt": row.receipt,
             "amount": row.amount,
             "points": row.points,
-            "breakdown": json.loads(row.breakdown),
+            "breakdown": [
+                {"rule": rule, "description": text, "points": points}
+                for rule, text, points in json.loads(row.breakdown)
+            ],
             "status": row.status,
             "maturesAt": row.matures_at,
             "returnedAmount": row.returned_amount,
