@@ -62,7 +62,8 @@ async def ok(gateway: Gateway, query: str, variables: dict[str, Any], **kw: Any)
 
 async def alice_with_history(sso: Gateway) -> str:
     """Alice (merged from SkyWay's SKY-1001 and BrewBar's BB-2002, signed in with both)
-    buys, returns part, converts, holds miles and redeems a reward; her member id."""
+    buys, returns part, converts, gets and gives a gift with a message, holds miles and
+    redeems a reward; her member id."""
     member, _ = await merge_alice(sso)
     earn = {"partner": "skyway", "member": {"id": member}}
     await ok(sso, EARN, {"input": {**earn, "purchaseAmount": "150.00", "idempotencyKey": "RCPT-1"}})
@@ -72,6 +73,15 @@ async def alice_with_history(sso: Gateway) -> str:
     await ok(sso, CONVERT, {"input": {**convert, "points": 200, "idempotencyKey": "RCPT-C"}})
     hold = {**earn, "points": 100, "idempotencyKey": "RCPT-H"}
     await ok(sso, AUTHORIZE, {"input": hold})
+    friend = payload(
+        await sso.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "FRIEND-1"}})
+    )["member"]["id"]
+    friendly = {"partner": "skyway", "member": {"id": friend}, "points": 300}
+    await ok(sso, EARN, {"input": {**friendly, "idempotencyKey": "friend-earn"}})
+    for n, (giver, receiver) in enumerate(((friend, member), (member, friend))):
+        gift = {"partner": "skyway", "giver": {"id": giver}, "receiver": {"id": receiver}}
+        gift |= {"points": 100, "message": f"Hi Alice! {n}", "idempotencyKey": f"gift-{n}"}
+        await ok(sso, GIFT, {"input": gift})
     reward = {"kind": "DISCOUNT", "name": "Cake", "pricePoints": 20, "value": "1.00"}
     created = await ok(sso, CREATE_REWARD, {"input": {"partner": "brewbar", "reward": reward}})
     redeem = {"rewardId": created["reward"]["id"], "member": {"id": member}, "payWith": "brewbar"}

@@ -1,6 +1,7 @@
-"""The event log's side of data rights (gateway.privacy): the only personal value an event
-carries is a ``member.enrolled`` event's ``customer_id``; erasure replaces it with the
-token that replaced the enrolment's. Everything else in the outbox is ids and figures."""
+"""The event log's side of data rights (gateway.privacy): the personal values an event
+carries are a ``member.enrolled`` event's ``customer_id``, which erasure replaces with the
+token that replaced the enrolment's, and a ``points.gifted`` event's ``reason`` (the
+gift's message), which it removes. Everything else in the outbox is ids and figures."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ async def replace_customer_ids(
             continue
         data["customer_id"] = replaced.get((str(row.partner), customer_id), fallback)
         await connection.execute(sa.update(outbox).where(outbox.c.id == row.id).values(data=data))
+
+
+async def drop_gift_messages(connection: AsyncConnection, transfer_ids: Sequence[int]) -> None:
+    """Remove ``reason`` from the events of these gifts."""
+    for start in range(0, len(transfer_ids), 500):
+        result = await connection.execute(
+            sa.select(outbox.c.id, outbox.c.data).where(
+                outbox.c.transfer_id.in_(transfer_ids[start : start + 500]),
+                outbox.c.type == types.POINTS_GIFTED,
+            )
+        )
+        for row in result.all():
+            data = dict(row.data or {})
+            if data.pop("reason", None) is not None:
+                await connection.execute(
+                    sa.update(outbox).where(outbox.c.id == row.id).values(data=data)
+                )

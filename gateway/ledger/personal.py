@@ -1,6 +1,7 @@
 """The ledger's side of members' data rights (gateway.privacy): a member's ids, erasure
 mark, enrolments and transfers, read in pages for an export and pseudonymised for an
-erasure. Amounts, legs and every other column of a transfer are never changed."""
+erasure. Only a transfer's idempotency key and a gift's message (its ``reason``) are ever
+rewritten; amounts, legs and every other column stay as they were."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.ledger.records import TransferRecord
+from gateway.ledger.rules import TransferKind
 from gateway.ledger.tables import accounts, enrolments, entries, members, transfers
 
 ERASED = "erased:"  # what replaces a value erasure removes, before a random token
@@ -76,6 +78,24 @@ async def pseudonymise_enrolments(
         )
         replaced[(str(row.partner), str(row.customer_id))] = new
     return replaced
+
+
+async def clear_gift_messages(connection: AsyncConnection, member_ids: Sequence[str]) -> list[int]:
+    """Clear the messages (a gift's ``reason``: a member's own words) of the gifts the
+    members gave or received; the ids of those gifts. Migration 0022 leaves ``reason``
+    writable for this."""
+    received = sa.select(entries.c.transfer_id).where(entries.c.member_id.in_(member_ids))
+    result = await connection.execute(
+        sa.update(transfers)
+        .where(
+            transfers.c.kind == TransferKind.GIFT.value,
+            transfers.c.reason.isnot(None),
+            sa.or_(transfers.c.member_id.in_(member_ids), transfers.c.id.in_(received)),
+        )
+        .values(reason=None)
+        .returning(transfers.c.id)
+    )
+    return sorted(int(row.id) for row in result)
 
 
 async def earn_keys(connection: AsyncConnection, member_ids: Sequence[str]) -> dict[str, set[str]]:

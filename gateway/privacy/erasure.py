@@ -8,7 +8,8 @@ nothing brute-forces it back): identities' subjects (unlinked too, so signing in
 account again starts a new member), partners' customer ids (enrolling the same customer
 again makes a new member), purchases' receipts and returns' keys, the callers'
 idempotency keys of the member's transfers, remote operations' customer ids and keys, the
-customer ids in ``member.enrolled`` events.
+customer ids in ``member.enrolled`` events. Cleared: the messages of the gifts the member
+gave or received (in the transfers and their events).
 Kept: the member id (a random UUID, meaningless outside the gateway), transfers with
 their amounts and legs, purchases' amounts and points, obligations and settlement
 statements (bookkeeping records partners must keep), tiers, badges and reward receipts

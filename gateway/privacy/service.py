@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.auth.principal import Principal
 from gateway.earning.personal import forfeit_pending, scrub_purchases
 from gateway.events import outbox
-from gateway.events.personal import replace_customer_ids
+from gateway.events.personal import drop_gift_messages, replace_customer_ids
 from gateway.holds.personal import release_open
 from gateway.imports.personal import clear_rejected_keys
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -106,6 +106,7 @@ class PrivacyService:
             await end_sessions(connection, ids)
             await clear_rejected_keys(connection, await ledger.earn_keys(connection, ids))
             rekeyed = await ledger.rekey_transfers(connection, ids)
+            await drop_gift_messages(connection, await ledger.clear_gift_messages(connection, ids))
             await scrub_purchases(connection, ids, ERASED)
             await scrub_operations(connection, ids, ERASED)
             await replace_customer_ids(connection, ids, replaced, ledger.token())

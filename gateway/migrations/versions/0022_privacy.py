@@ -1,7 +1,8 @@
 """Members' data rights (issue 15): ``members.erased_at``, the ``privacy_erasures`` record
 (who erased which member when; no personal data), and the transfers' immutability narrowed
-to leave ``idempotency_key`` writable, so that erasure can replace a caller's key (often a
-receipt number) with a random token. Every other column of a transfer stays immutable.
+to leave ``idempotency_key`` and ``reason`` writable, so that erasure can replace a
+caller's key (often a receipt number) with a random token and clear a gift's message (a
+member's own words). Every other column of a transfer stays immutable.
 
 Revision ID: 0022
 Revises: 0019
@@ -20,10 +21,11 @@ depends_on = None
 
 Moment = sa.DateTime(timezone=True)
 
-# Every column of ``transfers`` but ``idempotency_key``: an UPDATE naming one is refused.
+# Every column of ``transfers`` but ``idempotency_key`` and ``reason``: an UPDATE naming
+# one of these is refused.
 FROZEN = (
     "id, kind, member_id, partner, to_partner, points, received_points, purchase_amount, "
-    "rate, fee, reason, reverses_id, idempotency_scope, request_hash, created_at"
+    "rate, fee, reverses_id, idempotency_scope, request_hash, created_at"
 )
 MESSAGE = "'ledger rows are immutable: UPDATE on transfers'"
 
