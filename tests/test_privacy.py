@@ -172,6 +172,9 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
 
     # Signed out: the session is gone.
     assert (await as_browser(sso, ME)).status_code == 401
+    page = await sso.client.get("/account")
+    assert page.status_code == 303 and page.headers["location"] == "/account/sign-in"
+    assert (await sso.client.get("/account/export")).status_code == 401
     # Nothing answered, and no row stored, holds her customer ids, subject or receipts.
     answers = [
         await sso.gql(MEMBER, {"id": member, "first": 100}),
