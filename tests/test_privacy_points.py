@@ -16,6 +16,7 @@ from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Clock, Gateway
 from tests.operations import CONVERT, EARN, ENROL, REVERSE, codes, payload
+from tests.sso import brands, sso_programme  # noqa: F401
 from tests.test_console_settlement import OPEN
 from tests.test_gifting import GIFT
 from tests.test_imports import earns_csv, run_jobs, upload
@@ -188,3 +189,36 @@ async def test_a_rejected_import_lines_key_that_later_earned_is_cleared(gateway:
     assert (await database_leaks(gateway, secrets)).keys() >= {"import_rejections", "transfers"}
     assert codes(payload(await gateway.gql(ERASE, {"id": member}))) == []
     assert await database_leaks(gateway, secrets) == {}
+
+
+async def explorer(gateway: Gateway, customer: str) -> str:
+    """A member who earned at SkyWay, BrewBar and FreshMart this month: the Explorer badge
+    is due (the badge consumer awards it)."""
+    member = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": customer}})
+    )["member"]["id"]
+    for partner in ("skyway", "brewbar", "freshmart"):
+        earn = {"partner": partner, "member": {"id": member}, "points": 10}
+        body = await gateway.gql(
+            EARN, {"input": {**earn, "idempotencyKey": f"{customer}-{partner}"}}
+        )
+        assert codes(payload(body)) == []
+    return member
+
+
+async def test_badges_are_exported_and_an_erased_member_gets_none(sso_programme: Gateway):
+    gateway = sso_programme
+    member = await explorer(gateway, "X-1")
+    await gateway.settle_events()
+    document = payload(await gateway.gql(EXPORT, {"id": member}))["data"]
+    assert [b["badge"] for b in document["badges"]] == ["Explorer"]
+    assert codes(payload(await gateway.gql(ERASE, {"id": member}))) == []
+    kept = payload(await gateway.gql(EXPORT, {"id": member}))["data"]
+    assert kept["badges"] == document["badges"]
+    # Due, but erased before the consumer ran: no badge, no bonus.
+    late = await explorer(gateway, "X-2")
+    assert codes(payload(await gateway.gql(ERASE, {"id": late}))) == []
+    await gateway.settle_events()
+    after = payload(await gateway.gql(EXPORT, {"id": late}))["data"]
+    assert after["badges"] == [] and {w["balance"] for w in after["wallets"]} == {0}
+    assert await gateway.audit() == []
