@@ -70,6 +70,7 @@ TABLES = (
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",
+    "privacy_erasures",
     "analytics_daily",
     "analytics_active",
     "analytics_flows",

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway.api import jobs as wiring
 from gateway.api import page_assets
+from gateway.api.account.export import AccountExport
 from gateway.api.account.page import AccountPage
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
@@ -138,6 +139,7 @@ def create_app(
             app.state.holds = HoldService(service)
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
+            app.state.privacy = wiring.privacy(service)
             app.state.imports = wiring.imports(service)
             app.state.webhooks = wiring.webhooks(service, settings)
             if settings.demo_data:
@@ -227,6 +229,7 @@ def create_app(
             request.app.state.settlement,
             request.app.state.configuration,
             request.app.state.webhooks,
+            request.app.state.privacy,
         )
 
     async def settlement_csv(request: Request) -> Response:
@@ -277,6 +280,7 @@ def create_app(
         *(graphiql_routes() if settings.graphiql else []),
         *Console(auth).routes(),
         *AccountPage(auth, live_coalition).routes(),
+        *AccountExport(auth, lambda: app.state.privacy).routes(),
         *page_assets.routes(),
     ]
     app = Starlette(

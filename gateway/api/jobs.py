@@ -17,6 +17,7 @@ from gateway.holds.service import HoldService
 from gateway.imports.service import ImportService
 from gateway.jobs.runner import JobRunner, Sweep
 from gateway.ledger.service import LedgerService
+from gateway.privacy.service import PrivacyService
 from gateway.remote.operations import RemoteOperations
 from gateway.tiers.service import TierService
 from gateway.webhooks.fanout import WebhookFanout
@@ -27,6 +28,11 @@ def imports(service: LedgerService) -> ImportService:
     """The import service over the earning service (with tiers when the coalition has them)."""
     tiers = TierService(service) if service.coalition.tiers is not None else None
     return ImportService(EarningService(service, tiers))
+
+
+def privacy(service: LedgerService) -> PrivacyService:
+    """Members' data rights; the export's sections other packages own are added here."""
+    return PrivacyService(service, extra_sections={})
 
 
 def consumers(service: LedgerService) -> list[Consumer]:

@@ -58,6 +58,9 @@ class ErrorCode(Enum):
     # Concurrent changes (deadlocks, merges) kept the operation from completing after the
     # gateway's own retries; nothing was written: retry with the same idempotency key.
     CONTENTION = "CONTENTION"
+    # Members' data rights: the member's personal data was erased; nothing more is done
+    # for them (their id stays, for the ledger's history).
+    MEMBER_ERASED = "MEMBER_ERASED"
     # A configuration that does not load (the message names the document and field).
     INVALID_CONFIGURATION = "INVALID_CONFIGURATION"
     # Conversion rules through which a round trip returns more points than it took.

@@ -28,6 +28,7 @@ from gateway.events.event import Event
 from gateway.kernel.sealing import Sealer
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.ledger import store as ledger_store
+from gateway.ledger.personal import is_erased
 from gateway.webhooks import metrics, payloads, queue, signing, store, targets
 from gateway.webhooks.queue import Outcome
 from gateway.webhooks.store import DELIVERED, FAILED, PENDING, DeliveryRecord, EndpointRecord
@@ -149,7 +150,8 @@ class Sender:
                 member: record.customer_id
                 for member, records in enrolled.items()
                 for record in records
-                if record.partner == endpoint.partner
+                # an erased member's customer id is a random token: no use to the partner
+                if record.partner == endpoint.partner and not is_erased(record.customer_id)
             }
             return events, customers
 

@@ -25,6 +25,7 @@ from gateway.ledger.records import (
 from gateway.ledger.service import LedgerService
 from gateway.members.identity import IdentityService
 from gateway.members.store import IdentityRecord
+from gateway.privacy.service import PrivacyService
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
 from gateway.webhooks.service import WebhookService
@@ -103,6 +104,7 @@ class Context:
     settlement: SettlementService
     configuration: Configuration
     webhooks: WebhookService
+    privacy: PrivacyService | None = None  # members' data rights, as the app wires them
 
     @cached_property
     def access(self) -> Access:

@@ -28,6 +28,7 @@ from gateway.api.graphql.payloads import (
     conversion_payload,
     member_id_of,
 )
+from gateway.api.graphql.privacy import PrivacyMutations
 from gateway.api.graphql.programme import ProgrammeMutations
 from gateway.api.graphql.promotions import PromotionMutations
 from gateway.api.graphql.purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
@@ -53,6 +54,7 @@ class Mutation(
     PromotionMutations,
     ConfigurationMutations,
     WebhookMutations,
+    PrivacyMutations,
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "
