@@ -30,7 +30,7 @@ mutation($id: ID!) {{ exportMemberData(input: {{memberId: $id}}) {{ data {ERRORS
 ERASE = f"""
 mutation($id: ID!) {{
   eraseMember(input: {{memberId: $id}}) {{
-    memberId erasedAt releasedHolds forfeitedPoints {ERRORS}
+    memberId erasedAt releasedHolds forfeited {{ partner points }} {ERRORS}
   }}
 }}"""
 RETURN = f"""
@@ -52,6 +52,11 @@ query($id: ID!) {
   member(id: $id) { transfers(first: 100) { edges { node { idempotencyKey reason } } } }
 }"""
 SECRETS = ("alice", "SKY-1001", "BB-2002", "RCPT")  # subject, customer ids, receipts/keys
+
+
+def forfeited(erased: dict[str, Any]) -> dict[str, int]:
+    """An erasure's forfeited points by partner."""
+    return {found["partner"]: found["points"] for found in erased["forfeited"]}
 
 
 async def ok(gateway: Gateway, query: str, variables: dict[str, Any], **kw: Any) -> Any:
@@ -158,7 +163,7 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     wallets = {w["partner"]: w for w in document["wallets"]}
     erased = await ok(sso, ERASE, {"id": member})
     assert erased["memberId"] == member and erased["releasedHolds"] == 1
-    assert erased["forfeitedPoints"] == {
+    assert forfeited(erased) == {
         "skyway": wallets["skyway"]["balance"] + 100,
         "brewbar": wallets["brewbar"]["balance"],
     }
@@ -166,7 +171,7 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
         p: (await sso.gql(BREAKAGE, {"p": p}))["data"]["breakage"]["points"]
         for p in ("skyway", "brewbar")
     }
-    assert after == {p: before[p] + erased["forfeitedPoints"][p] for p in before}
+    assert after == {p: before[p] + forfeited(erased)[p] for p in before}
     assert (await sso.gql(OPEN))["data"]["openObligations"] == obligations
     assert await sso.audit() == []
 

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.payloads import UserError, member_id_of
-from gateway.api.graphql.scalars import encode_id
+from gateway.api.graphql.scalars import Int64, encode_id
 from gateway.kernel.errors import DomainError
 from gateway.privacy.service import PrivacyService
 
@@ -44,6 +44,12 @@ class EraseMemberInput:
     member_id: strawberry.ID = strawberry.field(description="`Member.id` of the member.")
 
 
+@strawberry.type(description="Points of one pool an erasure forfeited to its breakage.")
+class ForfeitedPoints:
+    partner: str
+    points: Int64
+
+
 @strawberry.type
 class EraseMemberPayload:
     member_id: strawberry.ID | None = strawberry.field(
@@ -53,10 +59,9 @@ class EraseMemberPayload:
     released_holds: int | None = strawberry.field(
         default=None, description="Open holds voided, their points back in the wallet first."
     )
-    forfeited_points: JSON | None = strawberry.field(
+    forfeited: list[ForfeitedPoints] | None = strawberry.field(
         default=None,
-        description="Points forfeited to each pool's breakage (available and pending), "
-        "by partner slug.",
+        description="Points forfeited to each pool's breakage (available and pending).",
     )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -111,5 +116,8 @@ class PrivacyMutations:
             member_id=strawberry.ID(encode_id("Member", erasure.member_id)),
             erased_at=erasure.erased_at,
             released_holds=erasure.released_holds,
-            forfeited_points=cast(JSON, dict(erasure.forfeited)),
+            forfeited=[
+                ForfeitedPoints(partner=partner, points=Int64(points))
+                for partner, points in sorted(erasure.forfeited.items())
+            ],
         )
