@@ -107,10 +107,10 @@ async def _column(
                 tally.sealed += 1
             continue
         tally.masters[value[len(PREFIX) :].split(":", 1)[0]] += 1
-        if not sealer.needs_rewrap(value):
-            tally.current += 1
-            continue
         try:
+            if not sealer.needs_rewrap(value):
+                tally.current += 1
+                continue
             rewrapped = sealer.rewrap(value, context)
         except SealError:
             tally.unopenable.append(key)
@@ -133,7 +133,7 @@ def _report(name: str, tally: Tally, sealer: Sealer, action: str) -> None:
             f"{tally.current} already under {sealer.current_id}"
         )
     for key in _short(tally.unopenable):
-        print(f"  {key}: sealed under a master key that is not configured", file=sys.stderr)
+        print(f"  {key}: malformed, or sealed under a master key not configured", file=sys.stderr)
 
 
 def _short(keys: Sequence[str], most: int = 20) -> Sequence[str]:

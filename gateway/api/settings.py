@@ -182,6 +182,11 @@ class Settings:
                     "production (`coalition secrets new-master-key` prints one)"
                 )
             object.__setattr__(self, "master_key", DEVELOPMENT_MASTER_KEY)
+        if self.production and DEVELOPMENT_MASTER_KEY in (
+            self.master_key,
+            *self.previous_master_keys,
+        ):
+            raise SettingsError("the published development master key cannot be used in production")
         for name, value in (
             ("COALITION_MASTER_KEY", self.master_key),
             *(("COALITION_PREVIOUS_MASTER_KEYS", key) for key in self.previous_master_keys),
