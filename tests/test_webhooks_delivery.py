@@ -6,16 +6,19 @@ slow endpoint not holding back another, resend and the test event."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.responses import Response
 
 from gateway.api.graphql.scalars import encode_id
 from gateway.kernel.sealing import Sealer
 from gateway.webhooks import signing
-from gateway.webhooks.delivery import Sender
+from gateway.webhooks.delivery import Clients, Sender
 from gateway.webhooks.store import DeliveryRecord
 from gateway.webhooks.targets import Refused
 from tests.conftest import Gateway
@@ -249,27 +252,46 @@ async def test_in_production_the_request_goes_to_the_checked_address(gateway: Ga
     network (the one stand-in here), to show where it would go and under which name."""
     seen: list[httpx.Request] = []
 
+    class Empty(httpx.AsyncByteStream):  # streamed, as from the network
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b""
+
     def capture(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(204)
+        return httpx.Response(204, stream=Empty())
 
     sender = Sender(gateway.service.uow, gateway.clock, Sealer(b"k" * 32), production=True)
     item = DeliveryRecord(
         1, 1, "msg_x", None, "webhook.test", None, gateway.clock.now, "pending", 0,
-        gateway.clock.now, None, None, None,
+        gateway.clock.now, None, gateway.clock.now, None,
     )  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
+    clients = Clients(5.0, 4, transport=httpx.MockTransport(capture))
+    try:
         found = await sender._call(
-            client, "https://93.184.216.34:8443/in?x=1", [signing.new_secret()], item, b"{}"
+            clients, "https://93.184.216.34:8443/in?x=1", [signing.new_secret()], item, b"{}"
         )
         assert found == (204, "")
         with pytest.raises(Refused):
-            await sender._call(client, "https://localhost/in", [signing.new_secret()], item, b"{}")
+            await sender._call(clients, "https://localhost/in", [signing.new_secret()], item, b"{}")
+    finally:
+        await clients.aclose()
     (request,) = seen
     assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
     assert request.headers["host"] == "93.184.216.34:8443"
     assert request.extensions["sni_hostname"] == "93.184.216.34"
     assert request.headers["webhook-id"] == "msg_x"
+    assert request.headers["accept-encoding"] == "identity"
+
+
+async def test_connections_are_pooled_per_host_name_not_per_address():
+    """Two host names at one address (an SNI-routed ingress) never share a connection:
+    each host name has a client (a connection pool) of its own."""
+    clients = Clients(5.0, 4)
+    try:
+        a, b = clients.for_host("a.example"), clients.for_host("b.example")
+        assert a is not b and clients.for_host("a.example") is a
+    finally:
+        await clients.aclose()
 
 
 async def test_two_senders_at_once_send_each_delivery_once(gateway: Gateway):
@@ -284,3 +306,21 @@ async def test_two_senders_at_once_send_each_delivery_once(gateway: Gateway):
         assert sum(counts) == 12
         ids = [r.headers["webhook-id"] for r in hooks.received]
         assert len(ids) == len(set(ids)) == 12
+
+
+async def test_a_compressed_answer_is_not_inflated(gateway: Gateway):
+    """A receiver answering a gzip bomb: asked for no compression, the gateway reads only
+    the first 2 KB of the bytes as sent, never inflating them."""
+    async with receiver() as hooks:
+        bomb = gzip.compress(b"0" * 20_000_000)
+        hooks.reply["/hook"] = Response(bomb, status_code=500, headers={"content-encoding": "gzip"})
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-50")
+        await earned(gateway, member, 10, "earn-50")
+        assert await deliver(gateway) == 1
+        assert hooks.received[0].headers["accept-encoding"] == "identity"
+        (found,) = (await deliveries(gateway))[hooks.url()]
+        (attempt,) = found["attempts"]
+        assert attempt["statusCode"] == 500 and found["status"] == "PENDING"
+        assert len(attempt["response"]) <= 2048
+        assert "0" * 100 not in attempt["response"]  # the compressed bytes, not inflated

@@ -96,8 +96,8 @@ class WebhookDelivery:
 
     @strawberry.field(description="Its tries, oldest first.")
     async def attempts(self, info: Info) -> list[WebhookAttempt]:
-        found = await info.context.webhooks.attempts([self.record.id])
-        return [WebhookAttempt(record=record) for record in found.get(self.record.id, [])]
+        found = await info.context.webhook_attempts.load(self.record.id)
+        return [WebhookAttempt(record=record) for record in found]
 
 
 @strawberry.type

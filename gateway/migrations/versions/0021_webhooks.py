@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", Moment, nullable=False),
-        sa.Column("first_attempt_at", Moment, nullable=True),
+        sa.Column("retries_from", Moment, nullable=False),
         sa.Column("next_attempt_at", Moment, nullable=True),
         sa.Column("lease_until", Moment, nullable=True),
         sa.Column("finished_at", Moment, nullable=True),
