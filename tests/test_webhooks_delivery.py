@@ -6,7 +6,9 @@ slow endpoint not holding back another, resend and the test event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -324,3 +326,100 @@ async def test_a_compressed_answer_is_not_inflated(gateway: Gateway):
         assert attempt["statusCode"] == 500 and found["status"] == "PENDING"
         assert len(attempt["response"]) <= 2048
         assert "0" * 100 not in attempt["response"]  # the compressed bytes, not inflated
+
+
+async def test_hanging_endpoints_with_a_backlog_do_not_starve_a_later_one(gateway: Gateway):
+    """More hanging endpoints than the sender's slots, each with more due than one batch:
+    endpoints take turns by batch, so the healthy one (created last) gets its deliveries
+    in the first sweep."""
+    async with receiver() as hooks:
+        release = asyncio.Event()
+
+        async def hang(_: Received) -> int:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await release.wait()
+            return 500
+
+        for n in range(4):
+            hooks.answer[f"/hang{n}"] = hang
+            await endpoint(gateway, hooks.url(f"/hang{n}"), ["member.enrolled"])
+        await endpoint(gateway, hooks.url("/healthy"), ["member.enrolled"])
+        for n in range(10):
+            await enrol(gateway, f"SKY-60-{n}")
+        await gateway.settle_events()
+        service = gateway.app.state.webhooks
+        sender = Sender(
+            gateway.service.uow, gateway.clock, service.sealer, production=False,
+            timeout=0.4, concurrency=2, per_endpoint=1, budget=2.5,
+        )  # fmt: skip
+        try:
+            await sender.send_due()
+        finally:
+            release.set()
+        assert len(hooks.at("/healthy")) >= 1
+
+
+async def test_a_member_s_line_at_a_dead_endpoint_fails_a_day_after_creation(gateway: Gateway):
+    """The give-up clock starts when a delivery is created: at an endpoint down for a day,
+    a member's later deliveries (waiting behind the first, with no due time) have failed
+    too a day after their events, not a day after each earlier one failed."""
+    async with receiver() as hooks:
+        hooks.answer["/hook"] = lambda _: 500
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-61")
+        for n in range(3):
+            await earned(gateway, member, 10 + n, f"earn-61-{n}")
+        start = gateway.clock.now
+        await deliver(gateway)
+        first, *waiting = (await deliveries(gateway))[hooks.url()]
+        assert first["nextAttemptAt"] is not None
+        assert [d["nextAttemptAt"] for d in waiting] == [None, None]  # behind the first
+        for _ in range(30):
+            found = (await deliveries(gateway))[hooks.url()]
+            due = [at(d["nextAttemptAt"]) for d in found if d["nextAttemptAt"] is not None]
+            if not due:
+                break
+            gateway.clock.now = max(gateway.clock.now, min(due))
+            await deliver(gateway)
+        assert {d["status"] for d in found} == {"FAILED"}
+        assert gateway.clock.now - start <= timedelta(days=1)
+        assert all(at(d["finishedAt"]) - start <= timedelta(days=1) for d in found)
+        # each waited for the one before: its first try after that one had failed
+        for earlier, later in itertools.pairwise(found):
+            assert at(later["attempts"][0]["attemptedAt"]) >= at(earlier["finishedAt"])
+
+
+async def test_resend_restarts_the_schedule_and_leaves_a_pending_delivery(gateway: Gateway):
+    async with receiver() as hooks:
+        hooks.answer["/hook"] = lambda _: 500
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-62")
+        await earned(gateway, member, 10, "earn-62")
+        await deliver(gateway)
+        (pending,) = (await deliveries(gateway))[hooks.url()]
+        same = payload(await gateway.gql(RESEND, {"input": {"id": pending["id"]}}))
+        assert same["userErrors"] == [] and same["delivery"]["status"] == "PENDING"
+        assert await deliver(gateway) == 0  # a pending one is left as it was: not due yet
+        for _ in range(20):
+            (found,) = (await deliveries(gateway))[hooks.url()]
+            if found["status"] != "PENDING":
+                break
+            gateway.clock.now = at(found["nextAttemptAt"])
+            await deliver(gateway)
+        assert found["status"] == "FAILED"
+        tries = len(found["attempts"])
+        again = payload(await gateway.gql(RESEND, {"input": {"id": found["id"]}}))
+        assert again["delivery"]["status"] == "PENDING"
+        assert await deliver(gateway) == 1
+        (resent,) = (await deliveries(gateway))[hooks.url()]
+        assert len(resent["attempts"]) == tries + 1  # the history stays
+        pause = at(resent["nextAttemptAt"]) - gateway.clock.now
+        assert timedelta(seconds=4) <= pause <= timedelta(seconds=6)  # the schedule restarts
+        for _ in range(20):
+            (resent,) = (await deliveries(gateway))[hooks.url()]
+            if resent["status"] != "PENDING":
+                break
+            gateway.clock.now = at(resent["nextAttemptAt"])
+            await deliver(gateway)
+        assert len(resent["attempts"]) - tries >= 6  # a day of retries again
