@@ -423,3 +423,18 @@ async def test_resend_restarts_the_schedule_and_leaves_a_pending_delivery(gatewa
             gateway.clock.now = at(resent["nextAttemptAt"])
             await deliver(gateway)
         assert len(resent["attempts"]) - tries >= 6  # a day of retries again
+
+
+async def test_finished_deliveries_are_forgotten_after_30_days(gateway: Gateway):
+    async with receiver() as hooks:
+        await endpoint(gateway, hooks.url(), ["member.enrolled"])
+        await enrol(gateway, "SKY-63A")
+        assert await deliver(gateway) == 1
+        gateway.clock.now += timedelta(days=2)
+        await enrol(gateway, "SKY-63B")
+        assert await deliver(gateway) == 1
+        assert len((await deliveries(gateway))[hooks.url()]) == 2
+        gateway.clock.now += timedelta(days=29)  # the first finished 31 days ago
+        assert await deliver(gateway) == 0
+        (kept,) = (await deliveries(gateway))[hooks.url()]
+        assert kept["status"] == "DELIVERED" and len(kept["attempts"]) == 1

@@ -53,6 +53,9 @@ SCHEDULE = (
     timedelta(hours=10),
 )
 GIVE_UP_AFTER = timedelta(days=1)
+KEEP_FINISHED = timedelta(days=30)  # delivered or failed deliveries, with their attempts
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 1000
 EXCERPT_BYTES = 2048
 LEASE = timedelta(minutes=2)
 USER_AGENT = "coalition-webhooks/1"
@@ -88,10 +91,14 @@ class Sender:
         self.per_endpoint = per_endpoint
         self.budget = budget  # seconds a sweep keeps sending before it lets the next run
         self._turns = itertools.count(random.randrange(1 << 16))
+        self._pruned_at: datetime | None = None
 
     async def send_due(self) -> int:
-        """Send what is due now; how many tries were made."""
+        """Send what is due now; how many tries were made. Also, once an hour, forget
+        deliveries finished more than ``KEEP_FINISHED`` ago."""
         now = self.clock()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            await self.prune(now)
         due = await self.uow.read(lambda c: queue.endpoints_due(c, now, 1000))
         if not due:
             return 0
@@ -122,6 +129,17 @@ class Sender:
         finally:
             await clients.aclose()
         return sum(counts)
+
+    async def prune(self, now: datetime) -> int:
+        """Forget deliveries finished more than ``KEEP_FINISHED`` before ``now``."""
+        forgotten = 0
+        while True:
+            count = await self.uow.write(lambda c: queue.prune(c, now - KEEP_FINISHED, PRUNE_BATCH))
+            forgotten += count
+            if count < PRUNE_BATCH:
+                break
+        self._pruned_at = now
+        return forgotten
 
     async def _batch(self, clients: Clients, endpoint_id: int) -> int:
         """One batch of the endpoint's due deliveries: how many were tried."""

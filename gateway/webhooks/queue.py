@@ -135,3 +135,25 @@ async def _wake_next(connection: AsyncConnection, finished: DeliveryRecord, now:
         .scalar_subquery()
     )
     await connection.execute(sa.update(d).where(d.c.id == waiting).values(next_attempt_at=now))
+
+
+async def prune(connection: AsyncConnection, before: datetime, limit: int) -> int:
+    """Forget up to ``limit`` deliveries finished before ``before``, with their attempts;
+    how many were looked at (``limit``: there may be more)."""
+    d = webhook_deliveries
+    old = [
+        int(row[0])
+        for row in await connection.execute(
+            sa.select(d.c.id).where(d.c.finished_at < before).order_by(d.c.id).limit(limit)
+        )
+    ]
+    if old:
+        result = await connection.execute(
+            sa.delete(d).where(d.c.id.in_(old), d.c.finished_at < before).returning(d.c.id)
+        )
+        gone = [int(row[0]) for row in result]
+        if gone:
+            await connection.execute(
+                sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(gone))
+            )
+    return len(old)

@@ -69,6 +69,7 @@ def upgrade() -> None:
         ["endpoint_id", "member_id", "status", "id"],
     )
     op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "id"])
+    op.create_index("ix_webhook_deliveries_finished", "webhook_deliveries", ["finished_at"])
     op.create_table(
         "webhook_attempts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
