@@ -4,6 +4,7 @@ URL rules (https only, no private or loopback target, at registration and at sen
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -269,3 +270,40 @@ async def test_production_refuses_a_private_target_at_send_time(production: Gate
         (attempt,) = delivery["attempts"]
         assert attempt["statusCode"] is None and attempt["error"].startswith("refused:")
         assert delivery["status"] == "PENDING"
+
+
+async def test_an_id_of_non_ascii_digits_is_unknown_in_every_mutation(gateway: Gateway):
+    """ "²".isdigit() is True in Python, and int("²") raises: such an id is unknown, not a 500."""
+    endpoint_id = encode_id("WebhookEndpoint", "²")
+    update = {"id": endpoint_id, "enabled": False}
+    for mutation, given in ((UPDATE, update), (ROTATE, {"id": endpoint_id})):
+        assert codes(payload(await gateway.gql(mutation, {"input": given}))) == [
+            "UNKNOWN_WEBHOOK_ENDPOINT"
+        ]
+    for mutation in (DELETE, SEND_TEST):
+        assert codes(payload(await gateway.gql(mutation, {"input": {"id": endpoint_id}}))) == [
+            "UNKNOWN_WEBHOOK_ENDPOINT"
+        ]
+    delivery_id = encode_id("WebhookDelivery", "١٢")  # Arabic-Indic digits
+    assert codes(payload(await gateway.gql(RESEND, {"input": {"id": delivery_id}}))) == [
+        "UNKNOWN_WEBHOOK_DELIVERY"
+    ]
+
+
+async def test_two_creates_at_once_never_pass_the_endpoint_limit(gateway: Gateway):
+    for n in range(18):
+        await endpoint(gateway, f"http://e.example/{n}", ["points.earned"])
+    results = await asyncio.gather(
+        *(create(gateway, f"http://e.example/x{n}", ["points.earned"]) for n in range(4))
+    )
+    assert sorted(len(codes(result)) for result in results) == [0, 0, 1, 1]
+    assert len((await gateway.gql(LIST, {"partner": "skyway"}))["data"]["webhookEndpoints"]) == 20
+
+
+async def test_test_events_waiting_at_an_endpoint_are_bounded(gateway: Gateway):
+    hook_id, _ = await endpoint(gateway, "http://127.0.0.1:9/never", ["points.earned"])
+    for _ in range(5):
+        sent = payload(await gateway.gql(SEND_TEST, {"input": {"id": hook_id}}))
+        assert sent["userErrors"] == []
+    refused = payload(await gateway.gql(SEND_TEST, {"input": {"id": hook_id}}))
+    assert codes(refused) == ["WEBHOOK_TEST_LIMIT"]

@@ -6,16 +6,21 @@ slow endpoint not holding back another, resend and the test event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import itertools
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.responses import Response
 
 from gateway.api.graphql.scalars import encode_id
 from gateway.kernel.sealing import Sealer
 from gateway.webhooks import signing
-from gateway.webhooks.delivery import Sender
+from gateway.webhooks.delivery import Clients, Sender
 from gateway.webhooks.store import DeliveryRecord
 from gateway.webhooks.targets import Refused
 from tests.conftest import Gateway
@@ -249,27 +254,46 @@ async def test_in_production_the_request_goes_to_the_checked_address(gateway: Ga
     network (the one stand-in here), to show where it would go and under which name."""
     seen: list[httpx.Request] = []
 
+    class Empty(httpx.AsyncByteStream):  # streamed, as from the network
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b""
+
     def capture(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(204)
+        return httpx.Response(204, stream=Empty())
 
     sender = Sender(gateway.service.uow, gateway.clock, Sealer(b"k" * 32), production=True)
     item = DeliveryRecord(
         1, 1, "msg_x", None, "webhook.test", None, gateway.clock.now, "pending", 0,
-        gateway.clock.now, None, None, None,
+        gateway.clock.now, None, gateway.clock.now, None,
     )  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
+    clients = Clients(5.0, 4, transport=httpx.MockTransport(capture))
+    try:
         found = await sender._call(
-            client, "https://93.184.216.34:8443/in?x=1", [signing.new_secret()], item, b"{}"
+            clients, "https://93.184.216.34:8443/in?x=1", [signing.new_secret()], item, b"{}"
         )
         assert found == (204, "")
         with pytest.raises(Refused):
-            await sender._call(client, "https://localhost/in", [signing.new_secret()], item, b"{}")
+            await sender._call(clients, "https://localhost/in", [signing.new_secret()], item, b"{}")
+    finally:
+        await clients.aclose()
     (request,) = seen
     assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
     assert request.headers["host"] == "93.184.216.34:8443"
     assert request.extensions["sni_hostname"] == "93.184.216.34"
     assert request.headers["webhook-id"] == "msg_x"
+    assert request.headers["accept-encoding"] == "identity"
+
+
+async def test_connections_are_pooled_per_host_name_not_per_address():
+    """Two host names at one address (an SNI-routed ingress) never share a connection:
+    each host name has a client (a connection pool) of its own."""
+    clients = Clients(5.0, 4)
+    try:
+        a, b = clients.for_host("a.example"), clients.for_host("b.example")
+        assert a is not b and clients.for_host("a.example") is a
+    finally:
+        await clients.aclose()
 
 
 async def test_two_senders_at_once_send_each_delivery_once(gateway: Gateway):
@@ -284,3 +308,133 @@ async def test_two_senders_at_once_send_each_delivery_once(gateway: Gateway):
         assert sum(counts) == 12
         ids = [r.headers["webhook-id"] for r in hooks.received]
         assert len(ids) == len(set(ids)) == 12
+
+
+async def test_a_compressed_answer_is_not_inflated(gateway: Gateway):
+    """A receiver answering a gzip bomb: asked for no compression, the gateway reads only
+    the first 2 KB of the bytes as sent, never inflating them."""
+    async with receiver() as hooks:
+        bomb = gzip.compress(b"0" * 20_000_000)
+        hooks.reply["/hook"] = Response(bomb, status_code=500, headers={"content-encoding": "gzip"})
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-50")
+        await earned(gateway, member, 10, "earn-50")
+        assert await deliver(gateway) == 1
+        assert hooks.received[0].headers["accept-encoding"] == "identity"
+        (found,) = (await deliveries(gateway))[hooks.url()]
+        (attempt,) = found["attempts"]
+        assert attempt["statusCode"] == 500 and found["status"] == "PENDING"
+        assert len(attempt["response"]) <= 2048
+        assert "0" * 100 not in attempt["response"]  # the compressed bytes, not inflated
+
+
+async def test_hanging_endpoints_with_a_backlog_do_not_starve_a_later_one(gateway: Gateway):
+    """More hanging endpoints than the sender's slots, each with more due than one batch:
+    endpoints take turns by batch, so the healthy one (created last) gets its deliveries
+    in the first sweep."""
+    async with receiver() as hooks:
+        release = asyncio.Event()
+
+        async def hang(_: Received) -> int:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await release.wait()
+            return 500
+
+        for n in range(4):
+            hooks.answer[f"/hang{n}"] = hang
+            await endpoint(gateway, hooks.url(f"/hang{n}"), ["member.enrolled"])
+        await endpoint(gateway, hooks.url("/healthy"), ["member.enrolled"])
+        for n in range(10):
+            await enrol(gateway, f"SKY-60-{n}")
+        await gateway.settle_events()
+        service = gateway.app.state.webhooks
+        sender = Sender(
+            gateway.service.uow, gateway.clock, service.sealer, production=False,
+            timeout=0.4, concurrency=2, per_endpoint=1, budget=2.5,
+        )  # fmt: skip
+        try:
+            await sender.send_due()
+        finally:
+            release.set()
+        assert len(hooks.at("/healthy")) >= 1
+
+
+async def test_a_member_s_line_at_a_dead_endpoint_fails_a_day_after_creation(gateway: Gateway):
+    """The give-up clock starts when a delivery is created: at an endpoint down for a day,
+    a member's later deliveries (waiting behind the first, with no due time) have failed
+    too a day after their events, not a day after each earlier one failed."""
+    async with receiver() as hooks:
+        hooks.answer["/hook"] = lambda _: 500
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-61")
+        for n in range(3):
+            await earned(gateway, member, 10 + n, f"earn-61-{n}")
+        start = gateway.clock.now
+        await deliver(gateway)
+        first, *waiting = (await deliveries(gateway))[hooks.url()]
+        assert first["nextAttemptAt"] is not None
+        assert [d["nextAttemptAt"] for d in waiting] == [None, None]  # behind the first
+        for _ in range(30):
+            found = (await deliveries(gateway))[hooks.url()]
+            due = [at(d["nextAttemptAt"]) for d in found if d["nextAttemptAt"] is not None]
+            if not due:
+                break
+            gateway.clock.now = max(gateway.clock.now, min(due))
+            await deliver(gateway)
+        assert {d["status"] for d in found} == {"FAILED"}
+        assert gateway.clock.now - start <= timedelta(days=1)
+        assert all(at(d["finishedAt"]) - start <= timedelta(days=1) for d in found)
+        # each waited for the one before: its first try after that one had failed
+        for earlier, later in itertools.pairwise(found):
+            assert at(later["attempts"][0]["attemptedAt"]) >= at(earlier["finishedAt"])
+
+
+async def test_resend_restarts_the_schedule_and_leaves_a_pending_delivery(gateway: Gateway):
+    async with receiver() as hooks:
+        hooks.answer["/hook"] = lambda _: 500
+        await endpoint(gateway, hooks.url(), ["points.earned"])
+        member = await enrol(gateway, "SKY-62")
+        await earned(gateway, member, 10, "earn-62")
+        await deliver(gateway)
+        (pending,) = (await deliveries(gateway))[hooks.url()]
+        same = payload(await gateway.gql(RESEND, {"input": {"id": pending["id"]}}))
+        assert same["userErrors"] == [] and same["delivery"]["status"] == "PENDING"
+        assert await deliver(gateway) == 0  # a pending one is left as it was: not due yet
+        for _ in range(20):
+            (found,) = (await deliveries(gateway))[hooks.url()]
+            if found["status"] != "PENDING":
+                break
+            gateway.clock.now = at(found["nextAttemptAt"])
+            await deliver(gateway)
+        assert found["status"] == "FAILED"
+        tries = len(found["attempts"])
+        again = payload(await gateway.gql(RESEND, {"input": {"id": found["id"]}}))
+        assert again["delivery"]["status"] == "PENDING"
+        assert await deliver(gateway) == 1
+        (resent,) = (await deliveries(gateway))[hooks.url()]
+        assert len(resent["attempts"]) == tries + 1  # the history stays
+        pause = at(resent["nextAttemptAt"]) - gateway.clock.now
+        assert timedelta(seconds=4) <= pause <= timedelta(seconds=6)  # the schedule restarts
+        for _ in range(20):
+            (resent,) = (await deliveries(gateway))[hooks.url()]
+            if resent["status"] != "PENDING":
+                break
+            gateway.clock.now = at(resent["nextAttemptAt"])
+            await deliver(gateway)
+        assert len(resent["attempts"]) - tries >= 6  # a day of retries again
+
+
+async def test_finished_deliveries_are_forgotten_after_30_days(gateway: Gateway):
+    async with receiver() as hooks:
+        await endpoint(gateway, hooks.url(), ["member.enrolled"])
+        await enrol(gateway, "SKY-63A")
+        assert await deliver(gateway) == 1
+        gateway.clock.now += timedelta(days=2)
+        await enrol(gateway, "SKY-63B")
+        assert await deliver(gateway) == 1
+        assert len((await deliveries(gateway))[hooks.url()]) == 2
+        gateway.clock.now += timedelta(days=29)  # the first finished 31 days ago
+        assert await deliver(gateway) == 0
+        (kept,) = (await deliveries(gateway))[hooks.url()]
+        assert kept["status"] == "DELIVERED" and len(kept["attempts"]) == 1

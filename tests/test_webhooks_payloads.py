@@ -59,3 +59,19 @@ def test_coalition_wide_events_carry_nothing_of_a_partner_or_person():
     assert event_data(changed, None) == {"change": 7, "source": "api"}
     merged = event(types.MEMBER_MERGED, member_id=MEMBER, data={"retired": MEMBER})
     assert event_data(merged, None)["retiredMember"] == encode_id("Member", MEMBER)
+
+
+def test_a_gift_message_is_not_sent():
+    """A gift's message is the member's own words (erasure clears them): never sent."""
+    gift = event(
+        types.POINTS_GIFTED,
+        member_id=MEMBER,
+        partner="skyway",
+        transfer_id=4,
+        points=50,
+        data={"kind": "gift", "reason": "Happy birthday, Ann Smith!"},
+    )
+    assert "reason" not in event_data(gift, "SKY-1")
+    earn = event(types.POINTS_EARNED, member_id=MEMBER, partner="skyway", transfer_id=5,
+                 points=5, data={"kind": "earn", "reason": "Welcome bonus"})  # fmt: skip
+    assert event_data(earn, "SKY-1")["reason"] == "Welcome bonus"

@@ -40,6 +40,8 @@ class Receiver:
     # Statuses to answer per path, in turn (then 204); or a function of the request.
     script: dict[str, list[int]] = field(default_factory=dict)
     answer: dict[str, Answer] = field(default_factory=dict)
+    # A whole response to give per path (instead of ``script``/``answer``).
+    reply: dict[str, Response] = field(default_factory=dict)
 
     def url(self, path: str = "/hook") -> str:
         return self.base_url + path
@@ -50,6 +52,8 @@ class Receiver:
     async def _handle(self, request: Request) -> Response:
         received = Received(request.url.path, dict(request.headers), await request.body())
         self.received.append(received)
+        if request.url.path in self.reply:
+            return self.reply[request.url.path]
         status = 204
         if request.url.path in self.answer:
             outcome = self.answer[request.url.path](received)

@@ -1,22 +1,32 @@
 """Sending due deliveries: the sweep ``webhooks.send`` runs ``Sender.send_due``.
 
-Each endpoint with deliveries due is drained by a task of its own (at most
-``concurrency`` endpoints at once), so a slow or failing endpoint holds back only its own
-deliveries. At one endpoint a member's delivery waits until every earlier one of that
-member there is delivered or failed (``queue``). A 2xx answer delivers; anything else
-(another status, a timeout, a connection error, a refused target) is retried after a
-growing pause with jitter, until the next try would fall more than a day after the first:
-then the delivery is failed. Due times follow the service clock; the ``webhook-timestamp``
-header is the real time of sending, as receivers check it against their own clock.
+Endpoints with deliveries due take turns (round robin, starting elsewhere each sweep): at
+most ``concurrency`` batches at once, each of up to ``per_endpoint`` deliveries of one
+endpoint, after which the endpoint goes to the back of the line; so slow or failing
+endpoints hold back only their own deliveries. At one endpoint a member's delivery waits
+until every earlier one of that member there is delivered or failed (``queue``). A 2xx
+answer delivers; anything else (another status, a timeout, a connection error, a refused
+target) is retried after a growing pause with jitter, until the next try would fall more
+than a day after the delivery was created (or resent): then the delivery is failed.
+
+Connections are pooled per host name: a request goes to the checked IP address with the
+host name only in TLS SNI and ``Host``, so a shared pool (keyed by address) could reuse a
+connection verified for one host name for another host at the same address. Answers are
+asked for and read without compression (``identity``, raw bytes), bounded.
+
+Due times follow the service clock; the ``webhook-timestamp`` header is the real time of
+sending, as receivers check it against their own clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -43,6 +53,9 @@ SCHEDULE = (
     timedelta(hours=10),
 )
 GIVE_UP_AFTER = timedelta(days=1)
+KEEP_FINISHED = timedelta(days=30)  # delivered or failed deliveries, with their attempts
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 1000
 EXCERPT_BYTES = 2048
 LEASE = timedelta(minutes=2)
 USER_AGENT = "coalition-webhooks/1"
@@ -76,52 +89,72 @@ class Sender:
         self.timeout = timeout
         self.concurrency = concurrency
         self.per_endpoint = per_endpoint
-        self.budget = budget  # seconds a sweep keeps draining before it lets the next run
+        self.budget = budget  # seconds a sweep keeps sending before it lets the next run
+        self._turns = itertools.count(random.randrange(1 << 16))
+        self._pruned_at: datetime | None = None
 
     async def send_due(self) -> int:
-        """Send what is due now; how many tries were made."""
+        """Send what is due now; how many tries were made. Also, once an hour, forget
+        deliveries finished more than ``KEEP_FINISHED`` ago."""
         now = self.clock()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            await self.prune(now)
         due = await self.uow.read(lambda c: queue.endpoints_due(c, now, 1000))
         if not due:
             return 0
+        shift = next(self._turns) % len(due)
+        line = deque(due[shift:] + due[:shift])
         started = time.monotonic()
-        gate = asyncio.Semaphore(self.concurrency)
-        limits = httpx.Limits(max_connections=self.concurrency * self.per_endpoint)
-        async with httpx.AsyncClient(
-            timeout=self.timeout, follow_redirects=False, limits=limits, trust_env=False
-        ) as client:
-            counts = await asyncio.gather(
-                *(self._drain(client, gate, endpoint_id, started) for endpoint_id in due),
-                return_exceptions=True,
-            )
-        for endpoint_id, count in zip(due, counts, strict=True):
-            if isinstance(count, BaseException):
-                # Its leases lapse and its deliveries are tried again by a later run.
-                log.error("webhook endpoint %d: sending failed", endpoint_id, exc_info=count)
-        return sum(count for count in counts if isinstance(count, int))
+        clients = Clients(self.timeout, self.per_endpoint)
 
-    async def _drain(
-        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, endpoint_id: int, started: float
-    ) -> int:
-        tried = 0
-        async with gate:
-            while time.monotonic() - started < self.budget:
-                claimed = await self._claim(endpoint_id)
-                if not claimed:
-                    break
-                endpoint = await self.uow.read(lambda c: store.endpoint(c, endpoint_id))
-                if endpoint is None:
-                    break
-                secrets = await self._secrets(endpoint_id)
-                bodies = await self._bodies(endpoint, claimed)
-                await asyncio.gather(
-                    *(
-                        self._send(client, endpoint, secrets, item, bodies[item.id])
-                        for item in claimed
-                    )
-                )
-                tried += len(claimed)
-        return tried
+        async def worker() -> int:
+            tried = 0
+            while line and time.monotonic() - started < self.budget:
+                endpoint_id = line.popleft()
+                try:
+                    sent = await self._batch(clients, endpoint_id)
+                except Exception:
+                    # Its leases lapse and its deliveries are tried again by a later run.
+                    log.exception("webhook endpoint %d: sending failed", endpoint_id)
+                    continue
+                tried += sent
+                if sent:
+                    line.append(endpoint_id)  # more may be due: after the others
+            return tried
+
+        try:
+            counts = await asyncio.gather(
+                *(worker() for _ in range(min(self.concurrency, len(line))))
+            )
+        finally:
+            await clients.aclose()
+        return sum(counts)
+
+    async def prune(self, now: datetime) -> int:
+        """Forget deliveries finished more than ``KEEP_FINISHED`` before ``now``."""
+        forgotten = 0
+        while True:
+            count = await self.uow.write(lambda c: queue.prune(c, now - KEEP_FINISHED, PRUNE_BATCH))
+            forgotten += count
+            if count < PRUNE_BATCH:
+                break
+        self._pruned_at = now
+        return forgotten
+
+    async def _batch(self, clients: Clients, endpoint_id: int) -> int:
+        """One batch of the endpoint's due deliveries: how many were tried."""
+        claimed = await self._claim(endpoint_id)
+        if not claimed:
+            return 0
+        endpoint = await self.uow.read(lambda c: store.endpoint(c, endpoint_id))
+        if endpoint is None:
+            return 0
+        secrets = await self._secrets(endpoint_id)
+        bodies = await self._bodies(endpoint, claimed)
+        await asyncio.gather(
+            *(self._send(clients, endpoint, secrets, item, bodies[item.id]) for item in claimed)
+        )
+        return len(claimed)
 
     async def _claim(self, endpoint_id: int) -> list[DeliveryRecord]:
         now = self.clock()
@@ -170,7 +203,7 @@ class Sender:
 
     async def _send(
         self,
-        client: httpx.AsyncClient,
+        clients: Clients,
         endpoint: EndpointRecord,
         secrets: list[str],
         item: DeliveryRecord,
@@ -184,7 +217,7 @@ class Sender:
         try:
             # The whole try, name lookup included: a server dripping bytes cannot hold it.
             async with asyncio.timeout(self.timeout):
-                status_code, excerpt = await self._call(client, endpoint.url, secrets, item, body)
+                status_code, excerpt = await self._call(clients, endpoint.url, secrets, item, body)
         except targets.Refused as refused:
             error = f"refused: {refused.message}"
         except (TimeoutError, httpx.TimeoutException):
@@ -201,7 +234,7 @@ class Sender:
 
     async def _call(
         self,
-        client: httpx.AsyncClient,
+        clients: Clients,
         url: str,
         secrets: list[str],
         item: DeliveryRecord,
@@ -211,12 +244,14 @@ class Sender:
         target = await targets.check(url, self.production)
         headers = signing.headers(secrets, item.message_id, int(time.time()), body)
         headers["user-agent"] = USER_AGENT
+        headers["accept-encoding"] = "identity"
         extensions = {}
         if target.address is not None:  # the checked address, under the name for TLS and Host
             default = 443 if url.startswith("https:") else 80
             host = f"[{target.host}]" if ":" in target.host else target.host
             headers["host"] = host + (f":{target.port}" if target.port != default else "")
             extensions["sni_hostname"] = target.host
+        client = clients.for_host(target.host)
         request = client.build_request(
             "POST", target.request_url(), content=body, headers=headers, extensions=extensions
         )
@@ -230,18 +265,49 @@ class Sender:
         """The delivery's status after ``outcome``, and when to try again."""
         if outcome.status_code is not None and 200 <= outcome.status_code < 300:
             return DELIVERED, None
-        first = item.first_attempt_at or outcome.attempted_at
         again = next_try(item.attempts + 1, outcome.attempted_at, random.uniform(-1, 1))
-        if again > first + GIVE_UP_AFTER:
+        if again > item.retries_from + GIVE_UP_AFTER:
             return FAILED, None
         return PENDING, again
 
 
+class Clients:
+    """HTTP clients of one sweep, one per host name (see the module's text)."""
+
+    def __init__(
+        self, timeout: float, connections: int, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.timeout = timeout
+        self.connections = connections
+        self.transport = transport
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def for_host(self, host: str) -> httpx.AsyncClient:
+        client = self.clients.get(host)
+        if client is None:
+            client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=self.connections),
+                trust_env=False,
+                transport=self.transport,
+            )
+            self.clients[host] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+
+
 async def _excerpt(response: httpx.Response) -> str:
-    """The answer's first ``EXCERPT_BYTES`` bytes, as text; the rest is not read."""
+    """The answer's first ``EXCERPT_BYTES`` bytes as sent (never decompressed), as text
+    (undecodable bytes and NUL replaced); the rest is not read."""
     kept = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         kept += chunk
         if len(kept) >= EXCERPT_BYTES:
             break
-    return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    text = kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL

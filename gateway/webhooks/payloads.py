@@ -74,6 +74,8 @@ def event_data(event: Event, customer_id: str | None) -> dict[str, Any]:
     if event.transfer_id is not None:
         data["transfer"] = global_id("Transfer", event.transfer_id)
     data.update(_picked(event.data, _PASSED))
+    if event.type == types.POINTS_GIFTED:
+        data.pop("reason", None)  # a gift's message: the member's own words
     if isinstance(event.data.get("reverses_id"), int):
         data["reverses"] = global_id("Transfer", event.data["reverses_id"])
     if event.type == types.MEMBER_MERGED and isinstance(event.data.get("retired"), str):

@@ -19,7 +19,9 @@ from gateway.webhooks.tables import webhook_attempts, webhook_deliveries, webhoo
 
 def _due(now: datetime) -> Any:
     """Pending deliveries due at an enabled endpoint, none of whose member's earlier
-    deliveries there is still pending (events without a member have no order)."""
+    deliveries there is still pending (events without a member have no order). Deliveries
+    waiting behind an earlier one have no due time, so this reads only the heads of the
+    members' lines (index ``ix_webhook_deliveries_due``), however long the lines are."""
     earlier = webhook_deliveries.alias("earlier")
     d = webhook_deliveries
     return (
@@ -95,7 +97,6 @@ async def record(
         .values(
             status=status,
             attempts=webhook_deliveries.c.attempts + 1,
-            first_attempt_at=delivery.first_attempt_at or outcome.attempted_at,
             next_attempt_at=next_attempt_at,
             finished_at=None if status == PENDING else outcome.attempted_at,
             lease_until=None,
@@ -104,6 +105,8 @@ async def record(
     )
     if result.first() is None:
         return  # deleted with its endpoint meanwhile
+    if status != PENDING and delivery.member_id is not None:
+        await _wake_next(connection, delivery, outcome.attempted_at)
     await connection.execute(
         sa.insert(webhook_attempts).values(
             delivery_id=delivery.id,
@@ -114,3 +117,43 @@ async def record(
             duration_ms=outcome.duration_ms,
         )
     )
+
+
+async def _wake_next(connection: AsyncConnection, finished: DeliveryRecord, now: datetime) -> None:
+    """Make the member's next waiting delivery at the endpoint due (``store.add_deliveries``)."""
+    d = webhook_deliveries
+    waiting = (
+        sa.select(d.c.id)
+        .where(
+            d.c.endpoint_id == finished.endpoint_id,
+            d.c.member_id == finished.member_id,
+            d.c.status == PENDING,
+            d.c.next_attempt_at.is_(None),
+        )
+        .order_by(d.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    await connection.execute(sa.update(d).where(d.c.id == waiting).values(next_attempt_at=now))
+
+
+async def prune(connection: AsyncConnection, before: datetime, limit: int) -> int:
+    """Forget up to ``limit`` deliveries finished before ``before``, with their attempts;
+    how many were looked at (``limit``: there may be more)."""
+    d = webhook_deliveries
+    old = [
+        int(row[0])
+        for row in await connection.execute(
+            sa.select(d.c.id).where(d.c.finished_at < before).order_by(d.c.id).limit(limit)
+        )
+    ]
+    if old:
+        result = await connection.execute(
+            sa.delete(d).where(d.c.id.in_(old), d.c.finished_at < before).returning(d.c.id)
+        )
+        gone = [int(row[0]) for row in result]
+        if gone:
+            await connection.execute(
+                sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(gone))
+            )
+    return len(old)

@@ -32,6 +32,7 @@ SCOPE = "webhooks:manage"
 EVENT_TYPES = (*types.ALL, payloads.TEST)
 MAX_ENDPOINTS = 20  # per partner
 MAX_PAGE = 100
+MAX_PENDING_TESTS = 5  # per endpoint
 MAX_KEEP_PREVIOUS_HOURS = 7 * 24
 
 
@@ -106,6 +107,7 @@ class WebhookService:
         now = self.ledger.clock()
 
         async def work(connection: AsyncConnection) -> EndpointRecord:
+            await store.lock_endpoints(connection, partner)
             if await store.count_endpoints(connection, partner) >= MAX_ENDPOINTS:
                 raise DomainError(
                     ErrorCode.WEBHOOK_ENDPOINT_LIMIT,
@@ -202,7 +204,8 @@ class WebhookService:
         return await self.ledger.uow.read(lambda c: store.attempts_of(c, delivery_ids))
 
     async def resend(self, access: Access, delivery_id: int) -> DeliveryRecord:
-        """Send a delivery again (same ``webhook-id``), with a fresh day of retries."""
+        """Send a delivered or failed delivery again (same ``webhook-id``), with a fresh
+        schedule and day of retries; a pending one is left as it is (it will be sent)."""
         found = await self.ledger.uow.read(lambda c: store.delivery(c, delivery_id))
         if found is None:
             raise DomainError(
@@ -233,6 +236,13 @@ class WebhookService:
         new = NewDelivery(endpoint.id, None, payloads.TEST, None, now)
 
         async def work(connection: AsyncConnection) -> DeliveryRecord:
+            await store.lock_endpoints(connection, endpoint.partner)
+            if await store.pending_tests(connection, endpoint.id) >= MAX_PENDING_TESTS:
+                raise DomainError(
+                    ErrorCode.WEBHOOK_TEST_LIMIT,
+                    f"At most {MAX_PENDING_TESTS} test events wait to be sent to an endpoint.",
+                    ("id",),
+                )
             (delivery_id,) = await store.add_deliveries(connection, [new], now)
             found = await store.delivery(connection, delivery_id)
             assert found is not None and found.status == PENDING

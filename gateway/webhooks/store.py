@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.events.followers import lock_key
 from gateway.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -41,7 +42,7 @@ class DeliveryRecord:
     attempts: int
     created_at: datetime
     next_attempt_at: datetime | None
-    first_attempt_at: datetime | None
+    retries_from: datetime
     finished_at: datetime | None
 
 
@@ -90,7 +91,7 @@ def delivery_of(row: Any) -> DeliveryRecord:
         int(row.attempts),
         row.created_at,
         row.next_attempt_at,
-        row.first_attempt_at,
+        row.retries_from,
         row.finished_at,
     )
 
@@ -99,6 +100,20 @@ _SECRETS = ("secret", "previous_secret")
 _ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name not in _SECRETS]
 
 # Endpoints
+
+
+ENDPOINTS_LOCK = 727278  # pg_advisory_xact_lock class of a partner's endpoints (objid: CRC)
+
+
+async def lock_endpoints(connection: AsyncConnection, partner: str) -> None:
+    """Serialise adding endpoints of ``partner`` until the transaction ends (so that two at
+    once both see the other's in the count). SQLite: take the single writer's lock now."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(ENDPOINTS_LOCK, lock_key(partner)))
+        )
+    else:
+        await connection.execute(sa.delete(webhook_endpoints).where(sa.false()))
 
 
 async def count_endpoints(connection: AsyncConnection, partner: str) -> int:
@@ -275,10 +290,29 @@ async def replace_sealed(connection: AsyncConnection, key: str, was: str, sealed
 async def add_deliveries(
     connection: AsyncConnection, new: Sequence[NewDelivery], now: datetime
 ) -> list[int]:
+    """New pending deliveries, due now; one whose member has an earlier delivery pending at
+    the endpoint waits (no due time) until that one is finished (``queue.record``)."""
+    d = webhook_deliveries
     ids: list[int] = []
     for delivery in new:  # one by one: the ids, in order, for ordering per member
+        waiting = False
+        if delivery.member_id is not None:
+            # Locks the member's first pending delivery there: one finishing meanwhile
+            # either is seen as finished here or sees this one when it wakes the next.
+            head = await connection.execute(
+                sa.select(d.c.id)
+                .where(
+                    d.c.endpoint_id == delivery.endpoint_id,
+                    d.c.member_id == delivery.member_id,
+                    d.c.status == PENDING,
+                )
+                .order_by(d.c.id)
+                .limit(1)
+                .with_for_update()
+            )
+            waiting = head.first() is not None
         result = await connection.execute(
-            sa.insert(webhook_deliveries)
+            sa.insert(d)
             .values(
                 endpoint_id=delivery.endpoint_id,
                 message_id="msg_" + uuid.uuid4().hex,
@@ -289,12 +323,24 @@ async def add_deliveries(
                 status=PENDING,
                 attempts=0,
                 created_at=now,
-                next_attempt_at=now,
+                retries_from=now,
+                next_attempt_at=None if waiting else now,
             )
-            .returning(webhook_deliveries.c.id)
+            .returning(d.c.id)
         )
         ids.append(int(result.scalar_one()))
     return ids
+
+
+async def pending_tests(connection: AsyncConnection, endpoint_id: int) -> int:
+    """How many test deliveries (no event) are pending at the endpoint."""
+    d = webhook_deliveries
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(d)
+        .where(d.c.endpoint_id == endpoint_id, d.c.event_id.is_(None), d.c.status == PENDING)
+    )
+    return int((await connection.execute(statement)).scalar_one())
 
 
 async def delivery(connection: AsyncConnection, delivery_id: int) -> DeliveryRecord | None:
@@ -353,16 +399,22 @@ async def attempts_of(
     return found
 
 
-async def requeue(connection: AsyncConnection, delivery_id: int, now: datetime) -> None:
-    """Send again now, with a fresh day of retries; the ``webhook-id`` stays."""
-    await connection.execute(
-        sa.update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
+async def requeue(connection: AsyncConnection, delivery_id: int, now: datetime) -> bool:
+    """Send a finished delivery again now, with a fresh schedule and a day of retries (its
+    attempts stay listed; the ``webhook-id`` stays). False for a pending one (being sent
+    or to be sent): left as it is."""
+    d = webhook_deliveries
+    result = await connection.execute(
+        sa.update(d)
+        .where(d.c.id == delivery_id, d.c.status != PENDING)
         .values(
             status=PENDING,
+            attempts=0,
+            retries_from=now,
             next_attempt_at=now,
-            first_attempt_at=None,
             finished_at=None,
             lease_until=None,
         )
+        .returning(d.c.id)
     )
+    return result.first() is not None

@@ -49,13 +49,16 @@ webhook_deliveries = sa.Table(
     sa.Column("status", sa.String(12), nullable=False),  # pending, delivered, failed
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", Moment, nullable=False),
-    sa.Column("first_attempt_at", Moment, nullable=True),
+    # The give-up clock: when created, or resent (a day of retries from then).
+    sa.Column("retries_from", Moment, nullable=False),
+    # None while an earlier delivery of its member to the endpoint is pending.
     sa.Column("next_attempt_at", Moment, nullable=True),
     sa.Column("lease_until", Moment, nullable=True),
     sa.Column("finished_at", Moment, nullable=True),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_order", "endpoint_id", "member_id", "status", "id"),
     sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    sa.Index("ix_webhook_deliveries_finished", "finished_at"),
     sqlite_autoincrement=True,
 )
 

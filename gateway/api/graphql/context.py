@@ -29,6 +29,7 @@ from gateway.privacy.service import PrivacyService
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
 from gateway.webhooks.service import WebhookService
+from gateway.webhooks.store import AttemptRecord
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -114,6 +115,11 @@ class Context:
     def loaders(self) -> Loaders:
         """Built on first use: a mutation that reads nothing nested needs none."""
         return Loaders.for_service(self.service, self.identity, self.holds)
+
+    @cached_property
+    def webhook_attempts(self) -> DataLoader[int, list[AttemptRecord]]:
+        """The attempts of the deliveries on a page, read together."""
+        return DataLoader(_many(self.webhooks.attempts))
 
     async def sees_transfer(self, record: TransferRecord) -> bool:
         access = self.access

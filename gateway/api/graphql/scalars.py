@@ -179,7 +179,7 @@ def decode_member_id(value: str) -> str | None:
 
 def decode_int_id(value: str, type_name: str) -> int | None:
     node_id = decode_id(value, type_name)
-    if node_id is None or not node_id.isdigit() or len(node_id) > 18:
+    if node_id is None or not (node_id.isascii() and node_id.isdigit()) or len(node_id) > 18:
         return None
     return int(node_id)
 

@@ -86,7 +86,12 @@ class WebhookDelivery:
     def created_at(self) -> datetime:
         return self.record.created_at
 
-    @strawberry.field(description="When a pending delivery is tried next.")
+    @strawberry.field(
+        description=(
+            "When a pending delivery is tried next; null while it waits for an earlier "
+            "delivery of its member to this endpoint to be delivered or failed."
+        )
+    )
     def next_attempt_at(self) -> datetime | None:
         return self.record.next_attempt_at if self.record.status == "pending" else None
 
@@ -96,8 +101,8 @@ class WebhookDelivery:
 
     @strawberry.field(description="Its tries, oldest first.")
     async def attempts(self, info: Info) -> list[WebhookAttempt]:
-        found = await info.context.webhooks.attempts([self.record.id])
-        return [WebhookAttempt(record=record) for record in found.get(self.record.id, [])]
+        found = await info.context.webhook_attempts.load(self.record.id)
+        return [WebhookAttempt(record=record) for record in found]
 
 
 @strawberry.type

@@ -170,7 +170,10 @@ class WebhookMutations:
         return DeleteWebhookEndpointPayload(deleted_id=input.id)
 
     @strawberry.mutation(
-        description="Send a delivery again (same `webhook-id`), with a fresh day of retries."
+        description=(
+            "Send a delivered or failed delivery again (same `webhook-id`), with a fresh "
+            "schedule and a day of retries; a pending one is left as it is."
+        )
     )
     async def resend_webhook_delivery(
         self, info: Info, input: ResendWebhookDeliveryInput

@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", Moment, nullable=False),
-        sa.Column("first_attempt_at", Moment, nullable=True),
+        sa.Column("retries_from", Moment, nullable=False),
         sa.Column("next_attempt_at", Moment, nullable=True),
         sa.Column("lease_until", Moment, nullable=True),
         sa.Column("finished_at", Moment, nullable=True),
@@ -69,6 +69,7 @@ def upgrade() -> None:
         ["endpoint_id", "member_id", "status", "id"],
     )
     op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "id"])
+    op.create_index("ix_webhook_deliveries_finished", "webhook_deliveries", ["finished_at"])
     op.create_table(
         "webhook_attempts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
