@@ -66,6 +66,7 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "audit_entries",
     "analytics_daily",
     "analytics_active",
     "analytics_flows",

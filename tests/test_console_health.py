@@ -36,7 +36,11 @@ async def test_an_operator_sees_lag_pending_remote_operations_and_imports(
 ):
     quiet = (await operations(gw))["data"]["operations"]
     assert quiet["pendingRemoteOperations"] == [] and quiet["imports"] == []
-    assert [c["name"] for c in quiet["consumers"]] == ["challenges.awards", "analytics.daily"]
+    assert [c["name"] for c in quiet["consumers"]] == [
+        "challenges.awards",
+        "analytics.daily",
+        "audit.events",
+    ]
 
     member = await member_at_northjet(gw)
     northjet.fail_next(TRANSACTIONS, "error", times=2)

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from gateway.api import jobs as wiring
 from gateway.api import page_assets
 from gateway.api.account.page import AccountPage
+from gateway.api.auditing import client_of
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
 from gateway.api.faults import ServiceFailure, classify
@@ -48,7 +49,7 @@ from gateway.configuration.service import Configuration
 from gateway.configuration.watcher import Watcher
 from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from gateway.earning.observer import observe_programme
-from gateway.events.actor import set_actor
+from gateway.events.actor import current_request, set_actor
 from gateway.holds.service import HoldService
 from gateway.kernel.database import create_engine, migrate
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -216,6 +217,9 @@ def create_app(
             )
         note_caller(principal)
         set_actor(principal.actor)  # the actor of the events this request's postings append
+        trace = current_request.get()
+        if trace is not None:
+            trace.client_id = client_of(principal)
         return Context(
             _service(request),
             principal,

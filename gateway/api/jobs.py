@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from gateway.analytics.consumer import DailyAggregates
 from gateway.api.settings import Settings
+from gateway.audit.consumer import AuditEvents
 from gateway.challenges.awards import ChallengeAwards
 from gateway.challenges.service import ChallengeService
 from gateway.earning.service import EarningService
@@ -29,7 +30,7 @@ def imports(service: LedgerService) -> ImportService:
 
 def consumers(service: LedgerService) -> list[Consumer]:
     """The event consumers: each has a stable name, its position is stored under it."""
-    return [ChallengeAwards(ChallengeService(service)), DailyAggregates()]
+    return [ChallengeAwards(ChallengeService(service)), DailyAggregates(), AuditEvents()]
 
 
 def sweeps(

@@ -1,0 +1,71 @@
+"""The entry points' side of the audit trail: who a principal is as an actor, and the
+direct entries of requests that post no event (sign-in, sign-out, link, refusals...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gateway.audit.entries import NOBODY, Actor, Entry
+from gateway.audit.trail import AuditTrail
+from gateway.auth.principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
+from gateway.events.actor import current_actor, current_request
+
+
+def actor_of(principal: Principal | None) -> Actor:
+    if isinstance(principal, MemberPrincipal):
+        return Actor("member", principal.actor)
+    if isinstance(principal, PartnerPrincipal):
+        return Actor("partner_client", principal.actor, principal.client_id)
+    if isinstance(principal, OperatorPrincipal):
+        if principal.client:
+            return Actor("operator_client", principal.actor, principal.subject)
+        return Actor("operator", principal.actor)
+    return NOBODY
+
+
+def client_of(principal: Principal) -> str | None:
+    """The OAuth client behind a principal (partner apps and operator clients)."""
+    return actor_of(principal).client_id
+
+
+def cli_actor() -> Actor:
+    """The CLI's operator (``operator:cli:<user>``, set by ``gateway.api.cli``)."""
+    actor = current_actor.get() or "operator:cli"
+    return Actor("operator", actor)
+
+
+def request_id() -> str | None:
+    trace = current_request.get()
+    return None if trace is None else trace.request_id
+
+
+async def record(
+    trail: AuditTrail,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    outcome: str = "ok",
+    *,
+    target: tuple[str, str] | None = None,
+    member_id: str | None = None,
+    partner: str | None = None,
+    detail: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append a direct entry for the current request (its id from the middleware)."""
+    await trail.record(
+        Entry(
+            occurred_at=at,
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            target_kind=target[0] if target else None,
+            target_id=target[1] if target else None,
+            member_id=member_id,
+            partner=partner,
+            detail=detail,
+            request_id=request_id(),
+            data=data or {},
+        )
+    )
