@@ -3,6 +3,7 @@ direct entries of requests that post no event (sign-in, sign-out, link, refusals
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from gateway.audit.entries import NOBODY, Actor, Entry
 from gateway.audit.trail import AuditTrail
 from gateway.auth.principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
 from gateway.events.actor import current_actor, current_request
+from gateway.members.identity import IdentityService
 
 
 def actor_of(principal: Principal | None) -> Actor:
@@ -68,4 +70,38 @@ async def record(
             request_id=request_id(),
             data=data or {},
         )
+    )
+
+
+@dataclass
+class Attempt:
+    """What a callback learns as it goes, for its audit entry."""
+
+    action: str = "sign_in"  # or "link"
+    actor: Actor = NOBODY
+    member_id: str | None = None
+    merged: int = 0
+    why: str | None = None  # a refusal's title as a code
+
+
+async def record_callback(
+    identity: IdentityService, provider: str, attempt: Attempt, outcome: str, why: str | None
+) -> None:
+    """A sign-in or link callback's entry: the provider and the member, never the
+    person's subject or claims."""
+    data: dict[str, Any] = {"provider": provider}
+    if attempt.merged:
+        data["merged"] = attempt.merged
+    partner = provider if provider in identity.ledger.coalition.partners else None
+    await record(
+        AuditTrail(identity.uow),
+        identity.clock(),
+        attempt.actor,
+        attempt.action,
+        outcome,
+        target=("member", attempt.member_id) if attempt.member_id else None,
+        member_id=attempt.member_id,
+        partner=partner,
+        detail=why,
+        data=data,
     )

@@ -54,13 +54,13 @@ def _audited(name: str, resolve: Resolver) -> Callable[..., Awaitable[Any]]:
             if isawaitable(result):
                 result = await result
         except Exception as error:
-            await _record(info.context, name, arguments, "failed", type(error).__name__)
+            await _record(info.context, name, arguments, None, "failed", type(error).__name__)
             raise
         codes = _codes(result)
         outcome = outcome_of(codes)
         appended = trace.appended - before if trace is not None else 0
         if outcome != "ok" or appended == 0 or name in ALWAYS:
-            await _record(info.context, name, arguments, outcome, detail_of(codes))
+            await _record(info.context, name, arguments, result, outcome, detail_of(codes))
         return result
 
     return audited
@@ -108,10 +108,28 @@ def targets(arguments: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str
     return found, named
 
 
+def created(result: Any) -> dict[str, str]:
+    """The objects a payload answers with (a reward just created...): kind -> id."""
+    found: dict[str, str] = {}
+    for value in vars(result).values() if hasattr(result, "__dict__") else ():
+        if isinstance(value, relay.Node):
+            node_id = str(getattr(value, value.resolve_id_attr(), ""))
+            if _NODE_ID.fullmatch(node_id):
+                found.setdefault(type(value).__name__, node_id)
+    return found
+
+
 async def _record(
-    context: Context, name: str, arguments: Mapping[str, Any], outcome: str, detail: str | None
+    context: Context,
+    name: str,
+    arguments: Mapping[str, Any],
+    result: Any,
+    outcome: str,
+    detail: str | None,
 ) -> None:
     found, named = targets(arguments)
+    if not found and result is not None:
+        found = created(result)
     kind = next((k for k in PRIORITY if k in found), None) or next(iter(found), None)
     target = None if kind is None else (_snake(kind), found[kind])
     member_id = found.get("Member") or context.access.member_id
