@@ -36,6 +36,7 @@ from gateway.audit.trail import AuditTrail
 from gateway.auth.errors import InvalidToken
 from gateway.auth.principal import MemberPrincipal, OperatorPrincipal
 from gateway.auth.providers import Provider
+from gateway.events.actor import set_actor
 from gateway.kernel.errors import DomainError
 from gateway.kernel.unit_of_work import Contention
 from gateway.members.identity import IdentityService
@@ -255,6 +256,7 @@ class AuthRoutes:
             principal = await self.auth.session_principal(request)
             if isinstance(principal, MemberPrincipal):
                 attempt.actor, attempt.member_id = actor_of(principal), principal.member_id
+                set_actor(principal.actor)  # of the merge's events
             if not isinstance(principal, MemberPrincipal) or principal.member_id != flow.member_id:
                 return await self._refuse(
                     state, "Link refused", "Finish the link in the session that began it.", attempt
