@@ -299,3 +299,28 @@ async def test_the_database_refuses_to_change_or_delete_an_entry(gateway: Gatewa
     async with engine.connect() as connection:
         outcomes = (await connection.execute(sa.select(audit_entries.c.outcome))).scalars().all()
     assert outcomes == ["ok"]
+
+
+BULK = f"""
+mutation($input: EarnPointsBulkInput!) {{
+  earnPointsBulk(input: $input) {{ succeeded failed {ERRORS} }}
+}}"""
+
+
+async def test_a_batch_of_earns_names_its_client_and_request_on_every_line(gateway: Gateway):
+    members = [await enrol(gateway, customer=f"C-{n}") for n in range(3)]
+    lines = [
+        {"member": {"id": member}, "points": 10 + n, "idempotencyKey": f"k-{n}"}
+        for n, member in enumerate(members)
+    ]
+    token = await gateway.partner_token("skyway")
+    variables = {"input": {"partner": "skyway", "lines": lines}}
+    result = payload(await post(gateway, BULK, variables, token, "pos-batch-1"))
+    assert result["succeeded"] == 3, result
+    entries = await trail(gateway, action="points.earned")
+    assert len(entries) == 3
+    assert {(e["requestId"], *actor(e)) for e in entries} == {
+        ("pos-batch-1", "PARTNER_CLIENT", "partner:skyway", "skyway-test")
+    }
+    assert {e["memberId"] for e in entries} == set(members)
+    assert await trail(gateway, action="earnPointsBulk") == []

@@ -15,14 +15,17 @@ from tests.sso import Brands, brands, sign_in, sso  # noqa: F401
 from tests.test_audit import ENTRY, actor, made_by, trail
 from tests.test_sign_in import (
     arrive,
+    bearer_member,
     begin,
     browser_gql,
+    complete_link,
     deny,
     earn,
     enrol,
     merge_alice,
     my_id,
     my_identity_ids,
+    start_link,
     unlink,
 )
 
@@ -164,3 +167,17 @@ async def test_a_member_reads_the_entries_about_their_own_account_only(
     # An operator has no account of their own.
     mine = await member_trail(sso, token=await sso.operator_token())
     assert mine["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+async def test_a_native_link_is_recorded_even_when_it_merges(sso: Gateway, brands: Brands):
+    other = await bearer_member(sso, brands.token("brewbar", "bob"))
+    bob = brands.token("skyway", "bob")
+    member = await bearer_member(sso, bob)
+    nonce = await start_link(sso, bob)
+    result = await complete_link(sso, bob, brands.token("brewbar", "bob", nonce=nonce))
+    assert result["userErrors"] == [] and result["mergedMemberIds"] == [other]
+    actions = [e["action"] for e in await trail(sso, memberId=member)]
+    assert "completeAccountLink" in actions and "startAccountLink" in actions
+    assert "member.merged" in actions
+    (entry,) = await trail(sso, action="completeAccountLink")
+    assert actor(entry) == member_actor(member) and entry["outcome"] == "OK"
