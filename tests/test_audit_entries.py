@@ -86,3 +86,22 @@ def test_targets_of_events_without_a_transfer() -> None:
         "2",
         {"change": 2},
     )
+
+
+def test_a_mutations_targets_never_come_from_a_partners_customer_ids() -> None:
+    from gateway.api.graphql.audited import targets
+    from gateway.api.graphql.scalars import encode_id
+
+    looks_like_an_id = encode_id("Member", "8b1e7f4c-3b1a-4c55-9d1e-2f0f6a1b2c3d")
+    found, named = targets(
+        {
+            "input": {
+                "partner": "skyway",
+                "member": {"partnerCustomerId": looks_like_an_id},
+                "transferId": encode_id("Transfer", 12),
+                "identityId": encode_id("Identity", "secret"),
+            }
+        }
+    )
+    assert found == {"Transfer": "12"}
+    assert named == {"partner": "skyway"}

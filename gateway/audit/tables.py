@@ -28,6 +28,7 @@ audit_entries = sa.Table(
     sa.Index("ix_audit_entries_member", "member_id", "id"),
     sa.Index("ix_audit_entries_occurred_at", "occurred_at"),
     sa.Index("ix_audit_entries_target", "target_kind", "target_id"),
-    sa.Index("ix_audit_entries_actor", "actor"),
+    sa.Index("ix_audit_entries_actor", "actor", "id"),
+    sa.Index("ix_audit_entries_action", "action", "id"),
     sqlite_autoincrement=True,
 )

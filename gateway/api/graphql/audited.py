@@ -71,6 +71,13 @@ def _codes(result: Any) -> list[str]:
     return [str(getattr(error.code, "value", error.code)) for error in errors]
 
 
+def _ours(key: str) -> bool:
+    """An input's id of the gateway's own objects, not a partner's for its customer or
+    purchase (personal data: never decoded, never kept)."""
+    lowered = key.lower()
+    return not any(word in lowered for word in ("customer", "purchase", "external", "reference"))
+
+
 def _node(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, str) or len(value) > 200:
         return None
@@ -97,7 +104,7 @@ def targets(arguments: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str
                 pending.append(value)
             elif key in ("partner", "fromPartner", "toPartner") and isinstance(value, str):
                 named.setdefault(key, value)
-            elif key.lower().endswith("id") and isinstance(value, str):
+            elif key.lower().endswith("id") and isinstance(value, str) and _ours(key):
                 identity = decode_identity_id(value) if key == "identityId" else None
                 if identity is not None:
                     named["issuer"] = identity[0]

@@ -70,7 +70,8 @@ def upgrade() -> None:
     op.create_index("ix_audit_entries_member", "audit_entries", ["member_id", "id"])
     op.create_index("ix_audit_entries_occurred_at", "audit_entries", ["occurred_at"])
     op.create_index("ix_audit_entries_target", "audit_entries", ["target_kind", "target_id"])
-    op.create_index("ix_audit_entries_actor", "audit_entries", ["actor"])
+    op.create_index("ix_audit_entries_actor", "audit_entries", ["actor", "id"])
+    op.create_index("ix_audit_entries_action", "audit_entries", ["action", "id"])
     if postgres:
         op.execute(POSTGRES_FUNCTION)
         op.execute(POSTGRES_TRIGGER)
