@@ -324,3 +324,25 @@ async def test_a_batch_of_earns_names_its_client_and_request_on_every_line(gatew
     }
     assert {e["memberId"] for e in entries} == set(members)
     assert await trail(gateway, action="earnPointsBulk") == []
+
+
+async def test_an_import_upload_names_the_partner_app_and_its_job_posts_the_earns(
+    gateway: Gateway,
+):
+    await enrol(gateway, customer="c0")
+    token = await gateway.partner_token("skyway")
+    body = b"customer_id,idempotency_key,points\nc0,k-1,5\n"
+    response = await gateway.client.post(
+        "/imports/earns?partner=skyway&name=night.csv",
+        content=body,
+        headers={
+            "content-type": "text/csv",
+            "authorization": f"Bearer {token}",
+            "x-request-id": "upload-1",
+        },
+    )
+    assert response.status_code == 202, response.text
+    (entry,) = await trail(gateway, action="imports.upload")
+    assert actor(entry) == ("PARTNER_CLIENT", "partner:skyway", "skyway-test")
+    assert entry["requestId"] == "upload-1" and entry["target"]["kind"] == "import"
+    assert entry["partner"] == "skyway"

@@ -101,7 +101,8 @@ class AuditEntry:
     @strawberry.field(
         description="An event type (`points.earned`, `transfer.reversed`, `member.merged`, "
         "...), a mutation's name (`createReward`, `unlinkIdentity`...) or `sign_in`, "
-        "`sign_out`, `link`, `client.create`, `client.rotate`, `client.disable`, `keys.rotate`."
+        "`sign_out`, `link`, `imports.upload`, `client.create`, `client.rotate`, `client.disable`, "
+        "`keys.rotate`."
     )
     def action(self) -> str:
         return self.stored.entry.action
