@@ -20,6 +20,7 @@ from dockerfile_parse import DockerfileParser
 
 from gateway.api.pools import shared_variable
 from gateway.api.settings import Settings
+from gateway.kernel.sealing import new_master_key
 from tests.kustomize import KustomizeError, Resource, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -367,6 +368,7 @@ def test_the_production_settings_are_what_the_gateway_reads_and_accepts() -> Non
         "DATABASE_URL": "postgresql://gateway@db/coalition",
         "COALITION_SESSION_SECRET": "s" * 32,
         "COALITION_METRICS_TOKEN": "t" * 48,
+        "COALITION_MASTER_KEY": new_master_key(),
     }
     settings = Settings.from_env({**data, **secrets})
     assert settings.production and not settings.demo_data and not settings.jobs

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from gateway.api.settings import Settings
 from gateway.auth import clients
 from gateway.auth.errors import InvalidToken
 from gateway.auth.issuer import TokenIssuer
@@ -27,6 +28,7 @@ from gateway.auth.tables import signing_keys
 from tests.conftest import Gateway
 
 LIFETIME = 600
+SEALER = Settings().sealer()  # the gateways under test use the development master key
 
 
 def _issuer(gateway: Gateway) -> TokenIssuer:
@@ -281,7 +283,7 @@ async def test_key_rotation_keeps_old_tokens_valid_until_they_expire(gateway: Ga
 
 async def test_another_processs_rotation_is_picked_up(gateway: Gateway) -> None:
     issuer = _issuer(gateway)
-    other = KeyStore(gateway.service.engine, gateway.clock, LIFETIME)
+    other = KeyStore(gateway.service.engine, gateway.clock, LIFETIME, SEALER)
     await other.start()
     first_kid, _ = await issuer.keys.current()
     assert (await other.current())[0] == first_kid  # no second key at start
@@ -311,7 +313,7 @@ async def test_processes_starting_at_once_create_one_first_key(gateway: Gateway)
     engine = gateway.service.engine
     async with engine.begin() as connection:
         await connection.execute(sa.delete(signing_keys))
-    stores = [KeyStore(engine, gateway.clock, LIFETIME) for _ in range(4)]
+    stores = [KeyStore(engine, gateway.clock, LIFETIME, SEALER) for _ in range(4)]
     await asyncio.gather(*(store.start() for store in stores))
     currents = {(await store.current())[0] for store in stores}
     assert len(currents) == 1

@@ -15,6 +15,7 @@ from gateway.api.observability.logs import configure_logging
 from gateway.api.observability.requests import OPERATIONS
 from gateway.api.settings import Settings
 from gateway.jobs.runner import JobRunner, Sweep
+from gateway.kernel.sealing import new_master_key
 from tests.conftest import Gateway
 from tests.operations import ENROL
 
@@ -101,7 +102,11 @@ async def test_stdlib_records_and_job_runs_share_the_renderer(
 
 def test_console_lines_in_the_demo_json_in_production() -> None:
     assert Settings.from_env({}).log_format == "console"
-    production = {"COALITION_ENV": "production", "COALITION_SESSION_SECRET": "s" * 32}
+    production = {
+        "COALITION_ENV": "production",
+        "COALITION_SESSION_SECRET": "s" * 32,
+        "COALITION_MASTER_KEY": new_master_key(),
+    }
     assert Settings.from_env(production).log_format == "json"
     stream = io.StringIO()
     configure_logging("console", stream=stream)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from gateway.api.cli import main
 from gateway.api.pools import remote_pools
+from gateway.kernel.sealing import new_master_key
 from gateway.remote.record import COMPLETED, PENDING
 from gateway.remote.tables import remote_operations
 from gateway.rewards.tables import reward_redemptions
@@ -195,6 +196,7 @@ async def test_a_production_gateway_refuses_to_start_with_a_development_pool(
         config_dir=str(directory),
         environment="production",
         session_secret="s" * 32,
+        master_key=new_master_key(),
         hold_sweep_seconds=0,
     )
     with pytest.raises(ConfigError, match="development remote pool cannot run in production"):

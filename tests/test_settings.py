@@ -10,6 +10,7 @@ from gateway.api.settings import (
     SettingsError,
     normalise_database_url,
 )
+from gateway.kernel.sealing import new_master_key
 
 
 def test_defaults_run_the_embedded_demo() -> None:
@@ -67,17 +68,21 @@ def test_limits_that_protect_the_server() -> None:
             Settings.from_env({"DB_POOL_TIMEOUT": bad})
 
 
+PRODUCTION = {
+    "COALITION_ENV": "production",
+    "COALITION_SESSION_SECRET": "s" * 32,
+    "COALITION_MASTER_KEY": new_master_key(),
+}
+
+
 def test_graphiql_is_off_in_production_unless_enabled() -> None:
     assert Settings.from_env({}).graphiql
-    production = {"COALITION_ENV": "production", "COALITION_SESSION_SECRET": "s" * 32}
+    production = PRODUCTION
     assert not Settings.from_env(production).graphiql
     assert Settings.from_env({**production, "COALITION_GRAPHIQL": "on"}).graphiql
     assert not Settings.from_env({"COALITION_GRAPHIQL": "off"}).graphiql
     with pytest.raises(SettingsError, match="COALITION_GRAPHIQL"):
         Settings.from_env({"COALITION_GRAPHIQL": "sometimes"})
-
-
-PRODUCTION = {"COALITION_ENV": "production", "COALITION_SESSION_SECRET": "s" * 32}
 
 
 def test_observability_defaults() -> None:

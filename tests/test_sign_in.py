@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.api.graphql.scalars import identity_id
+from gateway.kernel.sealing import new_master_key
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
 from tests.sso import (  # noqa: F401
@@ -278,6 +279,7 @@ async def production_sso(database_url: str, brands: Brands) -> AsyncIterator[Gat
         brands,
         environment="production",
         session_secret="s" * 32,
+        master_key=new_master_key(),
         public_url="https://gateway",
     ):
         transport = httpx.ASGITransport(app=gateway.app)

@@ -9,6 +9,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from gateway.api.app import create_app
 from gateway.api.settings import Settings, SettingsError
+from gateway.kernel.sealing import new_master_key
 from partners.config.coalition import load_coalition
 from tests.test_config import COALITION, assert_names, partner, refusal, write
 
@@ -192,7 +193,9 @@ def test_production_refuses_development_providers_and_needs_a_session_secret() -
     with pytest.raises(SettingsError, match="COALITION_SESSION_SECRET"):
         Settings(environment="production")
     with pytest.raises(SettingsError, match="development provider"):
-        create_app(Settings(environment="production", session_secret="x" * 32))
+        create_app(
+            Settings(environment="production", session_secret="x" * 32, master_key=new_master_key())
+        )
     with pytest.raises(SettingsError, match="COALITION_ENV"):
         Settings(environment="staging")
 

@@ -126,7 +126,7 @@ def create_app(
             remote = connect_pools(service, pools)
             remote.check_configured()
             await service.start()
-            keys = KeyStore(engine, clock, settings.token_lifetime)
+            keys = KeyStore(engine, clock, settings.token_lifetime, settings.sealer())
             await keys.start()
             issuer = TokenIssuer(engine, keys, settings.public_url, settings.token_lifetime, clock)
             app.state.issuer = issuer

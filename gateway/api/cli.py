@@ -1,6 +1,6 @@
 """`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
-manage OAuth clients and signing keys, close settlement periods and reconcile them, import
-files of earns."""
+manage OAuth clients, signing keys and the master key sealing them, close settlement
+periods and reconcile them, import files of earns."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.api import (
     cli_config,
     cli_imports,
     cli_jobs,
+    cli_secrets,
     cli_serve,
     cli_settlement,
 )
@@ -23,6 +24,7 @@ from gateway.api.observability.logs import configure_logging
 from gateway.api.settings import Settings, SettingsError
 from gateway.auth.clients import ClientError
 from gateway.events.actor import set_actor
+from gateway.kernel.sealing import SealError
 from partners.config.coalition import ConfigError, load_coalition
 
 
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cli_imports.add_parser(commands)
     cli_config.add_parser(commands)
+    cli_secrets.add_parser(commands)
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_clients.client(settings, args)
         if args.command == "keys":
             return cli_clients.keys(settings, args.action)
+        if args.command == "secrets":
+            return cli_secrets.secrets(settings, args)
         if args.command == "jobs":
             configure_logging(settings.log_format)  # a line per job run, as a server logs
             return cli_jobs.run_jobs(settings)
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reconcile":
             return cli_settlement.reconcile(settings)
         return cli_serve.audit_ledger(settings)
-    except (ConfigError, SettingsError, ClientError, LookupError) as error:
+    except (ConfigError, SettingsError, ClientError, LookupError, SealError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except DatabaseUnavailable as error:

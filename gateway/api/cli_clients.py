@@ -114,7 +114,7 @@ def keys(settings: Settings, action: str) -> int:
     from gateway.ledger.service import utcnow
 
     async def work(engine: AsyncEngine) -> tuple[str | None, list[SigningKeyInfo]]:
-        store = KeyStore(engine, utcnow, settings.token_lifetime)
+        store = KeyStore(engine, utcnow, settings.token_lifetime, settings.sealer())
         kid = await store.rotate() if action == "rotate" else None
         if kid is not None:
             await _audit(engine, "keys.rotate", ("signing_key", kid))

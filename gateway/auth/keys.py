@@ -11,15 +11,18 @@ when signing (every 30 s). So a worker may sign with a key just retired elsewher
 30 s (the 60 s publication margin covers that), and a worker that reloaded just before a
 rotation may refuse tokens under the new key for up to 10 s.
 
-Known gap: private keys are stored unencrypted (as JWK JSON) in ``signing_keys``; anyone who
-can read that table can mint tokens. Encrypting them under a key held outside the database
-(or moving signing to a KMS) is still to do.
+Private keys are stored sealed (``gateway.kernel.sealing``: envelope encryption under the
+master key from the environment, bound to the key's ``kid``): reading ``signing_keys``
+without the master key gives no key. A key stored in clear text by an older version is
+sealed when a process starts (``start``). Known gap: a process holds the keys in clear in
+its memory; moving signing to a KMS or HSM would keep them out of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +31,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from joserfc.jwk import RSAKey
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.auth.tables import signing_keys
 from gateway.kernel.schema import Moment
+from gateway.kernel.sealing import Sealer, SealError, is_sealed
+
+log = logging.getLogger("gateway.auth")
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048
@@ -103,13 +109,46 @@ def _import(private_jwk: str) -> tuple[RSAKey, RSAKey]:
     return private, _public_of(private)
 
 
+def context(kid: str) -> str:
+    """What a key's sealed value is bound to: it opens in its own row only."""
+    return f"signing_key:{kid}"
+
+
+_select_stored = sa.select(signing_keys.c.kid, signing_keys.c.private_jwk)
+_replace_stored = (
+    sa.update(signing_keys)
+    .where(
+        signing_keys.c.kid == sa.bindparam("key"), signing_keys.c.private_jwk == sa.bindparam("was")
+    )
+    .values(private_jwk=sa.bindparam("value"))
+)
+
+
+async def stored(connection: AsyncConnection) -> list[tuple[str, str, str]]:
+    """Every key's (kid, sealing context, stored value): sealed, or clear text written by a
+    version before sealing (``coalition secrets rewrap`` seals those)."""
+    rows = (await connection.execute(_select_stored)).all()
+    return [(row.kid, context(row.kid), row.private_jwk) for row in rows]
+
+
+async def replace(connection: AsyncConnection, kid: str, was: str, value: str) -> bool:
+    """Store ``value`` for ``kid`` if its stored value is still ``was`` (False otherwise)."""
+    result = await connection.execute(_replace_stored, {"key": kid, "was": was, "value": value})
+    return result.rowcount == 1
+
+
 class KeyStore:
     """The signing keys, cached per process; all times come from the injected clock."""
 
     def __init__(
-        self, engine: AsyncEngine, clock: Callable[[], datetime], token_lifetime: int
+        self,
+        engine: AsyncEngine,
+        clock: Callable[[], datetime],
+        token_lifetime: int,
+        sealer: Sealer,
     ) -> None:
         self.engine = engine
+        self.sealer = sealer
         self.clock = clock
         self.token_lifetime = token_lifetime
         self._keys: dict[str, _Loaded] = {}
@@ -127,14 +166,20 @@ class KeyStore:
         Processes starting at once create one key between them: the insert is conditional
         on there being no unretired key, and PostgreSQL serializes it with an advisory lock.
         (Were two created anyway, both would be published and the newest would sign.)
+        Keys stored in clear text by an older version are sealed first. A key sealed under
+        a master key this process does not have stops the start (``SealError``).
         """
+        await self.seal_clear_text()
         await self._reload()
         if self._current() is None:
             await self._insert_new(retire_others=False, only_if_none=True)
             await self._reload()
 
     async def rotate(self) -> str:
-        """Create a signing key, retire every other one, and return the new ``kid``."""
+        """Create a signing key, retire every other one, and return the new ``kid``.
+        Refused (``SealError``) when this process cannot open the keys already stored: its
+        master key is not the one the others use, and they could not open the new key."""
+        await self._reload()
         kid = await self._insert_new(retire_others=True)
         assert kid is not None
         await self._reload()
@@ -175,6 +220,19 @@ class KeyStore:
             ]
         }
 
+    async def seal_clear_text(self) -> int:
+        """Seal the keys an older version stored in clear text; how many it sealed."""
+        sealed = 0
+        async with self.engine.begin() as connection:
+            for kid, bound_to, value in await stored(connection):
+                if not is_sealed(value):
+                    value_sealed = self.sealer.seal(value.encode(), bound_to)
+                    sealed += await replace(connection, kid, value, value_sealed)
+        return sealed
+
+    def _open(self, kid: str, value: str) -> str:
+        return self.sealer.open(value, context(kid)).decode() if is_sealed(value) else value
+
     async def describe(self) -> list[SigningKeyInfo]:
         """Every key in the database, oldest first, read now (for the CLI)."""
         async with self.engine.connect() as connection:
@@ -212,7 +270,8 @@ class KeyStore:
         kid = secrets.token_urlsafe(16)
         key = await asyncio.to_thread(_generate, kid)
         now = self.clock()
-        row = {"kid": kid, "private_jwk": json.dumps(key.as_dict(private=True)), "created_at": now}
+        clear = json.dumps(key.as_dict(private=True)).encode()
+        row = {"kid": kid, "private_jwk": self.sealer.seal(clear, context(kid)), "created_at": now}
         async with self.engine.begin() as connection:
             if only_if_none:
                 if connection.dialect.name == "postgresql":
@@ -240,7 +299,9 @@ class KeyStore:
 
     async def _reload(self, age: timedelta | None = None) -> None:
         """Re-read the published keys; with ``age``, only if no one did within ``age`` (so
-        callers queued on the lock behind a reload do not repeat it)."""
+        callers queued on the lock behind a reload do not repeat it). A key that does not
+        open under this process's master keys stops a first load and a rotation
+        (``SealError``); later reloads leave it out, logged, and go on with the others."""
         async with self._lock:
             if age is not None and not self._stale(age):
                 return
@@ -252,7 +313,14 @@ class KeyStore:
             for row in rows:
                 known = self._keys.get(row.kid)
                 if known is None:
-                    private, public = await asyncio.to_thread(_import, row.private_jwk)
+                    try:
+                        clear = self._open(row.kid, row.private_jwk)
+                    except SealError:
+                        if age is None:
+                            raise
+                        log.error("signing key %s does not open under the master keys", row.kid)
+                        continue
+                    private, public = await asyncio.to_thread(_import, clear)
                 else:
                     private, public = known.private, known.public
                 keys[row.kid] = _Loaded(row.kid, private, public, row.created_at, row.retired_at)
