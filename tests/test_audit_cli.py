@@ -1,5 +1,5 @@
 """The audit entries of the CLI: `coalition client create|rotate|disable`, `coalition keys
-rotate` and `coalition config apply` name the operator at the terminal
+rotate`, `coalition secrets rewrap` and `coalition config apply` name the operator at the terminal
 (`operator:cli:<user>`), against a temporary SQLite database."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gateway.audit.entries import Entry
 from gateway.audit.store import Filters
 from gateway.jobs.runner import JobRunner
 from gateway.kernel.database import create_engine
+from gateway.kernel.sealing import master_id, new_master_key, parse_master_key
 from gateway.kernel.unit_of_work import UnitOfWork
 from partners.config.coalition import DEMO_DIRECTORY
 from tests.test_config_cli import edited
@@ -93,3 +94,22 @@ def test_a_configuration_change_from_the_cli_names_the_operator(
     )
     assert (entry.actor.kind, entry.actor.id) == ("operator", OPERATOR)
     assert entry.source == "event" and entry.request_id is None
+
+
+def test_moving_the_secrets_to_a_new_master_key_is_recorded(
+    database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_master_key()
+    monkeypatch.setenv("COALITION_MASTER_KEY", key)
+    assert main(["keys", "rotate"]) == 0
+    assert main(["secrets", "rewrap"]) == 0
+    assert main(["secrets", "status"]) == 0  # reading records nothing
+    rotated, rewrapped = entries(database)
+    assert rotated.action == "keys.rotate"
+    assert (rewrapped.action, rewrapped.target_kind, rewrapped.target_id) == (
+        "secrets.rewrap",
+        "master_key",
+        master_id(parse_master_key(key)),
+    )
+    assert rewrapped.outcome == "ok" and rewrapped.data == {"rewrapped": 0, "sealed": 0}
+    assert key not in str(rewrapped)

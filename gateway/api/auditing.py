@@ -4,13 +4,16 @@ direct entries of requests that post no event (sign-in, sign-out, link, refusals
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit.entries import NOBODY, Actor, Entry
 from gateway.audit.trail import AuditTrail
 from gateway.auth.principal import MemberPrincipal, OperatorPrincipal, PartnerPrincipal, Principal
 from gateway.events.actor import current_actor, current_request
+from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.members.identity import IdentityService
 
 
@@ -103,5 +106,28 @@ async def record_callback(
         member_id=attempt.member_id,
         partner=partner,
         detail=why,
+        data=data,
+    )
+
+
+async def record_cli(
+    engine: AsyncEngine,
+    action: str,
+    target: tuple[str, str],
+    partner: str | None = None,
+    data: dict[str, Any] | None = None,
+    outcome: str = "ok",
+    detail: str | None = None,
+) -> None:
+    """A CLI command's entry, by the operator at the terminal (``operator:cli:<user>``)."""
+    await record(
+        AuditTrail(UnitOfWork(engine)),
+        datetime.now(UTC),
+        cli_actor(),
+        action,
+        outcome,
+        target=target,
+        partner=partner,
+        detail=detail,
         data=data,
     )

@@ -4,8 +4,9 @@ and the gateway's token-signing keys."""
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gateway.api.auditing import record_cli
 from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth.clients import ClientError
@@ -15,23 +16,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from gateway.auth.clients import ClientRecord
-
-
-async def _audit(
-    engine: AsyncEngine,
-    action: str,
-    target: tuple[str, str],
-    partner: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """The command's audit entry, by the CLI's operator (``operator:cli:<user>``)."""
-    from gateway.api.auditing import cli_actor, record
-    from gateway.audit.trail import AuditTrail
-    from gateway.kernel.unit_of_work import UnitOfWork
-    from gateway.ledger.service import utcnow
-
-    trail = AuditTrail(UnitOfWork(engine))
-    await record(trail, utcnow(), cli_actor(), action, target=target, partner=partner, data=data)
 
 
 def _print_secret(client_id: str, secret: str) -> None:
@@ -55,7 +39,7 @@ def _client_create(settings: Settings, args: argparse.Namespace) -> int:
             engine, partner, scopes, args.client_id, now=utcnow(), known_partners=known
         )
         kind = {"operator": partner is None}
-        await _audit(engine, "client.create", ("client", created[0]), partner, kind)
+        await record_cli(engine, "client.create", ("client", created[0]), partner, kind)
         return created
 
     client_id, secret = with_database(settings, work)
@@ -70,7 +54,7 @@ def _client_rotate(settings: Settings, client_id: str) -> int:
 
     async def work(engine: AsyncEngine) -> str:
         secret = await rotate_secret(engine, client_id, utcnow())
-        await _audit(engine, "client.rotate", ("client", client_id))
+        await record_cli(engine, "client.rotate", ("client", client_id))
         return secret
 
     secret = with_database(settings, work)
@@ -85,7 +69,7 @@ def _client_disable(settings: Settings, client_id: str) -> int:
 
     async def work(engine: AsyncEngine) -> ClientRecord:
         record = await disable_client(engine, client_id, utcnow())
-        await _audit(engine, "client.disable", ("client", client_id), record.partner)
+        await record_cli(engine, "client.disable", ("client", client_id), record.partner)
         return record
 
     record = with_database(settings, work)
@@ -117,7 +101,7 @@ def keys(settings: Settings, action: str) -> int:
         store = KeyStore(engine, utcnow, settings.token_lifetime, settings.sealer())
         kid = await store.rotate() if action == "rotate" else None
         if kid is not None:
-            await _audit(engine, "keys.rotate", ("signing_key", kid))
+            await record_cli(engine, "keys.rotate", ("signing_key", kid))
         return kid, await store.describe()
 
     kid, keys = with_database(settings, work)

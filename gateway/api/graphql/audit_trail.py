@@ -102,7 +102,7 @@ class AuditEntry:
         description="An event type (`points.earned`, `transfer.reversed`, `member.merged`, "
         "...), a mutation's name (`createReward`, `unlinkIdentity`...) or `sign_in`, "
         "`sign_out`, `link`, `imports.upload`, `client.create`, `client.rotate`, `client.disable`, "
-        "`keys.rotate`."
+        "`keys.rotate`, `secrets.rewrap`."
     )
     def action(self) -> str:
         return self.stored.entry.action
