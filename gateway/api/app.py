@@ -49,7 +49,7 @@ from gateway.configuration.service import Configuration
 from gateway.configuration.watcher import Watcher
 from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from gateway.earning.observer import observe_programme
-from gateway.events.actor import current_request, set_actor
+from gateway.events.actor import current_actor, current_request, set_actor
 from gateway.holds.service import HoldService
 from gateway.kernel.database import create_engine, migrate
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -131,6 +131,7 @@ def create_app(
             issuer = TokenIssuer(engine, keys, settings.public_url, settings.token_lifetime, clock)
             app.state.issuer = issuer
             auth.start(app, service, issuer)
+            demo = current_actor.set("system:demo")  # the actor of what the demo posts
             if settings.demo_data:
                 await load_demo(service)
                 if not settings.production:
@@ -142,6 +143,7 @@ def create_app(
             app.state.imports = wiring.imports(service)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
+            current_actor.reset(demo)
             # Consumers and sweeps run here unless separate runners do (COALITION_JOBS=off);
             # several processes running them share the work through the database.
             jobs = None

@@ -11,21 +11,29 @@
       pageInfo { hasNextPage endCursor } } }`;
   let rows = [], filter = null, after = null;
 
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  // A member's global id shown as the UUID inside it; the filter takes either.
+  const uuidOf = (id) => { try { return atob(id).replace(/^Member:/, ""); } catch { return id; } };
+
   function filterOf(form) {
     const found = {};
-    for (const [name, value] of new FormData(form).entries()) {
+    for (const [name, raw] of new FormData(form).entries()) {
+      const value = raw.trim();
       if (!value) continue;
-      found[name] = ["since", "until"].includes(name) ? new Date(`${value}Z`).toISOString() : value;
+      if (["since", "until"].includes(name)) found[name] = new Date(`${value}Z`).toISOString();
+      else if (name === "memberId" && UUID.test(value)) found[name] = btoa(`Member:${value.toLowerCase()}`);
+      else found[name] = value;
     }
     return Object.keys(found).length ? found : null;
   }
 
   function row(e) {
     const actor = e.actor.clientId ? `${e.actor.id} (${e.actor.clientId})` : e.actor.id;
-    const target = e.target ? `${e.target.kind} ${e.target.id}` : "—";
+    const member = e.memberId ? uuidOf(e.memberId) : null;
+    const target = !e.target ? "—" : e.target.kind === "member" && e.target.id === member ? "the member" : `${e.target.kind} ${e.target.id}`;
     const outcome = e.detail ? `${e.outcome.toLowerCase()}: ${e.detail}` : e.outcome.toLowerCase();
     return [when(e.occurredAt), e.action, actor, e.actor.kind.toLowerCase(), target,
-      e.memberId || "—", e.partner || "—", outcome, e.requestId || "—"];
+      member || "—", e.partner || "—", outcome, e.requestId || "—"];
   }
 
   async function load(more) {
@@ -36,7 +44,7 @@
     $("audit-more").hidden = !page.pageInfo.hasNextPage;
     $("audit-table").replaceChildren(Console.tableOrNone("Entries, newest first",
       ["Time (UTC)", "Action", "Actor", "Kind", "Target", "Member", "Partner", "Outcome", "Request id"], rows));
-    status(`${rows.length} entries.`, "done");
+    status(`${rows.length} ${rows.length === 1 ? "entry" : "entries"}.`, "done");
   }
 
   const fail = (error) => status(error.message, "error");
