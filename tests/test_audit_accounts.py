@@ -12,7 +12,7 @@ from gateway.auth.providers import COALITION
 from tests.conftest import Gateway
 from tests.operations import ERRORS, REDEEM, REVERSE, payload
 from tests.sso import Brands, brands, sign_in, sso  # noqa: F401
-from tests.test_audit import ENTRY, actor, made_by, trail
+from tests.test_audit import ENTRY, MADE_BY, actor, made_by, trail
 from tests.test_sign_in import (
     arrive,
     bearer_member,
@@ -127,6 +127,14 @@ async def test_a_members_spends_and_an_operators_reversal_name_them(sso: Gateway
     reversal = payload(await sso.gql(REVERSE, {"input": undo}, token=olivia))["reversal"]
     await sso.settle_events()
     by = await made_by(sso, reversal["id"])
+    # The member sees that an operator reversed it; operators see which one.
+    mine = (await sso.gql(MADE_BY, {"id": reversal["id"]}, token=alice))["data"]["node"]
+    assert mine["madeBy"]["actor"] == {
+        "kind": "OPERATOR",
+        "id": "operator",
+        "partner": None,
+        "clientId": None,
+    }
     assert by["actor"] == {
         "kind": "OPERATOR",
         "id": "operator:olivia",

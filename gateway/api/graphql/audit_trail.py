@@ -41,7 +41,23 @@ class AuditOutcome(Enum):
     FAILED = "failed"  # an unexpected error
 
 
-@strawberry.type(description="Who acted: a member, a partner's app, an operator, a job.")
+def shown(info: Info, actor: Actor) -> Actor:
+    """``actor`` as the caller may see it: operators see who each operator and client is;
+    members and partner apps see "operator", and no other partner's client."""
+    access = info.context.access
+    if access.is_operator:
+        return actor
+    if actor.kind in ("operator", "operator_client"):
+        return Actor(actor.kind, "operator")
+    if actor.client_id is not None and access.partner != actor.partner:
+        return Actor(actor.kind, actor.id)
+    return actor
+
+
+@strawberry.type(
+    description="Who acted: a member, a partner's app, an operator, a job. Members and "
+    "partner apps see an operator as `operator`, without who."
+)
 class AuditActor:
     actor: strawberry.Private[Actor]
 
@@ -78,8 +94,8 @@ class MadeBy:
     entry: strawberry.Private[Entry]
 
     @strawberry.field
-    def actor(self) -> AuditActor:
-        return AuditActor(actor=self.entry.actor)
+    def actor(self, info: Info) -> AuditActor:
+        return AuditActor(actor=shown(info, self.entry.actor))
 
     @strawberry.field(description="The `X-Request-ID` of the request that made it, if any.")
     def request_id(self) -> str | None:
@@ -95,8 +111,8 @@ class AuditEntry:
         return self.stored.entry.occurred_at
 
     @strawberry.field
-    def actor(self) -> AuditActor:
-        return AuditActor(actor=self.stored.entry.actor)
+    def actor(self, info: Info) -> AuditActor:
+        return AuditActor(actor=shown(info, self.stored.entry.actor))
 
     @strawberry.field(
         description="An event type (`points.earned`, `transfer.reversed`, `member.merged`, "
