@@ -72,13 +72,23 @@ async def test_an_operator_signing_in_is_an_operator_person(sso: Gateway):
 
 
 async def test_link_merge_and_unlink_name_the_member(sso: Gateway):
-    a, _ = await merge_alice(sso)
+    a, b = await merge_alice(sso)
     (link,) = await trail(sso, action="link")
     assert actor(link) == member_actor(a) and link["outcome"] == "OK"
     assert link["memberId"] == a and link["partner"] == "brewbar"
     merged = await trail(sso, action="member.merged")
     assert merged and {actor(e) for e in merged} == {member_actor(a)}
     assert {e["memberId"] for e in merged} == {a}
+    # The person's whole trail, from either id: the retired member's earlier entries too.
+    for member in (a, b):
+        whole = await trail(sso, memberId=member)
+        assert {e["memberId"] for e in whole} == {a, b}
+    mine = (await member_trail(sso))["data"]["myAuditTrail"]["edges"]
+    assert {(e["node"]["action"], e["node"]["memberId"]) for e in mine} >= {
+        ("points.earned", b),
+        ("points.earned", a),
+        ("link", a),
+    }
 
     result = await unlink(sso, (await my_identity_ids(sso))["brewbar"])
     assert result["userErrors"] == []

@@ -19,7 +19,7 @@ _INSERT = sa.insert(t)
 
 @dataclass(frozen=True)
 class Filters:
-    member_id: str | None = None
+    member_ids: tuple[str, ...] = ()  # about any of these (a member and those merged into it)
     actor: str | None = None
     actor_kind: str | None = None
     action: str | None = None
@@ -85,8 +85,9 @@ def _entry(row: Any) -> StoredEntry:
 
 def _conditions(filters: Filters) -> list[sa.ColumnElement[bool]]:
     found: list[sa.ColumnElement[bool]] = []
+    if filters.member_ids:
+        found.append(t.c.member_id.in_(filters.member_ids))
     for column, value in (
-        (t.c.member_id, filters.member_id),
         (t.c.actor, filters.actor),
         (t.c.actor_kind, filters.actor_kind),
         (t.c.action, filters.action),

@@ -167,7 +167,8 @@ class AuditEntryConnection:
 @strawberry.input(description="Keep the entries that match every field given.")
 class AuditTrailFilter:
     member_id: strawberry.ID | None = strawberry.field(
-        default=None, description="About this member (global id)."
+        default=None,
+        description="About this member (global id), and the members merged into them.",
     )
     actor: str | None = strawberry.field(default=None, description="`AuditActor.id`, exactly.")
     actor_kind: AuditActorKind | None = None
@@ -198,19 +199,28 @@ def _text(value: str | None, name: str) -> str | None:
     return value
 
 
-def filters_of(given: AuditTrailFilter | None) -> Filters:
+async def about(info: Info, member_id: str) -> tuple[str, ...]:
+    """A member's id (a merged member's: its survivor's) and those merged into it: a
+    person's whole trail."""
+    record = await info.context.loaders.members.load(member_id)
+    survivor = record.id if record is not None else member_id
+    return (survivor, *await info.context.service.merged_into(survivor))
+
+
+async def filters_of(info: Info, given: AuditTrailFilter | None) -> Filters:
     """The filter, checked: a bad one is BAD_USER_INPUT, never a database error."""
     if given is None:
         return Filters()
-    member_id = None
+    member_ids: tuple[str, ...] = ()
     if given.member_id is not None:
         member_id = decode_member_id(str(given.member_id))
         if member_id is None:
             raise ArgumentError("`memberId` is not a member's global id.")
+        member_ids = await about(info, member_id)
     if given.since is not None and given.until is not None and given.since >= given.until:
         raise ArgumentError("`since` must be before `until`.")
     return Filters(
-        member_id=member_id,
+        member_ids=member_ids,
         actor=_text(given.actor, "actor"),
         actor_kind=given.actor_kind.value if given.actor_kind is not None else None,
         action=_text(given.action, "action"),
@@ -252,7 +262,7 @@ class AuditQueries:
         after: str | None = None,
     ) -> AuditEntryConnection:
         info.context.access.require_operator()
-        return await page(info, filters_of(filter), first, after)
+        return await page(info, await filters_of(info, filter), first, after)
 
     @strawberry.field(
         description="The entries about the signed-in member's own account, newest first, "
@@ -264,4 +274,4 @@ class AuditQueries:
         member_id = info.context.access.member_id
         if member_id is None:
             raise denied("Only a signed-in member has an audit trail of their own.")
-        return await page(info, Filters(member_id=member_id), first, after)
+        return await page(info, Filters(member_ids=await about(info, member_id)), first, after)
