@@ -33,7 +33,8 @@ from gateway.ledger.service import LedgerService
 from partners.config.coalition import DEMO_DIRECTORY
 
 PARTNER_SCOPES = (
-    "members:enrol members:read points:earn points:redeem points:reverse rewards:manage"
+    "members:enrol members:read points:earn points:redeem points:reverse rewards:manage "
+    "webhooks:manage"
 )
 BASE_PG_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -67,6 +68,10 @@ CORE_DIRECTORY = _core_directory()
 
 TABLES = (
     "audit_entries",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "privacy_erasures",
     "analytics_daily",
     "analytics_active",
     "analytics_flows",

@@ -1,5 +1,5 @@
-"""The audit store: a member's entries for the data export, JSON-safe and free of personal
-data; the transfer loader's ``made_by``."""
+"""The audit store: a member's entries for the data export (its `auditEntries` section),
+JSON-safe and free of personal data; the transfer loader's ``made_by``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from gateway.api.graphql.scalars import decode_int_id, decode_member_id
 from gateway.audit.trail import AuditTrail
 from tests.conftest import Gateway
 from tests.test_api import earn, enrol
+from tests.test_privacy import EXPORT
 
 
 async def test_about_member_gives_json_safe_entries_without_personal_data(gateway: Gateway):
@@ -34,3 +35,14 @@ async def test_about_member_gives_json_safe_entries_without_personal_data(gatewa
     assert number is not None
     by = await trail.made_by([number, 999_999])
     assert list(by) == [number] and by[number].actor.kind == "operator_client"
+
+
+async def test_a_members_data_export_includes_their_audit_entries(gateway: Gateway):
+    member = await enrol(gateway, customer="C-1")
+    await earn(gateway, member, 40, "r-1")
+    await gateway.settle_events()
+    body = await gateway.gql(EXPORT, {"id": member})
+    document = body["data"]["exportMemberData"]["data"]
+    entries = document["auditEntries"]
+    assert [e["action"] for e in entries] == ["member.enrolled", "points.earned"]
+    assert entries[1]["data"] == {"kind": "earn", "points": 40}

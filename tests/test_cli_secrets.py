@@ -1,5 +1,6 @@
 """Keys at rest: the signing keys are sealed in the database, a gateway without the master
-key cannot use them, and `coalition secrets rewrap` moves them to a new master key."""
+key cannot use them, and `coalition secrets rewrap` moves them and the webhook secrets to a
+new master key."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,10 +19,13 @@ from joserfc.jwk import RSAKey
 from gateway.api.app import create_app
 from gateway.api.cli import main
 from gateway.api.settings import Settings
+from gateway.auth.keys import KeyStore
 from gateway.auth.tables import signing_keys
 from gateway.kernel.database import create_engine
 from gateway.kernel.sealing import Sealer, SealError, master_id, new_master_key, parse_master_key
+from gateway.webhooks.store import sealed_secrets
 from tests.conftest import Clock, start_gateway
+from tests.webhooks_helpers import create
 
 ME = "query { partners { slug } }"
 
@@ -50,6 +55,11 @@ async def stored(database_url: str) -> dict[str, str]:
     finally:
         await engine.dispose()
     return {row.kid: row.private_jwk for row in rows}
+
+
+async def sealed_in(app: Any) -> list[tuple[str, str, str]]:
+    async with app.state.service.engine.connect() as connection:
+        return await sealed_secrets(connection)
 
 
 async def accepted(app: Any) -> bool:
@@ -85,26 +95,61 @@ async def test_signing_keys_are_unreadable_in_the_database_without_the_master_ke
             pytest.fail("a gateway started without the master key of its signing keys")
 
 
-async def test_a_key_stored_in_clear_text_by_an_older_version_is_sealed_at_start(
+async def insert_clear_text_key(
+    database_url: str, kid: str, at: Any, retire_others: bool = True
+) -> None:
+    """A key as an older version stored it (or as someone writing the table would)."""
+    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            if retire_others:
+                await connection.execute(sa.update(signing_keys).values(retired_at=at))
+            await connection.execute(
+                sa.insert(signing_keys).values(
+                    kid=kid, private_jwk=json.dumps(key.as_dict(private=True)), created_at=at
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_stored_in_clear_text_is_never_used_until_sealed(
+    database_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = new_master_key()
+    async for gateway in start_gateway(database_url, clock, master_key=key):
+        # Written into the table while a gateway runs: not loaded, not published.
+        clock.now += timedelta(seconds=30)
+        await insert_clear_text_key(database_url, "slipped-in", clock(), retire_others=False)
+        clock.now += timedelta(seconds=30)
+        jwks = (await gateway.client.get("/.well-known/jwks.json")).json()
+        assert "slipped-in" not in {found["kid"] for found in jwks["keys"]}
+        assert (await gateway.app.state.issuer.keys.current())[0] != "slipped-in"
+    # A production gateway (which does not seal at start) refuses to start on it, and says
+    # what to do.
+    engine = create_engine(database_url)
+    try:
+        production = KeyStore(engine, clock, 600, Sealer(parse_master_key(key)))
+        with pytest.raises(SealError, match="clear text: seal it with `coalition secrets rewrap`"):
+            await production.start()
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("COALITION_MASTER_KEY", key)
+        assert await asyncio.to_thread(main, ["secrets", "rewrap"]) == 0
+        assert all(v.startswith("sealed:v1:") for v in (await stored(database_url)).values())
+        await production.start()
+        assert "slipped-in" in {found["kid"] for found in (await production.public_jwks())["keys"]}
+    finally:
+        await engine.dispose()
+
+
+async def test_development_seals_an_older_versions_clear_text_key_at_start(
     database_url: str, clock: Clock
 ) -> None:
     key = new_master_key()
     async for _ in start_gateway(database_url, clock, master_key=key):
         pass
-    legacy = RSAKey.generate_key(2048, parameters={"kid": "legacy", "use": "sig", "alg": "RS256"})
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(sa.update(signing_keys).values(retired_at=clock()))
-            await connection.execute(
-                sa.insert(signing_keys).values(
-                    kid="legacy",
-                    private_jwk=json.dumps(legacy.as_dict(private=True)),
-                    created_at=clock(),
-                )
-            )
-    finally:
-        await engine.dispose()
+    await insert_clear_text_key(database_url, "legacy", clock())
     async with running(database_url, clock, master_key=key) as app:
         assert await accepted(app)
         assert (await app.state.issuer.keys.current())[0] == "legacy"
@@ -118,8 +163,8 @@ async def test_rotating_the_master_key(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     old, new = new_master_key(), new_master_key()
-    async for _ in start_gateway(database_url, clock, master_key=old):
-        pass
+    async for gateway in start_gateway(database_url, clock, master_key=old):
+        hook = await create(gateway, "http://127.0.0.1:9/hook", ["points.earned"])
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("COALITION_MASTER_KEY", new)
 
@@ -128,21 +173,26 @@ async def test_rotating_the_master_key(
 
     # Without the old key nothing can be moved, and nothing is written.
     assert await asyncio.to_thread(cli, "rewrap") == 1
-    assert "sealed under a master key that is not configured" in capsys.readouterr().err
+    assert "sealed under a master key not configured" in capsys.readouterr().err
     # 1. Every process gets the new key, with the old one as previous.
     monkeypatch.setenv("COALITION_PREVIOUS_MASTER_KEYS", old)
     async with running(database_url, clock, master_key=new, previous_master_keys=(old,)) as app:
         assert await accepted(app)
         # 2. The values move to the new key while gateways run.
         assert await asyncio.to_thread(cli, "rewrap") == 0
-        assert "signing keys: 1 re-wrapped" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "signing keys: 1 re-wrapped" in out and "webhook secrets: 1 re-wrapped" in out
         assert await accepted(app)
     assert await asyncio.to_thread(cli, "status") == 0
     new_id = master_id(parse_master_key(new))
-    assert f"signing keys: 1 under the current key {new_id}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"signing keys: 1 under the current key {new_id}" in out
+    assert f"webhook secrets: 1 under the current key {new_id}" in out
     # 3. The old key can go: a gateway with the new key alone works, one with the old fails.
     async with running(database_url, clock, master_key=new) as app:
         assert await accepted(app)
+        [(_, context, sealed)] = await sealed_in(app)
+        assert Sealer(parse_master_key(new)).open(sealed, context).decode() == hook["secret"]
     with pytest.raises(SealError):
         async with running(database_url, clock, master_key=old):
             pytest.fail("the old master key still opens the signing keys")
@@ -170,7 +220,7 @@ def test_a_new_master_key_and_bad_ones(
     key_file.write_text(new_master_key() + "\n")
     monkeypatch.setenv("COALITION_MASTER_KEY_FILE", str(key_file))
     assert main(["secrets", "status"]) == 0
-    assert capsys.readouterr().out == "signing keys: none\n"
+    assert capsys.readouterr().out == "signing keys: none\nwebhook secrets: none\n"
     monkeypatch.setenv("COALITION_MASTER_KEY_FILE", str(tmp_path / "missing.key"))
     assert main(["secrets", "status"]) == 2
     assert "COALITION_MASTER_KEY_FILE: cannot read" in capsys.readouterr().err

@@ -118,3 +118,23 @@ async def test_a_consumer_registered_with_the_server_gets_the_earns_it_serves(
         await gateway.service.earn("skyway", MemberRef(id=member), "k", points=7)
         await gateway.settle_events()
         assert seen == [("member.enrolled", None), ("points.earned", 7)]
+
+
+async def test_webhooks_are_sent_every_webhook_poll_seconds_unless_zero(
+    database_url: str, clock: Clock
+) -> None:
+    async for gateway in start_gateway(
+        database_url, clock, hold_sweep_seconds=30, jobs=True, webhook_poll_seconds=0.5
+    ):
+        runner = gateway.app.state.jobs
+        (sweep,) = [sweep for sweep in runner.sweeps if sweep.name == "webhooks.send"]
+        assert sweep.every == 0.5
+        assert "webhooks.fanout" in [consumer.name for consumer in runner.consumers]
+    async for gateway in start_gateway(
+        database_url, clock, hold_sweep_seconds=30, jobs=True, webhook_poll_seconds=0
+    ):
+        assert "webhooks.send" not in [sweep.name for sweep in gateway.app.state.jobs.sweeps]
+    assert Settings.from_env({}).webhook_poll_seconds == 1.0
+    assert Settings.from_env({"COALITION_WEBHOOK_POLL_SECONDS": "0"}).webhook_poll_seconds == 0
+    with pytest.raises(SettingsError):
+        Settings.from_env({"COALITION_WEBHOOK_POLL_SECONDS": "-1"})

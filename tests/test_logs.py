@@ -94,7 +94,12 @@ async def test_stdlib_records_and_job_runs_share_the_renderer(
     await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "L-2"}})
     await gateway.settle_events()
     runs = {line["job"]: line for line in lines(output) if line["event"] == "job run"}
-    assert set(runs) == {"challenges.awards", "analytics.daily", "audit.events"}  # one each
+    assert set(runs) == {
+        "challenges.awards",
+        "analytics.daily",
+        "webhooks.fanout",
+        "audit.events",
+    }  # one line per consumer
     run = runs["challenges.awards"]
     assert (run["kind"], run["outcome"]) == ("consumer", "ok")
     assert run["events"] >= 1 and run["duration_ms"] >= 0

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.api.settings import (
     DEFAULT_DATABASE_URL,
+    DEVELOPMENT_MASTER_KEY,
     Settings,
     SettingsError,
     normalise_database_url,
@@ -131,3 +132,20 @@ def test_observability_defaults() -> None:
 def test_bad_observability_values_are_named(environ: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(environ)
+
+
+def test_production_needs_a_master_key_of_its_own() -> None:
+    without = {k: v for k, v in PRODUCTION.items() if k != "COALITION_MASTER_KEY"}
+    with pytest.raises(SettingsError, match="COALITION_MASTER_KEY or COALITION_MASTER_KEY_FILE"):
+        Settings.from_env(without)
+    for published in (
+        {"COALITION_MASTER_KEY": DEVELOPMENT_MASTER_KEY},
+        {"COALITION_PREVIOUS_MASTER_KEYS": DEVELOPMENT_MASTER_KEY},
+    ):
+        with pytest.raises(SettingsError, match="development master key"):
+            Settings.from_env({**PRODUCTION, **published})
+    # Not base64 of 32 bytes, though 44 characters long: refused, not read as something else.
+    with pytest.raises(SettingsError, match="32 random bytes"):
+        Settings.from_env(
+            {**PRODUCTION, "COALITION_MASTER_KEY": "correct horse battery staple!!" + "x" * 14}
+        )

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway.api import jobs as wiring
 from gateway.api import page_assets
+from gateway.api.account.export import AccountExport
 from gateway.api.account.page import AccountPage
 from gateway.api.auditing import client_of
 from gateway.api.authentication import AuthSystem
@@ -126,7 +127,13 @@ def create_app(
             remote = connect_pools(service, pools)
             remote.check_configured()
             await service.start()
-            keys = KeyStore(engine, clock, settings.token_lifetime, settings.sealer())
+            keys = KeyStore(
+                engine,
+                clock,
+                settings.token_lifetime,
+                settings.sealer(),
+                seal_clear_text_at_start=not settings.production,
+            )
             await keys.start()
             issuer = TokenIssuer(engine, keys, settings.public_url, settings.token_lifetime, clock)
             app.state.issuer = issuer
@@ -140,7 +147,9 @@ def create_app(
             app.state.holds = HoldService(service)
             app.state.rewards = RewardService(service)
             app.state.settlement = SettlementService(service)
+            app.state.privacy = wiring.privacy(service)
             app.state.imports = wiring.imports(service)
+            app.state.webhooks = wiring.webhooks(service, settings)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
             current_actor.reset(demo)
@@ -231,6 +240,8 @@ def create_app(
             request.app.state.rewards,
             request.app.state.settlement,
             request.app.state.configuration,
+            request.app.state.webhooks,
+            request.app.state.privacy,
         )
 
     async def settlement_csv(request: Request) -> Response:
@@ -281,6 +292,7 @@ def create_app(
         *(graphiql_routes() if settings.graphiql else []),
         *Console(auth).routes(),
         *AccountPage(auth, live_coalition).routes(),
+        *AccountExport(auth, lambda: app.state.privacy).routes(),
         *page_assets.routes(),
     ]
     app = Starlette(

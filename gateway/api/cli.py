@@ -1,6 +1,7 @@
 """`coalition`: serve the gateway, migrate, check configuration, export the schema, audit,
 manage OAuth clients, signing keys and the master key sealing them, close settlement
-periods and reconcile them, import files of earns."""
+periods and reconcile them, import files of earns, answer members' data requests (export,
+erase)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway.api import (
     cli_config,
     cli_imports,
     cli_jobs,
+    cli_members,
     cli_secrets,
     cli_serve,
     cli_settlement,
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_imports.add_parser(commands)
     cli_config.add_parser(commands)
     cli_secrets.add_parser(commands)
+    cli_members.add_parser(commands)
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_imports.import_earns(settings, args)
         if args.command == "config":
             return cli_config.config(settings, args)
+        if args.command == "members":
+            return cli_members.members(settings, args)
         if args.command == "reconcile":
             return cli_settlement.reconcile(settings)
         return cli_serve.audit_ledger(settings)

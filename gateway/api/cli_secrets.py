@@ -21,6 +21,7 @@ from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth import keys
 from gateway.kernel.sealing import PREFIX, Sealer, SealError, is_sealed
+from gateway.webhooks import store as webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,7 +37,10 @@ class SealedColumn:
     replace: Callable[[AsyncConnection, str, str, str], Awaitable[bool]]
 
 
-COLUMNS: tuple[SealedColumn, ...] = (SealedColumn("signing keys", keys.stored, keys.replace),)
+COLUMNS: tuple[SealedColumn, ...] = (
+    SealedColumn("signing keys", keys.stored, keys.replace),
+    SealedColumn("webhook secrets", webhooks.sealed_secrets, webhooks.replace_sealed),
+)
 
 
 @dataclass
@@ -118,10 +122,10 @@ async def _column(
                 tally.sealed += 1
             continue
         tally.masters[value[len(PREFIX) :].split(":", 1)[0]] += 1
-        if not sealer.needs_rewrap(value):
-            tally.current += 1
-            continue
         try:
+            if not sealer.needs_rewrap(value):
+                tally.current += 1
+                continue
             rewrapped = sealer.rewrap(value, context)
         except SealError:
             tally.unopenable.append(key)
@@ -144,7 +148,7 @@ def _report(name: str, tally: Tally, sealer: Sealer, action: str) -> None:
             f"{tally.current} already under {sealer.current_id}"
         )
     for key in _short(tally.unopenable):
-        print(f"  {key}: sealed under a master key that is not configured", file=sys.stderr)
+        print(f"  {key}: malformed, or sealed under a master key not configured", file=sys.stderr)
 
 
 def _short(keys: Sequence[str], most: int = 20) -> Sequence[str]:

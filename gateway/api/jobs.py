@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from gateway.analytics.consumer import DailyAggregates
 from gateway.api.settings import Settings
+from gateway.audit import store as audit_store
 from gateway.audit.consumer import AuditEvents
 from gateway.challenges.awards import ChallengeAwards
 from gateway.challenges.service import ChallengeService
@@ -18,8 +19,11 @@ from gateway.holds.service import HoldService
 from gateway.imports.service import ImportService
 from gateway.jobs.runner import JobRunner, Sweep
 from gateway.ledger.service import LedgerService
+from gateway.privacy.service import PrivacyService
 from gateway.remote.operations import RemoteOperations
 from gateway.tiers.service import TierService
+from gateway.webhooks.fanout import WebhookFanout
+from gateway.webhooks.service import WebhookService
 
 
 def imports(service: LedgerService) -> ImportService:
@@ -28,9 +32,19 @@ def imports(service: LedgerService) -> ImportService:
     return ImportService(EarningService(service, tiers))
 
 
+def privacy(service: LedgerService) -> PrivacyService:
+    """Members' data rights; the export's sections other packages own are added here."""
+    return PrivacyService(service, extra_sections={"auditEntries": audit_store.about_member})
+
+
 def consumers(service: LedgerService) -> list[Consumer]:
     """The event consumers: each has a stable name, its position is stored under it."""
-    return [ChallengeAwards(ChallengeService(service)), DailyAggregates(), AuditEvents()]
+    return [
+        ChallengeAwards(ChallengeService(service)),
+        DailyAggregates(),
+        WebhookFanout(service.clock),
+        AuditEvents(),
+    ]
 
 
 def sweeps(
@@ -65,12 +79,19 @@ def sweeps(
     return found
 
 
+def webhooks(service: LedgerService, settings: Settings) -> WebhookService:
+    return WebhookService(service, settings.sealer(), settings.production)
+
+
 def runner(
     service: LedgerService, settings: Settings, remote: Sequence[str] | None = None
 ) -> JobRunner:
-    return JobRunner(
-        service.uow,
-        consumers(service),
-        sweeps(service, settings.hold_sweep_seconds, settings.remote_retry_seconds, remote),
-        poll=settings.events_poll_seconds,
-    )
+    found = sweeps(service, settings.hold_sweep_seconds, settings.remote_retry_seconds, remote)
+    if settings.webhook_poll_seconds > 0:
+        # Due webhooks; one runner at a time sends (the sweep's lock, and each claim's lease).
+        found.append(
+            Sweep(
+                "webhooks.send", webhooks(service, settings).send_due, settings.webhook_poll_seconds
+            )
+        )
+    return JobRunner(service.uow, consumers(service), found, poll=settings.events_poll_seconds)

@@ -137,6 +137,7 @@ class Settings:
     remote_retry_seconds: int = 30  # how often pending remote operations are retried; 0: never
     jobs: bool = True  # run the job runner (consumers, sweeps) inside each server process
     events_poll_seconds: float = 0.2  # how often an idle consumer looks for new events
+    webhook_poll_seconds: float = 1.0  # how often due webhooks are sent; 0: not here
     # seconds between a process's checks for a configuration change (0: never)
     config_poll: float = 2.0
     environment: str = "development"  # or "production": secure cookies, no dev providers
@@ -181,6 +182,11 @@ class Settings:
                     "production (`coalition secrets new-master-key` prints one)"
                 )
             object.__setattr__(self, "master_key", DEVELOPMENT_MASTER_KEY)
+        if self.production and DEVELOPMENT_MASTER_KEY in (
+            self.master_key,
+            *self.previous_master_keys,
+        ):
+            raise SettingsError("the published development master key cannot be used in production")
         for name, value in (
             ("COALITION_MASTER_KEY", self.master_key),
             *(("COALITION_PREVIOUS_MASTER_KEYS", key) for key in self.previous_master_keys),
@@ -263,6 +269,7 @@ class Settings:
             remote_retry_seconds=_number(environ, "COALITION_REMOTE_RETRY_SECONDS", 30),
             jobs=_flag(environ, "COALITION_JOBS", True),
             events_poll_seconds=_seconds(environ, "COALITION_EVENTS_POLL_SECONDS", 0.2),
+            webhook_poll_seconds=_seconds(environ, "COALITION_WEBHOOK_POLL_SECONDS", 1.0),
             config_poll=_seconds(environ, "COALITION_CONFIG_POLL_SECONDS", 2.0),
             environment=environ.get("COALITION_ENV", "development").strip().lower(),
             public_url=environ.get("COALITION_PUBLIC_URL", ""),

@@ -13,9 +13,11 @@ rotation may refuse tokens under the new key for up to 10 s.
 
 Private keys are stored sealed (``gateway.kernel.sealing``: envelope encryption under the
 master key from the environment, bound to the key's ``kid``): reading ``signing_keys``
-without the master key gives no key. A key stored in clear text by an older version is
-sealed when a process starts (``start``). Known gap: a process holds the keys in clear in
-its memory; moving signing to a KMS or HSM would keep them out of it.
+without the master key gives no key, and a key in clear text is never loaded, so whoever can
+write the table cannot slip in a key of their own. Keys an older version stored in clear
+text are sealed by ``coalition secrets rewrap`` (in development, when a process starts).
+Known gap: a process holds the keys in clear in its memory; moving signing to a KMS or HSM
+would keep them out of it.
 """
 
 from __future__ import annotations
@@ -146,9 +148,11 @@ class KeyStore:
         clock: Callable[[], datetime],
         token_lifetime: int,
         sealer: Sealer,
+        seal_clear_text_at_start: bool = False,
     ) -> None:
         self.engine = engine
         self.sealer = sealer
+        self.seal_at_start = seal_clear_text_at_start
         self.clock = clock
         self.token_lifetime = token_lifetime
         self._keys: dict[str, _Loaded] = {}
@@ -166,10 +170,16 @@ class KeyStore:
         Processes starting at once create one key between them: the insert is conditional
         on there being no unretired key, and PostgreSQL serializes it with an advisory lock.
         (Were two created anyway, both would be published and the newest would sign.)
-        Keys stored in clear text by an older version are sealed first. A key sealed under
-        a master key this process does not have stops the start (``SealError``).
+        A key that does not open stops the start (``SealError``): one sealed under a master
+        key this process does not have, or one in clear text (an older version's, sealed by
+        ``coalition secrets rewrap``; or someone's who could write to the table: clear text is
+        never trusted). With ``seal_clear_text_at_start`` (development) they are sealed first.
         """
-        await self.seal_clear_text()
+        if self.seal_at_start:
+            await self.seal_clear_text()
+        await self._ensure_current()
+
+    async def _ensure_current(self) -> None:
         await self._reload()
         if self._current() is None:
             await self._insert_new(retire_others=False, only_if_none=True)
@@ -190,7 +200,7 @@ class KeyStore:
         await self._reload_if_older_than(CURRENT_RELOAD)
         loaded = self._current()
         if loaded is None:  # every key retired by hand: make one rather than fail
-            await self.start()
+            await self._ensure_current()
             loaded = self._current()
             assert loaded is not None
         return loaded.kid, loaded.private
@@ -231,7 +241,12 @@ class KeyStore:
         return sealed
 
     def _open(self, kid: str, value: str) -> str:
-        return self.sealer.open(value, context(kid)).decode() if is_sealed(value) else value
+        if not is_sealed(value):
+            raise SealError(
+                f"signing key {kid} is stored in clear text: seal it with `coalition secrets "
+                "rewrap` (keys in clear text are never used)"
+            )
+        return self.sealer.open(value, context(kid)).decode()
 
     async def describe(self) -> list[SigningKeyInfo]:
         """Every key in the database, oldest first, read now (for the CLI)."""

@@ -13,6 +13,7 @@ PARTNER_SCOPES = frozenset(
         "points:redeem",
         "points:reverse",
         "rewards:manage",
+        "webhooks:manage",
     }
 )
 OPERATOR_SCOPE = "operator"

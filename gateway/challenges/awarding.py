@@ -151,6 +151,8 @@ class Awarding(Standings):
         """``award_due`` for many survivors at once (``spans``: survivor -> (since,
         until)), the caller holding all their locks: the badges given, survivor by survivor
         in id order."""
+        gone = locks.erased(connection)  # no badge, nor bonus, for an erased member
+        spans = {member: span for member, span in spans.items() if member not in gone}
         due = await self._due(connection, spans)
         given = []
         for survivor in sorted(due):

@@ -115,10 +115,15 @@ class BatchEarning(Purchases):
         # 1. The members, resolved and locked.
         member_of = await self._members(connection, partner, lines, outcomes)
         live = await locks.lock_members(connection, sorted(set(member_of.values())))
+        gone = locks.erased(connection)
         for index, given in member_of.items():
             if given not in live:
                 outcomes[index] = DomainError(
                     ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id")
+                )
+            elif live[given] in gone:
+                outcomes[index] = DomainError(
+                    ErrorCode.MEMBER_ERASED, "This member was erased.", ("member", "id")
                 )
         # 2. Keys taken: replays, or keys reused for another request.
         open_lines = [i for i, outcome in enumerate(outcomes) if outcome is None]

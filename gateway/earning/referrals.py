@@ -66,6 +66,7 @@ class Referrals:
             live, referrer_live = locked.get(member_id), locked.get(referrer)
             if live is None or referrer_live is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member",))
+            locks.check_not_erased(connection, live, ("member",))
             if live == referrer_live:
                 raise DomainError(
                     ErrorCode.SELF_REFERRAL, "A member cannot refer themself.", ("code",)

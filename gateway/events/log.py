@@ -98,3 +98,11 @@ def _event(row: Any) -> Event:
         request_id=row.request_id,
         client_id=row.client_id,
     )
+
+
+async def by_ids(connection: AsyncConnection, ids: list[int]) -> dict[int, Event]:
+    """The events of these outbox ids that are still there (an erasure may remove some)."""
+    if not ids:
+        return {}
+    result = await connection.execute(sa.select(*_COLUMNS).where(outbox.c.id.in_(ids)))
+    return {int(row.id): _event(row) for row in result}

@@ -91,6 +91,12 @@ def enrolled(
     return NewEvent(types.MEMBER_ENROLLED, at, member_id=member_id, partner=partner, data=data)
 
 
+def erased(member_id: str, partner: str | None, at: datetime) -> NewEvent:
+    """A member's personal data was erased (gateway.privacy): one event per partner they
+    were enrolled at, so that each can erase what it keeps about the member id. No data."""
+    return NewEvent(types.MEMBER_ERASED, at, member_id=member_id, partner=partner, data={})
+
+
 def merged(survivor: str, retired: str, at: datetime) -> NewEvent:
     """A merge that moved no points (a merge that did has one event per pool it moved)."""
     return NewEvent(types.MEMBER_MERGED, at, member_id=survivor, data={"retired": retired})

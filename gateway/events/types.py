@@ -17,6 +17,7 @@ MEMBER_MERGED = "member.merged"
 REWARD_REDEEMED = "reward.redeemed"
 SETTLEMENT_CLOSED = "settlement.closed"
 MEMBER_ENROLLED = "member.enrolled"
+MEMBER_ERASED = "member.erased"
 CONFIGURATION_CHANGED = "configuration.changed"
 
 # A ledger transfer's kind (``TransferKind.value``) -> the type of the event recording it.
@@ -51,5 +52,6 @@ ALL = (
     REWARD_REDEEMED,
     SETTLEMENT_CLOSED,
     MEMBER_ENROLLED,
+    MEMBER_ERASED,
     CONFIGURATION_CHANGED,
 )

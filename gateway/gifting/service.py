@@ -122,6 +122,8 @@ class GiftService:
             receiving = live.get(receiver_id)
             if receiving is None:
                 raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("receiver", "id"))
+            locks.check_not_erased(connection, giver, ("giver", "id"))
+            locks.check_not_erased(connection, receiving, ("receiver", "id"))
             # After the lock: a retry racing the first call finds its posting here.
             replay = await ledger.kernel.replay(connection, claim)
             if replay is not None:

@@ -58,10 +58,18 @@ class ErrorCode(Enum):
     # Concurrent changes (deadlocks, merges) kept the operation from completing after the
     # gateway's own retries; nothing was written: retry with the same idempotency key.
     CONTENTION = "CONTENTION"
+    # Members' data rights: the member's personal data was erased; nothing more is done
+    # for them (their id stays, for the ledger's history).
+    MEMBER_ERASED = "MEMBER_ERASED"
     # A configuration that does not load (the message names the document and field).
     INVALID_CONFIGURATION = "INVALID_CONFIGURATION"
     # Conversion rules through which a round trip returns more points than it took.
     RATES_ALLOW_ARBITRAGE = "RATES_ALLOW_ARBITRAGE"
+    # Webhooks: a URL the gateway will not call (scheme, credentials, private address).
+    WEBHOOK_URL_REFUSED = "WEBHOOK_URL_REFUSED"
+    UNKNOWN_WEBHOOK_ENDPOINT = "UNKNOWN_WEBHOOK_ENDPOINT"
+    UNKNOWN_WEBHOOK_DELIVERY = "UNKNOWN_WEBHOOK_DELIVERY"
+    WEBHOOK_ENDPOINT_LIMIT = "WEBHOOK_ENDPOINT_LIMIT"
 
 
 def shown(value: str, limit: int = 40) -> str:

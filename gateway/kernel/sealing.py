@@ -57,7 +57,8 @@ def parse_master_key(text: str) -> bytes:
         except ValueError:
             pass
     try:
-        key = base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4))
+        standard = value.replace("-", "+").replace("_", "/").rstrip("=")
+        key = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != KEY_BYTES:

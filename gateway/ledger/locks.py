@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.unit_of_work import Retry
 from gateway.ledger.tables import members
 
@@ -44,17 +45,43 @@ class Lock(Enum):
 
 
 _CHAIN_LIMIT = 8  # merges flatten chains (retire_member); this bounds a damaged one
-# The member rows each open transaction holds (to tell an in-order lock from a late one).
+# The member rows each open transaction holds (to tell an in-order lock from a late one),
+# and those of them whose personal data was erased (gateway.privacy).
 _HELD: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_ERASED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
-def _held(connection: AsyncConnection) -> set[str]:
-    """The member rows this connection's open transaction has locked so far."""
+def _of_transaction(
+    connection: AsyncConnection, found: weakref.WeakKeyDictionary[Any, set[str]]
+) -> set[str]:
     sync = connection.sync_connection
     transaction = sync.get_transaction() if sync is not None else None
     if transaction is None:
         return set()
-    return _HELD.setdefault(transaction, set())
+    return found.setdefault(transaction, set())
+
+
+def _held(connection: AsyncConnection) -> set[str]:
+    """The member rows this connection's open transaction has locked so far."""
+    return _of_transaction(connection, _HELD)
+
+
+def check_not_erased(connection: AsyncConnection, member_id: str, field: tuple[str, ...]) -> None:
+    """MEMBER_ERASED (naming ``field``) if ``member_id``, locked by this transaction, was
+    erased: nothing more is done for an erased member."""
+    if member_id in erased(connection):
+        raise DomainError(
+            ErrorCode.MEMBER_ERASED,
+            "This member's personal data was erased: nothing more can be done for them.",
+            field,
+        )
+
+
+def erased(connection: AsyncConnection) -> set[str]:
+    """Of the members this connection's open transaction has locked so far, those whose
+    personal data was erased: work on many members at once (a batch of earns, badges)
+    leaves them out instead of refusing them all (``refuse_erased``)."""
+    return _of_transaction(connection, _ERASED)
 
 
 _SEEN = members.alias("seen")  # the members as a lock statement's subquery reads them
@@ -68,7 +95,11 @@ def _lock_statement(
     # Rows are locked in the order the statement sorts them: by code point, as Python's
     # sorted() (which decides what is "late"), whatever the database's collation.
     order = members.c.id.collate("C") if connection.dialect.name == "postgresql" else members.c.id
-    statement = sa.select(members.c.id, members.c.merged_into).where(condition).order_by(order)
+    statement = (
+        sa.select(members.c.id, members.c.merged_into, members.c.erased_at)
+        .where(condition)
+        .order_by(order)
+    )
     if mode is Lock.SHARED:
         return statement.with_for_update(read=True, key_share=True, nowait=nowait, of=members)
     return statement.with_for_update(key_share=mode is Lock.POSTING, nowait=nowait, of=members)
@@ -108,12 +139,14 @@ async def lock_members(
     member_ids: Sequence[str],
     mode: Lock = Lock.POSTING,
     retiring: Sequence[str] = (),
+    refuse_erased: bool = False,
 ) -> dict[str, str]:
     """Lock the rows of the members ``member_ids`` name now, and the ids' own rows, in the
     one order (see above). ``retiring``: members a merge is about to retire; the rows of the
     members merged into them are locked too (the merge rewrites them), and a retiring member
     that was merged meanwhile makes the work run again. Returns each known given id's member
-    now (itself or its survivor); unknown ids are left out."""
+    now (itself or its survivor); unknown ids are left out. ``refuse_erased``: a member
+    whose personal data was erased is refused (MEMBER_ERASED)."""
     held = _held(connection)
     if not held and not retiring:
         # The usual case, in one statement: the rows and their survivors' (read from the
@@ -151,8 +184,12 @@ async def lock_members(
         late = bool(held and new and min(new) < max(held))
         condition = members.c.id.in_(sorted(wanted))
         result = await connection.execute(_lock_statement(connection, condition, mode, late))
-    locked = {str(row.id): row.merged_into for row in result}
+    rows = result.all()
+    locked = {str(row.id): row.merged_into for row in rows}
+    gone = {str(row.id) for row in rows if row.erased_at is not None}
     held.update(locked)
+    if gone:
+        erased(connection).update(gone)
     # 3. Checked: a merge that committed between 1 and 2 shows here.
     live = {}
     for member_id in member_ids:
@@ -162,6 +199,9 @@ async def lock_members(
         if survivor is None:
             raise Retry  # merged into a member not locked: lock the new chain
         live[member_id] = survivor
+    if refuse_erased:
+        for member in live.values():
+            check_not_erased(connection, member, ("member", "id"))
     if any(locked.get(r) is not None for r in retiring):
         raise Retry  # a retiring member was merged meanwhile: the caller decides again
     if not await _absorbed(connection, retiring) <= set(locked):
@@ -170,8 +210,12 @@ async def lock_members(
 
 
 async def live_member(
-    connection: AsyncConnection, member_id: str, mode: Lock = Lock.POSTING
+    connection: AsyncConnection,
+    member_id: str,
+    mode: Lock = Lock.POSTING,
+    refuse_erased: bool = False,
 ) -> str | None:
     """The member that ``member_id`` is now (itself or its survivor), locked with
     ``lock_members`` until the transaction ends; None for an unknown id."""
-    return (await lock_members(connection, [member_id], mode)).get(member_id)
+    found = await lock_members(connection, [member_id], mode, refuse_erased=refuse_erased)
+    return found.get(member_id)

@@ -99,7 +99,7 @@ class Kernel:
         """In a write: the member to post to, locked so that no merge moves their wallets
         until this transaction ends (``locks.live_member``)."""
         member_id = ref.id or await self._enrolled(connection, ref)
-        live = await locks.live_member(connection, member_id)
+        live = await locks.live_member(connection, member_id, refuse_erased=True)
         if live is None:
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member", "id"))
         return live

@@ -24,6 +24,7 @@ def scope(operation: str, owner: str, caller: str | None = None) -> str:
 class MemberRecord:
     id: str
     created_at: datetime
+    erased_at: datetime | None = None  # the member's personal data was erased then
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from gateway.kernel.validation import (
     clean_text,
     invalid,
 )
-from gateway.ledger import enrolment, exchange, merging, reversals
+from gateway.ledger import enrolment, exchange, locks, merging, reversals
 from gateway.ledger import store as repository
 from gateway.ledger.observers import PostingObserver
 from gateway.ledger.ports import NoRemotePools, RemotePostings, SpendingCheck
@@ -315,6 +315,11 @@ class LedgerService(LedgerReads):
                         "gateway cannot take them back there; correct it with the partner.",
                         ("transfer_id",),
                     )
+            owner = original.member_id
+            if owner is not None:  # an erased member's transfers stay as they are
+                live = await locks.live_member(connection, owner)
+                if live is not None:
+                    locks.check_not_erased(connection, live, ("transfer_id",))
             return await self._reverse(connection, original, claim, points, reason)
 
         return await self.uow.write(work)

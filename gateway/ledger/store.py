@@ -124,7 +124,7 @@ async def members_by_id(
         if row is not None and row.merged_into is not None:
             row = rows.get(row.merged_into)
         if row is not None:
-            found[member_id] = MemberRecord(row.id, row.created_at)
+            found[member_id] = MemberRecord(row.id, row.created_at, row.erased_at)
     return found
 
 

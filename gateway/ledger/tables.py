@@ -33,6 +33,8 @@ class Member(SQLModel, table=True):
     created_at: datetime = Field(sa_type=Moment)
     merged_into: str | None = Field(default=None, max_length=36)
     merged_at: datetime | None = Field(default=None, sa_type=Moment)
+    # Set when the member's personal data was erased (gateway.privacy); migration 0022.
+    erased_at: datetime | None = Field(default=None, sa_type=Moment)
 
 
 class Enrolment(SQLModel, table=True):

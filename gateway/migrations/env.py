@@ -19,7 +19,8 @@ import gateway.members.tables
 import gateway.remote.tables
 import gateway.rewards.tables
 import gateway.settlement.tables
-import gateway.tiers.tables  # noqa: F401
+import gateway.tiers.tables
+import gateway.webhooks.tables  # noqa: F401
 from gateway.kernel.schema import metadata
 
 connection = context.config.attributes.get("connection")

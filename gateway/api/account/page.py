@@ -148,6 +148,10 @@ class AccountPage:
             '<section aria-labelledby="history-title"><h2 id="history-title">History</h2>'
             '<ol class="history" id="history"></ol>'
             '<button type="button" id="more" hidden>Show older</button></section>'
+            '<section aria-labelledby="data-title"><h2 id="data-title">Your data</h2>'
+            '<p class="hint">Everything the coalition holds about you, as a JSON file.</p>'
+            '<a class="button" href="/account/export" download>Download your data</a>'
+            "</section>"
             "</main>"
         )
         return document("Your points", body, script=True)

@@ -27,8 +27,10 @@ from gateway.ledger.records import (
 from gateway.ledger.service import LedgerService
 from gateway.members.identity import IdentityService
 from gateway.members.store import IdentityRecord
+from gateway.privacy.service import PrivacyService
 from gateway.rewards.service import RewardService
 from gateway.settlement.service import SettlementService
+from gateway.webhooks.service import WebhookService
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -105,6 +107,8 @@ class Context:
     rewards: RewardService
     settlement: SettlementService
     configuration: Configuration
+    webhooks: WebhookService
+    privacy: PrivacyService | None = None  # members' data rights, as the app wires them
 
     @cached_property
     def access(self) -> Access:

@@ -111,10 +111,16 @@ class Identity:
 class Member(relay.Node):
     member_id: relay.NodeID[str]
     created_at: datetime
+    erased_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the member's personal data was erased (`eraseMember`); null if "
+        "it was not. An erased member's customer ids, sign-ins and keys show as "
+        "`erased:<random>`.",
+    )
 
     @classmethod
     def of(cls, record: MemberRecord) -> Member:
-        return cls(member_id=record.id, created_at=record.created_at)
+        return cls(member_id=record.id, created_at=record.created_at, erased_at=record.erased_at)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -28,6 +28,7 @@ from gateway.api.graphql.payloads import (
     conversion_payload,
     member_id_of,
 )
+from gateway.api.graphql.privacy import PrivacyMutations
 from gateway.api.graphql.programme import ProgrammeMutations
 from gateway.api.graphql.promotions import PromotionMutations
 from gateway.api.graphql.purchases import AS_PURCHASE, AS_PURCHASE_AMOUNT, EarnAward
@@ -35,6 +36,7 @@ from gateway.api.graphql.rewards import RewardMutations
 from gateway.api.graphql.scalars import decode_int_id, encode_id
 from gateway.api.graphql.settlement import SettlementMutations
 from gateway.api.graphql.types import Transfer, Wallet
+from gateway.api.graphql.webhooks import WebhookMutations
 from gateway.auth.policy import denied
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.kernel.validation import invalid
@@ -51,6 +53,8 @@ class Mutation(
     GiftMutations,
     PromotionMutations,
     ConfigurationMutations,
+    WebhookMutations,
+    PrivacyMutations,
 ):
     @strawberry.mutation(
         description="A partner enrols one of its customers. Enrolling the same "

@@ -34,6 +34,7 @@ from gateway.api.graphql.settlement import SettlementQueries
 from gateway.api.graphql.settlement_open import OpenObligationQueries
 from gateway.api.graphql.tiers import TierQueries
 from gateway.api.graphql.types import Transfer
+from gateway.api.graphql.webhooks import WebhookQueries
 from gateway.kernel.errors import DomainError
 from gateway.ledger.records import MemberRef
 
@@ -53,6 +54,7 @@ class Query(
     ImportQueries,
     OperationsQueries,
     AnalyticsQueries,
+    WebhookQueries,
     AuditQueries,
 ):
     @strawberry.field(description="Any object by its global id.")

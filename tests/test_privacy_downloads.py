@@ -1,0 +1,59 @@
+"""The member's download (GET /account/export, and its link on /account) and the
+operators' `coalition members export|erase`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.api.cli import main
+from gateway.api.graphql.scalars import decode_member_id
+from tests.conftest import Gateway
+from tests.operations import ENROL, codes, payload
+from tests.sso import Brands, brands, sign_in, sso  # noqa: F401
+from tests.test_privacy import EXPORT
+from tests.test_sign_in import earn, my_id
+
+
+async def test_a_member_downloads_their_data(sso: Gateway):
+    assert (await sso.client.get("/account/export")).status_code == 401
+    await sign_in(sso, "skyway", "alice")
+    member = await my_id(sso)
+    page = await sso.client.get("/account")
+    assert 'href="/account/export"' in page.text
+    answer = await sso.client.get("/account/export")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.headers["content-disposition"].startswith("attachment; filename=")
+    assert answer.headers["cache-control"] == "no-store"
+    document = answer.json()
+    assert document["format"] == 1 and document["member"]["id"] == decode_member_id(member)
+    assert [e["customerId"] for e in document["enrolments"]] == ["SKY-1001"]
+
+
+async def test_the_cli_exports_and_erases(
+    gateway: Gateway, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    enrolled = payload(
+        await gateway.gql(ENROL, {"input": {"partner": "skyway", "partnerCustomerId": "C-77"}})
+    )
+    member = enrolled["member"]["id"]
+    await earn(gateway, "skyway", member, 40, "RCPT-77")
+    out = tmp_path / "member.json"
+    uuid = decode_member_id(member)
+    assert uuid is not None
+    assert await asyncio.to_thread(main, ["members", "export", uuid, "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["enrolments"][0]["customerId"] == "C-77" and document["complete"] is True
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert await asyncio.to_thread(main, ["members", "erase", member]) == 2  # no --yes
+    assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 0
+    assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 1
+    assert await asyncio.to_thread(main, ["members", "export", "nobody"]) == 2
+    after = payload(await gateway.gql(EXPORT, {"id": member}))
+    assert codes(after) == [] and "C-77" not in json.dumps(after)
+    assert after["data"]["member"]["erasure"]["erasedBy"].startswith("operator:cli")
