@@ -67,6 +67,7 @@ def _core_directory() -> Path:
 CORE_DIRECTORY = _core_directory()
 
 TABLES = (
+    "audit_entries",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

@@ -40,6 +40,7 @@ async def test_an_operator_sees_lag_pending_remote_operations_and_imports(
         "challenges.awards",
         "analytics.daily",
         "webhooks.fanout",
+        "audit.events",
     ]
 
     member = await member_at_northjet(gw)
@@ -59,7 +60,7 @@ async def test_an_operator_sees_lag_pending_remote_operations_and_imports(
     (job,) = now["imports"]
     assert job["job"]["source"] == "night.csv" and job["job"]["partner"]["slug"] == "brewbar"
     assert job["job"]["status"] in ("DONE", "FAILED") and job["updatedAt"]
-    assert len(now["consumers"]) == 3
+    assert len(now["consumers"]) == 4
     for consumer in now["consumers"]:
         assert consumer["lagEvents"] >= 0 and consumer["lagSeconds"] >= 0
 

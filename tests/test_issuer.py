@@ -129,7 +129,7 @@ async def test_operator_token_by_body_credentials(gateway: Gateway) -> None:
     _, claims = _unverified(token)
     assert claims["roles"] == ["operator"] and "partner" not in claims
     issuer = _issuer(gateway)
-    assert await issuer.verify(token) == OperatorPrincipal(client_id, issuer.issuer)
+    assert await issuer.verify(token) == OperatorPrincipal(client_id, issuer.issuer, client=True)
 
 
 async def test_basic_credentials_are_form_url_decoded(gateway: Gateway) -> None:

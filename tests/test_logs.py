@@ -98,6 +98,7 @@ async def test_stdlib_records_and_job_runs_share_the_renderer(
         "challenges.awards",
         "analytics.daily",
         "webhooks.fanout",
+        "audit.events",
     }  # one line per consumer
     run = runs["challenges.awards"]
     assert (run["kind"], run["outcome"]) == ("consumer", "ok")

@@ -139,11 +139,14 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     assert "coalition_session" not in json.dumps(document["sessions"])
     # An operator's export is the same document.
     theirs = (await ok(sso, EXPORT, {"id": member}))["data"]
-    assert {**theirs, "exportedAt": None, "sessions": None} == {
+    assert {**theirs, "exportedAt": None, "sessions": None, "auditEntries": None} == {
         **document,
         "exportedAt": None,
         "sessions": None,
+        "auditEntries": None,
     }
+    # Her own export is in the audit trail the operator's export shows.
+    assert "exportMyData" in [e["action"] for e in theirs["auditEntries"]]
     # A partner's app and another member are refused.
     partner = await sso.partner_token("skyway")
     refused = payload(await sso.gql(EXPORT, {"id": member}, token=partner))

@@ -22,6 +22,7 @@ from gateway.api import jobs as wiring
 from gateway.api import page_assets
 from gateway.api.account.export import AccountExport
 from gateway.api.account.page import AccountPage
+from gateway.api.auditing import client_of
 from gateway.api.authentication import AuthSystem
 from gateway.api.console.routes import Console
 from gateway.api.faults import ServiceFailure, classify
@@ -49,7 +50,7 @@ from gateway.configuration.service import Configuration
 from gateway.configuration.watcher import Watcher
 from gateway.development.demo import DEMO_REMOTE_MEMBERS, load_demo, load_demo_rewards
 from gateway.earning.observer import observe_programme
-from gateway.events.actor import set_actor
+from gateway.events.actor import current_actor, current_request, set_actor
 from gateway.holds.service import HoldService
 from gateway.kernel.database import create_engine, migrate
 from gateway.kernel.errors import DomainError, ErrorCode
@@ -137,6 +138,7 @@ def create_app(
             issuer = TokenIssuer(engine, keys, settings.public_url, settings.token_lifetime, clock)
             app.state.issuer = issuer
             auth.start(app, service, issuer)
+            demo = current_actor.set("system:demo")  # the actor of what the demo posts
             if settings.demo_data:
                 await load_demo(service)
                 if not settings.production:
@@ -150,6 +152,7 @@ def create_app(
             app.state.webhooks = wiring.webhooks(service, settings)
             if settings.demo_data:
                 await load_demo_rewards(app.state.rewards)
+            current_actor.reset(demo)
             # Consumers and sweeps run here unless separate runners do (COALITION_JOBS=off);
             # several processes running them share the work through the database.
             jobs = None
@@ -225,6 +228,9 @@ def create_app(
             )
         note_caller(principal)
         set_actor(principal.actor)  # the actor of the events this request's postings append
+        trace = current_request.get()
+        if trace is not None:
+            trace.client_id = client_of(principal)
         return Context(
             _service(request),
             principal,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gateway.api.auditing import record_cli
 from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth.clients import ClientError
@@ -13,6 +14,8 @@ from partners.config.coalition import load_coalition
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from gateway.auth.clients import ClientRecord
 
 
 def _print_secret(client_id: str, secret: str) -> None:
@@ -32,9 +35,12 @@ def _client_create(settings: Settings, args: argparse.Namespace) -> int:
     scopes = None if args.scopes is None else args.scopes.split()
 
     async def work(engine: AsyncEngine) -> tuple[str, str]:
-        return await create_client(
+        created = await create_client(
             engine, partner, scopes, args.client_id, now=utcnow(), known_partners=known
         )
+        kind = {"operator": partner is None}
+        await record_cli(engine, "client.create", ("client", created[0]), partner, kind)
+        return created
 
     client_id, secret = with_database(settings, work)
     print(f"Created {'operator' if partner is None else partner} client {client_id}.")
@@ -46,7 +52,12 @@ def _client_rotate(settings: Settings, client_id: str) -> int:
     from gateway.auth.clients import rotate_secret
     from gateway.ledger.service import utcnow
 
-    secret = with_database(settings, lambda engine: rotate_secret(engine, client_id, utcnow()))
+    async def work(engine: AsyncEngine) -> str:
+        secret = await rotate_secret(engine, client_id, utcnow())
+        await record_cli(engine, "client.rotate", ("client", client_id))
+        return secret
+
+    secret = with_database(settings, work)
     print(f"Rotated the secret of {client_id}; the old secret no longer works.")
     _print_secret(client_id, secret)
     return 0
@@ -56,7 +67,12 @@ def _client_disable(settings: Settings, client_id: str) -> int:
     from gateway.auth.clients import disable_client
     from gateway.ledger.service import utcnow
 
-    record = with_database(settings, lambda engine: disable_client(engine, client_id, utcnow()))
+    async def work(engine: AsyncEngine) -> ClientRecord:
+        record = await disable_client(engine, client_id, utcnow())
+        await record_cli(engine, "client.disable", ("client", client_id), record.partner)
+        return record
+
+    record = with_database(settings, work)
     print(
         f"Disabled {client_id} (since {record.disabled_at:%Y-%m-%d %H:%M:%S %Z}). Tokens already "
         "issued stay valid until they expire."
@@ -84,6 +100,8 @@ def keys(settings: Settings, action: str) -> int:
     async def work(engine: AsyncEngine) -> tuple[str | None, list[SigningKeyInfo]]:
         store = KeyStore(engine, utcnow, settings.token_lifetime, settings.sealer())
         kid = await store.rotate() if action == "rotate" else None
+        if kid is not None:
+            await record_cli(engine, "keys.rotate", ("signing_key", kid))
         return kid, await store.describe()
 
     kid, keys = with_database(settings, work)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.api.auditing import record_cli
 from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth import keys
@@ -91,6 +92,20 @@ async def _run(engine: AsyncEngine, sealer: Sealer, action: str) -> list[Tally]:
     for column in COLUMNS:
         async with engine.begin() as connection:
             tallies.append(await _column(connection, column, sealer, write=action == "rewrap"))
+    if action == "rewrap":
+        moved = {
+            "rewrapped": sum(tally.rewrapped for tally in tallies),
+            "sealed": sum(tally.sealed for tally in tallies),
+        }
+        stuck = sum(len(tally.unopenable) for tally in tallies)
+        await record_cli(
+            engine,
+            "secrets.rewrap",
+            ("master_key", sealer.current_id),
+            data=moved,
+            outcome="failed" if stuck else "ok",
+            detail="UNOPENABLE_VALUES" if stuck else None,
+        )
     return tallies
 
 

@@ -18,9 +18,12 @@ from io import BytesIO
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.api.auditing import actor_of
+from gateway.api.auditing import record as record_entry
 from gateway.api.graphql.context import Context
 from gateway.api.graphql.imports import import_id
 from gateway.api.http import BadRequest
+from gateway.audit.trail import AuditTrail
 from gateway.imports.files import (
     BOM,
     MAX_LINE_BYTES,
@@ -60,7 +63,8 @@ async def upload_earns(
     max_bytes: int,
 ) -> Response:
     try:
-        access = (await context(request)).access
+        called = await context(request)
+        access = called.access
     except BadRequest as error:
         return _error(error.status, error.code or "BAD_REQUEST", error.message, error.headers)
     partner = request.query_params.get("partner", "")
@@ -130,6 +134,16 @@ async def upload_earns(
             await imports.upload_abandoned(started)
         raise
     number = import_id(record.id)
+    # The lines' earns are posted later by the import job (``system:imports.run``).
+    await record_entry(
+        AuditTrail(imports.ledger.uow),
+        imports.ledger.clock(),
+        actor_of(called.principal),
+        "imports.upload",
+        target=("import", str(record.id)),
+        partner=partner,
+        data={"format": format},
+    )
     return JSONResponse(
         {
             "id": number,

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from gateway.analytics.consumer import DailyAggregates
 from gateway.api.settings import Settings
+from gateway.audit import store as audit_store
+from gateway.audit.consumer import AuditEvents
 from gateway.challenges.awards import ChallengeAwards
 from gateway.challenges.service import ChallengeService
 from gateway.earning.service import EarningService
@@ -32,7 +34,7 @@ def imports(service: LedgerService) -> ImportService:
 
 def privacy(service: LedgerService) -> PrivacyService:
     """Members' data rights; the export's sections other packages own are added here."""
-    return PrivacyService(service, extra_sections={})
+    return PrivacyService(service, extra_sections={"auditEntries": audit_store.about_member})
 
 
 def consumers(service: LedgerService) -> list[Consumer]:
@@ -41,6 +43,7 @@ def consumers(service: LedgerService) -> list[Consumer]:
         ChallengeAwards(ChallengeService(service)),
         DailyAggregates(),
         WebhookFanout(service.clock),
+        AuditEvents(),
     ]
 
 

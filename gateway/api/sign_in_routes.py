@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway.api.auditing import Attempt, actor_of, record, record_callback
 from gateway.api.authenticate import (
     FLOW_COOKIE,
     SESSION_COOKIE,
@@ -30,9 +31,12 @@ from gateway.api.authenticate import (
     proof_of,
 )
 from gateway.api.graphql.scalars import encode_id
+from gateway.audit.entries import Actor
+from gateway.audit.trail import AuditTrail
 from gateway.auth.errors import InvalidToken
 from gateway.auth.principal import MemberPrincipal, OperatorPrincipal
 from gateway.auth.providers import Provider
+from gateway.events.actor import set_actor
 from gateway.kernel.errors import DomainError
 from gateway.kernel.unit_of_work import Contention
 from gateway.members.identity import IdentityService
@@ -183,11 +187,14 @@ class AuthRoutes:
         cookie = request.cookies.get(FLOW_COOKIE)
         lifetime = int(FLOW_LIFETIME.total_seconds())
         bound = self.auth.unsign(FLOW_COOKIE, cookie, lifetime) if cookie else None
+        attempt = Attempt()
         if not state or bound is None or not hmac.compare_digest(state, bound):
+            await self._audit(provider.name, attempt, "denied", "STATE_MISMATCH")
             return self._page(400, "Sign-in refused", "The sign-in state does not match.")
         try:
-            return await self._finish(request, provider, state)
+            response = await self._finish(request, provider, state, attempt)
         except (Contention, DBAPIError) as error:
+            await self._audit(provider.name, attempt, "failed", type(error).__name__)
             # The database failed us after the gateway's own retries; the flow was not used
             # up (its sign-in or link did not commit), nothing happened: say to try again.
             log.warning("callback of %s failed: %r", provider.name, error)
@@ -196,58 +203,78 @@ class AuthRoutes:
             )
             page.headers["Retry-After"] = "1"
             return page
+        if response.status_code == 303:
+            await self._audit(provider.name, attempt, "ok", None)
+        else:
+            await self._audit(provider.name, attempt, "denied", attempt.why)
+        return response
 
-    async def _refuse(self, state: str, title: str, message: str) -> Response:
+    async def _audit(self, provider: str, attempt: Attempt, outcome: str, why: str | None) -> None:
+        await record_callback(self.identity, provider, attempt, outcome, why)
+
+    async def _refuse(self, state: str, title: str, message: str, attempt: Attempt) -> Response:
         """A refused callback uses its flow up: it cannot succeed later."""
         await self.identity.finish_flow(state)
-        return self._page(400, title, message)
+        page = self._page(400, title, message)
+        attempt.why = title.upper().replace(" ", "_").replace("-", "_")  # SIGN_IN_CANCELLED...
+        return page
 
-    async def _finish(self, request: Request, provider: Provider, state: str) -> Response:
+    async def _finish(
+        self, request: Request, provider: Provider, state: str, attempt: Attempt
+    ) -> Response:
         """The callback once the browser's flow matched: the flow is used up by the sign-in
         or link that succeeds, or by a refusal."""
         flow = await self.identity.pending_flow(state)
         if flow is None or flow.provider != provider.name:
             return await self._refuse(
-                state, "Sign-in refused", "This sign-in was already used or expired."
+                state, "Sign-in refused", "This sign-in was already used or expired.", attempt
             )
         issuer = request.query_params.get("iss")
         if issuer is not None and issuer != provider.issuer:
             return await self._refuse(
-                state, "Sign-in refused", "The answer came from another issuer."
+                state, "Sign-in refused", "The answer came from another issuer.", attempt
             )
         if "error" in request.query_params:
             reason = request.query_params.get("error", "")[:64]
             return await self._refuse(
-                state, "Sign-in cancelled", f"The provider answered: {reason}."
+                state, "Sign-in cancelled", f"The provider answered: {reason}.", attempt
             )
         code = request.query_params.get("code")
         if not code:
-            return await self._refuse(state, "Sign-in refused", "The provider sent no code.")
+            return await self._refuse(
+                state, "Sign-in refused", "The provider sent no code.", attempt
+            )
         try:
             claims = await self._exchange(provider, code, flow.code_verifier, flow.nonce)
         except InvalidToken as error:
-            return await self._refuse(state, "Sign-in refused", error.reason)
+            return await self._refuse(state, "Sign-in refused", error.reason, attempt)
         proof = proof_of(provider, claims)
         mfa = provider.shows_mfa(claims)
         use = FlowUse(state)
         if flow.purpose == "link":
+            attempt.action = "link"
             principal = await self.auth.session_principal(request)
+            if isinstance(principal, MemberPrincipal):
+                attempt.actor, attempt.member_id = actor_of(principal), principal.member_id
+                set_actor(principal.actor)  # of the merge's events
             if not isinstance(principal, MemberPrincipal) or principal.member_id != flow.member_id:
                 return await self._refuse(
-                    state, "Link refused", "Finish the link in the session that began it."
+                    state, "Link refused", "Finish the link in the session that began it.", attempt
                 )
             if not fresh_for_link(authenticated_at(claims), flow.created_at):
                 return await self._refuse(
                     state,
                     "Link refused",
                     "The provider did not show a fresh sign-in for this link.",
+                    attempt,
                 )
             try:
                 linked = await self.identity.link(principal.member_id, proof, use)
             except Contention:
                 raise
             except DomainError as error:
-                return await self._refuse(state, "Link refused", error.message)
+                return await self._refuse(state, "Link refused", error.message, attempt)
+            attempt.merged = len(linked.merged)
             back = flow.return_to or DEFAULT_RETURN
             # A page that asks to hear of the link (?linked=<brand>, as /account does) is
             # told too whether another member was merged in: their points moved over.
@@ -259,8 +286,11 @@ class AuthRoutes:
         operator = provider.is_operator(claims)
         member_id, waits = None, None
         try:
-            if not operator:
+            if operator:
+                attempt.actor = Actor("operator", f"operator:{proof.subject}")
+            else:
                 member_id = (await self.identity.sign_in(proof)).member_id
+                attempt.actor, attempt.member_id = Actor("member", f"member:{member_id}"), member_id
                 identity = await self.identity.linked(proof.issuer, proof.subject)
                 waits = step_up_from(identity) if identity else None
             token = await self.identity.open_session(
@@ -276,7 +306,7 @@ class AuthRoutes:
         except Contention:
             raise
         except DomainError as error:
-            return await self._refuse(state, "Sign-in refused", error.message)
+            return await self._refuse(state, "Sign-in refused", error.message, attempt)
         response = RedirectResponse(flow.return_to or DEFAULT_RETURN, 303)
         self._cookie(response, SESSION_COOKIE, token, int(self.session_lifetime.total_seconds()))
         self._forget(response, FLOW_COOKIE)
@@ -311,7 +341,12 @@ class AuthRoutes:
         cookie = request.cookies.get(SESSION_COOKIE)
         token = self.auth.unsign(SESSION_COOKIE, cookie, 10**9) if cookie else None
         if token is not None:
+            principal = await self.auth.session_principal(request)
             await self.identity.close_session(token)
+            if principal is not None:
+                member_id = getattr(principal, "member_id", None)
+                at, trail = self.identity.clock(), AuditTrail(self.identity.uow)
+                await record(trail, at, actor_of(principal), "sign_out", member_id=member_id)
         response: Response
         if "text/html" in request.headers.get("accept", ""):
             response = RedirectResponse("/", 303)  # a browser's form

@@ -213,5 +213,5 @@ class TokenIssuer:
             scopes = frozenset(scope.split()) & PARTNER_SCOPES
             return PartnerPrincipal(partner=partner, client_id=client_id, scopes=scopes)
         if partner is None and isinstance(roles, list) and OPERATOR_SCOPE in roles:
-            return OperatorPrincipal(subject=client_id, issuer=self.issuer)
+            return OperatorPrincipal(subject=client_id, issuer=self.issuer, client=True)
         raise InvalidToken("invalid claims")

@@ -57,8 +57,9 @@ class PartnerPrincipal:
 class OperatorPrincipal:
     """A coalition operator: the coalition provider's role claim, or an operator client."""
 
-    subject: str
+    subject: str  # the person's subject at the coalition's provider, or the client's id
     issuer: str
+    client: bool = False  # an operator client (client credentials), not a person
 
     @property
     def actor(self) -> str:

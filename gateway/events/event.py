@@ -34,6 +34,8 @@ class Event:
     occurred_at: datetime  # UTC
     actor: str | None  # "partner:<slug>", "member:<id>", "operator:<sub>", "system:<job>"
     data: Mapping[str, Any] = field(default_factory=dict)  # type-specific, JSON-safe
+    request_id: str | None = None  # the HTTP request that appended it, if any
+    client_id: str | None = None  # the OAuth client that called (partner app, operator client)
 
 
 class Consumer(Protocol):

@@ -43,6 +43,8 @@ _COLUMNS = (
     outbox.c.occurred_at,
     outbox.c.actor,
     outbox.c.data,
+    outbox.c.request_id,
+    outbox.c.client_id,
 )
 _POSTGRES = (
     sa.select(*_COLUMNS)
@@ -93,6 +95,8 @@ def _event(row: Any) -> Event:
         occurred_at=row.occurred_at,
         actor=row.actor,
         data=row.data,
+        request_id=row.request_id,
+        client_id=row.client_id,
     )
 
 

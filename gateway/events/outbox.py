@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.events import types
-from gateway.events.actor import current_actor
+from gateway.events.actor import current_actor, current_request
 from gateway.events.event import NewEvent
 from gateway.events.tables import outbox
 
@@ -25,20 +25,28 @@ _INSERT = sa.insert(outbox)
 # Many events on PostgreSQL: one statement of arrays (a batch of postings appends thousands).
 _INSERT_MANY = sa.text(
     """
-INSERT INTO outbox (type, member_id, partner, transfer_id, points, occurred_at, actor, data)
-SELECT * FROM unnest(CAST(:types AS VARCHAR[]), CAST(:members AS VARCHAR[]),
-                     CAST(:partners AS VARCHAR[]), CAST(:transfers AS BIGINT[]),
-                     CAST(:points AS BIGINT[]), CAST(:ats AS TIMESTAMPTZ[]),
-                     CAST(:actors AS TEXT[]), CAST(:data AS TEXT[])::json[])
+INSERT INTO outbox (type, member_id, partner, transfer_id, points, occurred_at, actor, data,
+                    request_id, client_id)
+SELECT *, CAST(:request_id AS VARCHAR), CAST(:client_id AS VARCHAR)
+FROM unnest(CAST(:types AS VARCHAR[]), CAST(:members AS VARCHAR[]),
+            CAST(:partners AS VARCHAR[]), CAST(:transfers AS BIGINT[]),
+            CAST(:points AS BIGINT[]), CAST(:ats AS TIMESTAMPTZ[]),
+            CAST(:actors AS TEXT[]), CAST(:data AS TEXT[])::json[])
 """
 )
 
 
 async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> None:
-    """Append ``events`` in the connection's transaction (one statement)."""
+    """Append ``events`` in the connection's transaction (one statement), with the actor,
+    request id and client the entry point recorded."""
     if not events:
         return
     actor = current_actor.get()
+    trace = current_request.get()
+    request_id = client_id = None
+    if trace is not None:
+        trace.appended += len(events)
+        request_id, client_id = trace.request_id, trace.client_id
     if len(events) > 1 and connection.dialect.name == "postgresql":
         await connection.execute(
             _INSERT_MANY,
@@ -51,6 +59,8 @@ async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> Non
                 "ats": [e.occurred_at for e in events],
                 "actors": [e.actor if e.actor is not None else actor for e in events],
                 "data": [json.dumps(dict(e.data), separators=(",", ":")) for e in events],
+                "request_id": request_id,
+                "client_id": client_id,
             },
         )
         return
@@ -64,6 +74,8 @@ async def append(connection: AsyncConnection, events: Sequence[NewEvent]) -> Non
             "occurred_at": event.occurred_at,
             "actor": event.actor if event.actor is not None else actor,
             "data": dict(event.data),
+            "request_id": request_id,
+            "client_id": client_id,
         }
         for event in events
     ]

@@ -30,6 +30,8 @@ outbox = sa.Table(
     sa.Column("occurred_at", Moment, nullable=False),
     sa.Column("actor", sa.Text, nullable=True),
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=True),  # the HTTP request's (0020)
+    sa.Column("client_id", sa.String(64), nullable=True),  # the calling OAuth client (0020)
     sa.Index("ix_outbox_position", "transaction_id", "id"),
     sqlite_autoincrement=True,
 )

@@ -27,6 +27,10 @@ class LedgerReads:
     async def members(self, member_ids: Sequence[str]) -> dict[str, MemberRecord]:
         return await self.uow.read(lambda c: repository.members_by_id(c, member_ids))
 
+    async def merged_into(self, member_id: str) -> list[str]:
+        """The ids of the members merged into ``member_id`` (its history is theirs too)."""
+        return await self.uow.read(lambda c: repository.merged_into(c, member_id))
+
     async def wallets(self, member_ids: Sequence[str]) -> dict[str, list[WalletRecord]]:
         return await self.uow.read(lambda c: repository.wallets_of(c, member_ids))
 

@@ -23,6 +23,7 @@ from gateway.api.console import settlement  # noqa: F401
 from gateway.api.console import partners  # noqa: F401
 from gateway.api.console import members  # noqa: F401
 from gateway.api.console import health  # noqa: F401
+from gateway.api.console import audit  # noqa: F401
 # isort: on
 
 if TYPE_CHECKING:

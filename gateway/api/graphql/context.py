@@ -11,6 +11,8 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from gateway.api.authenticate import Authenticator
+from gateway.audit.entries import Entry
+from gateway.audit.trail import AuditTrail
 from gateway.auth.policy import Access
 from gateway.auth.principal import Principal
 from gateway.configuration.service import Configuration
@@ -75,6 +77,7 @@ class Loaders:
     identities: DataLoader[str, list[IdentityRecord]]
     held: DataLoader[str, dict[str, int]]
     holds: DataLoader[int, HoldRecord | None]
+    made_by: DataLoader[int, Entry | None]
 
     @classmethod
     def for_service(
@@ -91,6 +94,7 @@ class Loaders:
             identities=DataLoader(_many(identity.identities)),
             held=DataLoader(_held(holds)),
             holds=DataLoader(_one(holds.holds)),
+            made_by=DataLoader(_one(AuditTrail(service.uow).made_by)),
         )
 
 

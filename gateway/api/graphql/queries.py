@@ -7,6 +7,7 @@ from strawberry import relay
 
 from gateway.api.graphql.access import require_own_points
 from gateway.api.graphql.analytics import AnalyticsQueries
+from gateway.api.graphql.audit_trail import AuditQueries
 from gateway.api.graphql.challenges import ChallengeQueries
 from gateway.api.graphql.configuration import ConfigurationQueries
 from gateway.api.graphql.context import Info
@@ -54,6 +55,7 @@ class Query(
     OperationsQueries,
     AnalyticsQueries,
     WebhookQueries,
+    AuditQueries,
 ):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:

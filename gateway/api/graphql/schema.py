@@ -18,7 +18,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from gateway.api.graphql import bulk
+from gateway.api.graphql import audited, bulk
 from gateway.api.graphql.cost import QueryCostLimiter
 from gateway.api.graphql.errors import MaskUnexpected, ServiceFailures, should_mask
 from gateway.api.graphql.literals import NameLiteralErrors
@@ -68,6 +68,7 @@ def build_schema(
         ],
     )
     bulk.install(schema)
+    audited.install(schema)  # last: it wraps the resolvers as they are
     return schema
 
 

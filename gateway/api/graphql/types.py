@@ -13,6 +13,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types.lazy_type import LazyType
 
+from gateway.api.graphql.audit_trail import MadeBy
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.earning import pending_and_owed
 from gateway.api.graphql.money import Money, money
@@ -259,3 +260,12 @@ class Transfer(relay.Node):
             return None
         record = await info.context.loaders.transfers.load(reversal_id)
         return Transfer.of(record) if record and await info.context.sees_transfer(record) else None
+
+    @strawberry.field(
+        description="Who made the transfer (member, partner app and client, operator, job) "
+        "and in which request: from the audit trail, once its `audit.events` consumer "
+        "recorded the transfer's event (normally within a second); null until then."
+    )
+    async def made_by(self, info: Info) -> MadeBy | None:
+        entry = await info.context.loaders.made_by.load(self.record.id)
+        return None if entry is None else MadeBy(entry=entry)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.observability import requests, tracing
 from gateway.api.observability.logs import access_logger
 from gateway.api.observability.metrics import record_request
+from gateway.events.actor import RequestTrace, begin_request, current_actor, end_request
 
 QUIET = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})  # counted, not logged
 UNMATCHED = "unmatched"
@@ -40,6 +41,8 @@ class ObserveRequests:
             await send(message)
 
         token = requests.begin(record)
+        traced = begin_request(RequestTrace(request_id))  # the events it appends carry it
+        nobody = current_actor.set(None)  # until the request's caller is known
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         span = tracing.server_span(scope["method"], Headers(scope=scope))
         start = time.perf_counter()
@@ -51,6 +54,8 @@ class ObserveRequests:
             template = self._observe(scope, record, status, seconds)
             tracing.finish(span, record, template, scope["method"], status)
             structlog.contextvars.reset_contextvars(**bound)
+            current_actor.reset(nobody)
+            end_request(traced)
             requests.end(token)
 
     def _observe(
