@@ -2,7 +2,7 @@
 DELETE), and the request id and calling client on each event of the outbox.
 
 Revision ID: 0020
-Revises: 0022
+Revises: 0019
 Create Date: 2026-12-04 23:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0022"  # main: 0019 -> 0021 (webhooks) -> 0022 (privacy) -> 0020
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,7 @@ signing secret), ``webhook_deliveries`` (one per event and endpoint, with its re
 and ``webhook_attempts`` (each try: status, a bounded excerpt of the answer, error).
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-04 22:30:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ caller's key (often a receipt number) with a random token and clear a gift's mes
 member's own words). Every other column of a transfer stays immutable.
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0021
 Create Date: 2026-12-04 22:40:00
 """
 
