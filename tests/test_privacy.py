@@ -112,6 +112,21 @@ async def database_leaks(
     return found
 
 
+async def request_hashes(gateway: Gateway, member_id: str) -> tuple[str, ...]:
+    """The stored fingerprints of the requests of the member (and those merged into it)."""
+    ids = "(SELECT id FROM members WHERE id = :m OR merged_into = :m)"
+    purchases = f"SELECT id FROM purchases WHERE member_id IN {ids}"
+    found: set[str] = set()
+    async with gateway.service.engine.connect() as connection:
+        for query in (
+            f"SELECT request_hash FROM transfers WHERE member_id IN {ids}",
+            f"SELECT request_hash FROM remote_operations WHERE member_id IN {ids}",
+            f"SELECT request_hash FROM purchase_returns WHERE purchase_id IN ({purchases})",
+        ):
+            found |= {str(h) for h in (await connection.scalars(sa.text(query), {"m": member_id}))}
+    return tuple(found)
+
+
 async def test_export_then_erase(sso: Gateway, brands: Brands):
     member = await alice_with_history(sso)
     uuid = decode_member_id(member)
@@ -161,6 +176,8 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
         for p in ("skyway", "brewbar")
     }
     wallets = {w["partner"]: w for w in document["wallets"]}
+    hashes = await request_hashes(sso, uuid)
+    assert len(hashes) >= 5
     erased = await ok(sso, ERASE, {"id": member})
     assert erased["memberId"] == member and erased["releasedHolds"] == 1
     assert forfeited(erased) == {
@@ -190,6 +207,9 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     for answer in answers:
         assert leaks(json.dumps(answer)) == [], answer
     assert await database_leaks(sso) == {}
+    # Nor any fingerprint of her requests (a hash of a request naming her customer id
+    # would give it back to anyone trying the few likely ids).
+    assert await database_leaks(sso, hashes) == {}
     async with sso.service.engine.connect() as connection:
         told = await connection.execute(
             sa.text("SELECT partner, data FROM outbox WHERE type = 'member.erased'")

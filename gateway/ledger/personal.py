@@ -1,7 +1,8 @@
 """The ledger's side of members' data rights (gateway.privacy): a member's ids, erasure
 mark, enrolments and transfers, read in pages for an export and pseudonymised for an
 erasure. Only a transfer's idempotency key and a gift's message (its ``reason``) are ever
-rewritten; amounts, legs and every other column stay as they were."""
+rewritten (and its request fingerprint randomised); amounts, legs and every other column
+stay as they were."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def is_erased(value: str) -> bool:
 def token() -> str:
     """A random stand-in for an erased value: not derived from it, so nothing recovers it."""
     return ERASED + secrets.token_urlsafe(12)
+
+
+def random_hash() -> str:
+    """What replaces an erased request's fingerprint: as long as one, derived from nothing."""
+    return ERASED + secrets.token_hex(28)
 
 
 async def member_row(
@@ -120,8 +126,10 @@ async def earn_keys(connection: AsyncConnection, member_ids: Sequence[str]) -> d
 
 async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]) -> int:
     """Replace the callers' idempotency keys (often receipt numbers) of the members'
-    transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key.
-    Migration 0022 leaves only this column of a transfer writable."""
+    transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key;
+    and their request fingerprints (a SHA-256 of a request naming the customer id, found
+    back by trying the few likely ids) by a random value. Migration 0022 leaves these two
+    columns, and a gift's message, writable."""
     prefix = f"{ERASED}{secrets.token_hex(6)}:"
     result = await connection.execute(
         sa.update(transfers)
@@ -129,7 +137,10 @@ async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]
             transfers.c.member_id.in_(member_ids),
             transfers.c.idempotency_key.not_like(f"{ERASED}%"),
         )
-        .values(idempotency_key=sa.literal(prefix) + sa.cast(transfers.c.id, sa.String))
+        .values(
+            idempotency_key=sa.literal(prefix) + sa.cast(transfers.c.id, sa.String),
+            request_hash=random_hash(),
+        )
     )
     return int(result.rowcount or 0)
 

@@ -1,6 +1,6 @@
 """Remote pools' side of data rights (gateway.privacy): an erased member's remote
 operations keep their points and amounts (they are the trail of what the gateway asked a
-partner's own system to do) but lose the customer id and the caller's key. The points a
+partner's own system to do) but lose the customer id, the caller's key and the request's fingerprint. The points a
 partner keeps in its own system are that partner's to erase: the gateway cannot move them."""
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ async def scrub_operations(
         .values(
             customer_id=sa.literal(stamp) + remote_operations.c.id,
             idempotency_key=sa.literal(stamp) + remote_operations.c.id,
+            # A hash of a request naming the customer id: brute-forced back from a few tries.
+            request_hash=prefix + secrets.token_hex(28),
         )
     )
 

@@ -1,0 +1,80 @@
+"""What an erasure leaves of a member's traces outside the ledger: no request fingerprint
+that gives a customer id back, no rejected import line quoting it, no imported file kept
+after its import failed."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.imports.service import ImportService
+from gateway.kernel.errors import DomainError, ErrorCode
+from gateway.ledger.posting import fingerprint
+from tests.conftest import Gateway
+from tests.operations import EARN, payload
+from tests.test_expiry import earned, enrol
+from tests.test_imports import PARTNER, earn_import, earns_csv, run_jobs, stored, upload
+from tests.test_privacy import ERASE, ok
+
+
+async def hashes(gateway: Gateway) -> set[str]:
+    async with gateway.service.engine.connect() as connection:
+        found = await connection.scalars(sa.text("SELECT request_hash FROM transfers"))
+        return {str(value) for value in found}
+
+
+async def test_no_fingerprint_gives_an_erased_customer_id_back(gateway: Gateway):
+    member = await enrol(gateway, "SKY-1042")
+    earn = {"partner": "skyway", "member": {"partnerCustomerId": "SKY-1042"}, "points": 50}
+    answer = payload(await gateway.gql(EARN, {"input": {**earn, "idempotencyKey": "fp-1"}}))
+    assert answer["userErrors"] == []
+    before = await hashes(gateway)
+
+    def request(customer_id: str) -> dict[str, object]:
+        member = {"partner": "skyway", "customer_id": customer_id}
+        return {"member": member, "points": 50, "purchase_amount": None, "reason": None}
+
+    assert fingerprint(request("SKY-1042")) in before  # what an attacker would try
+    await ok(gateway, ERASE, {"id": member})
+    after = await hashes(gateway)
+    # The earn's fingerprint is gone: trying the likely customer ids finds nothing.
+    assert len(before - after) == 1
+    assert not any(fingerprint(request(f"SKY-{n}")) in after for n in range(1000, 1100))
+    assert all(value.startswith("erased:") for value in after - before)
+
+
+async def test_rejected_lines_lose_the_erased_customer_id(gateway: Gateway):
+    token = await gateway.partner_token(PARTNER)
+    rows = ["CUST-REJ-77,rej-1,5,2026-05-30T10:00:00Z", "CUST-OTHER-8,rej-2,5,"]
+    started = (await upload(gateway, earns_csv(rows), token)).json()
+    await run_jobs(gateway)
+    found = await earn_import(gateway, started["id"], token)
+    assert found is not None
+    messages = [e["node"]["message"] for e in found["rejections"]["edges"]]
+    assert len(messages) == 2 and "'CUST-REJ-77'" in messages[0]
+    # The customer enrols later, earns with the rejected line's key, and is erased.
+    member = await enrol(gateway, "CUST-REJ-77", PARTNER)
+    await earned(gateway, member, 5, "rej-1", PARTNER)
+    await ok(gateway, ERASE, {"id": member})
+    found = await earn_import(gateway, started["id"], token)
+    assert found is not None
+    nodes = [e["node"] for e in found["rejections"]["edges"]]
+    assert "CUST-REJ-77" not in repr(nodes) and "'erased'" in nodes[0]["message"]
+    assert nodes[0]["idempotencyKey"] is None
+    assert "'CUST-OTHER-8'" in nodes[1]["message"] and nodes[1]["idempotencyKey"] == "rej-2"
+
+
+async def test_a_failed_import_does_not_keep_its_file(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+):
+    async def gone(*args: object) -> None:
+        raise DomainError(ErrorCode.UNKNOWN_PARTNER, "The partner is gone.")
+
+    token = await gateway.partner_token(PARTNER)
+    started = (await upload(gateway, earns_csv(["c1,k-1,5,"]), token)).json()
+    assert (await stored(gateway))[1] > 0
+    monkeypatch.setattr(ImportService, "run", gone)
+    await run_jobs(gateway)
+    found = await earn_import(gateway, started["id"], token)
+    assert found is not None and found["status"] == "FAILED"
+    assert await stored(gateway) == (1, 0)
