@@ -8,8 +8,11 @@ nothing brute-forces it back): identities' subjects (unlinked too, so signing in
 account again starts a new member), partners' customer ids (enrolling the same customer
 again makes a new member), purchases' receipts and returns' keys, the callers'
 idempotency keys of the member's transfers, remote operations' customer ids and keys, the
-customer ids in ``member.enrolled`` events. Cleared: the messages of the gifts the member
-gave or received (in the transfers and their events).
+customer ids in ``member.enrolled`` events; the request fingerprints (hashes of requests
+naming the customer id) of the member's transfers, returns and remote operations; the
+quotes of the member's customer ids and keys in rejected import lines' messages. Cleared:
+the messages of the gifts the member gave or received (in the transfers and their events),
+the receivers' answers kept with the attempts of webhook deliveries about the member.
 Kept: the member id (a random UUID, meaningless outside the gateway), transfers with
 their amounts and legs, purchases' amounts and points, obligations and settlement
 statements (bookkeeping records partners must keep), tiers, badges and reward receipts

@@ -1,7 +1,8 @@
 """Remote pools' side of data rights (gateway.privacy): an erased member's remote
 operations keep their points and amounts (they are the trail of what the gateway asked a
-partner's own system to do) but lose the customer id, the caller's key and the request's fingerprint. The points a
-partner keeps in its own system are that partner's to erase: the gateway cannot move them."""
+partner's own system to do) but lose the customer id, the caller's key and the request's
+fingerprint. The points a partner keeps in its own system are that partner's to erase: the
+gateway cannot move them."""
 
 from __future__ import annotations
 
