@@ -260,6 +260,22 @@ async def test_a_member_erases_themself_with_a_fresh_sign_in(sso: Gateway):
     assert await my_id(sso) != member
 
 
+async def test_a_token_renewed_without_a_new_sign_in_may_not_erase(sso: Gateway, brands: Brands):
+    now = int(CLOCK().timestamp())
+    first = brands.token("skyway", "bob")
+    member = (await sso.gql("{ me { id } }", token=first))["data"]["me"]["id"]
+    # Renewed with a refresh token: a recent iat, but no auth_time or an old one.
+    for renewed in (
+        brands.token("skyway", "bob", auth_time=None, iat=now),
+        brands.token("skyway", "bob", auth_time=now - 600, iat=now),
+    ):
+        refused = payload(await sso.gql(ERASE, {"id": member}, token=renewed))
+        assert codes(refused) == ["REAUTHENTICATION_REQUIRED"] and refused["memberId"] is None
+    # A token right after a sign-in at the provider (auth_time now) may.
+    fresh = brands.token("skyway", "bob", auth_time=now - 60)
+    assert codes(payload(await sso.gql(ERASE, {"id": member}, token=fresh))) == []
+
+
 async def test_unknown_and_malformed_ids_are_typed_errors(sso: Gateway):
     for bad in (
         "nope",

@@ -4,12 +4,17 @@ after its import failed."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
+from gateway.api.graphql.scalars import encode_id
 from gateway.imports.service import ImportService
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.posting import fingerprint
+from gateway.members.identity import IdentityService
+from gateway.members.records import Proof
 from tests.conftest import Gateway
 from tests.operations import EARN, payload
 from tests.test_expiry import earned, enrol
@@ -78,3 +83,31 @@ async def test_a_failed_import_does_not_keep_its_file(
     found = await earn_import(gateway, started["id"], token)
     assert found is not None and found["status"] == "FAILED"
     assert await stored(gateway) == (1, 0)
+
+
+async def test_a_sign_in_racing_an_erasure_opens_no_session(gateway: Gateway):
+    """A sign-in finds the member, the erasure commits, then the sign-in opens its session
+    (two transactions, as /auth/callback runs them): refused, and nothing links to the
+    erased member either; a session opened just before is no longer one."""
+    identity = IdentityService(gateway.service, gateway.clock)
+    proof = Proof("skyway", "https://idp.test", "racer", None)
+    signed = await identity.sign_in(proof)
+    member = encode_id("Member", signed.member_id)
+    hour = timedelta(hours=1)
+    before = await identity.open_session(
+        signed.member_id, False, proof.issuer, proof.subject, False, hour
+    )
+    assert await identity.session(before) is not None
+    await ok(gateway, ERASE, {"id": member})
+    with pytest.raises(DomainError) as refused:
+        await identity.open_session(signed.member_id, False, proof.issuer, "racer", False, hour)
+    assert refused.value.code is ErrorCode.MEMBER_ERASED
+    assert await identity.session(before) is None
+    other = Proof("brewbar", "https://idp.test", "racer-2", None)
+    with pytest.raises(DomainError) as refused:
+        await identity.link(signed.member_id, other)
+    assert refused.value.code is ErrorCode.MEMBER_ERASED
+    assert await identity.linked(other.issuer, other.subject) is None
+    async with gateway.service.engine.connect() as connection:
+        subjects = await connection.scalars(sa.text("SELECT subject FROM sessions"))
+        assert "racer" not in set(subjects)

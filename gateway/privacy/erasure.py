@@ -61,14 +61,15 @@ class Erasure:
 
 
 def check_may_erase(principal: Principal, member_id: str, now: datetime) -> None:
-    """An operator may erase anyone; a member only themself, with a fresh sign-in
+    """An operator may erase anyone; a member only themself, with a fresh sign-in: a
+    browser session opened, or a token whose ``auth_time`` is, in the last 5 minutes
     (REAUTHENTICATION_REQUIRED otherwise); a partner's app never (ACCESS_DENIED)."""
     if isinstance(principal, MemberPrincipal):
         if principal.member_id != member_id:
             raise DomainError(
                 ErrorCode.ACCESS_DENIED, "A member may only erase themself.", ("member_id",)
             )
-        at = principal.authenticated_at
+        at = principal.proven_at  # a token's auth_time or the session's sign-in; not iat
         if at is None or now - at > FRESH_SIGN_IN:
             minutes = int(FRESH_SIGN_IN.total_seconds() // 60)
             raise DomainError(
