@@ -16,7 +16,7 @@ from gateway.ledger.posting import fingerprint
 from gateway.members.identity import IdentityService
 from gateway.members.records import Proof
 from tests.conftest import Gateway
-from tests.operations import EARN, payload
+from tests.operations import EARN, ENROL, payload
 from tests.test_expiry import earned, enrol
 from tests.test_imports import PARTNER, earn_import, earns_csv, run_jobs, stored, upload
 from tests.test_privacy import ERASE, ok
@@ -111,3 +111,33 @@ async def test_a_sign_in_racing_an_erasure_opens_no_session(gateway: Gateway):
     async with gateway.service.engine.connect() as connection:
         subjects = await connection.scalars(sa.text("SELECT subject FROM sessions"))
         assert "racer" not in set(subjects)
+
+
+async def test_the_erased_prefix_is_reserved(gateway: Gateway):
+    for customer in ("erased:abc", "ERASED:abc"):
+        enrol_input = {"partner": "skyway", "partnerCustomerId": customer}
+        refused = payload(await gateway.gql(ENROL, {"input": enrol_input}))["userErrors"]
+        assert [(e["code"], e["field"]) for e in refused] == [
+            ("INVALID_INPUT", ["input", "partnerCustomerId"])
+        ]
+        assert "reserved" in refused[0]["message"]
+    member = await enrol(gateway, "SKY-PREFIX")
+    earn = {"partner": "skyway", "member": {"id": member}, "points": 5}
+    refused = payload(
+        await gateway.gql(EARN, {"input": {**earn, "idempotencyKey": "Erased:rcpt-1"}})
+    )["userErrors"]
+    assert [(e["code"], e["field"]) for e in refused] == [
+        ("INVALID_INPUT", ["input", "idempotencyKey"])
+    ]
+    by_customer = {"partner": "skyway", "member": {"partnerCustomerId": "erased:x"}, "points": 5}
+    refused = payload(await gateway.gql(EARN, {"input": {**by_customer, "idempotencyKey": "k-1"}}))[
+        "userErrors"
+    ]
+    assert [e["code"] for e in refused] == ["INVALID_INPUT"]
+    token = await gateway.partner_token(PARTNER)
+    rows = ["SKY-X,erased:k,5,", "erased:c,k-2,5,"]
+    started = (await upload(gateway, earns_csv(rows), token)).json()
+    await run_jobs(gateway)
+    found = await earn_import(gateway, started["id"], token)
+    assert found is not None
+    assert [e["node"]["code"] for e in found["rejections"]["edges"]] == ["INVALID_INPUT"] * 2

@@ -13,11 +13,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.validation import ERASED_PREFIX
 from gateway.ledger.records import TransferRecord
 from gateway.ledger.rules import TransferKind
 from gateway.ledger.tables import accounts, enrolments, entries, members, transfers
 
-ERASED = "erased:"  # what replaces a value erasure removes, before a random token
+# What replaces a value erasure removes, before a random token (callers may not use it).
+ERASED = ERASED_PREFIX
 
 
 def is_erased(value: str) -> bool:
