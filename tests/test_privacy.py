@@ -149,6 +149,14 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     assert purchase["receipt"] == "RCPT-1" and Decimal(purchase["returns"][0]["amount"]) == 50
     assert {t["kind"] for t in document["transfers"]} >= {"earn", "conversion", "hold", "merge"}
     assert all(t["legs"] for t in document["transfers"])
+    # The gift the friend gave her is shown without the friend's id and key.
+    theirs = [t for t in document["transfers"] if t["memberId"] is None]
+    assert [(t["kind"], t["idempotencyKey"]) for t in theirs] == [("gift", None)]
+    assert {t["memberId"] for t in document["transfers"]} - {None} <= {
+        uuid,
+        *document["member"]["mergedMembers"],
+    }
+    assert "gift-0" not in json.dumps(document) and "gift-1" in json.dumps(document)
     assert document["rewardRedemptions"][0]["reward"] == "Cake"
     assert [h["status"] for h in document["holds"]] == ["authorized"]
     assert "coalition_session" not in json.dumps(document["sessions"])

@@ -9,17 +9,19 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.api.graphql.scalars import encode_id
+from gateway.api.graphql.scalars import decode_member_id, encode_id
 from gateway.imports.service import ImportService
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.posting import fingerprint
 from gateway.members.identity import IdentityService
 from gateway.members.records import Proof
+from gateway.privacy.service import PrivacyService
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, payload
 from tests.test_expiry import earned, enrol
 from tests.test_imports import PARTNER, earn_import, earns_csv, run_jobs, stored, upload
 from tests.test_privacy import ERASE, ok
+from tests.test_programme import APPLY, REFERRAL_CODE, gw  # noqa: F401
 
 
 async def hashes(gateway: Gateway) -> set[str]:
@@ -141,3 +143,18 @@ async def test_the_erased_prefix_is_reserved(gateway: Gateway):
     found = await earn_import(gateway, started["id"], token)
     assert found is not None
     assert [e["node"]["code"] for e in found["rejections"]["edges"]] == ["INVALID_INPUT"] * 2
+
+
+async def test_an_export_names_no_other_member(gw: Gateway):
+    """A referral's other member is someone else: the export says when, not who."""
+    referrer, friend = await enrol(gw, "REF-1", "shop"), await enrol(gw, "REF-2", "shop")
+    code = (await gw.gql(REFERRAL_CODE, {"id": referrer}))["data"]["member"]["referralCode"]
+    applied = payload(await gw.gql(APPLY, {"input": {"memberId": friend, "code": code}}))
+    assert applied["userErrors"] == [] and applied["applied"]
+    service = PrivacyService(gw.service)
+    ids = {member: decode_member_id(member) for member in (referrer, friend)}
+    theirs = {member: await service.export(str(ids[member])) for member in ids}
+    assert theirs[referrer]["referrals"]["referred"][0]["referredId"] is None
+    assert theirs[friend]["referrals"]["referredBy"]["referrerId"] is None
+    assert str(ids[friend]) not in repr(theirs[referrer])
+    assert str(ids[referrer]) not in repr(theirs[friend])

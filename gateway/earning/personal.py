@@ -82,13 +82,14 @@ async def referrals_of(connection: AsyncConnection, member_ids: Sequence[str]) -
             sa.or_(referrals.c.referred_id.in_(member_ids), referrals.c.referrer_id.in_(member_ids))
         )
     )
+    # The other member of a referral is someone else: their id is not this member's data.
     made, by = [], None
     for row in result:
         entry = {"at": row.created_at, "rewardedAt": row.rewarded_at}
         if row.referred_id in member_ids:
-            by = {"referrerId": row.referrer_id, **entry}
+            by = {"referrerId": None, **entry}
         else:
-            made.append({"referredId": row.referred_id, **entry})
+            made.append({"referredId": None, **entry})
     return {"code": code, "referredBy": by, "referred": made}
 
 
