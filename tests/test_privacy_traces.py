@@ -17,7 +17,7 @@ from gateway.members.identity import IdentityService
 from gateway.members.records import Proof
 from gateway.privacy.service import PrivacyService
 from tests.conftest import Gateway
-from tests.operations import EARN, ENROL, payload
+from tests.operations import CONVERT, EARN, ENROL, payload
 from tests.test_expiry import earned, enrol
 from tests.test_imports import PARTNER, earn_import, earns_csv, run_jobs, stored, upload
 from tests.test_privacy import ERASE, ok
@@ -158,3 +158,17 @@ async def test_an_export_names_no_other_member(gw: Gateway):
     assert theirs[friend]["referrals"]["referredBy"]["referrerId"] is None
     assert str(ids[friend]) not in repr(theirs[referrer])
     assert str(ids[referrer]) not in repr(theirs[friend])
+
+
+async def test_every_partner_that_heard_of_the_member_is_told(gateway: Gateway):
+    """Enrolled at SkyWay only, with a wallet at BrewBar by a conversion: both are told."""
+    member = await enrol(gateway, "SKY-TOLD")
+    await earned(gateway, member, 500, "told-1")
+    convert = {"memberId": member, "fromPartner": "skyway", "toPartner": "brewbar"}
+    await ok(gateway, CONVERT, {"input": {**convert, "points": 200, "idempotencyKey": "told-c"}})
+    await ok(gateway, ERASE, {"id": member})
+    async with gateway.service.engine.connect() as connection:
+        told = await connection.scalars(
+            sa.text("SELECT partner FROM outbox WHERE type = 'member.erased' ORDER BY partner")
+        )
+        assert list(told) == ["brewbar", "skyway"]

@@ -70,6 +70,14 @@ async def wallet_balances(connection: AsyncConnection, member_id: str) -> dict[s
     return {str(row.pool): int(row.balance) for row in result}
 
 
+async def wallet_pools(connection: AsyncConnection, member_ids: Sequence[str]) -> set[str]:
+    """The pools the members have (or had) a wallet in: each heard of them by events."""
+    result = await connection.execute(
+        sa.select(accounts.c.pool).where(accounts.c.member_id.in_(member_ids)).distinct()
+    )
+    return {str(row.pool) for row in result}
+
+
 async def pseudonymise_enrolments(
     connection: AsyncConnection, member_ids: Sequence[str]
 ) -> dict[tuple[str, str], str]:

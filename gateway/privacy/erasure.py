@@ -23,8 +23,8 @@ already moves unspent points to breakage. Obligations are untouched, so settleme
 figures do not change. Points in a remote pool live in the partner's own system: the
 gateway cannot move them, and after erasure no longer knows whose they are; an erasure
 waits for the member's pending remote operations, whose outcome still moves points.
-A ``member.erased`` event per partner the member was enrolled at tells the event log's
-consumers.
+A ``member.erased`` event per partner that heard of the member (enrolled there, a wallet
+in its pool, operations in its own system) tells the event log's consumers.
 """
 
 from __future__ import annotations

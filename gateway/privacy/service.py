@@ -30,7 +30,7 @@ from gateway.privacy.erasure import (
     pending_forfeit,
     wallet_forfeit,
 )
-from gateway.remote.personal import pending_at, scrub_operations
+from gateway.remote.personal import partners_of, pending_at, scrub_operations
 from gateway.webhooks.personal import clear_answers
 
 
@@ -115,7 +115,12 @@ class PrivacyService:
             await clear_answers(connection, ids)
             await replace_customer_ids(connection, ids, replaced, ledger.token())
             await ledger.mark_erased(connection, ids, now)
-            partners: list[str | None] = [*sorted({partner for partner, _ in replaced})]
+            # Every partner that heard of the member: enrolled there, a wallet in its pool
+            # (a conversion, a gift), or operations in its own system.
+            told = {partner for partner, _ in replaced}
+            told |= await ledger.wallet_pools(connection, ids)
+            told |= await partners_of(connection, ids)
+            partners: list[str | None] = [*sorted(told)]
             events = [outbox.erased(live, partner, now) for partner in partners or [None]]
             await outbox.append(connection, events)
             erasure = Erasure(

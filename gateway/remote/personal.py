@@ -35,6 +35,16 @@ async def scrub_operations(
     )
 
 
+async def partners_of(connection: AsyncConnection, member_ids: Sequence[str]) -> set[str]:
+    """The partners the gateway ever asked to move the members' points."""
+    result = await connection.execute(
+        sa.select(remote_operations.c.remote_partner)
+        .where(remote_operations.c.member_id.in_(member_ids))
+        .distinct()
+    )
+    return {str(row.remote_partner) for row in result}
+
+
 async def pending_at(connection: AsyncConnection, member_ids: Sequence[str]) -> list[str]:
     """The partners where an operation of the members is still pending (its outcome not
     known yet): erasure waits for them, for their outcome still moves the member's points."""
