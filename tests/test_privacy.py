@@ -112,6 +112,21 @@ async def database_leaks(
     return found
 
 
+async def request_hashes(gateway: Gateway, member_id: str) -> tuple[str, ...]:
+    """The stored fingerprints of the requests of the member (and those merged into it)."""
+    ids = "(SELECT id FROM members WHERE id = :m OR merged_into = :m)"
+    purchases = f"SELECT id FROM purchases WHERE member_id IN {ids}"
+    found: set[str] = set()
+    async with gateway.service.engine.connect() as connection:
+        for query in (
+            f"SELECT request_hash FROM transfers WHERE member_id IN {ids}",
+            f"SELECT request_hash FROM remote_operations WHERE member_id IN {ids}",
+            f"SELECT request_hash FROM purchase_returns WHERE purchase_id IN ({purchases})",
+        ):
+            found |= {str(h) for h in (await connection.scalars(sa.text(query), {"m": member_id}))}
+    return tuple(found)
+
+
 async def test_export_then_erase(sso: Gateway, brands: Brands):
     member = await alice_with_history(sso)
     uuid = decode_member_id(member)
@@ -134,6 +149,14 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     assert purchase["receipt"] == "RCPT-1" and Decimal(purchase["returns"][0]["amount"]) == 50
     assert {t["kind"] for t in document["transfers"]} >= {"earn", "conversion", "hold", "merge"}
     assert all(t["legs"] for t in document["transfers"])
+    # The gift the friend gave her is shown without the friend's id and key.
+    theirs = [t for t in document["transfers"] if t["memberId"] is None]
+    assert [(t["kind"], t["idempotencyKey"]) for t in theirs] == [("gift", None)]
+    assert {t["memberId"] for t in document["transfers"]} - {None} <= {
+        uuid,
+        *document["member"]["mergedMembers"],
+    }
+    assert "gift-0" not in json.dumps(document) and "gift-1" in json.dumps(document)
     assert document["rewardRedemptions"][0]["reward"] == "Cake"
     assert [h["status"] for h in document["holds"]] == ["authorized"]
     assert "coalition_session" not in json.dumps(document["sessions"])
@@ -164,6 +187,8 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
         for p in ("skyway", "brewbar")
     }
     wallets = {w["partner"]: w for w in document["wallets"]}
+    hashes = await request_hashes(sso, uuid)
+    assert len(hashes) >= 5
     erased = await ok(sso, ERASE, {"id": member})
     assert erased["memberId"] == member and erased["releasedHolds"] == 1
     assert forfeited(erased) == {
@@ -193,6 +218,9 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     for answer in answers:
         assert leaks(json.dumps(answer)) == [], answer
     assert await database_leaks(sso) == {}
+    # Nor any fingerprint of her requests (a hash of a request naming her customer id
+    # would give it back to anyone trying the few likely ids).
+    assert await database_leaks(sso, hashes) == {}
     async with sso.service.engine.connect() as connection:
         told = await connection.execute(
             sa.text("SELECT partner, data FROM outbox WHERE type = 'member.erased'")
@@ -241,6 +269,22 @@ async def test_a_member_erases_themself_with_a_fresh_sign_in(sso: Gateway):
     assert (await as_browser(sso, ME)).status_code == 401
     await sign_in(sso, "skyway", "bob")
     assert await my_id(sso) != member
+
+
+async def test_a_token_renewed_without_a_new_sign_in_may_not_erase(sso: Gateway, brands: Brands):
+    now = int(CLOCK().timestamp())
+    first = brands.token("skyway", "bob")
+    member = (await sso.gql("{ me { id } }", token=first))["data"]["me"]["id"]
+    # Renewed with a refresh token: a recent iat, but no auth_time or an old one.
+    for renewed in (
+        brands.token("skyway", "bob", auth_time=None, iat=now),
+        brands.token("skyway", "bob", auth_time=now - 600, iat=now),
+    ):
+        refused = payload(await sso.gql(ERASE, {"id": member}, token=renewed))
+        assert codes(refused) == ["REAUTHENTICATION_REQUIRED"] and refused["memberId"] is None
+    # A token right after a sign-in at the provider (auth_time now) may.
+    fresh = brands.token("skyway", "bob", auth_time=now - 60)
+    assert codes(payload(await sso.gql(ERASE, {"id": member}, token=fresh))) == []
 
 
 async def test_unknown_and_malformed_ids_are_typed_errors(sso: Gateway):

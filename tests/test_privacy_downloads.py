@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,17 @@ async def test_the_cli_exports_and_erases(
     member = enrolled["member"]["id"]
     await earn(gateway, "skyway", member, 40, "RCPT-77")
     out = tmp_path / "member.json"
+    # A link left where the old way put its partial file is neither followed nor written.
+    elsewhere = tmp_path / "member-elsewhere.json"
+    (tmp_path / "member.json.part").symlink_to(elsewhere)
     uuid = decode_member_id(member)
     assert uuid is not None
     assert await asyncio.to_thread(main, ["members", "export", uuid, "--out", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["enrolments"][0]["customerId"] == "C-77" and document["complete"] is True
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+    left = sorted(name for name in os.listdir(tmp_path) if name.startswith(("member", ".member")))
+    assert left == ["member.json", "member.json.part"]  # and the link, not followed
     assert await asyncio.to_thread(main, ["members", "erase", member]) == 2  # no --yes
     assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 0
     assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 1

@@ -1,6 +1,7 @@
 """Erasure and the points: pending points (a purchase inside its return window) go to
 breakage with the available ones and never mature afterwards; the referral code goes; a
-transfer's columns stay immutable but for the idempotency key and reason erasure rewrites."""
+transfer's columns stay immutable but for the idempotency key, request fingerprint and
+reason erasure rewrites."""
 
 from __future__ import annotations
 
@@ -67,19 +68,22 @@ async def test_pending_points_are_forfeited_and_never_mature(gw: Gateway, clock:
     assert await gw.audit() == []
 
 
-async def test_only_a_transfers_idempotency_key_and_reason_can_change(gw: Gateway):
+async def test_only_a_transfers_key_fingerprint_and_reason_can_change(gw: Gateway):
     member = await enrol(gw, "shop", "S-1")
     await buy(gw, member, "R-1", partner="shop", amount="10.00")
     uuid = decode_member_id(member)
     mine = transfers.c.member_id == uuid
     async with gw.service.engine.begin() as connection:
         await connection.execute(
-            sa.update(transfers).where(mine).values(idempotency_key="k", reason=None)
+            sa.update(transfers)
+            .where(mine)
+            .values(idempotency_key="k", request_hash="erased:h", reason=None)
         )
     for change in (
         sa.update(transfers).where(mine).values(points=1),
         sa.update(transfers).where(mine).values(idempotency_key="k2", partner="shop"),
         sa.update(transfers).where(mine).values(created_at=transfers.c.created_at),
+        sa.update(transfers).where(mine).values(request_hash="h", idempotency_scope="x"),
         sa.delete(transfers).where(mine),
     ):
         with pytest.raises(DBAPIError, match="immutable"):

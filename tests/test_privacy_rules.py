@@ -24,7 +24,9 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def member(member_id: str, signed_in: datetime | None) -> MemberPrincipal:
-    return MemberPrincipal(member_id, "https://idp", "sub", False, authenticated_at=signed_in)
+    return MemberPrincipal(
+        member_id, "https://idp", "sub", False, authenticated_at=signed_in, proven_at=signed_in
+    )
 
 
 def refusal(principal: object, member_id: str = "m-1") -> str | None:
@@ -42,6 +44,9 @@ def test_who_may_erase_whom():
         "REAUTHENTICATION_REQUIRED"
     )
     assert refusal(member("m-1", None)) == "REAUTHENTICATION_REQUIRED"
+    # A token's iat (authenticated_at) is no proof of a sign-in: a refresh renews it.
+    renewed = MemberPrincipal("m-1", "https://idp", "sub", False, authenticated_at=NOW)
+    assert refusal(renewed) == "REAUTHENTICATION_REQUIRED"
     assert refusal(member("m-2", NOW)) == "ACCESS_DENIED"
     partner = PartnerPrincipal("skyway", "skyway-app", frozenset({"points:earn"}))
     assert refusal(partner) == "ACCESS_DENIED"

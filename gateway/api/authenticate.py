@@ -81,6 +81,7 @@ class Authenticator:
             subject=proof.subject,
             mfa=provider.shows_mfa(claims),
             authenticated_at=signed_in_at(claims),
+            proven_at=authenticated_at(claims),
             step_up_from=step_up_from(identity),
         )
 
@@ -114,6 +115,7 @@ class Authenticator:
             mfa=found.mfa,
             session_id=found.id,
             authenticated_at=found.created_at,
+            proven_at=found.created_at,
             step_up_from=found.step_up_from,
         )
 

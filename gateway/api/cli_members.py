@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,9 +90,20 @@ def members(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     target = Path(args.out)
-    partial = target.with_name(target.name + ".part")
-    partial.write_text(text)
-    os.chmod(partial, 0o600)  # personal data: the operator's eyes only
-    partial.replace(target)
+    _write_private(target, text.encode())
     print(f"Wrote {target} ({len(text)} bytes).", file=sys.stderr)
     return 0
+
+
+def _write_private(target: Path, body: bytes) -> None:
+    """Write ``target`` readable by its owner only (personal data): through a new file of
+    a random name beside it, created 0600 and exclusively (no file or link left there is
+    followed or reused), then renamed over ``target``."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as partial:
+            partial.write(body)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -29,6 +29,10 @@ class MemberPrincipal:
     mfa: bool  # the sign-in showed multi-factor authentication (acr/amr)
     session_id: str | None = None  # set for browser sessions
     authenticated_at: datetime | None = None  # when the person signed in (auth_time / iat)
+    # When the person proved who they are, for what needs a fresh sign-in (erasure): a
+    # token's ``auth_time`` or a browser session's start, never a token's ``iat`` (a token
+    # renewed with a refresh token has a recent ``iat`` and no new sign-in).
+    proven_at: datetime | None = None
     step_up_from: datetime | None = None  # when ``mfa`` starts to count (a new link waits)
 
     @property

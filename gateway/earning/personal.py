@@ -82,13 +82,14 @@ async def referrals_of(connection: AsyncConnection, member_ids: Sequence[str]) -
             sa.or_(referrals.c.referred_id.in_(member_ids), referrals.c.referrer_id.in_(member_ids))
         )
     )
+    # The other member of a referral is someone else: their id is not this member's data.
     made, by = [], None
     for row in result:
         entry = {"at": row.created_at, "rewardedAt": row.rewarded_at}
         if row.referred_id in member_ids:
-            by = {"referrerId": row.referrer_id, **entry}
+            by = {"referrerId": None, **entry}
         else:
-            made.append({"referredId": row.referred_id, **entry})
+            made.append({"referredId": None, **entry})
     return {"code": code, "referredBy": by, "referred": made}
 
 
@@ -119,7 +120,8 @@ async def scrub_purchases(
     connection: AsyncConnection, member_ids: Sequence[str], prefix: str
 ) -> None:
     """Replace the members' receipts and return keys by ``prefix``, a random part and the
-    row's id (unique, saying nothing of the value); delete their referral code."""
+    row's id (unique, saying nothing of the value), the returns' request fingerprints by a
+    random value; delete their referral code."""
     stamp = f"{prefix}{secrets.token_hex(6)}:"
     await connection.execute(
         sa.update(purchases)
@@ -133,7 +135,10 @@ async def scrub_purchases(
             purchase_returns.c.purchase_id.in_(theirs),
             purchase_returns.c.idempotency_key.not_like(f"{prefix}%"),
         )
-        .values(idempotency_key=sa.literal(stamp) + sa.cast(purchase_returns.c.id, sa.String))
+        .values(
+            idempotency_key=sa.literal(stamp) + sa.cast(purchase_returns.c.id, sa.String),
+            request_hash=prefix + secrets.token_hex(28),  # a hash of a request naming the receipt
+        )
     )
     await connection.execute(
         sa.delete(referral_codes).where(referral_codes.c.member_id.in_(member_ids))

@@ -92,8 +92,9 @@ def enrolled(
 
 
 def erased(member_id: str, partner: str | None, at: datetime) -> NewEvent:
-    """A member's personal data was erased (gateway.privacy): one event per partner they
-    were enrolled at, so that each can erase what it keeps about the member id. No data."""
+    """A member's personal data was erased (gateway.privacy): one event per partner that
+    heard of them (gateway.privacy.service), so that each can erase what it keeps about the
+    member id. No data."""
     return NewEvent(types.MEMBER_ERASED, at, member_id=member_id, partner=partner, data={})
 
 

@@ -291,6 +291,7 @@ class ImportService:
                         await self.run(import_id, copy, batch_size)
                     except (DomainError, FileRefused) as error:  # e.g. the partner is gone
                         await self._fail(import_id, str(error))
+                        await self._drop_chunks(import_id)  # the file is personal data
                         continue
                     except ImportGone:
                         continue

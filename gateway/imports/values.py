@@ -19,6 +19,7 @@ from gateway.kernel.validation import (
     MAX_REASON_LENGTH,
     check_amount,
     check_points,
+    clean_id,
     clean_text,
     invalid,
 )
@@ -27,8 +28,7 @@ from gateway.ledger.records import MemberRef
 
 def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
     """One earn of the file, checked; raises the first problem as a DomainError."""
-    key = clean_text(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH, True)
-    assert key is not None
+    key = clean_id(_text(values, "idempotency_key"), "idempotency_key", MAX_KEY_LENGTH)
     customer_id, member_id = _text(values, "customer_id"), _text(values, "member_id")
     if (customer_id is None) == (member_id is None):
         raise invalid("member", "Give either customer_id or member_id.")
@@ -38,7 +38,7 @@ def bulk_line(values: dict[str, Any], partner: str, now: datetime) -> BulkLine:
             raise DomainError(ErrorCode.UNKNOWN_MEMBER, "No such member.", ("member_id",))
         member = MemberRef(id=found)
     else:
-        customer = clean_text(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH, True)
+        customer = clean_id(customer_id, "customer_id", MAX_CUSTOMER_ID_LENGTH)
         member = MemberRef(partner=partner, customer_id=customer)
     if ("amount" in values) == ("points" in values):
         raise invalid("amount", "Give either amount or points.")

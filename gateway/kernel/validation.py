@@ -12,6 +12,10 @@ MAX_KEY_LENGTH = 255
 MAX_REASON_LENGTH = 500
 MAX_CUSTOMER_ID_LENGTH = 128
 MAX_PURCHASE_AMOUNT = Decimal("1000000000")
+# What an erasure puts before the random tokens that replace personal values
+# (gateway.ledger.personal): a caller's customer id or key may not start with it, in any
+# case, or erasure and the webhooks would take it for one.
+ERASED_PREFIX = "erased:"
 
 
 def invalid(field: str, message: str) -> DomainError:
@@ -37,6 +41,16 @@ def clean_text(value: str | None, field: str, limit: int, required: bool) -> str
     if required and not value.strip():
         raise invalid(field, f"{name} is blank.")
     return value
+
+
+def clean_id(value: str | None, field: str, limit: int) -> str:
+    """A caller's customer id or idempotency key: required, checked as ``clean_text``
+    checks it, and not starting with the prefix erasure reserves (INVALID_INPUT)."""
+    cleaned = clean_text(value, field, limit, True)
+    assert cleaned is not None
+    if cleaned[: len(ERASED_PREFIX)].lower() == ERASED_PREFIX:
+        raise invalid(field, f"{_label(field)} may not start with {ERASED_PREFIX!r} (reserved).")
+    return cleaned
 
 
 def check_points(points: int, field: str = "points") -> int:

@@ -1,7 +1,8 @@
 """The ledger's side of members' data rights (gateway.privacy): a member's ids, erasure
 mark, enrolments and transfers, read in pages for an export and pseudonymised for an
 erasure. Only a transfer's idempotency key and a gift's message (its ``reason``) are ever
-rewritten; amounts, legs and every other column stay as they were."""
+rewritten (and its request fingerprint randomised); amounts, legs and every other column
+stay as they were."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.kernel.validation import ERASED_PREFIX
 from gateway.ledger.records import TransferRecord
 from gateway.ledger.rules import TransferKind
 from gateway.ledger.tables import accounts, enrolments, entries, members, transfers
 
-ERASED = "erased:"  # what replaces a value erasure removes, before a random token
+# What replaces a value erasure removes, before a random token (callers may not use it).
+ERASED = ERASED_PREFIX
 
 
 def is_erased(value: str) -> bool:
@@ -27,6 +30,11 @@ def is_erased(value: str) -> bool:
 def token() -> str:
     """A random stand-in for an erased value: not derived from it, so nothing recovers it."""
     return ERASED + secrets.token_urlsafe(12)
+
+
+def random_hash() -> str:
+    """What replaces an erased request's fingerprint: as long as one, derived from nothing."""
+    return ERASED + secrets.token_hex(28)
 
 
 async def member_row(
@@ -60,6 +68,14 @@ async def wallet_balances(connection: AsyncConnection, member_id: str) -> dict[s
         .order_by(accounts.c.pool)
     )
     return {str(row.pool): int(row.balance) for row in result}
+
+
+async def wallet_pools(connection: AsyncConnection, member_ids: Sequence[str]) -> set[str]:
+    """The pools the members have (or had) a wallet in: each heard of them by events."""
+    result = await connection.execute(
+        sa.select(accounts.c.pool).where(accounts.c.member_id.in_(member_ids)).distinct()
+    )
+    return {str(row.pool) for row in result}
 
 
 async def pseudonymise_enrolments(
@@ -120,8 +136,10 @@ async def earn_keys(connection: AsyncConnection, member_ids: Sequence[str]) -> d
 
 async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]) -> int:
     """Replace the callers' idempotency keys (often receipt numbers) of the members'
-    transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key.
-    Migration 0022 leaves only this column of a transfer writable."""
+    transfers by ``erased:<random>:<transfer id>``: unique, and saying nothing of the key;
+    and their request fingerprints (a SHA-256 of a request naming the customer id, found
+    back by trying the few likely ids) by a random value. Migration 0022 leaves these two
+    columns, and a gift's message, writable."""
     prefix = f"{ERASED}{secrets.token_hex(6)}:"
     result = await connection.execute(
         sa.update(transfers)
@@ -129,7 +147,10 @@ async def rekey_transfers(connection: AsyncConnection, member_ids: Sequence[str]
             transfers.c.member_id.in_(member_ids),
             transfers.c.idempotency_key.not_like(f"{ERASED}%"),
         )
-        .values(idempotency_key=sa.literal(prefix) + sa.cast(transfers.c.id, sa.String))
+        .values(
+            idempotency_key=sa.literal(prefix) + sa.cast(transfers.c.id, sa.String),
+            request_hash=random_hash(),
+        )
     )
     return int(result.rowcount or 0)
 

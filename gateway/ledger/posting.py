@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.events import outbox
 from gateway.kernel.errors import DomainError, ErrorCode, shown
-from gateway.kernel.validation import MAX_KEY_LENGTH, clean_text
+from gateway.kernel.validation import MAX_KEY_LENGTH, clean_id
 from gateway.ledger import batch, locks, posting_sql, transfer_events
 from gateway.ledger import store as repository
 from gateway.ledger.observers import PostingObserver
@@ -41,8 +41,7 @@ class Claim:
     @classmethod
     def of(cls, scope: str, key: str, request: dict[str, Any]) -> Claim:
         """The claim of a caller's ``key`` (checked as the ``idempotency_key`` input)."""
-        cleaned = clean_text(key, "idempotency_key", MAX_KEY_LENGTH, True)
-        assert cleaned is not None
+        cleaned = clean_id(key, "idempotency_key", MAX_KEY_LENGTH)
         return cls(scope, cleaned, fingerprint(request))
 
     def columns(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ from gateway.kernel.validation import (
     MAX_REASON_LENGTH,
     check_amount,
     check_points,
+    clean_id,
     clean_text,
     invalid,
 )
@@ -96,8 +97,7 @@ class LedgerService(LedgerReads):
 
     async def enrol(self, partner: str, customer_id: str) -> Enrolled:
         self.partner(partner)
-        cleaned = clean_text(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH, True)
-        assert cleaned is not None
+        cleaned = clean_id(customer_id, "partner_customer_id", MAX_CUSTOMER_ID_LENGTH)
         if self.coalition.is_remote(partner):
             # A partner keeping its own points is asked whether the customer exists (outside
             # any transaction); an enrolment already made is answered without asking.

@@ -103,7 +103,10 @@ class IdentityService:
     async def _enrolled_member(self, connection: AsyncConnection, proof: Proof) -> str | None:
         """The member the token's customer id is enrolled with (locked), if any."""
         enrolled = await self._enrolment_owner(connection, proof)
-        return await locks.live_member(connection, enrolled) if enrolled else None
+        live = await locks.live_member(connection, enrolled) if enrolled else None
+        if live is not None and live in locks.erased(connection):
+            raise Retry  # erased meanwhile: its enrolment no longer has this customer id
+        return live
 
     async def _enrolment_owner(self, connection: AsyncConnection, proof: Proof) -> str | None:
         if proof.customer_id is None or proof.provider not in self.ledger.coalition.partners:
@@ -169,7 +172,8 @@ class IdentityService:
         survivor, owner = seen.get(member_id), seen.get(other) if other else None
         merging = survivor is not None and owner is not None and owner.id != survivor.id
         retiring = [owner.id] if merging and owner is not None else []
-        live = await locks.lock_members(connection, ids, Lock.EXCLUSIVE, retiring)
+        # An erased member is refused (MEMBER_ERASED): nothing is linked to it again.
+        live = await locks.lock_members(connection, ids, Lock.EXCLUSIVE, retiring, True)
         if survivor is not None and live.get(member_id) != survivor.id:
             raise Retry  # merged meanwhile
         if owner is not None and other is not None and live.get(other) != owner.id:
@@ -216,7 +220,7 @@ class IdentityService:
             if found is None or not found.active:
                 return None
             members = await repository.members_by_id(connection, [found.member_id])
-            if found.member_id not in members:
+            if found.member_id not in members or members[found.member_id].erased_at is not None:
                 return None
             return dataclasses.replace(found, member_id=members[found.member_id].id)
 
@@ -337,6 +341,11 @@ class IdentityService:
         }
 
         async def work(connection: AsyncConnection) -> None:
+            if member_id is not None:
+                # The sign-in found the member in an earlier transaction: an erasure that
+                # committed since refuses it (MEMBER_ERASED), and one that starts now
+                # waits for this session, then deletes it.
+                await locks.live_member(connection, member_id, Lock.SHARED, refuse_erased=True)
             if flow is not None and not await self._use(connection, flow):
                 raise DomainError(ErrorCode.LINK_INVALID, FLOW_USED)
             await store.delete_ended_sessions(connection, now - SESSION_RETENTION)
@@ -351,8 +360,8 @@ class IdentityService:
             if found is None or found.member_id is None:
                 return found
             members = await repository.members_by_id(connection, [found.member_id])
-            if found.member_id not in members:
-                return None
+            if found.member_id not in members or members[found.member_id].erased_at is not None:
+                return None  # unknown, or erased (its sessions were deleted with it)
             survivor = members[found.member_id].id
             if survivor == found.member_id:
                 return found

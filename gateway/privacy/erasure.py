@@ -8,8 +8,11 @@ nothing brute-forces it back): identities' subjects (unlinked too, so signing in
 account again starts a new member), partners' customer ids (enrolling the same customer
 again makes a new member), purchases' receipts and returns' keys, the callers'
 idempotency keys of the member's transfers, remote operations' customer ids and keys, the
-customer ids in ``member.enrolled`` events. Cleared: the messages of the gifts the member
-gave or received (in the transfers and their events).
+customer ids in ``member.enrolled`` events; the request fingerprints (hashes of requests
+naming the customer id) of the member's transfers, returns and remote operations; the
+quotes of the member's customer ids and keys in rejected import lines' messages. Cleared:
+the messages of the gifts the member gave or received (in the transfers and their events),
+the receivers' answers kept with the attempts of webhook deliveries about the member.
 Kept: the member id (a random UUID, meaningless outside the gateway), transfers with
 their amounts and legs, purchases' amounts and points, obligations and settlement
 statements (bookkeeping records partners must keep), tiers, badges and reward receipts
@@ -20,8 +23,8 @@ already moves unspent points to breakage. Obligations are untouched, so settleme
 figures do not change. Points in a remote pool live in the partner's own system: the
 gateway cannot move them, and after erasure no longer knows whose they are; an erasure
 waits for the member's pending remote operations, whose outcome still moves points.
-A ``member.erased`` event per partner the member was enrolled at tells the event log's
-consumers.
+A ``member.erased`` event per partner that heard of the member (enrolled there, a wallet
+in its pool, operations in its own system) tells the event log's consumers.
 """
 
 from __future__ import annotations
@@ -58,14 +61,15 @@ class Erasure:
 
 
 def check_may_erase(principal: Principal, member_id: str, now: datetime) -> None:
-    """An operator may erase anyone; a member only themself, with a fresh sign-in
+    """An operator may erase anyone; a member only themself, with a fresh sign-in: a
+    browser session opened, or a token whose ``auth_time`` is, in the last 5 minutes
     (REAUTHENTICATION_REQUIRED otherwise); a partner's app never (ACCESS_DENIED)."""
     if isinstance(principal, MemberPrincipal):
         if principal.member_id != member_id:
             raise DomainError(
                 ErrorCode.ACCESS_DENIED, "A member may only erase themself.", ("member_id",)
             )
-        at = principal.authenticated_at
+        at = principal.proven_at  # a token's auth_time or the session's sign-in; not iat
         if at is None or now - at > FRESH_SIGN_IN:
             minutes = int(FRESH_SIGN_IN.total_seconds() // 60)
             raise DomainError(

@@ -71,10 +71,13 @@ async def _transfers(
 
 
 def _transfer(transfer: TransferRecord, legs: Sequence[Any], ids: Sequence[str]) -> dict[str, Any]:
+    # Another member's transfer (a gift they gave this member) is shown without their id
+    # and their key: those are the giver's data.
+    mine = transfer.member_id in ids
     return {
         "id": transfer.id,
         "kind": transfer.kind,
-        "memberId": transfer.member_id,
+        "memberId": transfer.member_id if mine else None,
         "partner": transfer.partner,
         "toPartner": transfer.to_partner,
         "points": transfer.points,
@@ -84,7 +87,7 @@ def _transfer(transfer: TransferRecord, legs: Sequence[Any], ids: Sequence[str])
         "fee": transfer.fee,
         "reason": transfer.reason,
         "reversesId": transfer.reverses_id,
-        "idempotencyKey": transfer.idempotency_key,
+        "idempotencyKey": transfer.idempotency_key if mine else None,
         "createdAt": transfer.created_at,
         # The legs of this member's wallets, and the system accounts'; another member's
         # wallet (a gift's other side) is shown without their id.

@@ -14,7 +14,7 @@ from gateway.earning.personal import forfeit_pending, scrub_purchases
 from gateway.events import outbox
 from gateway.events.personal import drop_gift_messages, replace_customer_ids
 from gateway.holds.personal import release_open
-from gateway.imports.personal import clear_rejected_keys
+from gateway.imports.personal import clear_rejected_keys, scrub_messages
 from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger import locks
 from gateway.ledger import personal as ledger
@@ -30,7 +30,8 @@ from gateway.privacy.erasure import (
     pending_forfeit,
     wallet_forfeit,
 )
-from gateway.remote.personal import pending_at, scrub_operations
+from gateway.remote.personal import partners_of, pending_at, scrub_operations
+from gateway.webhooks.personal import clear_answers
 
 
 def _unknown() -> DomainError:
@@ -105,13 +106,21 @@ class PrivacyService:
             identities = await erase_identities(connection, ids, now, ERASED)
             await end_sessions(connection, ids)
             await clear_rejected_keys(connection, await ledger.earn_keys(connection, ids))
+            for partner, customer_id in sorted(replaced):
+                await scrub_messages(connection, partner, {customer_id})
             rekeyed = await ledger.rekey_transfers(connection, ids)
             await drop_gift_messages(connection, await ledger.clear_gift_messages(connection, ids))
             await scrub_purchases(connection, ids, ERASED)
             await scrub_operations(connection, ids, ERASED)
+            await clear_answers(connection, ids)
             await replace_customer_ids(connection, ids, replaced, ledger.token())
             await ledger.mark_erased(connection, ids, now)
-            partners: list[str | None] = [*sorted({partner for partner, _ in replaced})]
+            # Every partner that heard of the member: enrolled there, a wallet in its pool
+            # (a conversion, a gift), or operations in its own system.
+            told = {partner for partner, _ in replaced}
+            told |= await ledger.wallet_pools(connection, ids)
+            told |= await partners_of(connection, ids)
+            partners: list[str | None] = [*sorted(told)]
             events = [outbox.erased(live, partner, now) for partner in partners or [None]]
             await outbox.append(connection, events)
             erasure = Erasure(

@@ -1,7 +1,8 @@
 """Remote pools' side of data rights (gateway.privacy): an erased member's remote
 operations keep their points and amounts (they are the trail of what the gateway asked a
-partner's own system to do) but lose the customer id and the caller's key. The points a
-partner keeps in its own system are that partner's to erase: the gateway cannot move them."""
+partner's own system to do) but lose the customer id, the caller's key and the request's
+fingerprint. The points a partner keeps in its own system are that partner's to erase: the
+gateway cannot move them."""
 
 from __future__ import annotations
 
@@ -28,8 +29,20 @@ async def scrub_operations(
         .values(
             customer_id=sa.literal(stamp) + remote_operations.c.id,
             idempotency_key=sa.literal(stamp) + remote_operations.c.id,
+            # A hash of a request naming the customer id: brute-forced back from a few tries.
+            request_hash=prefix + secrets.token_hex(28),
         )
     )
+
+
+async def partners_of(connection: AsyncConnection, member_ids: Sequence[str]) -> set[str]:
+    """The partners the gateway ever asked to move the members' points."""
+    result = await connection.execute(
+        sa.select(remote_operations.c.remote_partner)
+        .where(remote_operations.c.member_id.in_(member_ids))
+        .distinct()
+    )
+    return {str(row.remote_partner) for row in result}
 
 
 async def pending_at(connection: AsyncConnection, member_ids: Sequence[str]) -> list[str]:

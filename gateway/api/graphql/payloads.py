@@ -16,7 +16,7 @@ from gateway.api.graphql.scalars import Int64, decode_member_id
 from gateway.api.graphql.types import Transfer, Wallet
 from gateway.api.observability.metrics import record_user_error
 from gateway.kernel.errors import DomainError, ErrorCode
-from gateway.kernel.validation import MAX_CUSTOMER_ID_LENGTH, clean_text
+from gateway.kernel.validation import MAX_CUSTOMER_ID_LENGTH, clean_id, clean_text
 from gateway.ledger.exchange import Quote
 from gateway.ledger.records import MemberRef, Posting, WalletRecord
 
@@ -89,15 +89,13 @@ def customer_id_of(value: str | None, field: tuple[str, ...] = ("partner_custome
     """A partner's customer id as sent, checked like ``enrolMember`` checks it; raises
     INVALID_INPUT at ``field``."""
     try:
-        cleaned = clean_text(
+        cleaned = clean_id(
             None if value is strawberry.UNSET else value,
             "partner_customer_id",
             MAX_CUSTOMER_ID_LENGTH,
-            True,
         )
     except DomainError as error:
         raise DomainError(error.code, error.message, field) from None
-    assert cleaned is not None  # required
     return cleaned
 
 

@@ -1,8 +1,9 @@
 """Members' data rights (issue 15): ``members.erased_at``, the ``privacy_erasures`` record
 (who erased which member when; no personal data), and the transfers' immutability narrowed
-to leave ``idempotency_key`` and ``reason`` writable, so that erasure can replace a
-caller's key (often a receipt number) with a random token and clear a gift's message (a
-member's own words). Every other column of a transfer stays immutable.
+to leave ``idempotency_key``, ``request_hash`` and ``reason`` writable, so that erasure can
+replace a caller's key (often a receipt number) and the request's fingerprint (a hash of a
+request naming the customer id) with random values and clear a gift's message (a member's
+own words). Every other column of a transfer stays immutable.
 
 Revision ID: 0022
 Revises: 0021
@@ -21,11 +22,11 @@ depends_on = None
 
 Moment = sa.DateTime(timezone=True)
 
-# Every column of ``transfers`` but ``idempotency_key`` and ``reason``: an UPDATE naming
-# one of these is refused.
+# Every column of ``transfers`` but ``idempotency_key``, ``request_hash`` and ``reason``:
+# an UPDATE naming one of these is refused.
 FROZEN = (
     "id, kind, member_id, partner, to_partner, points, received_points, purchase_amount, "
-    "rate, fee, reverses_id, idempotency_scope, request_hash, created_at"
+    "rate, fee, reverses_id, idempotency_scope, created_at"
 )
 MESSAGE = "'ledger rows are immutable: UPDATE on transfers'"
 
