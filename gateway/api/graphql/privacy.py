@@ -77,7 +77,7 @@ class PrivacyMutations:
         description="A signed-in member's copy of everything the coalition holds about them "
         "(GDPR articles 15 and 20)."
     )
-    async def export_my_data(self, info: Info) -> ExportDataPayload:
+    async def export_my_data(self, info: Info) -> ExportDataPayload | None:
         try:
             member_id = info.context.access.require_member()
             return ExportDataPayload(data=await _export(info, member_id))
@@ -90,7 +90,7 @@ class PrivacyMutations:
     )
     async def export_member_data(
         self, info: Info, input: ExportMemberDataInput
-    ) -> ExportDataPayload:
+    ) -> ExportDataPayload | None:
         try:
             info.context.access.require_operator()
             member_id = member_id_of(input.member_id)
@@ -106,7 +106,7 @@ class PrivacyMutations:
         "by random tokens; sessions end. Transfers, their amounts and settlement are kept. "
         "Once erased, operations on the member are MEMBER_ERASED, as is a second erasure."
     )
-    async def erase_member(self, info: Info, input: EraseMemberInput) -> EraseMemberPayload:
+    async def erase_member(self, info: Info, input: EraseMemberInput) -> EraseMemberPayload | None:
         try:
             member_id = member_id_of(input.member_id)
             erasure = await _service(info).erase(member_id, info.context.principal)

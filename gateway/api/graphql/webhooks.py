@@ -115,7 +115,7 @@ class WebhookMutations:
     )
     async def create_webhook_endpoint(
         self, info: Info, input: CreateWebhookEndpointInput
-    ) -> CreateWebhookEndpointPayload:
+    ) -> CreateWebhookEndpointPayload | None:
         try:
             created = await info.context.webhooks.create(
                 info.context.access, input.partner, input.url, input.event_types, input.enabled
@@ -129,7 +129,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Change an endpoint's URL, event types or whether it is on.")
     async def update_webhook_endpoint(
         self, info: Info, input: UpdateWebhookEndpointInput
-    ) -> WebhookEndpointPayload:
+    ) -> WebhookEndpointPayload | None:
         try:
             record = await info.context.webhooks.update(
                 info.context.access,
@@ -148,7 +148,7 @@ class WebhookMutations:
     )
     async def rotate_webhook_endpoint_secret(
         self, info: Info, input: RotateWebhookEndpointSecretInput
-    ) -> RotateWebhookEndpointSecretPayload:
+    ) -> RotateWebhookEndpointSecretPayload | None:
         try:
             created = await info.context.webhooks.rotate(
                 info.context.access, _endpoint_number(input.id), input.keep_previous_hours
@@ -162,7 +162,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Delete an endpoint with its deliveries.")
     async def delete_webhook_endpoint(
         self, info: Info, input: WebhookEndpointInput
-    ) -> DeleteWebhookEndpointPayload:
+    ) -> DeleteWebhookEndpointPayload | None:
         try:
             await info.context.webhooks.delete(info.context.access, _endpoint_number(input.id))
         except DomainError as error:
@@ -177,7 +177,7 @@ class WebhookMutations:
     )
     async def resend_webhook_delivery(
         self, info: Info, input: ResendWebhookDeliveryInput
-    ) -> WebhookDeliveryPayload:
+    ) -> WebhookDeliveryPayload | None:
         try:
             number = decode_int_id(str(input.id), "WebhookDelivery")
             if number is None:
@@ -192,7 +192,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Send a `webhook.test` event to the endpoint.")
     async def send_test_webhook(
         self, info: Info, input: WebhookEndpointInput
-    ) -> WebhookDeliveryPayload:
+    ) -> WebhookDeliveryPayload | None:
         try:
             record = await info.context.webhooks.send_test(
                 info.context.access, _endpoint_number(input.id)
