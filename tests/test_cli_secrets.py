@@ -23,7 +23,7 @@ from gateway.auth.keys import KeyStore
 from gateway.auth.tables import signing_keys
 from gateway.kernel.database import create_engine
 from gateway.kernel.sealing import Sealer, SealError, master_id, new_master_key, parse_master_key
-from gateway.webhooks.store import sealed_secrets
+from gateway.webhooks.secrets import sealed_secrets
 from tests.conftest import Clock, start_gateway
 from tests.webhooks_helpers import create
 

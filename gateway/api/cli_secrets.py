@@ -21,7 +21,7 @@ from gateway.api.cli_database import with_database
 from gateway.api.settings import Settings
 from gateway.auth import keys
 from gateway.kernel.sealing import PREFIX, Sealer, SealError, is_sealed
-from gateway.webhooks import store as webhooks
+from gateway.webhooks import secrets as webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

@@ -39,7 +39,7 @@ from gateway.kernel.sealing import Sealer
 from gateway.kernel.unit_of_work import UnitOfWork
 from gateway.ledger import store as ledger_store
 from gateway.ledger.personal import is_erased
-from gateway.webhooks import metrics, payloads, queue, signing, store, targets
+from gateway.webhooks import metrics, payloads, queue, secrets, signing, store, targets
 from gateway.webhooks.queue import Outcome
 from gateway.webhooks.store import DELIVERED, FAILED, PENDING, DeliveryRecord, EndpointRecord
 
@@ -149,10 +149,13 @@ class Sender:
         endpoint = await self.uow.read(lambda c: store.endpoint(c, endpoint_id))
         if endpoint is None:
             return 0
-        secrets = await self._secrets(endpoint_id)
+        signing_with = await self._secrets(endpoint_id)
         bodies = await self._bodies(endpoint, claimed)
         await asyncio.gather(
-            *(self._send(clients, endpoint, secrets, item, bodies[item.id]) for item in claimed)
+            *(
+                self._send(clients, endpoint, signing_with, item, bodies[item.id])
+                for item in claimed
+            )
         )
         return len(claimed)
 
@@ -165,8 +168,8 @@ class Sender:
     async def _secrets(self, endpoint_id: int) -> list[str]:
         """The secrets that sign now (two for a while after a rotation)."""
         now = self.clock()
-        sealed = await self.uow.read(lambda c: store.signing_secrets(c, endpoint_id, now))
-        context = store.secret_context(endpoint_id)
+        sealed = await self.uow.read(lambda c: secrets.signing_secrets(c, endpoint_id, now))
+        context = secrets.secret_context(endpoint_id)
         return [self.sealer.open(value, context).decode() for value in sealed]
 
     async def _bodies(

@@ -18,7 +18,7 @@ from gateway.events import types
 from gateway.kernel.errors import DomainError, ErrorCode, shown
 from gateway.kernel.sealing import Sealer
 from gateway.ledger.service import LedgerService
-from gateway.webhooks import payloads, signing, store, targets
+from gateway.webhooks import payloads, secrets, signing, store, targets
 from gateway.webhooks.delivery import Sender
 from gateway.webhooks.store import (
     PENDING,
@@ -91,7 +91,7 @@ class WebhookService:
         return cleaned
 
     def _seal(self, endpoint_id: int, secret: str) -> str:
-        return self.sealer.seal(secret.encode(), store.secret_context(endpoint_id))
+        return self.sealer.seal(secret.encode(), secrets.secret_context(endpoint_id))
 
     async def create(
         self, access: Access, partner: str, url: str, event_types: Sequence[str], enabled: bool
@@ -117,7 +117,7 @@ class WebhookService:
             endpoint_id = await store.add_endpoint(
                 connection, partner, cleaned, subscribed, enabled, now
             )
-            await store.set_secret(connection, endpoint_id, self._seal(endpoint_id, secret))
+            await secrets.set_secret(connection, endpoint_id, self._seal(endpoint_id, secret))
             found = await store.endpoint(connection, endpoint_id)
             assert found is not None
             return found
@@ -168,7 +168,7 @@ class WebhookService:
 
         async def work(connection: AsyncConnection) -> EndpointRecord:
             sealed = self._seal(endpoint_id, secret)
-            await store.rotate_secret(connection, endpoint_id, sealed, until, now)
+            await secrets.rotate_secret(connection, endpoint_id, sealed, until, now)
             found = await store.endpoint(connection, endpoint_id)
             if found is None:
                 raise _unknown_endpoint()

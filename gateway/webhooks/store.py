@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.events.followers import lock_key
+from gateway.webhooks import secrets
 from gateway.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -96,8 +97,7 @@ def delivery_of(row: Any) -> DeliveryRecord:
     )
 
 
-_SECRETS = ("secret", "previous_secret")
-_ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name not in _SECRETS]
+_ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name not in secrets.COLUMNS]
 
 # Endpoints
 
@@ -144,14 +144,6 @@ async def add_endpoint(
         .returning(webhook_endpoints.c.id)
     )
     return int(result.scalar_one())
-
-
-async def set_secret(connection: AsyncConnection, endpoint_id: int, sealed: str) -> None:
-    await connection.execute(
-        sa.update(webhook_endpoints)
-        .where(webhook_endpoints.c.id == endpoint_id)
-        .values(secret=sealed)
-    )
 
 
 async def endpoint(connection: AsyncConnection, endpoint_id: int) -> EndpointRecord | None:
@@ -205,83 +197,6 @@ async def delete_endpoint(connection: AsyncConnection, endpoint_id: int) -> None
     await connection.execute(
         sa.delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
     )
-
-
-async def rotate_secret(
-    connection: AsyncConnection,
-    endpoint_id: int,
-    sealed: str,
-    previous_until: datetime | None,
-    now: datetime,
-) -> None:
-    """A new secret; the current one stays as the previous until ``previous_until`` (None:
-    dropped at once)."""
-    t = webhook_endpoints
-    await connection.execute(
-        sa.update(t)
-        .where(t.c.id == endpoint_id)
-        .values(
-            secret=sealed,
-            previous_secret=t.c.secret if previous_until is not None else None,
-            previous_until=previous_until,
-            updated_at=now,
-        )
-    )
-
-
-async def signing_secrets(
-    connection: AsyncConnection, endpoint_id: int, now: datetime
-) -> list[str]:
-    """The sealed secrets that sign now: the current one, and the previous while in force."""
-    t = webhook_endpoints
-    row = (
-        await connection.execute(
-            sa.select(t.c.secret, t.c.previous_secret, t.c.previous_until).where(
-                t.c.id == endpoint_id
-            )
-        )
-    ).first()
-    if row is None:
-        return []
-    found = [row.secret]
-    if row.previous_secret and row.previous_until is not None and now < row.previous_until:
-        found.append(row.previous_secret)
-    return found
-
-
-def secret_context(endpoint_id: int) -> str:
-    return f"webhook_secret:{endpoint_id}"
-
-
-async def sealed_secrets(connection: AsyncConnection) -> list[tuple[str, str, str]]:
-    """Every sealed webhook secret as (key, sealing context, sealed value), the key
-    ``"<endpoint id>:<column>"``: for ``coalition secrets rewrap``. Both columns of an
-    endpoint are sealed under its context."""
-    t = webhook_endpoints
-    result = await connection.execute(
-        sa.select(t.c.id, t.c.secret, t.c.previous_secret).order_by(t.c.id)
-    )
-    found: list[tuple[str, str, str]] = []
-    for row in result:
-        for column in _SECRETS:
-            if getattr(row, column):
-                key = f"{int(row.id)}:{column}"
-                found.append((key, secret_context(int(row.id)), getattr(row, column)))
-    return found
-
-
-async def replace_sealed(connection: AsyncConnection, key: str, was: str, sealed: str) -> bool:
-    """Store ``sealed`` (the same secret, re-wrapped) at ``key`` if it still holds ``was``
-    (False when the secret changed meanwhile: a rotation)."""
-    endpoint, _, column = key.partition(":")
-    if column not in _SECRETS or not endpoint.isdigit():
-        raise ValueError(f"not a webhook secret: {key!r}")
-    result = await connection.execute(
-        sa.update(webhook_endpoints)
-        .where(webhook_endpoints.c.id == int(endpoint), webhook_endpoints.c[column] == was)
-        .values({column: sealed})
-    )
-    return result.rowcount == 1
 
 
 # Deliveries

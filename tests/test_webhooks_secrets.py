@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.api.graphql.scalars import decode_int_id
 from gateway.api.settings import DEVELOPMENT_MASTER_KEY
 from gateway.kernel.sealing import Sealer, new_master_key, parse_master_key
-from gateway.webhooks import store
+from gateway.webhooks import secrets
 from tests.conftest import Gateway
 from tests.operations import payload
 from tests.test_webhooks_api import ROTATE
@@ -20,18 +20,18 @@ async def test_sealed_secrets_can_be_rewrapped_in_place(gateway: Gateway):
     old_key, new_key = parse_master_key(DEVELOPMENT_MASTER_KEY), parse_master_key(new_master_key())
     moving = Sealer(new_key, [old_key])
     async with gateway.service.engine.begin() as connection:
-        found = await store.sealed_secrets(connection)
+        found = await secrets.sealed_secrets(connection)
         assert [(key, context) for key, context, _ in found] == [
             (f"{number}:secret", f"webhook_secret:{number}"),
             (f"{number}:previous_secret", f"webhook_secret:{number}"),
         ]
         for key, context, sealed in found:
-            assert await store.replace_sealed(
+            assert await secrets.replace_sealed(
                 connection, key, sealed, moving.rewrap(sealed, context)
             )
-            assert not await store.replace_sealed(connection, key, sealed, "changed meanwhile")
+            assert not await secrets.replace_sealed(connection, key, sealed, "changed meanwhile")
     async with gateway.service.engine.connect() as connection:
-        again = await store.sealed_secrets(connection)
+        again = await secrets.sealed_secrets(connection)
     only_new = Sealer(new_key)
     assert [only_new.open(sealed, context).decode() for _, context, sealed in again] == [
         second,
