@@ -4,13 +4,13 @@ shares. Partner apps see neither (least privilege: the trail names other callers
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from enum import Enum
 
 import strawberry
 from strawberry import relay
 
+from gateway.api.graphql import cursors
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.scalars import decode_member_id, encode_id
@@ -177,22 +177,6 @@ class AuditTrailFilter:
     until: datetime | None = strawberry.field(default=None, description="Occurred before.")
 
 
-def _cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"audit:{entry_id}".encode()).decode()
-
-
-def _after(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "audit" and number.isdigit() and len(number) < 19:
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise ArgumentError("`after` is not a cursor from this connection.")
-
-
 def _text(value: str | None, name: str) -> str | None:
     if value is not None and (not value or len(value) > MAX_TEXT or not value.isprintable()):
         raise ArgumentError(f"`{name}` must be 1 to {MAX_TEXT} printable characters.")
@@ -232,10 +216,10 @@ async def filters_of(info: Info, given: AuditTrailFilter | None) -> Filters:
 async def page(info: Info, filters: Filters, first: int, after: str | None) -> AuditEntryConnection:
     if not 0 <= first <= MAX_PAGE:
         raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
-    before = _after(after)
+    before = cursors.position("audit", after)
     found = await AuditTrail(info.context.service.uow).query(filters, before, first + 1)
     edges = [
-        AuditEntryEdge(cursor=_cursor(stored.id), node=AuditEntry(stored=stored))
+        AuditEntryEdge(cursor=cursors.cursor("audit", stored.id), node=AuditEntry(stored=stored))
         for stored in found[:first]
     ]
     return AuditEntryConnection(

@@ -6,13 +6,13 @@ Operators see every import; a partner's app only its own (null otherwise); membe
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from enum import Enum
 
 import strawberry
 from strawberry import relay
 
+from gateway.api.graphql import cursors
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.earning import programme
 from gateway.api.graphql.errors import ArgumentError
@@ -59,22 +59,6 @@ class ImportRejectionEdge:
 class ImportRejectionConnection:
     edges: list[ImportRejectionEdge]
     page_info: relay.PageInfo
-
-
-def _cursor(line: int) -> str:
-    return base64.urlsafe_b64encode(f"line:{line}".encode()).decode()
-
-
-def _after(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "line" and number.isdigit() and len(number) < 19:
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise ArgumentError("`after` is not a cursor from this connection.")
 
 
 @strawberry.type(description="A file of earns a partner's app uploaded, posted in batches.")
@@ -139,12 +123,12 @@ class EarnImport:
     ) -> ImportRejectionConnection:
         if not 0 <= first <= MAX_PAGE:
             raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
-        since = _after(after)
+        since = cursors.position("line", after) or 0
         found = await imports_of(info).rejections(self.record.id, since, first + 1)
         page = found[:first]
         edges = [
             ImportRejectionEdge(
-                cursor=_cursor(r.number),
+                cursor=cursors.cursor("line", r.number),
                 node=ImportRejection(
                     line_number=r.number, idempotency_key=r.key, code=r.code, message=r.message
                 ),

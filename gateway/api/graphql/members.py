@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types.lazy_type import LazyType
 
+from gateway.api.graphql import cursors
 from gateway.api.graphql.challenge_types import (
     Badge,
     ChallengeProgress,
@@ -60,22 +60,6 @@ class TransferEdge:
 class TransferConnection:
     edges: list[TransferEdge]
     page_info: relay.PageInfo
-
-
-def _cursor(transfer_id: int) -> str:
-    return base64.urlsafe_b64encode(f"transfer:{transfer_id}".encode()).decode()
-
-
-def _after(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "transfer" and number.isdigit() and len(number) < 19:
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise ArgumentError("`after` is not a cursor from this connection.")
 
 
 @strawberry.type(description="A sign-in (issuer and subject) a member proved and linked.")
@@ -277,12 +261,14 @@ class Member(relay.Node):
         if partner is not None and partner not in info.context.service.coalition.partners:
             raise ArgumentError(f"No partner {shown(partner)}.")
         partner = info.context.access.partner or partner
-        before = _after(after)
+        before = cursors.position("transfer", after)
         records = await info.context.service.history(self.member_id, partner, before, first + 1)
         page = records[:first]
         for record in page:
             info.context.loaders.transfers.prime(record.id, record)
-        edges = [TransferEdge(cursor=_cursor(r.id), node=Transfer.of(r)) for r in page]
+        edges = [
+            TransferEdge(cursor=cursors.cursor("transfer", r.id), node=Transfer.of(r)) for r in page
+        ]
         return TransferConnection(
             edges=edges,
             page_info=relay.PageInfo(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from enum import Enum
 
 import strawberry
 from strawberry import relay
 
+from gateway.api.graphql import cursors
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.scalars import encode_id
@@ -117,22 +117,6 @@ class WebhookDeliveryConnection:
     page_info: relay.PageInfo
 
 
-def _cursor(number: int) -> str:
-    return base64.urlsafe_b64encode(f"delivery:{number}".encode()).decode()
-
-
-def _before(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "delivery" and number.isdigit() and len(number) < 19:
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise ArgumentError("`after` is not a cursor from this connection.")
-
-
 @strawberry.type(description="Where a partner receives signed webhooks (see the README).")
 class WebhookEndpoint:
     record: strawberry.Private[EndpointRecord]
@@ -175,12 +159,14 @@ class WebhookEndpoint:
     ) -> WebhookDeliveryConnection:
         if not 0 <= first <= MAX_PAGE:
             raise ArgumentError(f"`first` must be between 0 and {MAX_PAGE}.")
-        before = _before(after)
+        before = cursors.position("delivery", after)
         found = await info.context.webhooks.deliveries(
             self.record.id, status.value if status else None, before, first + 1
         )
         edges = [
-            WebhookDeliveryEdge(cursor=_cursor(record.id), node=WebhookDelivery(record=record))
+            WebhookDeliveryEdge(
+                cursor=cursors.cursor("delivery", record.id), node=WebhookDelivery(record=record)
+            )
             for record in found[:first]
         ]
         return WebhookDeliveryConnection(
