@@ -167,6 +167,24 @@ async def test_a_denied_mutation_is_recorded_as_denied(gateway: Gateway):
     assert await trail(gateway, action="points.earned") == []
 
 
+async def test_a_mutation_that_fails_unexpectedly_is_recorded_as_failed(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+):
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(gateway.service, "enrol", broken)
+    token = await gateway.partner_token("skyway")
+    variables = {"input": {"partner": "skyway", "partnerCustomerId": "SKY-77"}}
+    body = await post(gateway, ENROL, variables, token, "rid-fire")
+    assert body["data"]["enrolMember"] is None
+    assert "disk" not in str(body)  # masked: the caller learns nothing of the server
+    (entry,) = await trail(gateway, action="enrolMember")
+    assert entry["outcome"] == "FAILED" and entry["detail"] == "RuntimeError"
+    assert actor(entry) == ("PARTNER_CLIENT", "partner:skyway", "skyway-test")
+    assert entry["requestId"] == "rid-fire" and "SKY-77" not in str(entry)
+
+
 async def test_a_mutation_that_posts_nothing_is_recorded_directly(gateway: Gateway):
     reward_id = await reward(gateway, "brewbar")
     (entry,) = await trail(gateway, action="createReward")

@@ -22,14 +22,12 @@ async def test_about_member_gives_json_safe_entries_without_personal_data(gatewa
     member_id = decode_member_id(member)
     assert member_id is not None
 
-    found = await trail.about_member(member_id)
+    found = await trail.about_member([member_id])
     text = json.dumps(found)  # JSON-safe as it is
     assert [entry["action"] for entry in found] == ["member.enrolled", "points.earned"]
     assert "SECRET-CUSTOMER-7" not in text and "receipt-for-jane" not in text
     assert found[1]["data"] == {"kind": "earn", "points": 120}
-    assert (
-        found[1]["actor"] == "operator:test-operator" and found[1]["client_id"] == "test-operator"
-    )
+    assert found[1]["actor"] == "operator:test-operator" and found[1]["clientId"] == "test-operator"
 
     number = decode_int_id(transfer, "Transfer")
     assert number is not None

@@ -130,6 +130,7 @@ async def request_hashes(gateway: Gateway, member_id: str) -> tuple[str, ...]:
 async def test_export_then_erase(sso: Gateway, brands: Brands):
     member = await alice_with_history(sso)
     uuid = decode_member_id(member)
+    await sso.settle_events()  # the audit entries of her history's events
     # The member's own export, in the browser session: every section, her own values.
     mine = (await as_browser(sso, EXPORT_MINE)).json()["data"]["exportMyData"]
     assert mine["userErrors"] == []
@@ -148,6 +149,10 @@ async def test_export_then_erase(sso: Gateway, brands: Brands):
     (purchase,) = document["purchases"]
     assert purchase["receipt"] == "RCPT-1" and Decimal(purchase["returns"][0]["amount"]) == 50
     assert {t["kind"] for t in document["transfers"]} >= {"earn", "conversion", "hold", "merge"}
+    # The audit entries of the members merged into hers are hers too.
+    retired = document["member"]["mergedMembers"][0]
+    about = {entry["memberId"] for entry in document["auditEntries"]}
+    assert {uuid, retired} <= about
     assert all(t["legs"] for t in document["transfers"])
     # The gift the friend gave her is shown without the friend's id and key.
     theirs = [t for t in document["transfers"] if t["memberId"] is None]

@@ -116,28 +116,32 @@ async def query(
 
 
 def as_dict(stored: StoredEntry) -> dict[str, Any]:
-    """An entry as JSON-safe values (the member's data export)."""
+    """An entry as JSON-safe values, named as the rest of the member's data export."""
     entry = stored.entry
     return {
         "id": stored.id,
-        "occurred_at": entry.occurred_at.isoformat(),
-        "actor_kind": entry.actor.kind,
+        "occurredAt": entry.occurred_at.isoformat(),
+        "actorKind": entry.actor.kind,
         "actor": entry.actor.id,
-        "client_id": entry.actor.client_id,
+        "clientId": entry.actor.client_id,
         "action": entry.action,
-        "target_kind": entry.target_kind,
-        "target_id": entry.target_id,
+        "targetKind": entry.target_kind,
+        "targetId": entry.target_id,
+        "memberId": entry.member_id,
         "partner": entry.partner,
         "outcome": entry.outcome,
         "detail": entry.detail,
-        "request_id": entry.request_id,
+        "requestId": entry.request_id,
         "data": dict(entry.data),
     }
 
 
-async def about_member(connection: AsyncConnection, member_id: str) -> list[dict[str, Any]]:
-    """Every entry about ``member_id``, oldest first, as JSON-safe dicts (data export)."""
-    statement = sa.select(t).where(t.c.member_id == member_id).order_by(t.c.id)
+async def about_member(
+    connection: AsyncConnection, member_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Every entry about the members ``member_ids`` (a person's: the survivor and those merged
+    into it), oldest first, as JSON-safe dicts (data export)."""
+    statement = sa.select(t).where(t.c.member_id.in_(list(member_ids))).order_by(t.c.id)
     return [as_dict(_entry(row)) for row in await connection.execute(statement)]
 
 

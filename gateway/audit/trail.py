@@ -45,8 +45,8 @@ class AuditTrail:
 
         return await self.uow.read(work)
 
-    async def about_member(self, member_id: str) -> list[dict[str, Any]]:
+    async def about_member(self, member_ids: Sequence[str]) -> list[dict[str, Any]]:
         async def work(connection: AsyncConnection) -> list[dict[str, Any]]:
-            return await store.about_member(connection, member_id)
+            return await store.about_member(connection, member_ids)
 
         return await self.uow.read(work)

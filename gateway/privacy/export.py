@@ -33,7 +33,8 @@ FORMAT = 1
 PAGE = 500
 MAX_ROWS = 10_000  # transfers (and purchases) in a document the API answers
 
-Section = Callable[[AsyncConnection, str], Awaitable[object]]
+# A section's reader takes the member's ids: the member's own first, then those merged into it.
+Section = Callable[[AsyncConnection, Sequence[str]], Awaitable[object]]
 
 
 def json_safe(value: Any) -> Any:
@@ -191,6 +192,6 @@ async def document(
         "sessions": await sessions_of(connection, ids),
     }
     for name, section in (sections or {}).items():
-        body[name] = await section(connection, live)
+        body[name] = await section(connection, ids)
     result: dict[str, Any] = json_safe(body)
     return result
