@@ -26,7 +26,7 @@ def test_a_sealed_value_opens_under_its_master_and_context(plaintext: bytes, con
     sealed = sealer.seal(plaintext, context)
     assert is_sealed(sealed) and sealed.split(":")[2] == master_id(OLD)
     assert sealer.open(sealed, context) == plaintext
-    if plaintext:
+    if len(plaintext) >= 12:  # shorter, its base64 may turn up in random bytes by chance
         assert base64.urlsafe_b64encode(plaintext).decode().rstrip("=") not in sealed
 
 
