@@ -28,9 +28,14 @@ from gateway.api import jobs as wiring
 from gateway.api.app import create_app
 from gateway.api.settings import Settings
 from gateway.jobs.runner import JobRunner
+from gateway.kernel.database import create_engine, migrate
 from gateway.ledger.audit import audit
 from gateway.ledger.service import LedgerService
 from partners.config.coalition import DEMO_DIRECTORY
+
+# The sign-in fixtures (`brands`, `sso`, `sso_programme`) are registered here, once: a module
+# importing them would start its own session's providers and stop them all at the very end.
+pytest_plugins = ["tests.sso"]
 
 PARTNER_SCOPES = (
     "members:enrol members:read points:earn points:redeem points:reverse rewards:manage "
@@ -66,59 +71,6 @@ def _core_directory() -> Path:
 
 CORE_DIRECTORY = _core_directory()
 
-TABLES = (
-    "audit_entries",
-    "webhook_attempts",
-    "webhook_deliveries",
-    "webhook_endpoints",
-    "privacy_erasures",
-    "analytics_daily",
-    "analytics_active",
-    "analytics_flows",
-    "analytics_progress",
-    "import_chunks",
-    "import_rejections",
-    "imports",
-    "tier_contributions",
-    "tier_values",
-    "challenge_counters",
-    "outbox",
-    "consumer_positions",
-    "member_tiers",
-    "challenge_awards",
-    "challenges",
-    "promotions",
-    "purchase_returns",
-    "purchases",
-    "activity_claims",
-    "referral_codes",
-    "referrals",
-    "wallet_debts",
-    "remote_operations",
-    "reversed_totals",
-    "entries",
-    "transfers",
-    "accounts",
-    "enrolments",
-    "identities",
-    "auth_flows",
-    "sessions",
-    "oauth_clients",
-    "signing_keys",
-    "holds",
-    "statement_pairs",
-    "statements",
-    "settled_transfers",
-    "settlement_periods",
-    "obligations",
-    "reward_redemptions",
-    "reward_claims",
-    "rewards",
-    "members",
-    "conversion_rules",
-    "configuration_documents",
-    "configuration_changes",
-)
 _pg_state: dict[str, str | None] = {}
 
 
@@ -169,10 +121,33 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line("Set TEST_DATABASE_URL or start PostgreSQL to run them.")
 
 
+_sqlite_template: list[Path] = []
+
+
+def migrated_sqlite(path: Path) -> str:
+    """The URL of a SQLite database at ``path`` with the schema at head: a copy of one this
+    worker migrated once (migrating an empty database takes longer than most tests)."""
+    if not _sqlite_template:
+        template = Path(tempfile.mkdtemp(prefix="coalition-template-")) / "ledger.db"
+        atexit.register(shutil.rmtree, template.parent, True)
+
+        async def build() -> None:
+            engine = create_engine(f"sqlite+aiosqlite:///{template}")
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()  # the last connection's close folds the WAL in
+
+        asyncio.run(build())
+        _sqlite_template.append(template)
+    shutil.copyfile(_sqlite_template[0], path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+        return migrated_sqlite(tmp_path / "ledger.db")
     return postgres_url()
 
 
@@ -190,20 +165,37 @@ def postgres_url() -> str:
     return PG_URL
 
 
+USED_SEQUENCES = """
+    SELECT DISTINCT owner.relname FROM pg_sequences s
+    JOIN pg_class seq ON seq.relname = s.sequencename
+        AND seq.relnamespace = 'public'::regnamespace
+    JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = seq.oid
+        AND d.deptype IN ('a', 'i')
+    JOIN pg_class owner ON owner.oid = d.refobjid
+    WHERE s.schemaname = 'public' AND s.last_value IS NOT NULL
+"""
+
+
 async def _truncate(url: str) -> None:
+    """Empty every table of the gateway's (not alembic's), and restart their ids: only the
+    ones an earlier test wrote to, as truncating fifty tables costs more than most tests."""
     connection = await asyncpg.connect(_plain_dsn(url))
     try:
-        # Only the tables there are: a database an older checkout migrated lacks newer ones
-        # until the gateway migrates it.
-        found = await connection.fetch(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' "
-            "AND relnamespace = 'public'::regnamespace AND relname = ANY($1::text[])",
-            list(TABLES),
+        tables = await connection.fetchval(
+            "SELECT array_agg(relname::text) FROM pg_class WHERE relkind = 'r' "
+            "AND relnamespace = 'public'::regnamespace AND relname <> 'alembic_version'"
         )
-        names = {row["relname"] for row in found}
-        present = [table for table in TABLES if table in names]
-        if present:
-            await connection.execute(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE")
+        if not tables:
+            return
+        quoted = ['"' + table.replace('"', '""') + '"' for table in tables]
+        filled = " UNION ALL ".join(
+            f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})" for i, name in enumerate(quoted)
+        )
+        used = {tables[row[0]] for row in await connection.fetch(filled)}
+        used |= {row[0] for row in await connection.fetch(USED_SEQUENCES)}
+        if used:
+            names = ", ".join(q for t, q in zip(tables, quoted, strict=True) if t in used)
+            await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     finally:
         await connection.close()
 

@@ -37,7 +37,7 @@ import pytest_asyncio
 from gateway.auth.providers import COALITION
 from tests.conftest import Clock, Gateway, postgres_url, start_gateway
 from tests.operations import CONVERT, EARN, ENROL, QUOTE, REDEEM, REVERSE, codes, payload
-from tests.sso import CLOCK, Brands, brands  # noqa: F401
+from tests.sso import CLOCK, Brands
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

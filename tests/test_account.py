@@ -7,7 +7,7 @@ import re
 
 from gateway.auth.providers import COALITION
 from tests.conftest import Gateway
-from tests.sso import Brands, authorize, brands, sign_in, sso  # noqa: F401
+from tests.sso import authorize, sign_in
 
 BROWSER = {"accept": "text/html"}
 

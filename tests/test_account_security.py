@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
-from tests.sso import CLOCK, Brands, authorize, brands, sign_in, sso  # noqa: F401
+from tests.sso import CLOCK, Brands, authorize, sign_in
 from tests.test_sign_in import COMPLETE_LINK, START_LINK, UNLINK, arrive, begin
 
 ME = "{ me { id wallets { partner { slug } balance } identities { id provider } } }"

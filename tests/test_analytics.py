@@ -16,7 +16,7 @@ import pytest
 from gateway.expiry.service import ExpiryService
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import convert, redeem, reverse
 from tests.test_expiry import earned, enrol
 from tests.test_rewards import redeem as redeem_reward

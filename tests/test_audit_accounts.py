@@ -11,7 +11,7 @@ from gateway.api.graphql.scalars import decode_member_id
 from gateway.auth.providers import COALITION
 from tests.conftest import Gateway
 from tests.operations import ERRORS, REDEEM, REVERSE, payload
-from tests.sso import Brands, brands, sign_in, sso  # noqa: F401
+from tests.sso import Brands, sign_in
 from tests.test_audit import ENTRY, MADE_BY, actor, made_by, trail
 from tests.test_sign_in import (
     arrive,

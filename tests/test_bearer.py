@@ -30,7 +30,7 @@ from gateway.members.tables import identities
 from partners.config.sign_in import env_name
 from partners.development.oidc_provider import DevProvider
 from tests.conftest import Gateway
-from tests.sso import CLOCK, Brands, authorize, brands, sso  # noqa: F401
+from tests.sso import CLOCK, Brands, authorize
 
 ME = "{ me { id } }"
 BALANCE = '{ me { wallet(partner: "skyway") { balance } } }'

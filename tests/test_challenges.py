@@ -34,7 +34,7 @@ from partners.config.challenges import Challenge
 from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalition
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, codes, payload
-from tests.sso import Brands, brands, sso_programme  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import balances, earn, enrol, reverse
 from tests.test_config import COALITION, partner, write
 

@@ -11,7 +11,7 @@ from graphql import parse, validate
 from gateway.api.graphql.schema import schema
 from gateway.auth.providers import COALITION
 from tests.conftest import Gateway
-from tests.sso import Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import as_browser, sign_in
 from tests.test_sign_in import earn, enrol
 
 

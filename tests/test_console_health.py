@@ -9,7 +9,7 @@ from gateway.auth.providers import COALITION
 from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Gateway
-from tests.sso import Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import as_browser, sign_in
 from tests.test_imports import earns_csv, run_jobs, upload
 from tests.test_remote_operations import (  # noqa: F401
     earn,

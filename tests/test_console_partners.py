@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.auth.providers import COALITION
 from tests.conftest import Gateway
-from tests.sso import Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import as_browser, sign_in
 
 PAYLOAD = "change { number } lines userErrors { code message }"
 SET_RULE = f"""mutation($input: SetConversionRuleInput!) {{

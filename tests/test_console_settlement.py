@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.auth.providers import COALITION
 from tests.conftest import Clock, Gateway
-from tests.sso import CLOCK, Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import CLOCK, Brands, as_browser, sign_in
 from tests.test_settlement import END, T0, close, movements
 
 OPEN = """

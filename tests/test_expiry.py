@@ -30,7 +30,7 @@ from partners.config.coalition import DEMO_DIRECTORY, ConfigError, load_coalitio
 from partners.config.expiry import ExpiryRule, add_months
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ENROL, ERRORS, REVERSE, TRANSFER_FIELDS, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import convert, earn, redeem
 
 COALITION = """

@@ -21,7 +21,7 @@ from gateway.kernel.errors import DomainError, ErrorCode
 from gateway.ledger.records import MemberRef
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, TRANSFER_FIELDS, codes, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_expiry import earned, enrol, expiring, history, own_id, wallet, write_config
 
 GIFT = f"""

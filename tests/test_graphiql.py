@@ -12,7 +12,7 @@ import pytest
 from gateway.api.graphiql import ANONYMOUS_QUERY, MEMBER_QUERY, OPERATOR_QUERY
 from gateway.auth.providers import COALITION
 from tests.conftest import Clock, Gateway, start_gateway
-from tests.sso import Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import as_browser, sign_in
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 CDNS = tuple(

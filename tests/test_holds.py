@@ -16,7 +16,7 @@ import pytest
 from gateway.api.cli import main
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REDEEM, TRANSFER_FIELDS, codes, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import earn, enrol
 
 HOLD_FIELDS = """

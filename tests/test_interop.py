@@ -16,7 +16,7 @@ import werkzeug.serving
 
 from gateway.ledger.service import utcnow
 from tests.conftest import Gateway, start_gateway
-from tests.sso import Brands, brands  # noqa: F401
+from tests.sso import Brands
 
 ME = "{ me { id wallets { partner { slug } balance } identities { provider subject } } }"
 

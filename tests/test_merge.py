@@ -22,7 +22,7 @@ from gateway.kernel.unit_of_work import RETRYABLE_SQLSTATES, sqlstate
 from gateway.ledger import locks
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, payload
-from tests.sso import Brands, as_browser, authorize, brands, sign_in, sso, start_sso  # noqa: F401
+from tests.sso import Brands, as_browser, authorize, sign_in, start_sso
 
 WALLETS = "query($id: ID!) { member(id: $id) { id wallets { partner { slug } balance } } }"
 START = "mutation { startAccountLink { nonce userErrors { code } } }"

@@ -18,7 +18,7 @@ from gateway.api.graphql.scalars import decode_member_id
 from gateway.kernel.schema import metadata
 from tests.conftest import Gateway
 from tests.operations import CONVERT, EARN, ENROL, ERRORS, MEMBER, codes, payload
-from tests.sso import CLOCK, Brands, as_browser, brands, sign_in, sso  # noqa: F401
+from tests.sso import CLOCK, Brands, as_browser, sign_in
 from tests.test_console_settlement import OPEN
 from tests.test_gifting import GIFT
 from tests.test_holds import AUTHORIZE

@@ -14,7 +14,7 @@ from gateway.api.cli import main
 from gateway.api.graphql.scalars import decode_member_id
 from tests.conftest import Gateway
 from tests.operations import ENROL, codes, payload
-from tests.sso import Brands, brands, sign_in, sso  # noqa: F401
+from tests.sso import sign_in
 from tests.test_privacy import EXPORT
 from tests.test_sign_in import earn, my_id
 

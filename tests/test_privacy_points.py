@@ -17,7 +17,6 @@ from partners.development.reference_faults import BY_KEY, TRANSACTIONS
 from partners.development.reference_partner import ReferencePartner
 from tests.conftest import Clock, Gateway
 from tests.operations import CONVERT, EARN, ENROL, REVERSE, codes, payload
-from tests.sso import brands, sso_programme  # noqa: F401
 from tests.test_console_settlement import OPEN
 from tests.test_gifting import GIFT
 from tests.test_imports import earns_csv, run_jobs, upload

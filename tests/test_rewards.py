@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from gateway.ledger.tables import obligations, transfers
 from tests.conftest import PARTNER_SCOPES, Gateway
 from tests.operations import ERRORS, QUOTE, TRANSFER_FIELDS, codes, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import earn, enrol
 
 REWARD_FIELDS = """

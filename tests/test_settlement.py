@@ -26,7 +26,7 @@ from gateway.settlement.service import SettlementService
 from gateway.settlement.statement_sql import aggregate
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import ERRORS, REVERSE, codes, payload
-from tests.sso import CLOCK, Brands, brands, sso  # noqa: F401
+from tests.sso import CLOCK, Brands
 from tests.test_api import convert, earn, enrol
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)  # the clock fixture's start: every posting below

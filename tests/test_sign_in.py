@@ -17,16 +17,14 @@ from gateway.api.graphql.scalars import identity_id
 from gateway.kernel.sealing import new_master_key
 from tests.conftest import Gateway
 from tests.operations import EARN, ENROL, REDEEM, codes, payload
-from tests.sso import (  # noqa: F401
+from tests.sso import (
     CLOCK,
     Brands,
     as_browser,
     authorize,
-    brands,
     form_fields,
     query_of,
     sign_in,
-    sso,
     start_sso,
 )
 

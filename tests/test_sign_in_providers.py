@@ -24,7 +24,7 @@ from partners.config.sign_in import env_name
 from partners.development.oidc_clients import BASIC, POST, PRIVATE_KEY_JWT
 from partners.development.oidc_provider import DevProvider, serve_in_thread
 from tests.conftest import Clock, Gateway, start_gateway
-from tests.sso import CLOCK, USERS, Brands, brands, query_of, sign_in  # noqa: F401
+from tests.sso import CLOCK, USERS, Brands, query_of, sign_in
 
 ME = "{ me { id identities { provider subject } } }"
 PREFIX = env_name("skyway")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.operations import CONVERT, REDEEM, codes, payload
-from tests.sso import Brands, brands, sso  # noqa: F401
+from tests.sso import Brands
 from tests.test_account_security import balance, give, me
 from tests.test_holds import authorize
 

@@ -27,7 +27,7 @@ from gateway.tiers.tables import member_tiers
 from partners.config.coalition import DEMO_DIRECTORY, load_coalition
 from tests.conftest import Clock, Gateway, start_gateway
 from tests.operations import codes
-from tests.sso import Brands, brands, sso_programme  # noqa: F401
+from tests.sso import Brands
 from tests.test_api import balances, convert, earn, enrol, redeem, reverse
 from tests.test_config import assert_names, partner, refusal, write
 from tests.test_rewards import catalogue, create, reward, transfer_count, update

@@ -25,13 +25,25 @@ class TokenIssuer:
         self.clock = clock
         self._opaque: dict[str, dict[str, Any]] = {}  # opaque access token -> its claims
         self._revoked: set[str] = set()  # access token ids revoked by a replayed code
-        self._keys: list[jwk.RSAKey] = []
-        self.rotate_key()
+        # Made when first needed: a gateway starts a provider per brand in development,
+        # and most never sign anybody in (an RSA key takes tens of milliseconds).
+        self._made: list[jwk.RSAKey] = []
+
+    @property
+    def _keys(self) -> list[jwk.RSAKey]:
+        if not self._made:
+            self._made.append(self._new_key())
+        return self._made
+
+    @staticmethod
+    def _new_key() -> jwk.RSAKey:
+        key = jwk.RSAKey.generate_key(2048, {"use": "sig", "alg": "RS256"}, private=True)
+        key.ensure_kid()  # the RFC 7638 thumbprint
+        return key
 
     def rotate_key(self) -> str:
         """Make a new RS256 key current and return its kid; old keys stay in the JWKS."""
-        key = jwk.RSAKey.generate_key(2048, {"use": "sig", "alg": "RS256"}, private=True)
-        key.ensure_kid()  # the RFC 7638 thumbprint
+        key = self._new_key()
         self._keys.append(key)
         return str(key.kid)
 

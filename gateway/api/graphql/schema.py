@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -41,6 +42,7 @@ class Schema(strawberry.Schema):
                 log.debug("request error: %s", error.message)
 
 
+@functools.cache  # a schema holds no state of its own: gateways with the same limits share one
 def build_schema(
     max_depth: int = 12, max_tokens: int = 2000, max_cost: int = 10_000
 ) -> strawberry.Schema:
