@@ -51,6 +51,7 @@ HISTORY = """
 query($id: ID!) {
   member(id: $id) { transfers(first: 100) { edges { node { idempotencyKey reason } } } }
 }"""
+MY_ENROLMENTS = "{ me { id enrolments { partnerCustomerId } } }"
 SECRETS = ("alice", "SKY-1001", "BB-2002", "RCPT")  # subject, customer ids, receipts/keys
 
 
@@ -347,3 +348,23 @@ async def test_a_long_history_is_read_in_pages_and_bounded(
     assert cut["complete"] is False and [t["id"] for t in cut["transfers"]] == ids[:3]
     exact = await service.export(uuid, limit=7)
     assert exact["complete"] is True and len(exact["transfers"]) == 7
+
+
+async def test_a_sign_in_claiming_an_erased_customer_id_does_not_reach_the_erased_member(
+    sso: Gateway, brands: Brands
+):
+    token = brands.token("skyway", "bob", skyway_member="SKY-77")
+    erased = (await sso.gql("{ me { id } }", token=token))["data"]["me"]["id"]
+    fresh = brands.token("skyway", "bob", auth_time=int(CLOCK().timestamp()) - 60)
+    assert codes(payload(await sso.gql(ERASE, {"id": erased}, token=fresh))) == []
+    async with sso.service.engine.connect() as connection:
+        pseudonym = await connection.scalar(
+            sa.text("SELECT customer_id FROM enrolments WHERE partner = 'skyway'")
+        )
+    assert pseudonym.startswith("erased:")
+    # A provider (mis)configured to send it, in any case, signs a new person in as such,
+    # enrolled nowhere: the erased member is not reached.
+    for claimed in (pseudonym, pseudonym.upper()):
+        other = brands.token("skyway", f"eve-{claimed[-4:]}", skyway_member=claimed)
+        me = (await sso.gql(MY_ENROLMENTS, token=other))["data"]["me"]
+        assert me["id"] != erased and me["enrolments"] == []

@@ -37,6 +37,7 @@ from joserfc.jwk import KeySet
 
 from gateway.auth.client_auth import ClientAuth
 from gateway.auth.errors import InvalidToken
+from gateway.kernel.validation import ERASED_PREFIX
 from partners.config.sign_in import CLIENT_SECRET_BASIC, SignIn
 
 log = logging.getLogger("gateway.auth")
@@ -328,7 +329,10 @@ class Provider:
         value = claims.get(claim) if claim else None
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        return value if isinstance(value, str) and 0 < len(value.strip()) <= 128 else None
+        if not isinstance(value, str) or not 0 < len(value.strip()) <= 128:
+            return None
+        # Erasure's pseudonyms start so: a claim like one must not reach an erased enrolment.
+        return None if value[: len(ERASED_PREFIX)].lower() == ERASED_PREFIX else value
 
 
 @dataclass
