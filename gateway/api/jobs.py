@@ -22,6 +22,7 @@ from gateway.ledger.service import LedgerService
 from gateway.privacy.service import PrivacyService
 from gateway.remote.operations import RemoteOperations
 from gateway.tiers.service import TierService
+from gateway.webhooks import delivery
 from gateway.webhooks.fanout import WebhookFanout
 from gateway.webhooks.service import WebhookService
 
@@ -90,8 +91,6 @@ def runner(
     if settings.webhook_poll_seconds > 0:
         # Due webhooks; one runner at a time sends (the sweep's lock, and each claim's lease).
         found.append(
-            Sweep(
-                "webhooks.send", webhooks(service, settings).send_due, settings.webhook_poll_seconds
-            )
+            Sweep(delivery.JOB, webhooks(service, settings).send_due, settings.webhook_poll_seconds)
         )
     return JobRunner(service.uow, consumers(service), found, poll=settings.events_poll_seconds)

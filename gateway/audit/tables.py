@@ -23,7 +23,7 @@ audit_entries = sa.Table(
     sa.Column("outcome", sa.String(10), nullable=False),  # ok, rejected, denied, failed
     sa.Column("detail", sa.String(200), nullable=True),  # short: error codes
     sa.Column("request_id", sa.String(128), nullable=True),
-    sa.Column("source", sa.String(10), nullable=False),  # "event" (the outbox) or "request"
+    sa.Column("source", sa.String(10), nullable=False),  # "event" (the outbox), "request" or "job"
     sa.Column("data", sa.JSON, nullable=False),  # small, never personal data
     sa.Index("ix_audit_entries_member", "member_id", "id"),
     sa.Index("ix_audit_entries_occurred_at", "occurred_at"),

@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.audit import store as audit_store
+from gateway.audit.entries import Actor, Entry
 from gateway.events import log as event_log
 from gateway.events.event import Event
 from gateway.kernel.sealing import Sealer
@@ -59,6 +61,7 @@ PRUNE_BATCH = 1000
 EXCERPT_BYTES = 2048
 LEASE = timedelta(minutes=2)
 USER_AGENT = "coalition-webhooks/1"
+JOB = "webhooks.send"  # the sweep's name, the actor of what it does on its own
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -231,9 +234,26 @@ class Sender:
             attempted_at, status_code, excerpt, error, int((time.perf_counter() - started) * 1000)
         )
         status, again = self._after(item, outcome)
-        await self.uow.write(lambda c: queue.record(c, item, outcome, status, again))
+
+        async def work(connection: AsyncConnection) -> datetime | None:
+            await queue.record(connection, item, outcome, status, again)
+            answered = status == DELIVERED
+            since = await queue.note_health(connection, endpoint.id, answered, attempted_at)
+            if since is not None:
+                await audit_store.append(connection, _disabled(endpoint, since, attempted_at))
+            return since
+
+        disabled_since = await self.uow.write(work)
         shown = "retrying" if status == PENDING else status
         metrics.attempted(endpoint.partner, shown, outcome.duration_ms)
+        if disabled_since is not None:
+            metrics.disabled(endpoint.partner)
+            log.warning(
+                "webhook endpoint %s of %s disabled: every try since %s failed",
+                endpoint.id,
+                endpoint.partner,
+                disabled_since.isoformat(),
+            )
 
     async def _call(
         self,
@@ -272,6 +292,21 @@ class Sender:
         if again > item.retries_from + GIVE_UP_AFTER:
             return FAILED, None
         return PENDING, again
+
+
+def _disabled(endpoint: EndpointRecord, since: datetime, at: datetime) -> Entry:
+    """The audit entry of the gateway disabling ``endpoint`` (by the sender's job)."""
+    return Entry(
+        occurred_at=at,
+        actor=Actor("job", f"system:{JOB}"),
+        action="webhook_endpoint.disable",
+        outcome="ok",
+        target_kind="webhook_endpoint",
+        target_id=str(endpoint.id),
+        partner=endpoint.partner,
+        detail=f"failing since {since.isoformat()}",
+        source="job",
+    )
 
 
 class Clients:

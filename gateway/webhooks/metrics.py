@@ -9,6 +9,11 @@ ATTEMPTS = Counter(
     "Webhook tries by partner and outcome: delivered (2xx), retrying, failed (given up).",
     ["partner", "outcome"],
 )
+DISABLED = Counter(
+    "coalition_webhook_endpoints_disabled",
+    "Webhook endpoints the gateway disabled after every try at them failed for days.",
+    ["partner"],
+)
 DURATION = Histogram(
     "coalition_webhook_attempt_seconds",
     "Time a webhook try took, answer or not.",
@@ -19,3 +24,7 @@ DURATION = Histogram(
 def attempted(partner: str, outcome: str, milliseconds: int) -> None:
     ATTEMPTS.labels(partner, outcome).inc()
     DURATION.observe(milliseconds / 1000)
+
+
+def disabled(partner: str) -> None:
+    DISABLED.labels(partner).inc()

@@ -2,12 +2,16 @@
 webhook tables).
 
 Claims are leases (``lease_until``), taken by a conditional UPDATE, so that two runners
-never send the same delivery at once, on PostgreSQL and SQLite alike."""
+never send the same delivery at once, on PostgreSQL and SQLite alike.
+
+An endpoint every try at which failed for ``DISABLE_AFTER`` (no 2xx answer since its
+``failing_since``) is disabled by the gateway (``note_health``): its pending deliveries wait
+and no new ones are made until it is enabled again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.webhooks.store import PENDING, DeliveryRecord, delivery_of
 from gateway.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
+
+DISABLE_AFTER = timedelta(days=5)
+DISABLED_REASON = f"Every try for {DISABLE_AFTER.days} days failed: enable it once it answers."
 
 
 def _due(now: datetime) -> Any:
@@ -157,3 +164,37 @@ async def prune(connection: AsyncConnection, before: datetime, limit: int) -> in
                 sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(gone))
             )
     return len(old)
+
+
+async def note_health(
+    connection: AsyncConnection, endpoint_id: int, answered: bool, at: datetime
+) -> datetime | None:
+    """Keep the endpoint's ``failing_since`` after a try (``answered``: a 2xx answer) at
+    ``at``; disable it when every try since ``DISABLE_AFTER`` ago failed. Returns the
+    ``failing_since`` of an endpoint this try disabled, else None. A healthy endpoint's row
+    is not written (nor locked): each UPDATE matches only on a change."""
+    e = webhook_endpoints
+    if answered:
+        await connection.execute(
+            sa.update(e)
+            .where(e.c.id == endpoint_id, e.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return None
+    await connection.execute(
+        sa.update(e)
+        .where(e.c.id == endpoint_id, e.c.failing_since.is_(None))
+        .values(failing_since=at)
+    )
+    disabled = await connection.execute(
+        sa.update(e)
+        .where(
+            e.c.id == endpoint_id,
+            e.c.enabled.is_(True),
+            e.c.failing_since <= at - DISABLE_AFTER,
+        )
+        .values(enabled=False, disabled_reason=DISABLED_REASON, updated_at=at)
+        .returning(e.c.failing_since)
+    )
+    since: datetime | None = disabled.scalar()
+    return since

@@ -139,7 +139,10 @@ class WebhookService:
         if event_types is not None:
             values["event_types"] = _event_types(event_types)
         if enabled is not None:
-            values["enabled"] = enabled
+            # Enabled again, it starts afresh: the days of failures are behind it.
+            values.update(enabled=enabled, disabled_reason=None)
+            if enabled:
+                values["failing_since"] = None
         now = self.ledger.clock()
 
         async def work(connection: AsyncConnection) -> EndpointRecord:

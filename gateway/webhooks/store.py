@@ -28,6 +28,8 @@ class EndpointRecord:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    failing_since: datetime | None = None  # the first failed try since the last 2xx answer
+    disabled_reason: str | None = None  # why the gateway disabled it (None: a person did)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def _endpoint(row: Any) -> EndpointRecord:
         bool(row.enabled),
         row.created_at,
         row.updated_at,
+        row.failing_since,
+        row.disabled_reason,
     )
 
 

@@ -27,6 +27,10 @@ webhook_endpoints = sa.Table(
     sa.Column("previous_until", Moment, nullable=True),
     sa.Column("created_at", Moment, nullable=False),
     sa.Column("updated_at", Moment, nullable=False),
+    # Migration 0023: the first failed try since the last 2xx answer (None while it answers),
+    # and why the gateway disabled the endpoint (None if a person did, or while enabled).
+    sa.Column("failing_since", Moment, nullable=True),
+    sa.Column("disabled_reason", sa.String(200), nullable=True),
     sa.Index("ix_webhook_endpoints_partner", "partner", "id"),
     sqlite_autoincrement=True,
 )

@@ -118,7 +118,7 @@ class AuditEntry:
         description="An event type (`points.earned`, `transfer.reversed`, `member.merged`, "
         "...), a mutation's name (`createReward`, `unlinkIdentity`...) or `sign_in`, "
         "`sign_out`, `link`, `imports.upload`, `client.create`, `client.rotate`, `client.disable`, "
-        "`keys.rotate`, `secrets.rewrap`."
+        "`keys.rotate`, `secrets.rewrap`, `webhook_endpoint.disable` (by the webhook sender)."
     )
     def action(self) -> str:
         return self.stored.entry.action

@@ -12,6 +12,7 @@ from gateway.api.graphql import cursors
 from gateway.api.graphql.context import Info
 from gateway.api.graphql.errors import ArgumentError
 from gateway.api.graphql.scalars import encode_id
+from gateway.webhooks.queue import DISABLE_AFTER
 from gateway.webhooks.service import MAX_PAGE
 from gateway.webhooks.store import AttemptRecord, DeliveryRecord, EndpointRecord
 
@@ -140,6 +141,21 @@ class WebhookEndpoint:
     @strawberry.field
     def enabled(self) -> bool:
         return self.record.enabled
+
+    @strawberry.field(
+        description="Since when every try at it has failed (the first failed try after its "
+        f"last 2xx answer); null while it answers. After {DISABLE_AFTER.days} days of "
+        "failures the gateway disables it."
+    )
+    def failing_since(self) -> datetime | None:
+        return self.record.failing_since
+
+    @strawberry.field(
+        description="Why the gateway disabled it; null while it is enabled, or when a person "
+        "disabled it. Enabling it again (`updateWebhookEndpoint`) clears it."
+    )
+    def disabled_reason(self) -> str | None:
+        return self.record.disabled_reason
 
     @strawberry.field
     def created_at(self) -> datetime:
