@@ -206,48 +206,61 @@ async def delete_endpoint(connection: AsyncConnection, endpoint_id: int) -> None
 # Deliveries
 
 
+LINE_CHUNK = 500  # (endpoint, member) pairs per lookup, deliveries per INSERT
+
+
 async def add_deliveries(
     connection: AsyncConnection, new: Sequence[NewDelivery], now: datetime
 ) -> list[int]:
-    """New pending deliveries, due now; one whose member has an earlier delivery pending at
-    the endpoint waits (no due time) until that one is finished (``queue.record``)."""
+    """New pending deliveries, in order, due now; one whose member has an earlier delivery
+    pending at the endpoint (in the table or earlier in ``new``) waits (no due time) until
+    that one is finished (``queue.record``). Their ids, in order.
+
+    The members' pending deliveries there are locked first: one finishing meanwhile either is
+    seen as finished here or, once this commits, sees the new one when it wakes the next. A
+    few statements per batch, whatever its size."""
     d = webhook_deliveries
-    ids: list[int] = []
-    for delivery in new:  # one by one: the ids, in order, for ordering per member
+    pairs = sorted({(x.endpoint_id, x.member_id) for x in new if x.member_id is not None})
+    lined_up: set[tuple[int, str]] = set()
+    for start in range(0, len(pairs), LINE_CHUNK):
+        chunk = pairs[start : start + LINE_CHUNK]
+        found = await connection.execute(
+            sa.select(d.c.endpoint_id, d.c.member_id)
+            .where(
+                d.c.status == PENDING,
+                sa.tuple_(d.c.endpoint_id, d.c.member_id).in_(chunk),
+            )
+            .with_for_update()
+        )
+        lined_up.update((int(row.endpoint_id), row.member_id) for row in found)
+    rows: list[dict[str, Any]] = []
+    for delivery in new:
         waiting = False
         if delivery.member_id is not None:
-            # Locks the member's first pending delivery there: one finishing meanwhile
-            # either is seen as finished here or sees this one when it wakes the next.
-            head = await connection.execute(
-                sa.select(d.c.id)
-                .where(
-                    d.c.endpoint_id == delivery.endpoint_id,
-                    d.c.member_id == delivery.member_id,
-                    d.c.status == PENDING,
-                )
-                .order_by(d.c.id)
-                .limit(1)
-                .with_for_update()
-            )
-            waiting = head.first() is not None
-        result = await connection.execute(
-            sa.insert(d)
-            .values(
-                endpoint_id=delivery.endpoint_id,
-                message_id="msg_" + uuid.uuid4().hex,
-                event_id=delivery.event_id,
-                event_type=delivery.event_type,
-                member_id=delivery.member_id,
-                occurred_at=delivery.occurred_at,
-                status=PENDING,
-                attempts=0,
-                created_at=now,
-                retries_from=now,
-                next_attempt_at=None if waiting else now,
-            )
-            .returning(d.c.id)
+            line = (delivery.endpoint_id, delivery.member_id)
+            waiting = line in lined_up
+            lined_up.add(line)
+        rows.append(
+            {
+                "endpoint_id": delivery.endpoint_id,
+                "message_id": "msg_" + uuid.uuid4().hex,
+                "event_id": delivery.event_id,
+                "event_type": delivery.event_type,
+                "member_id": delivery.member_id,
+                "occurred_at": delivery.occurred_at,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "retries_from": now,
+                "next_attempt_at": None if waiting else now,
+            }
         )
-        ids.append(int(result.scalar_one()))
+    ids: list[int] = []
+    # The ids follow the rows' order (a member's line at an endpoint is in id order).
+    insert = sa.insert(d).returning(d.c.id, sort_by_parameter_order=True)
+    for start in range(0, len(rows), LINE_CHUNK):
+        result = await connection.execute(insert, rows[start : start + LINE_CHUNK])
+        ids += [int(row.id) for row in result]
     return ids
 
 
