@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers; each gets its own PostgreSQL database (`test_gw0`, ...)
 TEST_WORKERS ?= auto
 
-.PHONY: run test lint check schema bench bench-settlement bench-bulk bench-import clean
+.PHONY: run test lint check schema bench bench-settlement bench-bulk bench-import bench-webhooks clean
 
 run: $(STAMP)
 	$(BIN)/coalition serve
@@ -38,6 +38,11 @@ bench-bulk: $(STAMP)
 # (options: BENCH_ARGS="--lines 1000000 --members 10000 --batch-size 5000")
 bench-import: $(STAMP)
 	$(BIN)/python -m bench.imports $(BENCH_ARGS)
+
+# the webhook fan-out next to a COPY of the same delivery rows
+# (options: BENCH_ARGS="--batches 20 --members 5000 --endpoints 2")
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
