@@ -6,7 +6,9 @@ open the console. Every request off 127.0.0.1 is aborted and none is made."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
@@ -106,6 +108,39 @@ def test_olivia_finds_a_member_and_reverses_a_transfer(server: str, visit: Visit
     assert visit.refused == [] and visit.errors == []
 
 
+def _a_failing_endpoint(server: str, token: str) -> str:
+    """Register a skyway endpoint nobody listens at, earn once, and wait for the gateway's
+    sender (every second in `coalition serve`) to fail at it: its ``failingSince``."""
+
+    def ask(query: str) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{server}/graphql",
+            json={"query": query},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
+        found: dict[str, Any] = answer.json()["data"]
+        return found
+
+    ask(
+        'mutation { createWebhookEndpoint(input: {partner: "skyway", url: '
+        '"http://127.0.0.1:9/down", eventTypes: ["points.earned"]}) { userErrors { code } } }'
+    )
+    ask(
+        'mutation { earnPoints(input: {partner: "skyway", member: {partnerCustomerId: '
+        '"SKY-1001"}, points: 5, idempotencyKey: "health-hook"}) { userErrors { code } } }'
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        (endpoint,) = ask('{ webhookEndpoints(partner: "skyway") { failingSince } }')[
+            "webhookEndpoints"
+        ]
+        if endpoint["failingSince"]:
+            return str(endpoint["failingSince"])
+        assert time.monotonic() < deadline, "the sender did not try the endpoint"
+        time.sleep(0.2)
+
+
 def test_the_health_page_shows_consumers_remote_operations_and_imports(server: str, visit: Visit):
     grant = httpx.post(
         f"{server}/oauth/token",
@@ -122,6 +157,7 @@ def test_the_health_page_shows_consumers_remote_operations_and_imports(server: s
         },
     )
     assert uploaded.status_code == 202, uploaded.text
+    failing_since = _a_failing_endpoint(server, grant.json()["access_token"])
     page = visit.page
     operator_opens(page, server, "health")
     expect(page.get_by_role("status")).to_contain_text("Up to date")
@@ -129,6 +165,12 @@ def test_the_health_page_shows_consumers_remote_operations_and_imports(server: s
     expect(page.locator("#health-cards")).to_contain_text("Remote operations pending")
     expect(page.locator("#imports-table")).to_contain_text("night.csv")
     expect(page.locator("#remote-table")).to_contain_text("None.")
+    hooks = page.locator("#webhooks-table")
+    expect(hooks).to_contain_text("http://127.0.0.1:9/down")
+    expect(hooks).to_contain_text("failing")
+    expect(hooks).to_contain_text(failing_since[:19].replace("T", " ") + " UTC")
+    expect(hooks).to_contain_text("ConnectError")
+    expect(page.locator("#health-cards")).to_contain_text("Webhook endpoints failing or disabled")
     page.get_by_role("button", name="Refresh").click()
     expect(page.get_by_role("status")).to_contain_text("Up to date")
     page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)

@@ -1,5 +1,6 @@
 """Jobs & health: event consumers' lag, remote operations pending at partners that keep their
-own points, and the latest import jobs, as the database tells them (query `operations`)."""
+own points, the latest import jobs (query `operations`) and the partners' webhook endpoints
+that fail or were disabled (query `webhookEndpoints`), as the database tells them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ FRAME = """
 <div class="scroll" id="remote-table"></div></section>
 <section aria-labelledby="imports"><h2 id="imports">Import jobs</h2>
 <div class="scroll" id="imports-table"></div></section>
+<section aria-labelledby="webhooks"><h2 id="webhooks">Webhook endpoints</h2>
+<div class="scroll" id="webhooks-table"></div></section>
 <p class="note">Sweeps' last runs and per-process figures are kept in each process's memory:
 they are on <code>/metrics</code>, not here.</p>
 """

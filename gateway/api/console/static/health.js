@@ -1,4 +1,5 @@
-// Jobs & health: the `operations` query as cards and tables, refreshed on demand.
+// Jobs & health: the `operations` and `webhookEndpoints` queries as cards and tables,
+// refreshed on demand.
 "use strict";
 (() => {
   const {gql, status, el, table, percent} = Console;
@@ -10,11 +11,28 @@
     consumers { name lagEvents lagSeconds oldestWaitingAt }
     remoteOperations { status count }
     pendingRemoteOperations { id kind remotePartner remotePoints attempts lastError lastAttemptAt nextAttemptAt createdAt }
-    imports { updatedAt job { id partner { slug } source status linesRead posted rejected progress startedAt finishedAt error } } } }`;
+    imports { updatedAt job { id partner { slug } source status linesRead posted rejected progress startedAt finishedAt error } } }
+    webhookEndpoints { partner url enabled failingSince disabledReason
+      deliveries(first: 5) { edges { node { attempts { attemptedAt statusCode error } } } } } }`;
+
+  // Disabled first, then failing (longest first), then the ones that answer.
+  const rank = (e) => (!e.enabled ? 0 : e.failingSince ? 1 : 2);
+  const state = (e) => (e.enabled ? (e.failingSince ? "failing" : "ok")
+    : e.disabledReason ? `disabled by the gateway: ${e.disabledReason}` : "disabled");
+  // The latest try among the endpoint's newest deliveries (a newer one may be waiting untried).
+  function latestTry(endpoint) {
+    const tries = endpoint.deliveries.edges.flatMap(({node}) => node.attempts);
+    const last = tries.sort((a, b) => a.attemptedAt.localeCompare(b.attemptedAt)).pop();
+    if (!last) return "—";
+    return `${when(last.attemptedAt)}: ${last.statusCode ? `HTTP ${last.statusCode}` : last.error || "no answer"}`;
+  }
 
   async function load() {
     status("Reading…");
-    const o = (await gql(QUERY)).operations;
+    const data = await gql(QUERY);
+    const o = data.operations;
+    const endpoints = [...data.webhookEndpoints].sort((a, b) =>
+      rank(a) - rank(b) || String(a.failingSince).localeCompare(String(b.failingSince)));
     $("checked").textContent = `Checked ${when(o.checkedAt)}`;
     const pending = o.remoteOperations.find((r) => r.status === "pending");
     const worst = Math.max(0, ...o.consumers.map((c) => c.lagSeconds));
@@ -22,7 +40,8 @@
     $("health-cards").replaceChildren(
       card("Longest consumer wait", seconds(worst)),
       card("Remote operations pending", count.format(pending ? pending.count : 0)),
-      card("Imports running or queued", count.format(o.imports.filter((i) => ["RUNNING", "QUEUED"].includes(i.job.status)).length)));
+      card("Imports running or queued", count.format(o.imports.filter((i) => ["RUNNING", "QUEUED"].includes(i.job.status)).length)),
+      card("Webhook endpoints failing or disabled", count.format(endpoints.filter((e) => rank(e) < 2).length)));
     $("consumers-table").replaceChildren(table("Consumers", ["Consumer", "Behind (events)", "Oldest waiting for", "Oldest waiting event"],
       o.consumers.map((c) => [c.name, `${count.format(c.lagEvents)} events`, seconds(c.lagSeconds), when(c.oldestWaitingAt)]), [1, 2]));
     $("remote-table").replaceChildren(
@@ -33,6 +52,8 @@
     $("imports-table").replaceChildren(Console.tableOrNone("Imports, latest moved first", ["File", "Partner", "Status", "Done", "Lines read", "Posted", "Rejected", "Last moved", "Error"],
       o.imports.map((i) => [i.job.source, i.job.partner.slug, i.job.status.toLowerCase(), percent(i.job.progress),
         count.format(i.job.linesRead), count.format(i.job.posted), count.format(i.job.rejected), when(i.updatedAt), i.job.error || "—"]), [3, 4, 5, 6]));
+    $("webhooks-table").replaceChildren(Console.tableOrNone("Endpoints, disabled and failing first", ["URL", "Partner", "State", "Failing since", "Latest try (newest 5 deliveries)"],
+      endpoints.map((e) => [e.url, e.partner, state(e), when(e.failingSince), latestTry(e)])));
     status("Up to date.", "done");
   }
 
