@@ -32,6 +32,14 @@ class Database:
         admin_url = urlunsplit(parts._replace(path="/postgres"))
         return cls(url, admin_url, f"postgresql+asyncpg://{rest}", name)
 
+    def suffixed(self, suffix: str) -> Database:
+        """The same server's database named like this one with ``suffix`` appended: a
+        benchmark's own (``coalition_bench_settle``...)."""
+        name = f"{self.name}{suffix}"
+        url = urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
+        gateway_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return Database(url, self.admin_url, gateway_url, name)
+
 
 async def prepare_database(database: Database) -> None:
     """Create the database when missing and give it an empty public schema."""

@@ -36,7 +36,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
@@ -92,15 +91,6 @@ class Row:
         return self.closed / self.close_seconds if self.close_seconds else 0.0
 
 
-def settle_database() -> Database:
-    """The earn bench's server and database name with ``_settle``: its own database."""
-    database = Database.from_env()
-    name = f"{database.name}_settle"
-    url = urlunsplit(urlsplit(database.url)._replace(path=f"/{name}"))
-    gateway_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    return Database(url, database.admin_url, gateway_url, name)
-
-
 async def measure(database: Database, service: SettlementService, size: int, earns: int) -> Row:
     connection = await asyncpg.connect(database.url)
     try:
@@ -129,7 +119,7 @@ async def measure(database: Database, service: SettlementService, size: int, ear
 
 
 async def run(sizes: Sequence[int], earns_ratio: float) -> int:
-    database = settle_database()
+    database = Database.from_env().suffixed("_settle")
     started = time.perf_counter()
     await prepare_database(database)
     engine = create_engine(database.gateway_url, pool_size=2)

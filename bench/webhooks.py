@@ -36,7 +36,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
@@ -52,14 +51,6 @@ COLUMNS = (
     "endpoint_id", "message_id", "event_id", "event_type", "member_id", "occurred_at",
     "status", "attempts", "created_at", "retries_from", "next_attempt_at",
 )  # fmt: skip
-
-
-def webhooks_database() -> Database:
-    database = Database.from_env()
-    name = f"{database.name}_webhooks"
-    url = urlunsplit(urlsplit(database.url)._replace(path=f"/{name}"))
-    gateway_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    return Database(url, database.admin_url, gateway_url, name)
 
 
 def batches(members: Sequence[str], count: int, size: int, seed: int) -> list[list[Event]]:
@@ -86,7 +77,7 @@ def _rate(events: int, seconds: float) -> str:
 
 
 async def run(arguments: argparse.Namespace) -> int:
-    database = webhooks_database()
+    database = Database.from_env().suffixed("_webhooks")
     await prepare_database(database)
     engine = create_engine(database.gateway_url)
     await migrate(engine)
