@@ -15,6 +15,7 @@ from gateway.api.graphql.scalars import decode_member_id
 from tests.conftest import Gateway
 from tests.operations import ENROL, codes, payload
 from tests.sso import sign_in
+from tests.test_audit import trail
 from tests.test_privacy import EXPORT
 from tests.test_sign_in import earn, my_id
 
@@ -33,6 +34,10 @@ async def test_a_member_downloads_their_data(sso: Gateway):
     document = answer.json()
     assert document["format"] == 1 and document["member"]["id"] == decode_member_id(member)
     assert [e["customerId"] for e in document["enrolments"]] == ["SKY-1001"]
+    # Who took the member's data, and when, is on the trail (the member's own too).
+    (entry,) = await trail(sso, action="exportMyData")
+    assert entry["actor"]["kind"] == "MEMBER" and entry["memberId"] == member
+    assert entry["outcome"] == "OK" and entry["target"]["kind"] == "member"
 
 
 async def test_the_cli_exports_and_erases(
@@ -60,6 +65,8 @@ async def test_the_cli_exports_and_erases(
     assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 0
     assert await asyncio.to_thread(main, ["members", "erase", member, "--yes"]) == 1
     assert await asyncio.to_thread(main, ["members", "export", "nobody"]) == 2
+    (exported,) = await trail(gateway, action="members.export")
+    assert exported["actor"]["id"].startswith("operator:cli") and exported["memberId"] == member
     after = payload(await gateway.gql(EXPORT, {"id": member}))
     assert codes(after) == [] and "C-77" not in json.dumps(after)
     assert after["data"]["member"]["erasure"]["erasedBy"].startswith("operator:cli")

@@ -118,6 +118,7 @@ async def record_cli(
     data: dict[str, Any] | None = None,
     outcome: str = "ok",
     detail: str | None = None,
+    member_id: str | None = None,
 ) -> None:
     """A CLI command's entry, by the operator at the terminal (``operator:cli:<user>``)."""
     await record(
@@ -127,6 +128,7 @@ async def record_cli(
         action,
         outcome,
         target=target,
+        member_id=member_id,
         partner=partner,
         detail=detail,
         data=data,

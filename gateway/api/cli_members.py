@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.api.auditing import record_cli
 from gateway.api.cli_database import with_database
 from gateway.api.configured import configured_ledger
 from gateway.api.settings import Settings
@@ -70,7 +71,12 @@ def members(settings: Settings, args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> Any:
         service = await _service(engine, settings)
         if args.action == "export":
-            return await service.export(member_id, limit=None)
+            document = await service.export(member_id, limit=None)
+            # Personal data left the gateway: whose, and who took it (an erasure is told by
+            # its event).
+            target = ("member", member_id)
+            await record_cli(engine, "members.export", target, member_id=member_id)
+            return document
         return await service.erase(member_id, operator)
 
     try:

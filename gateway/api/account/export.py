@@ -1,6 +1,6 @@
 """GET /account/export: the signed-in member's data (gateway.privacy's export document) as
 a JSON attachment, for their browser session only (401 without one, 403 for an operator's
-session)."""
+session). Each download leaves an audit entry, as the `exportMyData` mutation does."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.api.auditing import actor_of, record
+from gateway.audit.entries import detail_of
+from gateway.audit.trail import AuditTrail
 from gateway.auth.principal import MemberPrincipal
 from gateway.kernel.errors import DomainError
 from gateway.privacy.service import PrivacyService
@@ -37,10 +40,14 @@ class AccountExport:
             status = 401 if principal is None else 403
             message = "Sign in at /account first." if principal is None else "Not a member."
             return JSONResponse({"error": message}, status, headers=HEADERS)
+        privacy = self.privacy()
+        member_id = principal.member_id
         try:
-            document = await self.privacy().export(principal.member_id)
+            document = await privacy.export(member_id)
         except DomainError as error:
+            await self._audit(privacy, principal, "rejected", detail_of([error.code.value]))
             return JSONResponse({"error": error.message, "code": error.code.value}, 404)
+        await self._audit(privacy, principal, "ok", None)
         day = str(document["exportedAt"])[:10]
         return Response(
             json.dumps(document, indent=2, ensure_ascii=False),
@@ -49,6 +56,23 @@ class AccountExport:
                 **HEADERS,
                 "content-disposition": f'attachment; filename="coalition-data-{day}.json"',
             },
+        )
+
+    @staticmethod
+    async def _audit(
+        privacy: PrivacyService, principal: MemberPrincipal, outcome: str, detail: str | None
+    ) -> None:
+        ledger = privacy.ledger
+        await record(
+            AuditTrail(ledger.uow),
+            ledger.clock(),
+            actor_of(principal),
+            "exportMyData",
+            outcome,
+            target=("member", principal.member_id),
+            member_id=principal.member_id,
+            detail=detail,
+            data={"via": "download"},
         )
 
     def routes(self) -> list[BaseRoute]:

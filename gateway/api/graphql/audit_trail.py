@@ -118,7 +118,8 @@ class AuditEntry:
         description="An event type (`points.earned`, `transfer.reversed`, `member.merged`, "
         "...), a mutation's name (`createReward`, `unlinkIdentity`...) or `sign_in`, "
         "`sign_out`, `link`, `imports.upload`, `client.create`, `client.rotate`, `client.disable`, "
-        "`keys.rotate`, `secrets.rewrap`, `webhook_endpoint.disable` (by the webhook sender)."
+        "`keys.rotate`, `secrets.rewrap`, `members.export`, `webhook_endpoint.disable` (by "
+        "the webhook sender)."
     )
     def action(self) -> str:
         return self.stored.entry.action
