@@ -6,7 +6,9 @@ pool it went to (``data.to_partner``); a merge that moved no points (no pool) th
 the surviving member is enrolled at; ``settlement.closed`` and ``configuration.changed``
 every partner (both are coalition-wide, and their payloads carry nothing of one partner).
 An endpoint gets the events that occurred from its registration on. Deliveries are added in
-event order, in the consumer's own transaction: once per event.
+event order, in the consumer's own transaction: once per event. A merge moves the retired
+member's pending deliveries into the survivor's line first (``store.join_lines``): order per
+member holds across merges.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ class WebhookFanout:
 
     async def apply(self, connection: AsyncConnection, events: Sequence[Event]) -> None:
         endpoints = await store.enabled_endpoints(connection)
-        if not endpoints:
-            return
         new: list[NewDelivery] = []
         for event in events:
+            retired = event.data.get("retired")
+            if event.type == types.MEMBER_MERGED and isinstance(retired, str) and event.member_id:
+                # The deliveries of the events before the merge are made first, so that the
+                # retired member's move with the rest of its line, ahead of the merge's own.
+                await store.add_deliveries(connection, new, self.clock())
+                new = []
+                await store.join_lines(connection, retired, event.member_id)
             listening = [
                 e
                 for e in endpoints

@@ -25,10 +25,10 @@ DISABLED_REASON = f"Every try for {DISABLE_AFTER.days} days failed: enable it on
 
 
 def _due(now: datetime) -> Any:
-    """Pending deliveries due at an enabled endpoint, none of whose member's earlier
-    deliveries there is still pending (events without a member have no order). Deliveries
+    """Pending deliveries due at an enabled endpoint, none of whose line's earlier deliveries
+    there is still pending (events without a member have no line, no order). Deliveries
     waiting behind an earlier one have no due time, so this reads only the heads of the
-    members' lines (index ``ix_webhook_deliveries_due``), however long the lines are."""
+    lines (index ``ix_webhook_deliveries_due``), however long the lines are."""
     earlier = webhook_deliveries.alias("earlier")
     d = webhook_deliveries
     return (
@@ -41,7 +41,7 @@ def _due(now: datetime) -> Any:
             webhook_endpoints.c.enabled.is_(True),
             ~sa.exists().where(
                 earlier.c.endpoint_id == d.c.endpoint_id,
-                earlier.c.member_id == d.c.member_id,
+                earlier.c.line_id == d.c.line_id,
                 earlier.c.status == PENDING,
                 earlier.c.id < d.c.id,
             ),
@@ -108,12 +108,14 @@ async def record(
             finished_at=None if status == PENDING else outcome.attempted_at,
             lease_until=None,
         )
-        .returning(webhook_deliveries.c.id)
+        .returning(webhook_deliveries.c.line_id)
     )
-    if result.first() is None:
+    row = result.first()
+    if row is None:
         return  # deleted with its endpoint meanwhile
-    if status != PENDING and delivery.member_id is not None:
-        await _wake_next(connection, delivery, outcome.attempted_at)
+    # The line it is in now: a merge may have moved it since it was claimed.
+    if status != PENDING and row.line_id is not None:
+        await _wake_next(connection, delivery.endpoint_id, row.line_id, outcome.attempted_at)
     await connection.execute(
         sa.insert(webhook_attempts).values(
             delivery_id=delivery.id,
@@ -126,14 +128,16 @@ async def record(
     )
 
 
-async def _wake_next(connection: AsyncConnection, finished: DeliveryRecord, now: datetime) -> None:
-    """Make the member's next waiting delivery at the endpoint due (``store.add_deliveries``)."""
+async def _wake_next(
+    connection: AsyncConnection, endpoint_id: int, line_id: str, now: datetime
+) -> None:
+    """Make the line's next waiting delivery at the endpoint due (``store.add_deliveries``)."""
     d = webhook_deliveries
     waiting = (
         sa.select(d.c.id)
         .where(
-            d.c.endpoint_id == finished.endpoint_id,
-            d.c.member_id == finished.member_id,
+            d.c.endpoint_id == endpoint_id,
+            d.c.line_id == line_id,
             d.c.status == PENDING,
             d.c.next_attempt_at.is_(None),
         )

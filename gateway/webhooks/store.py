@@ -47,6 +47,7 @@ class DeliveryRecord:
     next_attempt_at: datetime | None
     retries_from: datetime
     finished_at: datetime | None
+    line_id: str | None = None  # whose line it waits in (``join_lines``); None: no order
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def delivery_of(row: Any) -> DeliveryRecord:
         row.next_attempt_at,
         row.retries_from,
         row.finished_at,
+        row.line_id,
     )
 
 
@@ -212,27 +214,27 @@ LINE_CHUNK = 500  # (endpoint, member) pairs per lookup, deliveries per INSERT
 async def add_deliveries(
     connection: AsyncConnection, new: Sequence[NewDelivery], now: datetime
 ) -> list[int]:
-    """New pending deliveries, in order, due now; one whose member has an earlier delivery
-    pending at the endpoint (in the table or earlier in ``new``) waits (no due time) until
-    that one is finished (``queue.record``). Their ids, in order.
+    """New pending deliveries, in order, due now; one whose member's line at the endpoint
+    has a delivery pending (in the table or earlier in ``new``) waits (no due time) until
+    the line's earlier ones are finished (``queue.record``). Their ids, in order.
 
-    The members' pending deliveries there are locked first: one finishing meanwhile either is
-    seen as finished here or, once this commits, sees the new one when it wakes the next. A
-    few statements per batch, whatever its size."""
+    The lines' pending deliveries are locked first: one finishing meanwhile either is seen
+    as finished here or, once this commits, sees the new one when it wakes the next. A few
+    statements per batch, whatever its size."""
     d = webhook_deliveries
     pairs = sorted({(x.endpoint_id, x.member_id) for x in new if x.member_id is not None})
     lined_up: set[tuple[int, str]] = set()
     for start in range(0, len(pairs), LINE_CHUNK):
         chunk = pairs[start : start + LINE_CHUNK]
         found = await connection.execute(
-            sa.select(d.c.endpoint_id, d.c.member_id)
+            sa.select(d.c.endpoint_id, d.c.line_id)
             .where(
                 d.c.status == PENDING,
-                sa.tuple_(d.c.endpoint_id, d.c.member_id).in_(chunk),
+                sa.tuple_(d.c.endpoint_id, d.c.line_id).in_(chunk),
             )
             .with_for_update()
         )
-        lined_up.update((int(row.endpoint_id), row.member_id) for row in found)
+        lined_up.update((int(row.endpoint_id), row.line_id) for row in found)
     rows: list[dict[str, Any]] = []
     for delivery in new:
         waiting = False
@@ -247,6 +249,7 @@ async def add_deliveries(
                 "event_id": delivery.event_id,
                 "event_type": delivery.event_type,
                 "member_id": delivery.member_id,
+                "line_id": delivery.member_id,
                 "occurred_at": delivery.occurred_at,
                 "status": PENDING,
                 "attempts": 0,
@@ -262,6 +265,28 @@ async def add_deliveries(
         result = await connection.execute(insert, rows[start : start + LINE_CHUNK])
         ids += [int(row.id) for row in result]
     return ids
+
+
+async def join_lines(connection: AsyncConnection, retired: str, survivor: str) -> int:
+    """A merge: the retired member's pending deliveries, at every endpoint, join the
+    survivor's line where they stand (by id, that is by event), so that nothing later about
+    the survivor, the merge first, overtakes them. How many moved.
+
+    Each line keeps one due delivery, so the joined line has one per line joined; only its
+    first is sent (``queue``), and each finished one wakes the line's next waiting one, so
+    the first pending is always among the due ones."""
+    d = webhook_deliveries
+    # The endpoints (a few) as values: each a lookup in the ordering index.
+    endpoints = list((await connection.execute(sa.select(webhook_endpoints.c.id))).scalars())
+    if not endpoints:
+        return 0
+    result = await connection.execute(
+        sa.update(d)
+        .where(d.c.endpoint_id.in_(endpoints), d.c.line_id == retired, d.c.status == PENDING)
+        .values(line_id=survivor)
+        .returning(d.c.id)
+    )
+    return len(result.all())
 
 
 async def pending_tests(connection: AsyncConnection, endpoint_id: int) -> int:

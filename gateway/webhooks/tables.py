@@ -49,6 +49,9 @@ webhook_deliveries = sa.Table(
     sa.Column("event_id", sa.BigInteger, nullable=True),
     sa.Column("event_type", sa.String(40), nullable=False),
     sa.Column("member_id", sa.String(36), nullable=True),
+    # Migration 0024: whose line it waits in at its endpoint; the member's, until a merge
+    # moves the retired member's pending deliveries into the survivor's line.
+    sa.Column("line_id", sa.String(36), nullable=True),
     sa.Column("occurred_at", Moment, nullable=False),
     sa.Column("status", sa.String(12), nullable=False),  # pending, delivered, failed
     sa.Column("attempts", sa.Integer, nullable=False),
@@ -60,7 +63,7 @@ webhook_deliveries = sa.Table(
     sa.Column("lease_until", Moment, nullable=True),
     sa.Column("finished_at", Moment, nullable=True),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    sa.Index("ix_webhook_deliveries_order", "endpoint_id", "member_id", "status", "id"),
+    sa.Index("ix_webhook_deliveries_order", "endpoint_id", "line_id", "status", "id"),
     sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
     sa.Index("ix_webhook_deliveries_finished", "finished_at"),
     sqlite_autoincrement=True,
